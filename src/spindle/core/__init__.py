@@ -1,0 +1,1 @@
+"""spindle's kernel: models, registry, hooks, middleware, engine. No integrations here."""

@@ -1,0 +1,337 @@
+"""The shared vocabulary: run status, waits, effects, ledger records, events.
+
+These attrs classes are what stores persist, observers receive and the CLI
+prints. They are plain data: behaviour lives in the engine. Datetimes are
+always timezone-aware UTC (:func:`utcnow`); the converter refuses naive ones.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import define, field
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "ArtifactRef",
+    "AuditEntry",
+    "Effect",
+    "EffectOutcome",
+    "EffectStatus",
+    "HandoffEnvelope",
+    "LifecycleEventType",
+    "Lease",
+    "RunLifecycleEvent",
+    "RunState",
+    "RunStatus",
+    "StepKind",
+    "StepRecord",
+    "StepStatus",
+    "UnsettledWork",
+    "WaitReason",
+    "WaitState",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life: ``pending → running → (waiting ↔ running)* → end``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the run can never change again."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class WaitReason(enum.StrEnum):
+    """Why a run (or one of its nodes) is suspended."""
+
+    EVENT = "event"
+    TIMER = "timer"
+    USER = "user"
+    SUBWORKFLOW = "subworkflow"
+    RETRY = "retry"
+    HANDOFF = "handoff"
+
+
+@define
+class WaitState:
+    """One open wait of a run.
+
+    ``key`` is what ``resume`` names; ``event_key`` is what ``emit`` delivers to
+    (for event waits); ``due_at`` is when a timer or retry fires; ``child_run_id``
+    links a sub-workflow wait to its child run.
+    """
+
+    key: str
+    reason: WaitReason
+    node_id: str
+    prompt: str | None = None
+    choices: list[str] | None = None
+    event_key: str | None = None
+    due_at: datetime | None = None
+    child_run_id: str | None = None
+    call_key: str | None = None
+    created_at: datetime = field(factory=utcnow)
+
+
+@define
+class Effect:
+    """A request a node makes of the engine, resolved by an effect handler.
+
+    Args:
+        kind: the effect handler kind (``ask_user``, ``wait_event``, ...).
+        params: the handler's configuration (its attrs fields).
+        key: the idempotency key of this request within the run.
+    """
+
+    kind: str
+    params: dict[str, Any] = field(factory=dict)
+    key: str = ""
+
+
+class EffectStatus(enum.StrEnum):
+    """What an effect handler decided."""
+
+    COMPLETED = "completed"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
+@define
+class EffectOutcome:
+    """The result of handling an effect: a value, a wait, or an error."""
+
+    status: EffectStatus
+    value: Any = None
+    wait: WaitState | None = None
+    error: str | None = None
+
+    @classmethod
+    def completed(cls, value: Any = None) -> EffectOutcome:
+        """The effect is resolved now with ``value``."""
+        return cls(EffectStatus.COMPLETED, value=value)
+
+    @classmethod
+    def waiting(cls, wait: WaitState) -> EffectOutcome:
+        """The run must suspend until ``wait`` is resumed."""
+        return cls(EffectStatus.WAITING, wait=wait)
+
+    @classmethod
+    def failed(cls, error: str) -> EffectOutcome:
+        """The effect cannot be resolved; the node fails with ``error``."""
+        return cls(EffectStatus.FAILED, error=error)
+
+
+class StepKind(enum.StrEnum):
+    """What a ledger record is about."""
+
+    NODE = "node"  # a node's final outcome
+    CALL = "call"  # an effect or memoized sub-step inside a node (ctx.step, ctx.ask_user)
+    RETRY = "retry"  # a failed attempt that will be retried after a durable backoff
+    WAIT = "wait"  # a node suspended on an effect
+    RESUME = "resume"  # an answer delivered to a wait
+    RUN = "run"  # run-level transitions (cancelled, finished, failed)
+
+
+class StepStatus(enum.StrEnum):
+    """The outcome a ledger record states."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    WAITING = "waiting"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+@define
+class StepRecord:
+    """One append-only ledger entry.
+
+    ``seq`` is gap-free from 0 per run; ``record_hash`` is the SHA-256 of
+    ``prev_hash`` and the record's canonical body, so any edit breaks the chain.
+    """
+
+    run_id: str
+    seq: int
+    node_id: str
+    kind: StepKind
+    status: StepStatus
+    idempotency_key: str
+    attempt: int = 1
+    result: Any = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    prev_hash: str = ""
+    record_hash: str = ""
+
+
+@define
+class ArtifactRef:
+    """A reference to content in the store's content-addressed artifact area."""
+
+    digest: str
+    size: int
+    media_type: str = "application/octet-stream"
+    name: str | None = None
+
+
+@define
+class Lease:
+    """Who drives a run: an owner id, its host and pid, an expiry and a fencing token."""
+
+    owner: str
+    host: str
+    pid: int
+    expires_at: datetime
+    token: int
+
+
+@define
+class RunState:
+    """The durable state of one run, without its ledger.
+
+    ``definition_id`` names the serialized workflow kept in the store (with a
+    content hash per node), so a run can be resumed without the original file
+    and a changed definition is detected node by node.
+    """
+
+    run_id: str
+    workflow: str
+    status: RunStatus = RunStatus.PENDING
+    inputs: dict[str, Any] = field(factory=dict)
+    output: Any = None
+    error: str | None = None
+    waits: list[WaitState] = field(factory=list)
+    parent_run_id: str | None = None
+    parent_wait_key: str | None = None
+    definition_id: str = ""
+    created_at: datetime = field(factory=utcnow)
+    updated_at: datetime = field(factory=utcnow)
+    step_count: int = 0
+    event_seq: int = 0
+    audit_seq: int = 0
+    disposition: str | None = None
+    labels: dict[str, str] = field(factory=dict)
+
+    @property
+    def wake_at(self) -> datetime | None:
+        """The earliest due time of the run's timer waits, if any."""
+        dues = [w.due_at for w in self.waits if w.due_at is not None]
+        return min(dues) if dues else None
+
+
+class LifecycleEventType(enum.StrEnum):
+    """Every lifecycle event an observer can receive."""
+
+    RUN_STARTED = "run_started"
+    NODE_STARTED = "node_started"
+    NODE_COMPLETED = "node_completed"
+    NODE_FAILED = "node_failed"
+    NODE_RETRYING = "node_retrying"
+    RUN_WAITING = "run_waiting"
+    RUN_RESUMED = "run_resumed"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    HANDOFF_CREATED = "handoff_created"
+    AUDIT = "audit"
+
+
+@define(frozen=True)
+class RunLifecycleEvent:
+    """One thing that happened to a run, as observers see it.
+
+    ``sequence`` is per run, gap-free and monotonic across process restarts.
+    """
+
+    event_id: str
+    run_id: str
+    type: LifecycleEventType
+    sequence: int
+    occurred_at: datetime
+    node_id: str | None = None
+    payload: dict[str, Any] = field(factory=dict)
+
+
+@define
+class AuditEntry:
+    """An audit line written by a finish hook; ``seq`` is per run and monotonic."""
+
+    run_id: str
+    seq: int
+    message: str
+    data: dict[str, Any] = field(factory=dict)
+    source: str = ""
+    created_at: datetime = field(factory=utcnow)
+
+
+@define
+class HandoffEnvelope:
+    """A payload handed from a finished run to a follow-on workflow.
+
+    ``target`` is a workflow file path or a workflow name the engine knows.
+    ``acknowledged_run_id`` is set once the follow-on run has started.
+    """
+
+    envelope_id: str
+    source_run_id: str
+    target: str
+    payload: Any = None
+    created_at: datetime = field(factory=utcnow)
+    acknowledged_run_id: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether no follow-on run has acknowledged the envelope yet."""
+        return self.acknowledged_run_id is None
+
+
+@define
+class UnsettledWork:
+    """What is still outstanding when a run finishes, for ``spindle_on_finish``."""
+
+    waiting_children: list[str] = field(factory=list)
+    pending_timers: list[WaitState] = field(factory=list)
+    undelivered_events: list[str] = field(factory=list)
+    in_flight: list[str] = field(factory=list)
+    open_handoffs: list[str] = field(factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many items of each sort are outstanding."""
+        return {
+            "waiting_children": len(self.waiting_children),
+            "pending_timers": len(self.pending_timers),
+            "undelivered_events": len(self.undelivered_events),
+            "in_flight": len(self.in_flight),
+            "open_handoffs": len(self.open_handoffs),
+        }
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing at all is outstanding."""
+        return not any(self.counts.values())
+
+    def summary(self) -> str:
+        """One line describing what is outstanding, e.g. ``'2 waiting children, 1 timer'``."""
+        parts = [f"{n} {name.replace('_', ' ')}" for name, n in self.counts.items() if n]
+        return ", ".join(parts) if parts else "nothing unsettled"

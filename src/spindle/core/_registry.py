@@ -1,0 +1,417 @@
+"""The plugin registry: kinds per group, discovered lazily through entry points.
+
+Rules (documented in ``docs/plugins.md``):
+
+* **Lazy.** Listing kinds reads metadata only; :meth:`Registry.get` imports
+  exactly the one entry point asked for, once.
+* **Isolated failures.** An entry point that fails to import, is not a
+  subclass of its group's base, or declares another ``kind_name`` than its
+  entry-point name is recorded as a :class:`PluginLoadError`; the other kinds
+  keep working. ``on_load_failure`` (stevedore-style) is called with each one.
+* **Duplicates.** Two *distributions* declaring the same kind in a group is an
+  error for that kind — never last-write-wins — unless the configuration picks
+  one (``[plugins.prefer] "runtime.command" = "dist-name"``). A kind
+  registered programmatically (:meth:`Registry.register`) deliberately
+  overrides entry points: that is the host application speaking.
+* **Policy.** Allow/deny lists of distributions and kinds are checked before
+  anything is imported; a refused kind raises :class:`PluginPolicyError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, field
+
+from spindle.core._discovery import EntryPointInfo, discover
+from spindle.core._plugin import GROUPS, Plugin
+from spindle.core.errors import PluginLoadError, PluginPolicyError, UnknownKindError
+
+if TYPE_CHECKING:
+    from spindle.core._config import PluginSettings
+
+__all__ = ["KindInfo", "PluginPolicy", "Registry", "default_registry"]
+
+#: Kinds shipped by optional extras, for the "pip install" hint on unknown kinds.
+EXTRA_KINDS: dict[tuple[str, str], str] = {
+    ("store", "postgres"): "postgres",
+    ("store", "postgresql"): "postgres",
+    ("executor", "dask"): "dask",
+    ("observer", "otel"): "otel",
+}
+
+
+@define(frozen=True)
+class KindInfo:
+    """A kind as listings show it, without importing it."""
+
+    group: str
+    kind: str
+    value: str
+    distribution: str
+    version: str
+    description: str = ""
+    error: str | None = None
+    denied: bool = False
+
+
+@define
+class PluginPolicy:
+    """Allow/deny lists for plugin distributions and kinds.
+
+    Kinds are written ``"group.kind"`` (``"runtime.python_code"``); an empty
+    allow list allows everything. Deny wins over allow.
+    """
+
+    allow_distributions: list[str] = field(factory=list)
+    deny_distributions: list[str] = field(factory=list)
+    allow_kinds: list[str] = field(factory=list)
+    deny_kinds: list[str] = field(factory=list)
+    prefer: dict[str, str] = field(factory=dict)
+
+    def refusal(self, group: str, kind: str, distribution: str | None) -> str | None:
+        """Return why ``group.kind`` from ``distribution`` is refused, or None."""
+        name = f"{group}.{kind}"
+        if name in self.deny_kinds:
+            return f"kind '{name}' is in plugins.deny_kinds"
+        if self.allow_kinds and name not in self.allow_kinds:
+            return f"kind '{name}' is not in plugins.allow_kinds"
+        if distribution is not None:
+            dist = distribution.lower()
+            if dist in (d.lower() for d in self.deny_distributions):
+                return f"distribution '{distribution}' is in plugins.deny_distributions"
+            allowed = [d.lower() for d in self.allow_distributions]
+            if allowed and dist not in allowed:
+                return f"distribution '{distribution}' is not in plugins.allow_distributions"
+        return None
+
+
+LoadFailureCallback = Callable[[PluginLoadError], None]
+
+
+def _group_bases() -> dict[str, type | None]:
+    from spindle.core import _bases
+
+    return {
+        "runtime": _bases.Runtime,
+        "executor": _bases.Executor,
+        "effect": _bases.EffectHandler,
+        "store": _bases.Store,
+        "observer": None,  # RunObserver is a Protocol: checked by shape
+        "middleware": _bases.Middleware,
+        "cli": None,  # click commands, checked by the CLI
+        "hooks": None,  # pluggy hookimpl modules, checked by the plugin manager
+    }
+
+
+class Registry:
+    """Kinds per plugin group, from entry points and programmatic registration.
+
+    Args:
+        entry_points: discover installed entry points (``False`` gives an empty
+            registry, for tests and embedded hosts).
+        policy: allow/deny lists and duplicate preferences.
+        on_load_failure: called with each :class:`PluginLoadError` as it is found.
+        paths: where to look for distributions (default ``sys.path``).
+    """
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        policy: PluginPolicy | None = None,
+        on_load_failure: LoadFailureCallback | None = None,
+        paths: Sequence[str] | None = None,
+    ) -> None:
+        self.policy = policy or PluginPolicy()
+        self.on_load_failure = on_load_failure
+        self._use_entry_points = entry_points
+        self._paths = paths
+        self._eps: dict[str, dict[str, list[EntryPointInfo]]] | None = None
+        self._programmatic: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+        self._loaded: dict[tuple[str, str], Any] = {}
+        self._errors: dict[tuple[str, str], PluginLoadError] = {}
+
+    # --- construction helpers ------------------------------------------------
+
+    @classmethod
+    def for_testing(cls, plugins: Iterable[Any] = (), *, entry_points: bool = False) -> Registry:
+        """A registry holding only ``plugins`` (classes with ``kind_name``), no discovery."""
+        reg = cls(entry_points=entry_points)
+        for p in plugins:
+            reg.register(p)
+        return reg
+
+    @classmethod
+    def from_settings(cls, settings: PluginSettings, **kwargs: Any) -> Registry:
+        """Build a registry honouring the ``[plugins]`` section of the configuration."""
+        policy = PluginPolicy(
+            allow_distributions=list(settings.allow_distributions),
+            deny_distributions=list(settings.deny_distributions),
+            allow_kinds=list(settings.allow_kinds),
+            deny_kinds=list(settings.deny_kinds),
+            prefer=dict(settings.prefer),
+        )
+        return cls(policy=policy, **kwargs)
+
+    # --- registration ------------------------------------------------------------
+
+    def register(self, obj: Any, *, kind: str | None = None, group: str | None = None) -> None:
+        """Register a plugin programmatically; it overrides an entry point of the same kind.
+
+        Args:
+            obj: a plugin class (its ``plugin_group``/``kind_name`` are used), or any
+                object when ``group`` and ``kind`` are given (observers, CLI commands).
+            kind: the kind name, if not the class's ``kind_name``.
+            group: the plugin group, if not the class's ``plugin_group``.
+        """
+        g = group or getattr(obj, "plugin_group", "")
+        k = kind or getattr(obj, "kind_name", "")
+        if g not in GROUPS:
+            raise ValueError(f"cannot register {obj!r}: unknown group {g!r}; pass group= one of {GROUPS}")
+        if not k:
+            raise ValueError(f"cannot register {obj!r} in group {g!r}: it has no kind; pass kind=")
+        problem = self._shape_problem(g, obj)
+        if problem:
+            raise TypeError(f"cannot register {obj!r} as {g} '{k}': {problem}")
+        self._programmatic[g][k] = obj
+        self._loaded.pop((g, k), None)
+        self._errors.pop((g, k), None)
+
+    # --- lookup --------------------------------------------------------------
+
+    def base(self, group: str) -> type:
+        """Return the group's base class (``runtime`` → :class:`Runtime`)."""
+        base = _group_bases().get(group)
+        if base is None:
+            raise ValueError(f"group {group!r} has no base class to structure into")
+        return base
+
+    def _entry_points(self) -> dict[str, dict[str, list[EntryPointInfo]]]:
+        if self._eps is None:
+            table: dict[str, dict[str, list[EntryPointInfo]]] = {g: {} for g in GROUPS}
+            if self._use_entry_points:
+                for ep in discover(self._paths):
+                    if ep.group in table:
+                        table[ep.group].setdefault(ep.kind, []).append(ep)
+            self._eps = table
+        return self._eps
+
+    def names(self, group: str) -> list[str]:
+        """Every kind name in ``group``, sorted; imports nothing."""
+        self._check_group(group)
+        return sorted(set(self._programmatic[group]) | set(self._entry_points()[group]))
+
+    def kinds(self, group: str | None = None) -> list[KindInfo]:
+        """Describe every kind (of one group or all) from metadata only.
+
+        Descriptions come from already-loaded classes; for not-yet-imported
+        entry points the description is empty (``spindle plugins --check`` imports
+        them and fills it in).
+        """
+        groups = [group] if group else list(GROUPS)
+        out: list[KindInfo] = []
+        for g in groups:
+            self._check_group(g)
+            for k in self.names(g):
+                out.append(self._info(g, k))
+        return out
+
+    def _info(self, group: str, kind: str) -> KindInfo:
+        if kind in self._programmatic[group]:
+            obj = self._programmatic[group][kind]
+            return KindInfo(
+                group, kind, _qualname(obj), "(registered)", "", _description(obj), None,
+                self.policy.refusal(group, kind, None) is not None,
+            )
+        eps = self._entry_points()[group][kind]
+        ep = self._choose(group, kind, eps)
+        err = self._errors.get((group, kind))
+        loaded = self._loaded.get((group, kind))
+        first = ep or eps[0]
+        dup = None if ep is not None else self._duplicate_error(group, kind, eps)
+        return KindInfo(
+            group,
+            kind,
+            first.value,
+            first.distribution if ep is not None else ", ".join(e.distribution for e in eps),
+            first.version if ep is not None else "",
+            _description(loaded) if loaded is not None else "",
+            str(err or dup) if (err or dup) else None,
+            self.policy.refusal(group, kind, first.distribution) is not None,
+        )
+
+    def get(self, group: str, kind: str) -> Any:
+        """Return the plugin registered as ``kind`` in ``group``, importing it if needed.
+
+        Raises:
+            UnknownKindError: nothing of that kind is installed (lists what is).
+            PluginLoadError: the kind exists but is broken or ambiguous.
+            PluginPolicyError: the configuration refuses it.
+        """
+        self._check_group(group)
+        cached = self._loaded.get((group, kind))
+        if cached is not None:
+            return cached
+        if kind in self._programmatic[group]:
+            refusal = self.policy.refusal(group, kind, None)
+            if refusal:
+                raise PluginPolicyError(f"{group} '{kind}' is refused: {refusal}")
+            obj = self._programmatic[group][kind]
+            self._loaded[(group, kind)] = obj
+            return obj
+        eps = self._entry_points()[group].get(kind)
+        if not eps:
+            raise self._unknown(group, kind)
+        if (group, kind) in self._errors:
+            raise self._errors[(group, kind)]
+        ep = self._choose(group, kind, eps)
+        if ep is None:
+            err = self._duplicate_error(group, kind, eps)
+            self._record(err)
+            raise err
+        refusal = self.policy.refusal(group, kind, ep.distribution)
+        if refusal:
+            raise PluginPolicyError(
+                f"{group} '{kind}' from {ep.distribution} {ep.version} is refused: {refusal}"
+            )
+        obj = self._load(ep)
+        self._loaded[(group, kind)] = obj
+        return obj
+
+    def load_errors(self) -> list[PluginLoadError]:
+        """Load errors found so far (call :meth:`check` to import everything first)."""
+        return list(self._errors.values())
+
+    def check(self, group: str | None = None) -> list[KindInfo]:
+        """Import every kind (of one group or all) and describe each, with its load error."""
+        groups = [group] if group else list(GROUPS)
+        for g in groups:
+            for k in self.names(g):
+                try:
+                    self.get(g, k)
+                except PluginPolicyError:
+                    continue
+                except (PluginLoadError, UnknownKindError):
+                    continue
+        return self.kinds(group)
+
+    def create(self, group: str, config: Mapping[str, Any], *, path: str = "$") -> Any:
+        """Build a configured plugin instance from ``{"kind": ..., **options}``."""
+        from spindle.core._converter import structure_plugin
+
+        return structure_plugin(group, dict(config), self, path=path)
+
+    # --- internals -------------------------------------------------------------
+
+    def _check_group(self, group: str) -> None:
+        if group not in GROUPS:
+            raise ValueError(f"unknown plugin group {group!r}; expected one of {', '.join(GROUPS)}")
+
+    def _choose(self, group: str, kind: str, eps: list[EntryPointInfo]) -> EntryPointInfo | None:
+        if len(eps) == 1:
+            return eps[0]
+        wanted = self.policy.prefer.get(f"{group}.{kind}")
+        if wanted:
+            for ep in eps:
+                if ep.distribution.lower() == wanted.lower():
+                    return ep
+        return None
+
+    def _duplicate_error(self, group: str, kind: str, eps: list[EntryPointInfo]) -> PluginLoadError:
+        who = "; ".join(f"{e.distribution} {e.version} ({e.value})" for e in eps)
+        return PluginLoadError(
+            f"{group} '{kind}' is provided by more than one distribution: {who}. "
+            f"Pick one in spindle.toml: [plugins.prefer] \"{group}.{kind}\" = "
+            f"\"{eps[0].distribution}\", or uninstall the other.",
+            group=group,
+            kind=kind,
+            distribution=", ".join(e.distribution for e in eps),
+            value=eps[0].value,
+        )
+
+    def _unknown(self, group: str, kind: str) -> UnknownKindError:
+        installed = ", ".join(self.names(group)) or "(none)"
+        hint = ""
+        extra = EXTRA_KINDS.get((group, kind))
+        if extra:
+            hint = f" It ships with an extra: pip install 'spindle[{extra}]'."
+        return UnknownKindError(
+            f"unknown {group} kind '{kind}'; installed {group} kinds: {installed}.{hint}",
+            group=group,
+            kind=kind,
+        )
+
+    def _record(self, err: PluginLoadError) -> None:
+        self._errors[(err.group, err.kind)] = err
+        if self.on_load_failure is not None:
+            self.on_load_failure(err)
+
+    def _load(self, ep: EntryPointInfo) -> Any:
+        where = f"entry point {ep.spec} from {ep.distribution} {ep.version}"
+        module_name, _, attr = ep.value.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name.strip())
+            for part in attr.strip().split(".") if attr.strip() else []:
+                obj = getattr(obj, part)
+        except Exception as exc:
+            err = PluginLoadError(
+                f"{ep.group} '{ep.kind}' cannot be loaded: {where} failed to import "
+                f"({type(exc).__name__}: {exc}). Fix or uninstall {ep.distribution}.",
+                group=ep.group, kind=ep.kind, distribution=ep.distribution, value=ep.value,
+            )
+            err.__cause__ = exc
+            self._record(err)
+            raise err from exc
+        problem = self._shape_problem(ep.group, obj)
+        if problem is None and isinstance(obj, type) and issubclass(obj, Plugin):
+            if obj.kind_name and obj.kind_name != ep.kind:
+                problem = (
+                    f"the class declares kind '{obj.kind_name}' but the entry point "
+                    f"is named '{ep.kind}'"
+                )
+        if problem:
+            err = PluginLoadError(
+                f"{ep.group} '{ep.kind}' cannot be loaded: {where}: {problem}.",
+                group=ep.group, kind=ep.kind, distribution=ep.distribution, value=ep.value,
+            )
+            self._record(err)
+            raise err
+        return obj
+
+    def _shape_problem(self, group: str, obj: Any) -> str | None:
+        base = _group_bases()[group]
+        if base is not None:
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                return f"{_qualname(obj)} is not a subclass of spindle.{base.__name__}"
+            return None
+        if group == "observer" and not callable(getattr(obj, "on_event", None)):
+            return f"{_qualname(obj)} has no 'async on_event(event)' method (RunObserver)"
+        return None
+
+
+def _qualname(obj: Any) -> str:
+    mod = getattr(obj, "__module__", None) or type(obj).__module__
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{mod}:{name}"
+
+
+def _description(obj: Any) -> str:
+    desc = getattr(obj, "kind_description", "") or ""
+    if not desc:
+        doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+        desc = doc[0] if doc else ""
+    return str(desc)
+
+
+_DEFAULT: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry built from installed entry points (created on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Registry()
+    return _DEFAULT

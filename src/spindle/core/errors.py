@@ -1,0 +1,227 @@
+"""Every error spindle raises on purpose.
+
+Each error subclasses :class:`SpindleError` and, where one fits, the builtin a
+caller would already catch (a missing run is also a ``KeyError``; a bad
+workflow file is also a ``ValueError``). Messages name the thing that was
+wrong and how to fix it.
+
+::
+
+    SpindleError
+    ├── PluginError
+    │   ├── PluginLoadError (ImportError)      broken entry point / duplicate kind
+    │   ├── UnknownKindError (LookupError)     no plugin of that kind installed
+    │   └── PluginPolicyError (PermissionError) kind refused by allow/deny lists
+    ├── ConfigError (ValueError)                spindle.toml / env / flags
+    ├── ValidationError (ValueError)            workflow definitions, all problems at once
+    │   └── PolicyViolation (PermissionError)  workflow refused by a load policy
+    ├── RunError
+    │   ├── RunNotFound (KeyError)
+    │   ├── RunNotWaiting
+    │   ├── WaitKeyMismatch (ValueError)
+    │   ├── InvalidAnswer (ValueError)
+    │   ├── DefinitionChanged
+    │   ├── LeaseHeld                           another process drives the run
+    │   └── LeaseLost                           the lease was taken over mid-drive
+    ├── TaskError                               a node failed (carries the node id)
+    │   └── TaskTimeout (TimeoutError)
+    ├── StoreError
+    │   ├── StoreCorrupt
+    │   └── SchemaTooNew
+    ├── LedgerError
+    └── HookError                               an engine hook raised
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DefinitionChanged",
+    "HookError",
+    "InvalidAnswer",
+    "LeaseHeld",
+    "LeaseLost",
+    "LedgerError",
+    "PluginError",
+    "PluginLoadError",
+    "PluginPolicyError",
+    "PolicyViolation",
+    "RunError",
+    "RunNotFound",
+    "RunNotWaiting",
+    "SchemaTooNew",
+    "SpindleError",
+    "StoreCorrupt",
+    "StoreError",
+    "TaskError",
+    "TaskTimeout",
+    "UnknownKindError",
+    "ValidationError",
+    "WaitKeyMismatch",
+]
+
+
+class SpindleError(Exception):
+    """Base class of every error spindle raises deliberately."""
+
+
+# --- plugins -----------------------------------------------------------------
+
+
+class PluginError(SpindleError):
+    """A plugin could not be found, loaded or used."""
+
+
+class PluginLoadError(PluginError, ImportError):
+    """An entry point is broken: import failed, wrong base class, or duplicate kind.
+
+    Raised when the broken kind is *used*; listing and other kinds keep working.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        group: str = "",
+        kind: str = "",
+        distribution: str = "",
+        value: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.group = group
+        self.kind = kind
+        self.distribution = distribution
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownKindError(PluginError, LookupError):
+    """No plugin of the requested kind is installed in the group."""
+
+    def __init__(self, message: str, *, group: str = "", kind: str = "") -> None:
+        super().__init__(message)
+        self.group = group
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginPolicyError(PluginError, PermissionError):
+    """A plugin kind or distribution is refused by the allow/deny configuration."""
+
+
+# --- configuration and definitions ----------------------------------------------
+
+
+class ConfigError(SpindleError, ValueError):
+    """Configuration (``spindle.toml``, ``SPINDLE_*``, CLI flags) is invalid."""
+
+
+class ValidationError(SpindleError, ValueError):
+    """A workflow definition is invalid; ``problems`` lists every problem found.
+
+    Each problem is one line ``"message @ path"`` (with ``file:line`` when the
+    definition came from a file), so a user can fix them all in one pass.
+    """
+
+    def __init__(self, summary: str, problems: Sequence[str] = ()) -> None:
+        self.summary = summary
+        self.problems = list(problems)
+        super().__init__(summary)
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.summary
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"{self.summary}\n{lines}"
+
+
+class PolicyViolation(ValidationError, PermissionError):
+    """A workflow uses a kind (or a command) that the load policy refuses."""
+
+
+# --- runs --------------------------------------------------------------------
+
+
+class RunError(SpindleError):
+    """An operation on a run cannot be carried out."""
+
+
+class RunNotFound(RunError, KeyError):
+    """No run with that id exists in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RunNotWaiting(RunError):
+    """``resume`` was asked of a run that is not waiting for anything."""
+
+
+class WaitKeyMismatch(RunError, ValueError):
+    """``resume`` named a wait key the run is not waiting on."""
+
+
+class InvalidAnswer(RunError, ValueError):
+    """A resume payload does not satisfy the wait (e.g. a choice not offered)."""
+
+
+class DefinitionChanged(RunError):
+    """The workflow changed under a run in a node that already completed."""
+
+    def __init__(self, message: str, changed: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.changed = list(changed)
+
+
+class LeaseHeld(RunError):
+    """Another live process holds the lease on the run."""
+
+
+class LeaseLost(RunError):
+    """The lease on a run was taken over while this process was driving it."""
+
+
+# --- tasks -------------------------------------------------------------------
+
+
+class TaskError(SpindleError):
+    """A node's task failed; ``node_id`` names it and ``cause`` describes why."""
+
+    def __init__(self, message: str, *, node_id: str = "", details: Any = None) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+        self.details = details
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """A node ran past its ``timeout`` and was cancelled."""
+
+
+# --- storage -----------------------------------------------------------------
+
+
+class StoreError(SpindleError):
+    """A store could not be opened or used."""
+
+
+class StoreCorrupt(StoreError):
+    """The store's file or database is not a spindle store or is damaged."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer spindle with a schema this one cannot read."""
+
+
+class LedgerError(SpindleError):
+    """A ledger operation is invalid (e.g. appending out of sequence)."""
+
+
+class HookError(SpindleError):
+    """An engine hook implementation raised; the message names the hook plugin."""
