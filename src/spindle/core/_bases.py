@@ -99,7 +99,7 @@ class Executor(Plugin, Generic[T], group="executor"):
         result: Outcome = await task.middleware.execute(self, payload, task)
         return result
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+    async def aclose(self) -> None:
         """Release pools or connections; called when the engine closes."""
 
 
@@ -108,7 +108,7 @@ class EffectHandler(Plugin, group="effect"):
 
     The handler's attrs fields are the effect's options (``prompt``, ``choices``,
     ``key``...). ``handle`` returns an :class:`EffectOutcome`. When the outcome
-    is a wait, ``accept`` later validates the payload a ``resume`` delivers and
+    is a wait, the classmethod ``accept`` later validates the payload a ``resume`` delivers and
     returns the value to record (raise :class:`~spindle.InvalidAnswer` to refuse it).
     """
 
@@ -116,8 +116,13 @@ class EffectHandler(Plugin, group="effect"):
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Resolve ``effect`` for ``run``."""
 
-    def accept(self, wait: WaitState, payload: Any) -> Any:
-        """Validate a resume payload for ``wait`` and return the value to record."""
+    @classmethod
+    def accept(cls, wait: WaitState, payload: Any) -> Any:
+        """Validate a resume payload for ``wait`` and return the value to record.
+
+        A classmethod: the wait itself carries what validation needs (``choices``),
+        so a run resumed in another process validates without the handler's config.
+        """
         return payload
 
     def check(self, node: NodeSpec) -> list[str]:

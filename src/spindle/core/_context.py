@@ -29,6 +29,7 @@ from attrs import define, field
 
 from spindle.core._middleware import EMPTY_CHAINS, MiddlewareChains
 from spindle.core._models import Effect, StepRecord, utcnow
+from spindle.core.errors import TaskError
 
 if TYPE_CHECKING:
     from spindle.core._bases import Executor, Runtime
@@ -43,7 +44,7 @@ R = TypeVar("R")
 _MISSING = object()
 
 
-class Suspend(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Suspend(BaseException):
     """Raised inside a task to hand an effect to the engine; never catch it."""
 
     def __init__(self, effect: Effect) -> None:
@@ -106,8 +107,14 @@ class TaskContext:
         if key in self.new_calls:
             return self.new_calls[key]
         rec = self.recorded.get(key)
-        if rec is not None and rec.status == "completed":
+        if rec is None:
+            return _MISSING
+        if rec.status == "completed":
             return rec.result
+        if rec.status == "failed":
+            # A wait that ended badly (e.g. wait_for_event timed out) fails the
+            # call the same way every time the task re-runs.
+            raise TaskError(f"node '{self.node_id}': {rec.error}", node_id=self.node_id)
         return _MISSING
 
     # --- the effect API ------------------------------------------------------------
@@ -123,8 +130,9 @@ class TaskContext:
             return found  # type: ignore[no-any-return]
         value = fn(*args, **kwargs)
         if inspect.isawaitable(value):
-            raise TypeError("ctx.step() got a coroutine; use 'await ctx.astep(fn, ...)' for "
-                            "async functions")
+            raise TypeError(
+                "ctx.step() got a coroutine; use 'await ctx.astep(fn, ...)' for async functions"
+            )
         self.new_calls[key] = value
         return value
 
@@ -146,8 +154,9 @@ class TaskContext:
             return found
         raise Suspend(Effect(kind=kind, params=params, key=key))
 
-    def ask_user(self, prompt: str, choices: list[str] | None = None, *,
-                 key: str | None = None) -> Any:
+    def ask_user(
+        self, prompt: str, choices: list[str] | None = None, *, key: str | None = None
+    ) -> Any:
         """Ask a person; returns their answer once it is given (``spindle resume``)."""
         params: dict[str, Any] = {"prompt": prompt}
         if choices is not None:
@@ -181,6 +190,9 @@ class EffectContext:
     ``engine`` is the :class:`~spindle.Engine` (for sub-workflows and handoffs),
     ``store`` the run's store, ``node`` the requesting node's definition and
     ``workflow`` the run's workflow (``base_dir`` resolves relative file paths).
+    ``wait_key`` is the key a wait created now should use unless the effect
+    names its own; ``call_key`` is set when a task asked mid-function;
+    ``inputs`` are the node's resolved inputs.
     """
 
     engine: Any
@@ -190,6 +202,9 @@ class EffectContext:
     node: NodeSpec | None
     workflow: Workflow | None
     run_dir: Path
+    wait_key: str
+    call_key: str | None = None
+    inputs: dict[str, Any] = field(factory=dict)
     now: datetime = field(factory=utcnow)
 
     def resolve_path(self, path: str) -> Path:

@@ -21,8 +21,8 @@ __all__ = [
     "EffectOutcome",
     "EffectStatus",
     "HandoffEnvelope",
-    "LifecycleEventType",
     "Lease",
+    "LifecycleEventType",
     "RunLifecycleEvent",
     "RunState",
     "RunStatus",
@@ -123,11 +123,16 @@ class EffectOutcome:
     value: Any = None
     wait: WaitState | None = None
     error: str | None = None
+    consumed_event_id: str | None = None
 
     @classmethod
-    def completed(cls, value: Any = None) -> EffectOutcome:
-        """The effect is resolved now with ``value``."""
-        return cls(EffectStatus.COMPLETED, value=value)
+    def completed(cls, value: Any = None, *, consumed_event_id: str | None = None) -> EffectOutcome:
+        """The effect is resolved now with ``value``.
+
+        ``consumed_event_id`` names an inbox event this resolution uses up; the
+        engine marks it consumed in the same transaction as the ledger record.
+        """
+        return cls(EffectStatus.COMPLETED, value=value, consumed_event_id=consumed_event_id)
 
     @classmethod
     def waiting(cls, wait: WaitState) -> EffectOutcome:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from attrs import define, field
+from attrs import define
 
 from spindle.core._models import (
     ArtifactRef,
@@ -107,7 +107,11 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     async def due_runs(self, now: datetime, *, limit: int = 100) -> list[str]:
-        """Ids of runs with work to do: pending, or waiting with a timer due at or before ``now``."""
+        """Ids of runs with work to do, oldest first.
+
+        That is: pending runs, waiting runs with a timer due at or before ``now``,
+        and running runs whose lease expired (their driver died).
+        """
 
     @abc.abstractmethod
     async def put_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -194,8 +198,9 @@ class LeaseStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def renew_lease(self, run_id: str, *, owner: str, token: int, ttl: float,
-                          now: datetime) -> bool:
+    async def renew_lease(
+        self, run_id: str, *, owner: str, token: int, ttl: float, now: datetime
+    ) -> bool:
         """Extend our lease; False when it was taken over."""
 
     @abc.abstractmethod
@@ -227,14 +232,16 @@ class AuditStore(abc.ABC):
         """Mark an envelope acknowledged by the follow-on run ``run_id``."""
 
     @abc.abstractmethod
-    async def handoffs(self, source_run_id: str | None = None, *,
-                       open_only: bool = False) -> list[HandoffEnvelope]:
+    async def handoffs(
+        self, source_run_id: str | None = None, *, open_only: bool = False
+    ) -> list[HandoffEnvelope]:
         """Envelopes (of one source run, or all), oldest first."""
 
 
 @define
-class Store(RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditStore, Plugin,
-            group="store"):
+class Store(
+    RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditStore, Plugin, group="store"
+):
     """Base of store plugins; the entry-point kind is the URL scheme.
 
     Construct with :meth:`from_url`. ``durability`` is ``normal`` (survives a
@@ -252,10 +259,10 @@ class Store(RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditS
         """Build the store for ``url``; subclasses parse what they need from it."""
         return cls(url=url, **options)
 
-    async def open(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+    async def open(self) -> None:
         """Open connections and create or migrate the schema."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+    async def aclose(self) -> None:
         """Release connections."""
 
     async def __aenter__(self) -> Store:

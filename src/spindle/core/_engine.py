@@ -1,0 +1,850 @@
+"""The engine: start, drive, resume, emit, cancel and inspect durable runs.
+
+:class:`Engine` is async; :class:`SyncEngine` is its one thin synchronous
+wrapper. An engine owns a store, a registry, the hook manager, observers and
+the middleware chains (composed once, here). Driving a run takes a lease on
+it first, so two engines — two processes on one SQLite file — never drive the
+same run at once; a lease left by a dead process on this host is taken over
+at once, any other only after it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from spindle.core._bases import EffectHandler
+from spindle.core._config import Settings, load_settings
+from spindle.core._driver import RunDriver, _Pending
+from spindle.core._events import EventEmitter
+from spindle.core._finish import (
+    FinishingRun,
+    final_status,
+    run_finish_hooks,
+    snapshot_unsettled,
+)
+from spindle.core._hooks import make_plugin_manager
+from spindle.core._ledger import LedgerVerification, verify
+from spindle.core._middleware import Middleware, MiddlewareChains
+from spindle.core._models import (
+    AuditEntry,
+    HandoffEnvelope,
+    LifecycleEventType,
+    RunState,
+    RunStatus,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    WaitReason,
+    WaitState,
+    utcnow,
+)
+from spindle.core._observers import CompositeObserver, ObserverBinding, ensure_observer
+from spindle.core._registry import Registry, default_registry
+from spindle.core._store import Commit, Store
+from spindle.core._workflow import LoadPolicy, Workflow
+from spindle.core.errors import (
+    DefinitionChanged,
+    LeaseHeld,
+    RunNotFound,
+    RunNotWaiting,
+    StoreError,
+    TaskError,
+    WaitKeyMismatch,
+)
+
+if TYPE_CHECKING:
+    from spindle.core._bases import Executor
+    from spindle.core._context import TaskContext
+    from spindle.core._workflow import NodeSpec
+
+__all__ = ["Engine", "SyncEngine"]
+
+log = logging.getLogger("spindle.engine")
+T = TypeVar("T")
+
+_WAIT_KINDS = {
+    WaitReason.USER: "ask_user",
+    WaitReason.EVENT: "wait_event",
+    WaitReason.TIMER: "wait_until",
+    WaitReason.SUBWORKFLOW: "subworkflow",
+}
+
+_STORE_ALIASES = {"postgresql": "postgres", "postgres+psycopg": "postgres"}
+
+
+def open_store(url: str, registry: Registry, *, durability: str = "normal") -> Store:
+    """Build the store plugin for ``url`` (its scheme is the ``spindle.store`` kind)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise StoreError(
+            f"store URL {url!r} has no scheme; write sqlite:///{url} for a SQLite file, "
+            f"memory:// for an in-memory store, or postgresql://user@host/db"
+        )
+    kind = _STORE_ALIASES.get(scheme, scheme)
+    cls = registry.get("store", kind)
+    store: Store = cls.from_url(url, durability=durability)
+    return store
+
+
+class Engine:
+    """Runs workflows durably against a store.
+
+    Args:
+        store: a :class:`Store`, a store URL, or None for ``settings.store``.
+        settings: engine settings (defaults when None; see :meth:`from_config`).
+        registry: where kinds are looked up (the default registry when None).
+        observers: observers, callables or :class:`ObserverBinding` objects.
+        middleware: extra middleware layers (besides those in ``settings``).
+        hooks: modules or objects with ``@hookimpl`` functions.
+        policy: the load policy workflow files must satisfy.
+        workflows: named workflows that handoffs and sub-workflows may refer to.
+
+    Example::
+
+        async with Engine("sqlite:///runs.db") as engine:
+            state = await engine.run(workflow, {"who": "Ada"})
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        *,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        observers: Iterable[Any] = (),
+        middleware: Iterable[Middleware] = (),
+        hooks: Iterable[Any] = (),
+        policy: LoadPolicy | None = None,
+        workflows: Mapping[str, Workflow] | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.registry = registry or default_registry()
+        self.pm = make_plugin_manager(
+            registry=self.registry, modules=self.settings.hooks, plugins=hooks
+        )
+        self.pm.hook.spindle_register_kinds(registry=self.registry)
+        self.pm.hook.spindle_configure.call_historic(kwargs={"config": self.settings})
+        if isinstance(store, Store):
+            self.store = store
+        else:
+            self.store = open_store(
+                store or self.settings.store, self.registry, durability=self.settings.durability
+            )
+        bindings: list[Any] = []
+        for cfg in self.settings.observers:
+            cfg = dict(cfg)
+            required = bool(cfg.pop("required", False))
+            obs = self.registry.get("observer", str(cfg.get("kind")))
+            instance = (
+                self.registry.create("observer", cfg, path="observers")
+                if hasattr(obs, "__attrs_attrs__")
+                else obs(**{k: v for k, v in cfg.items() if k != "kind"})
+            )
+            bindings.append(ObserverBinding(ensure_observer(instance), required))
+        bindings.extend(observers)
+        self.observers = CompositeObserver.of(bindings)
+        self.emitter = EventEmitter(self.observers)
+        layers = [
+            self.registry.create("middleware", cfg, path="middleware")
+            for cfg in self.settings.middleware
+        ]
+        self.chains = MiddlewareChains([*layers, *middleware])
+        self.node_call = self.chains.wrap("node", self._run_task)
+        self._run_call = self.chains.wrap("run", self._drive_terminal)
+        self.policy = policy if policy is not None else self.settings.load_policy()
+        self.workflows: dict[str, Workflow] = dict(workflows or {})
+        self._by_definition: dict[str, Workflow] = {}
+        self._executors: dict[str, Executor[Any]] = {}
+        self._drivers: dict[str, RunDriver] = {}
+        self._active: dict[str, asyncio.Task[Any]] = {}
+        self.owner = uuid.uuid4().hex
+        self.host = socket.gethostname()
+        self.runs_root = Path(self.settings.runs_dir).absolute()
+        self._opened = False
+
+    @classmethod
+    def from_config(
+        cls,
+        cwd: str | Path | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Engine:
+        """Build an engine from ``spindle.toml`` / ``[tool.spindle]``, ``SPINDLE_*`` and
+        ``overrides``, with a registry honouring the ``[plugins]`` policy."""
+        settings = load_settings(cwd, overrides=overrides)
+        registry = kwargs.pop("registry", None) or Registry.from_settings(settings.plugins)
+        return cls(settings=settings, registry=registry, **kwargs)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> Engine:
+        """Open the store (creating or migrating its schema)."""
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+        return self
+
+    async def aclose(self) -> None:
+        """Close executors, observers and the store."""
+        for ex in self._executors.values():
+            await ex.aclose()
+        self._executors.clear()
+        await self.observers.aclose()
+        if self._opened:
+            await self.store.aclose()
+            self._opened = False
+
+    async def __aenter__(self) -> Engine:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def run_dir(self, run_id: str) -> Path:
+        """The working directory of a run (``runs_dir/RUN_ID``)."""
+        return self.runs_root / run_id
+
+    # --- starting and driving -------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        parent_wait_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Record a new pending run of ``workflow`` and return its id (nothing runs yet).
+
+        Raises:
+            ValidationError: the workflow is invalid or an input is unknown/missing.
+        """
+        await self.open()
+        workflow.validate(self.policy)
+        values = self._inputs(workflow, inputs or {})
+        definition = workflow.to_dict()
+        def_id = workflow.definition_id()
+        await self.store.put_definition(def_id, definition)
+        self._by_definition[def_id] = workflow
+        state = RunState(
+            run_id=run_id or uuid.uuid4().hex,
+            workflow=workflow.name,
+            inputs=values,
+            parent_run_id=parent_run_id,
+            parent_wait_key=parent_wait_key,
+            definition_id=def_id,
+            labels=dict(labels or {}),
+        )
+        await self.store.commit(Commit(state, create=True))
+        return state.run_id
+
+    def _inputs(self, workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
+        from spindle.core.errors import ValidationError
+
+        problems = []
+        unknown = [k for k in given if k not in workflow.inputs]
+        if unknown:
+            declared = ", ".join(workflow.inputs) or "(none)"
+            problems += [
+                f"unknown input '{k}'; workflow '{workflow.name}' declares: {declared}"
+                for k in unknown
+            ]
+        values: dict[str, Any] = {}
+        for name, spec in workflow.inputs.items():
+            if name in given:
+                values[name] = given[name]
+            elif spec.required:
+                problems.append(f"input '{name}' is required; pass --input {name}=VALUE")
+            else:
+                values[name] = spec.default
+        if problems:
+            raise ValidationError(f"invalid inputs for workflow '{workflow.name}'", problems)
+        return values
+
+    async def run(
+        self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunState:
+        """Start a run and drive it until it completes, fails or waits."""
+        run_id = await self.start(workflow, inputs, **options)
+        return await self.drive(run_id, workflow=workflow)
+
+    async def drive(
+        self, run_id: str, *, workflow: Workflow | None = None, force: bool = False
+    ) -> RunState:
+        """Continue a run from its ledger (after a crash, a wait, or ``start``).
+
+        Args:
+            workflow: the current definition; when it differs from the one the run
+                started with, the run continues if every node it already completed is
+                unchanged (changed pending nodes take the new definition).
+            force: continue even when completed nodes changed.
+
+        Raises:
+            LeaseHeld: another live process is driving the run.
+            DefinitionChanged: completed nodes changed and ``force`` is false.
+        """
+        await self.open()
+        state = await self.store.load_run(run_id)
+        if state.status.terminal:
+            return state
+        lease = await self._acquire(state)
+        heartbeat = asyncio.ensure_future(self._heartbeat(run_id, lease.token))
+        self._active[run_id] = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            state = await self.store.load_run(run_id)  # fresh, now that we hold the lease
+            ledger = await self.store.ledger(run_id)
+            wf = await self._workflow_for(state, workflow, force, ledger)
+            driver = RunDriver(self, state, wf, lease.token, ledger)
+            self._drivers[run_id] = driver
+            result: RunState = await self._run_call(state)
+            return result
+        finally:
+            heartbeat.cancel()
+            self._drivers.pop(run_id, None)
+            self._active.pop(run_id, None)
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
+
+    async def _drive_terminal(self, state: RunState) -> RunState:
+        return await self._drivers[state.run_id].drive()
+
+    async def _acquire(self, state: RunState) -> Any:
+        ttl = self.settings.lease_ttl
+        run_id = state.run_id
+        lease = await self.store.acquire_lease(
+            run_id, owner=self.owner, host=self.host, pid=os.getpid(), ttl=ttl, now=utcnow()
+        )
+        if lease is not None:
+            return lease
+        held = await self.store.get_lease(run_id)
+        if held is not None and held.host == self.host and not _pid_alive(held.pid):
+            lease = await self.store.acquire_lease(
+                run_id,
+                owner=self.owner,
+                host=self.host,
+                pid=os.getpid(),
+                ttl=ttl,
+                now=utcnow(),
+                steal_token=held.token,
+            )
+            if lease is not None:
+                log.info("took over run %s from dead process %s", run_id, held.pid)
+                return lease
+        who = f"process {held.pid} on {held.host}" if held else "another process"
+        until = f" until {held.expires_at.isoformat()}" if held else ""
+        raise LeaseHeld(
+            f"run {run_id} is being driven by {who} (lease held{until}); wait for "
+            f"it to finish, or retry after the lease expires"
+        )
+
+    async def _heartbeat(self, run_id: str, token: int) -> None:
+        ttl = self.settings.lease_ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            ok = await self.store.renew_lease(
+                run_id, owner=self.owner, token=token, ttl=ttl, now=utcnow()
+            )
+            if not ok:
+                log.warning("lease on run %s was taken over; stopping", run_id)
+                task = self._active.get(run_id)
+                if task is not None:
+                    task.cancel()
+                return
+
+    async def _workflow_for(
+        self, state: RunState, given: Workflow | None, force: bool, ledger: Sequence[StepRecord]
+    ) -> Workflow:
+        if given is None:
+            cached = self._by_definition.get(state.definition_id)
+            if cached is not None:
+                return cached
+            data = await self.store.get_definition(state.definition_id)
+            wf = Workflow.from_dict(data, registry=self.registry)
+            self._by_definition[state.definition_id] = wf
+            return wf
+        def_id = given.definition_id()
+        if def_id == state.definition_id:
+            return given
+        old = (await self.store.get_definition(state.definition_id)).get("node_hashes", {})
+        new = given.node_hashes()
+        completed = {r.node_id for r in ledger if r.kind == StepKind.NODE}
+        changed = sorted(n for n in completed if old.get(n) != new.get(n))
+        if changed and not force:
+            raise DefinitionChanged(
+                f"run {state.run_id}: the workflow changed in node(s) that already completed: "
+                f"{', '.join(changed)}; resume with force to continue anyway, or start a new "
+                f"run",
+                changed,
+            )
+        given.validate(self.policy)
+        await self.store.put_definition(def_id, given.to_dict())
+        self._by_definition[def_id] = given
+        state.definition_id = def_id
+        return given
+
+    # --- tasks -------------------------------------------------------------------------
+
+    async def _run_task(self, task: TaskContext) -> Any:
+        node = task.node
+        runtime = node.runtime
+        assert runtime is not None
+        payload = await runtime.setup_runtime(task)
+        executor = node.executor or self._executor_for(node, payload, runtime.default_executor)
+        task.executor = executor
+        if not isinstance(payload, executor.accepts):
+            kinds = ", ".join(t.__name__ for t in executor.accepts)
+            raise TaskError(
+                f"node '{node.id}': executor '{executor.kind_name}' cannot run a "
+                f"{type(payload).__name__} (it accepts {kinds}); choose another executor "
+                f"for this node",
+                node_id=node.id,
+            )
+        outcome = await executor.execute(payload, task)
+        return outcome.value
+
+    def _executor_for(self, node: NodeSpec, payload: Any, default: str) -> Executor[Any]:
+        kind = self.pm.hook.spindle_select_executor(node=node, payload=payload) or default
+        ex = self._executors.get(kind)
+        if ex is None:
+            ex = self.registry.create("executor", {"kind": kind}, path=f"nodes.{node.id}.executor")
+            self._executors[kind] = ex
+        return ex
+
+    async def collect_outputs(
+        self, run_id: str, node: NodeSpec, task: TaskContext, value: Any
+    ) -> dict[str, Any]:
+        """Check and store a node's declared outputs; return what downstream nodes receive."""
+        import json as _json
+
+        out: dict[str, Any] = {}
+        for name, spec in node.outputs.items():
+            path = task.outputs.get(name)
+            if spec.kind in ("file", "json"):
+                if path is None or not path.is_file():
+                    raise TaskError(
+                        f"node '{node.id}' did not produce output '{name}': expected a file at "
+                        f"{path}",
+                        node_id=node.id,
+                    )
+                data = path.read_bytes()
+                await self.store.put_artifact(run_id, data, name=f"{node.id}.{name}")
+                if spec.kind == "json":
+                    try:
+                        out[name] = _json.loads(data)
+                    except ValueError as exc:
+                        raise TaskError(
+                            f"node '{node.id}': output '{name}' at {path} is not "
+                            f"valid JSON ({exc})",
+                            node_id=node.id,
+                        ) from exc
+                else:
+                    out[name] = str(path)
+            elif spec.kind == "folder":
+                if path is None or not path.is_dir():
+                    raise TaskError(
+                        f"node '{node.id}' did not produce output '{name}': expected a folder "
+                        f"at {path}",
+                        node_id=node.id,
+                    )
+                out[name] = str(path)
+            else:
+                if spec.key:
+                    if not isinstance(value, Mapping) or spec.key not in value:
+                        raise TaskError(
+                            f"node '{node.id}': output '{name}' needs key "
+                            f"'{spec.key}' in the returned mapping",
+                            node_id=node.id,
+                        )
+                    out[name] = value[spec.key]
+                else:
+                    out[name] = value
+        return out
+
+    # --- finishing -----------------------------------------------------------------------
+
+    async def finish_run(self, driver: RunDriver, pending: _Pending) -> None:
+        """Run the finish lifecycle for a run with no node left, and commit the end state."""
+        state = driver.state
+        output = await driver.output()
+        finishing = FinishingRun(state, output, self.store, self.emitter)
+        try:
+            unsettled = await snapshot_unsettled(state, self.store, list(driver.inflight))
+            output = await run_finish_hooks(self.pm, finishing, unsettled)
+        except Exception as exc:
+            pending.events.extend(finishing.events)
+            await driver.fail_run(str(exc), pending)
+            return
+        pending.events.extend(finishing.events)
+        status = final_status(finishing)
+        state.output = output
+        state.status = status
+        if status == RunStatus.FAILED:
+            state.error = finishing.fail_reason
+        driver.record(
+            pending,
+            "",
+            StepKind.RUN,
+            StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED,
+            f"{state.run_id}:run",
+            result=driver._storable("", output),
+            error=state.error,
+        )
+        driver.event(
+            pending,
+            LifecycleEventType.RUN_COMPLETED
+            if status == RunStatus.COMPLETED
+            else LifecycleEventType.RUN_FAILED,
+        )
+        await driver.commit(pending)
+        for env in finishing.handoffs:
+            await self.handoff(state, env.target, env.payload, relative_to=driver.wf, envelope=env)
+        await self.after_terminal(state)
+
+    async def handoff(
+        self,
+        source: RunState,
+        target: str,
+        payload: Any = None,
+        *,
+        relative_to: Workflow | None = None,
+        envelope: HandoffEnvelope | None = None,
+    ) -> str:
+        """Hand ``payload`` from ``source`` to a follow-on run of ``target``.
+
+        Persists an envelope (unless given one already persisted), starts the target
+        workflow with the payload as its inputs (a mapping) or as input ``payload``,
+        acknowledges the envelope with the new run id, emits ``handoff_created`` and
+        drives the follow-on run. Returns its id.
+        """
+        if envelope is None:
+            envelope = HandoffEnvelope(uuid.uuid4().hex, source.run_id, target, payload)
+            await self.store.put_handoff(envelope)
+        wf = self.resolve_workflow(target, relative_to)
+        inputs = payload if isinstance(payload, Mapping) else {"payload": payload}
+        child = await self.start(wf, inputs, labels={"handoff_from": source.run_id})
+        await self.store.ack_handoff(envelope.envelope_id, child)
+        if self.emitter.active:
+            fresh = await self.store.load_run(source.run_id)
+            event = self.emitter.build(
+                fresh,
+                LifecycleEventType.HANDOFF_CREATED,
+                envelope_id=envelope.envelope_id,
+                target=target,
+                follow_on_run_id=child,
+            )
+            source.event_seq = fresh.event_seq
+            await self.store.commit(Commit(fresh))
+            await self.emitter.send([event])
+        await self.drive(child, workflow=wf)
+        return child
+
+    def resolve_workflow(self, target: str, relative_to: Workflow | None = None) -> Workflow:
+        """Find a workflow by name (``workflows=``) or by file path (relative to the
+        referring workflow's directory)."""
+        if target in self.workflows:
+            return self.workflows[target]
+        from spindle.core._loader import load_workflow
+
+        path = Path(target)
+        if not path.is_absolute() and relative_to is not None and relative_to.base_dir:
+            path = relative_to.base_dir / path
+        return load_workflow(path, registry=self.registry, policy=self.policy)
+
+    async def after_terminal(self, state: RunState) -> None:
+        """Notify a waiting parent run that its child ``state`` ended."""
+        if not (state.parent_run_id and state.parent_wait_key):
+            return
+        try:
+            parent = await self.store.load_run(state.parent_run_id)
+        except RunNotFound:
+            return
+        if parent.status.terminal or not any(w.key == state.parent_wait_key for w in parent.waits):
+            return  # the parent is driving the child inline and will see the result itself
+        error = (
+            None
+            if state.status == RunStatus.COMPLETED
+            else (
+                f"sub-workflow run {state.run_id} {state.status.value}: {state.error or ''}".strip()
+            )
+        )
+        try:
+            await self._answer(parent.run_id, state.parent_wait_key, state.output, error=error)
+        except LeaseHeld as exc:
+            log.warning("could not resume parent run %s yet: %s", parent.run_id, exc)
+
+    # --- waits -------------------------------------------------------------------------
+
+    async def resume(
+        self,
+        run_id: str,
+        wait_key: str | None = None,
+        payload: Any = None,
+        *,
+        workflow: Workflow | None = None,
+        force: bool = False,
+    ) -> RunState:
+        """Answer a wait (or continue an interrupted run) and drive the run on.
+
+        ``wait_key`` may be omitted when the run waits on exactly one thing. A second
+        resume of a wait already answered returns the run's state unchanged.
+
+        Raises:
+            RunNotFound, RunNotWaiting, WaitKeyMismatch, InvalidAnswer.
+        """
+        await self.open()
+        state = await self.store.load_run(run_id)
+        if wait_key is not None:
+            answered = await self.store.find_step(run_id, f"{run_id}:resume:{wait_key}")
+            if answered is not None and not any(w.key == wait_key for w in state.waits):
+                return state
+        if state.status.terminal:
+            raise RunNotWaiting(
+                f"run {run_id} has already {state.status.value}; there is nothing to resume"
+            )
+        if not state.waits:
+            if wait_key is not None:
+                raise RunNotWaiting(
+                    f"run {run_id} is {state.status.value} and not waiting for '{wait_key}'"
+                )
+            return await self.drive(run_id, workflow=workflow, force=force)
+        if wait_key is None:
+            if len(state.waits) > 1:
+                keys = ", ".join(w.key for w in state.waits)
+                raise WaitKeyMismatch(
+                    f"run {run_id} waits on several things ({keys}); name one with --key"
+                )
+            wait_key = state.waits[0].key
+        return await self._answer(run_id, wait_key, payload, workflow=workflow, force=force)
+
+    async def _answer(
+        self,
+        run_id: str,
+        wait_key: str,
+        payload: Any,
+        *,
+        error: str | None = None,
+        workflow: Workflow | None = None,
+        force: bool = False,
+        consume: Sequence[str] = (),
+    ) -> RunState:
+        state = await self.store.load_run(run_id)
+        wait = next((w for w in state.waits if w.key == wait_key), None)
+        if wait is None:
+            keys = ", ".join(w.key for w in state.waits) or "nothing"
+            raise WaitKeyMismatch(
+                f"run {run_id} is not waiting on '{wait_key}'; it waits on: {keys}"
+            )
+        lease = await self._acquire(state)
+        try:
+            state = await self.store.load_run(run_id)
+            wait = next((w for w in state.waits if w.key == wait_key), None)
+            if wait is None:
+                return state  # answered concurrently
+            ledger = await self.store.ledger(run_id)
+            wf = await self._workflow_for(state, workflow, force, ledger)
+            value = payload
+            if error is None:
+                value = self._handler_for(wf, wait).accept(wait, payload)
+            driver = RunDriver(self, state, wf, lease.token, ledger)
+            pending = _Pending()
+            pending.consume.extend(consume)
+            state.waits = [w for w in state.waits if w.key != wait_key]
+            driver.resolve_wait(pending, wait, value, error=error)
+            await driver.commit(pending)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
+        return await self.drive(run_id, workflow=workflow, force=force)
+
+    def _handler_for(self, wf: Workflow, wait: WaitState) -> type[EffectHandler]:
+        node = wf.nodes.get(wait.node_id)
+        if wait.call_key is None and node is not None and node.effect is not None:
+            return type(node.effect)
+        kind = _WAIT_KINDS.get(wait.reason)
+        if kind is None:
+            return EffectHandler
+        handler: type[EffectHandler] = self.registry.get("effect", kind)
+        return handler
+
+    async def emit(self, event_key: str, payload: Any = None) -> list[str]:
+        """Deliver an event; runs waiting on ``event_key`` resume, else it waits in the inbox.
+
+        Returns the ids of the runs it resumed (empty when kept for later).
+        """
+        await self.open()
+        event = await self.store.deliver_event(event_key, payload)
+        for run_id in await self.store.waiting_on(event_key):
+            state = await self.store.load_run(run_id)
+            wait = next((w for w in state.waits if w.event_key == event_key), None)
+            if wait is None:
+                continue
+            await self._answer(run_id, wait.key, payload, consume=[event.event_id])
+            return [run_id]
+        return []
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> RunState:
+        """Cancel a run and its child runs; a finished run is left as it is (no-op)."""
+        await self.open()
+        state = await self.store.load_run(run_id)
+        if state.status.terminal:
+            return state
+        task = self._active.get(run_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        held = await self.store.get_lease(run_id)
+        lease = await self.store.acquire_lease(
+            run_id,
+            owner=self.owner,
+            host=self.host,
+            pid=os.getpid(),
+            ttl=self.settings.lease_ttl,
+            now=utcnow(),
+            steal_token=held.token if held else None,
+        )
+        token = lease.token if lease else None
+        state = await self.store.load_run(run_id)
+        ledger_count, head = await self.store.ledger_head(run_id)
+        for child in await self.store.list_runs(parent_run_id=run_id):
+            if not child.status.terminal:
+                await self.cancel(child.run_id, f"parent run {run_id} cancelled")
+        from spindle.core._ledger import chain
+
+        rec = chain(
+            StepRecord(
+                run_id,
+                ledger_count,
+                "",
+                StepKind.RUN,
+                StepStatus.CANCELLED,
+                f"{run_id}:run",
+                error=reason,
+                started_at=utcnow(),
+                finished_at=utcnow(),
+            ),
+            head,
+        )
+        state.status = RunStatus.CANCELLED
+        state.error = reason
+        state.waits = []
+        state.step_count = ledger_count + 1
+        state.updated_at = utcnow()
+        event = self.emitter.build(state, LifecycleEventType.RUN_CANCELLED, reason=reason)
+        await self.store.commit(Commit(state, [rec], token=token))
+        if lease is not None:
+            await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
+        await self.emitter.send([event])
+        return state
+
+    # --- inspection --------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunState:
+        """The run's state. Raises ``RunNotFound``."""
+        await self.open()
+        return await self.store.load_run(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunState]:
+        """Runs, newest first, filtered by status and workflow name."""
+        await self.open()
+        st = RunStatus(status) if status is not None else None
+        return await self.store.list_runs(status=st, workflow=workflow, limit=limit)
+
+    async def ledger(self, run_id: str) -> list[StepRecord]:
+        """Every ledger record of the run. Raises ``RunNotFound``."""
+        await self.open()
+        await self.store.load_run(run_id)
+        return await self.store.ledger(run_id)
+
+    async def verify_ledger(self, run_id: str) -> LedgerVerification:
+        """Check the run's hash chain; report ok, count and the first bad index."""
+        return verify(await self.ledger(run_id))
+
+    async def pending_events(self, key: str | None = None) -> list[Any]:
+        """Events in the inbox that no run has consumed yet (of one key, or all)."""
+        await self.open()
+        return await self.store.pending_events(key)
+
+    async def audit(self, run_id: str) -> list[AuditEntry]:
+        """The run's audit entries."""
+        await self.open()
+        return await self.store.audit(run_id)
+
+    async def run_due(self, *, limit: int = 100) -> list[RunState]:
+        """Drive every run with due work (pending, or a timer due now); for workers."""
+        await self.open()
+        out = []
+        for run_id in await self.store.due_runs(utcnow(), limit=limit):
+            try:
+                out.append(await self.drive(run_id))
+            except LeaseHeld:
+                continue
+        return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SyncEngine:
+    """The synchronous face of :class:`Engine`: every coroutine method, called blocking.
+
+    Example::
+
+        with SyncEngine.from_config() as engine:
+            state = engine.run(workflow, {"who": "Ada"})
+    """
+
+    def __init__(self, engine: Engine | None = None, **kwargs: Any) -> None:
+        self.engine = engine if engine is not None else Engine(**kwargs)
+        self._runner = asyncio.Runner()
+
+    @classmethod
+    def from_config(cls, cwd: str | Path | None = None, **kwargs: Any) -> SyncEngine:
+        """Like :meth:`Engine.from_config`."""
+        return cls(Engine.from_config(cwd, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.engine, name)
+        if asyncio.iscoroutinefunction(attr):
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return self._runner.run(attr(*args, **kwargs))
+
+            call.__doc__ = attr.__doc__
+            return call
+        return attr
+
+    def close(self) -> None:
+        """Close the engine and its event loop."""
+        self._runner.run(self.engine.aclose())
+        self._runner.close()
+
+    def __enter__(self) -> SyncEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

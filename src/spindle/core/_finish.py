@@ -1,0 +1,125 @@
+"""The finish lifecycle: unsettled-work snapshot and the ``spindle_on_finish`` chain."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from spindle.core._models import (
+    AuditEntry,
+    HandoffEnvelope,
+    LifecycleEventType,
+    RunLifecycleEvent,
+    RunState,
+    RunStatus,
+    UnsettledWork,
+    WaitReason,
+    utcnow,
+)
+from spindle.core.errors import HookError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from spindle.core._events import EventEmitter
+    from spindle.core._store import Store
+
+__all__ = ["FinishingRun", "run_finish_hooks", "snapshot_unsettled"]
+
+
+class FinishingRun:
+    """What a ``spindle_on_finish`` implementation may act on.
+
+    Attributes:
+        state: the run's state (read it; change it only through the methods).
+        output: the output as the previous hook left it.
+    """
+
+    def __init__(self, state: RunState, output: Any, store: Store, emitter: EventEmitter) -> None:
+        self.state = state
+        self.output = output
+        self._store = store
+        self._emitter = emitter
+        self.handoffs: list[HandoffEnvelope] = []
+        self.events: list[RunLifecycleEvent | None] = []
+        self.fail_reason: str | None = None
+        self.source = ""
+
+    @property
+    def run_id(self) -> str:
+        """The finishing run's id."""
+        return self.state.run_id
+
+    async def audit(self, message: str, **data: Any) -> AuditEntry:
+        """Persist an audit entry (per-run monotonic ``seq``) and emit an ``audit`` event."""
+        self.state.audit_seq += 1
+        entry = AuditEntry(
+            self.state.run_id, self.state.audit_seq, message, dict(data), self.source, utcnow()
+        )
+        await self._store.append_audit(entry)
+        self.events.append(
+            self._emitter.build(
+                self.state,
+                LifecycleEventType.AUDIT,
+                message=message,
+                seq=entry.seq,
+                data=dict(data),
+            )
+        )
+        return entry
+
+    async def handoff(self, target: str, payload: Any = None) -> HandoffEnvelope:
+        """Persist an envelope; the engine starts ``target`` with ``payload`` after finishing."""
+        env = HandoffEnvelope(uuid.uuid4().hex, self.state.run_id, target, payload, utcnow())
+        await self._store.put_handoff(env)
+        self.handoffs.append(env)
+        return env
+
+    def set_disposition(self, disposition: str, *, fail: bool = False) -> None:
+        """Label how the run ended (kept on the run); ``fail=True`` ends it as failed."""
+        self.state.disposition = disposition
+        if fail:
+            self.fail_reason = f"disposition '{disposition}' set by {self.source or 'a hook'}"
+
+
+async def snapshot_unsettled(state: RunState, store: Store, in_flight: list[str]) -> UnsettledWork:
+    """Collect what is still outstanding for a finishing run."""
+    children = [
+        r.run_id for r in await store.list_runs(parent_run_id=state.run_id) if not r.status.terminal
+    ]
+    timers = [w for w in state.waits if w.reason in (WaitReason.TIMER, WaitReason.RETRY)]
+    keys = {w.event_key for w in state.waits if w.event_key}
+    undelivered = [e.event_id for k in sorted(keys) for e in await store.pending_events(k)]
+    handoffs = [h.envelope_id for h in await store.handoffs(state.run_id, open_only=True)]
+    return UnsettledWork(children, timers, undelivered, list(in_flight), handoffs)
+
+
+async def run_finish_hooks(
+    pm: pluggy.PluginManager, finishing: FinishingRun, unsettled: UnsettledWork
+) -> Any:
+    """Call each ``spindle_on_finish`` implementation in pluggy order, chaining the output.
+
+    Raises:
+        HookError: an implementation raised; the message names its plugin.
+    """
+    for impl in pm.hook.spindle_on_finish.get_hookimpls()[::-1]:
+        finishing.source = impl.plugin_name
+        try:
+            offered = {"run": finishing, "output": finishing.output, "unsettled": unsettled}
+            # pluggy lets an implementation accept a subset of the spec's arguments.
+            result = impl.function(**{k: offered[k] for k in impl.argnames})
+            if hasattr(result, "__await__"):
+                result = await result
+        except Exception as exc:
+            raise HookError(
+                f"on_finish hook '{impl.plugin_name}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if result is not None:
+            finishing.output = result
+    finishing.source = ""
+    return finishing.output
+
+
+def final_status(finishing: FinishingRun) -> RunStatus:
+    """The status a finishing run ends with, after its hooks."""
+    return RunStatus.FAILED if finishing.fail_reason else RunStatus.COMPLETED

@@ -1,0 +1,82 @@
+"""``subworkflow`` and ``handoff``: runs that start other runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from attrs import define, field
+
+from spindle import (
+    EffectContext,
+    EffectHandler,
+    EffectOutcome,
+    RunState,
+    RunStatus,
+    WaitReason,
+    WaitState,
+)
+from spindle.core._models import Effect
+from spindle.core.errors import RunNotFound
+
+
+@define
+class SubworkflowHandler(EffectHandler, kind="subworkflow"):
+    """Run another workflow as a child; its output is this node's result.
+
+    ``workflow`` is a file path (relative to the parent's file) or a name the
+    engine knows. The child's inputs are ``inputs`` overlaid with the node's
+    resolved inputs. The parent waits while the child waits and resumes when
+    it finishes; cancelling the parent cancels the child. The child's run id
+    is derived from the parent's run and node, so a re-run never starts a
+    second child.
+    """
+
+    workflow: str
+    inputs: dict[str, Any] = field(factory=dict)
+
+    async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
+        """Start (or find) the child run and drive it."""
+        engine = ctx.engine
+        wf = engine.resolve_workflow(self.workflow, ctx.workflow)
+        child_id = uuid.uuid5(uuid.NAMESPACE_URL, f"spindle:{run.run_id}:{effect.key}").hex
+        try:
+            child = await engine.get_run(child_id)
+        except RunNotFound:
+            await engine.start(
+                wf,
+                {**self.inputs, **ctx.inputs},
+                run_id=child_id,
+                parent_run_id=run.run_id,
+                parent_wait_key=ctx.wait_key,
+            )
+            child = await engine.get_run(child_id)
+        if not child.status.terminal:
+            child = await engine.drive(child_id, workflow=wf)
+        if child.status == RunStatus.COMPLETED:
+            return EffectOutcome.completed(child.output)
+        if child.status.terminal:
+            return EffectOutcome.failed(
+                f"sub-workflow run {child_id} ({wf.name}) {child.status.value}: {child.error}"
+            )
+        return EffectOutcome.waiting(
+            WaitState(ctx.wait_key, WaitReason.SUBWORKFLOW, ctx.node_id, child_run_id=child_id)
+        )
+
+
+@define
+class HandoffHandler(EffectHandler, kind="handoff"):
+    """Hand the node's inputs (or ``payload``) to a follow-on run of ``target``.
+
+    The envelope is persisted, the target run started and the envelope
+    acknowledged; the node's result is ``{"run_id": ..., "target": ...}``.
+    """
+
+    target: str
+    payload: Any = None
+
+    async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
+        """Start the follow-on run."""
+        payload = self.payload if self.payload is not None else dict(ctx.inputs)
+        follow_on = await ctx.engine.handoff(run, self.target, payload, relative_to=ctx.workflow)
+        return EffectOutcome.completed({"run_id": follow_on, "target": self.target})

@@ -1,0 +1,48 @@
+"""Engine test fixtures: an engine factory parametrised over the embedded stores."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spindle import Settings
+from spindle.core._engine import Engine
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion in a fresh event loop."""
+    return asyncio.run(coro)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL for each embedded store."""
+    if request.param == "memory":
+        return "memory://"
+    return f"sqlite:///{tmp_path / 'spindle.db'}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite store URL in the test's temp dir."""
+    return f"sqlite:///{tmp_path / 'spindle.db'}"
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path) -> Callable[..., Engine]:
+    """Build engines whose run dirs live under the test's temp dir."""
+
+    def factory(store: str, **settings: Any) -> Engine:
+        kwargs = {
+            k: settings.pop(k)
+            for k in ("observers", "hooks", "middleware", "workflows", "policy")
+            if k in settings
+        }
+        settings.setdefault("runs_dir", str(tmp_path / "runs"))
+        return Engine(store, settings=Settings(**settings), **kwargs)
+
+    return factory
