@@ -555,7 +555,7 @@ def test_a_required_observer_failure_propagates_without_corrupting_state(sqlite_
             (state,) = await engine.list_runs()
             records = await engine.ledger(state.run_id)
         async with make_engine(sqlite_url) as engine:
-            done = await engine.drive(state.run_id)
+            done = await engine.drive(state.run_id, workflow=linear())
         return records, done
 
     records, done = run(main())

@@ -2,61 +2,77 @@
 ledger, worker.
 
 Exit codes (design.md): 0 completed, 3 waiting, 1 failed or cancelled, 2 usage
-or input error, 130 interrupted by Ctrl-C (the run stays resumable).
+or input error; 130 when Ctrl-C stops ``run``/``resume`` (the run stays
+recorded and ``spindle resume RUN_ID`` continues it). Every command builds its
+engine from ``spindle.toml``, ``SPINDLE_*`` and ``--store``, and turns a
+:class:`~spindle.SpindleError` into one ``error: ...`` line on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from spindle._cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo_json,
+    exit_code_for_status,
+    fail,
+    json_option,
+    store_option,
+)
+from spindle._cli._render import (
+    Progress,
+    document,
+    interrupted,
+    node_rows,
+    print_outcome,
+    print_show,
+    short,
+    table,
+)
+
 if TYPE_CHECKING:
     from spindle.core._engine import Engine
-    from spindle.core._models import RunState
+    from spindle.core._models import RunState, WaitState
+
+__all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show", "worker"]
 
 T = TypeVar("T")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
-store_option = click.option(
-    "--store",
-    "store",
-    default=None,
-    metavar="URL",
-    help="Store URL (default: $SPINDLE_STORE or sqlite:///.spindle/spindle.db).",
-)
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
-)
+_STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"]
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+def _exit(code: int) -> NoReturn:
+    raise click.exceptions.Exit(code)
 
 
-def _engine(store: str | None, **kwargs: Any) -> Engine:
+def _engine(store: str | None, observers: list[Any] | None = None) -> Engine:
     from spindle.core._engine import Engine
 
-    overrides = {"store": store} if store else None
-    return Engine.from_config(overrides=overrides, **kwargs)
+    return Engine.from_config(
+        overrides={"store": store} if store else None, observers=observers or ()
+    )
 
 
 def _call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine factory, mapping spindle's errors to exit code 2 with one line."""
+    """Run a coroutine factory; a :class:`SpindleError` becomes ``error: ...`` and exit 2."""
     from spindle.core.errors import SpindleError
 
     try:
         return asyncio.run(fn())
     except SpindleError as exc:
-        _fail(str(exc))
-        raise AssertionError("unreachable") from None
+        fail(str(exc), EXIT_USAGE)
 
 
 def _parse_value(text: str) -> Any:
@@ -71,156 +87,51 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            _fail(f"--input {pair!r} must look like NAME=VALUE (e.g. --input who=Ada)")
+        if not sep or not name.strip():
+            fail(f"--input {pair!r} must look like NAME=VALUE (e.g. --input who=Ada)")
         out[name.strip()] = _parse_value(value)
     return out
 
 
-def _document(state: RunState) -> dict[str, Any]:
-    from spindle.core._converter import converter
-
-    wait = state.waits[0] if state.waits else None
-    return {
-        "run_id": state.run_id,
-        "workflow": state.workflow,
-        "status": state.status.value,
-        "output": converter.unstructure(state.output),
-        "waiting": None
-        if wait is None
-        else {
-            "key": wait.key,
-            "reason": wait.reason.value,
-            "prompt": wait.prompt,
-            "choices": wait.choices,
-            "node_id": wait.node_id,
-            "due_at": wait.due_at.isoformat() if wait.due_at else None,
-        },
-        "waits": [
-            {"key": w.key, "reason": w.reason.value, "prompt": w.prompt, "choices": w.choices}
-            for w in state.waits
-        ],
-        "error": state.error,
-        "parent_run_id": state.parent_run_id,
-    }
-
-
-def _exit_code(state: RunState) -> int:
-    from spindle.core._models import RunStatus
-
-    if state.status == RunStatus.COMPLETED:
-        return EXIT_OK
-    if state.status in (RunStatus.WAITING, RunStatus.PENDING, RunStatus.RUNNING):
-        return EXIT_WAITING
-    return EXIT_FAILED
-
-
-def _how_to_answer(state: RunState) -> str:
-    lines = []
-    for w in state.waits:
-        if w.reason.value == "user":
-            example = json.dumps(w.choices[0]) if w.choices else '"your answer"'
-            choices = f" [{' / '.join(w.choices)}]" if w.choices else ""
-            lines.append(f"  {w.key}: {w.prompt}{choices}")
-            lines.append(
-                f"    answer: spindle resume {state.run_id} --key {w.key} --payload '{example}'"
-            )
-        elif w.reason.value == "event":
-            lines.append(f"  {w.key}: waiting for event '{w.event_key}'")
-            lines.append(f"    deliver: spindle emit {w.event_key} --payload '{{...}}'")
-        elif w.due_at is not None:
-            lines.append(f"  {w.key}: {w.reason.value} due at {w.due_at.isoformat()}")
-            lines.append(
-                f"    a worker fires it (spindle worker), or: spindle resume {state.run_id}"
-            )
-        else:
-            lines.append(
-                f"  {w.key}: waiting on {w.reason.value}"
-                + (f" run {w.child_run_id}" if w.child_run_id else "")
-            )
-    return "\n".join(lines)
-
-
-def _report(state: RunState, as_json: bool) -> None:
+def _finish(state: RunState, as_json: bool) -> NoReturn:
     if as_json:
-        click.echo(json.dumps(_document(state), default=str))
+        echo_json(document(state))
     else:
-        status = state.status.value
-        click.echo(f"run {state.run_id} {status}")
-        if state.status.value == "completed" and state.output is not None:
-            out = state.output
-            click.echo(f"output: {out if isinstance(out, str) else json.dumps(out, default=str)}")
-        if state.error:
-            click.echo(f"error: {state.error}")
-        if state.waits:
-            click.echo("waiting on:")
-            click.echo(_how_to_answer(state))
-    sys.exit(_exit_code(state))
+        print_outcome(state)
+    _exit(exit_code_for_status(state.status.value))
 
 
-class _Progress:
-    """Prints node lifecycle lines as they happen (plain text; rich live view on a TTY)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started: dict[str, float] = {}
-        self.console: Any = None
-        if enabled and sys.stdout.isatty():
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-
-    async def on_event(self, event: Any) -> None:
-        if not self.enabled:
-            return
-        import time
-
-        kind = event.type.value
-        node = event.node_id or ""
-        if kind == "node_started":
-            self.started[node] = time.monotonic()
-            return
-        if kind in ("node_completed", "node_failed", "node_retrying"):
-            took = ""
-            if node in self.started:
-                took = f" ({time.monotonic() - self.started.pop(node):.2f}s)"
-            extra = ""
-            if kind != "node_completed" and event.payload.get("error"):
-                extra = f": {event.payload['error']}"
-            word = {
-                "node_completed": "completed",
-                "node_failed": "failed",
-                "node_retrying": "retrying",
-            }[kind]
-            self._line(f"  {node} {word}{took}{extra}", word)
-        elif kind == "run_waiting":
-            self._line(f"  waiting: {', '.join(event.payload.get('waits', []))}", "waiting")
-
-    def _line(self, text: str, word: str) -> None:
-        if self.console is not None:
-            style = {
-                "completed": "green",
-                "failed": "red",
-                "retrying": "yellow",
-                "waiting": "cyan",
-            }.get(word, "")
-            self.console.print(text, style=style, highlight=False)
-        else:
-            click.echo(text, err=True)
+def _interrupted(run_id: str | None) -> NoReturn:
+    if run_id:
+        click.echo(
+            f"\ninterrupted: run {run_id} is recorded and can continue where it stopped: "
+            f"spindle resume {run_id}",
+            err=True,
+        )
+    else:
+        click.echo("\ninterrupted", err=True)
+    _exit(EXIT_INTERRUPTED)
 
 
-async def _interactive_answers(engine: Engine, state: RunState) -> RunState:
-    """Answer ``ask_user`` waits at the terminal until the run stops asking."""
+def _ask(wait: WaitState) -> Any:
+    """Ask for the answer to ``wait`` at the terminal (on stderr, so stdout stays clean)."""
+    if wait.choices:
+        return click.prompt(wait.prompt or wait.key, type=click.Choice(wait.choices), err=True)
+    return _parse_value(click.prompt(wait.prompt or wait.key, err=True))
+
+
+async def _answer_at_terminal(engine: Engine, state: RunState) -> RunState:
+    """Answer ``ask_user`` waits at the terminal until the run stops asking (or stdin ends)."""
     while state.status.value == "waiting":
         asks = [w for w in state.waits if w.reason.value == "user"]
         if not asks:
-            return state
-        wait = asks[0]
-        if wait.choices:
-            answer: Any = click.prompt(wait.prompt or wait.key, type=click.Choice(wait.choices))
-        else:
-            answer = _parse_value(click.prompt(wait.prompt or wait.key))
-        state = await engine.resume(state.run_id, wait.key, answer)
+            break
+        try:
+            answer = _ask(asks[0])
+        except click.exceptions.Abort:  # end of input: leave the run waiting
+            click.echo("", err=True)
+            break
+        state = await engine.resume(state.run_id, asks[0].key, answer)
     return state
 
 
@@ -232,7 +143,7 @@ async def _interactive_answers(engine: Engine, state: RunState) -> RunState:
     "inputs",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Set a workflow input (JSON values are parsed; anything else is text).",
+    help="Set a workflow input (a JSON value is parsed; anything else is text).",
 )
 @store_option
 @click.option("--detach", is_flag=True, help="Record the run and return; a worker drives it.")
@@ -248,49 +159,55 @@ def run(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Run a workflow file and wait until it completes, fails or waits."""
+    """Run a workflow file and wait until it completes, fails or waits.
+
+    Exits 0 when the run completed, 3 when it waits (the output says how to
+    answer), 1 when it failed, 2 when the file or an input is invalid.
+    """
+    from spindle.core._loader import load_workflow
+    from spindle.core.errors import SpindleError
+
     values = _parse_inputs(inputs)
-    progress = _Progress(enabled=not quiet and not as_json)
+    progress = Progress() if not (quiet or as_json or detach) else None
     started: dict[str, str] = {}
+    try:
+        engine = _engine(store, [progress] if progress else None)
+        # Loaded before the store is opened: a bad file leaves nothing behind.
+        wf = load_workflow(file, registry=engine.registry, policy=engine.policy)
+    except SpindleError as exc:
+        fail(str(exc))
 
     async def main() -> RunState:
-        from spindle.core._loader import load_workflow
-
-        engine = _engine(store, observers=[progress])
         async with engine:
-            wf = load_workflow(file, registry=engine.registry, policy=engine.policy)
             run_id = await engine.start(wf, values)
             started["run_id"] = run_id
             if detach:
                 return await engine.get_run(run_id)
-            if not as_json:
+            if progress is not None:
+                progress.main_run = run_id
                 click.echo(f"run {run_id} started ({wf.name})", err=True)
             state = await engine.drive(run_id, workflow=wf)
             if interactive:
-                state = await _interactive_answers(engine, state)
+                state = await _answer_at_terminal(engine, state)
             return state
 
     try:
         state = _call(main)
     except KeyboardInterrupt:
-        rid = started.get("run_id")
-        if rid:
-            click.echo(
-                f"\ninterrupted: run {rid} is recorded and resumable; continue it "
-                f"with: spindle resume {rid}",
-                err=True,
-            )
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted(started.get("run_id"))
+    finally:
+        if progress is not None:
+            progress.close()
     if detach:
         if as_json:
-            click.echo(json.dumps(_document(state), default=str))
+            echo_json(document(state))
         else:
             click.echo(
-                f"run {state.run_id} recorded; a worker will drive it "
-                f"(spindle worker), or: spindle resume {state.run_id}"
+                f"run {state.run_id} recorded; a worker drives it (spindle worker), "
+                f"or drive it here: spindle resume {state.run_id}"
             )
-        sys.exit(EXIT_OK)
-    _report(state, as_json)
+        _exit(EXIT_OK)
+    _finish(state, as_json)
 
 
 @click.command("resume")
@@ -300,7 +217,7 @@ def run(
     "--payload",
     default=None,
     metavar="JSON",
-    help="The answer, as JSON (plain text is taken as a string).",
+    help="The answer, as JSON (text that is not JSON is taken as a string).",
 )
 @store_option
 @click.option(
@@ -308,7 +225,8 @@ def run(
     is_flag=True,
     help="Continue even if completed nodes changed in the workflow definition.",
 )
-@click.option("--interactive", is_flag=True, help="Answer further ask_user waits here.")
+@click.option("--interactive", is_flag=True, help="Ask for answers at the terminal.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print node progress.")
 @json_option
 def resume(
     run_id: str,
@@ -317,25 +235,54 @@ def resume(
     store: str | None,
     force: bool,
     interactive: bool,
+    quiet: bool,
     as_json: bool,
 ) -> None:
-    """Answer a waiting run, or continue an interrupted one."""
+    """Answer a waiting run, or continue an interrupted one, and drive it on."""
     value = _parse_value(payload) if payload is not None else None
+    progress = Progress() if not (quiet or as_json) else None
+    notes: list[str] = []
 
     async def main() -> RunState:
-        engine = _engine(store, observers=[_Progress(enabled=not as_json)])
-        async with engine:
+        from spindle.core.errors import InvalidAnswer
+
+        async with _engine(store, [progress] if progress else None) as engine:
+            before = await engine.get_run(run_id)
+            if progress is not None:
+                progress.main_run = run_id
+            user = [w for w in before.waits if w.reason.value == "user"]
+            target = next((w for w in user if w.key == key), None) if key else None
+            if key is None and len(before.waits) == 1 and user:
+                target = user[0]
+            if target is not None and payload is None:
+                if not interactive:
+                    example = json.dumps(target.choices[0]) if target.choices else '"your answer"'
+                    raise InvalidAnswer(
+                        f"run {run_id} waits for an answer to '{target.key}' "
+                        f"({target.prompt}); give it with: spindle resume {run_id} "
+                        f"--key {target.key} --payload '{example}'  (or use --interactive)"
+                    )
+                value_ = _ask(target)
+                return await engine.resume(run_id, target.key, value_, force=force)
             state = await engine.resume(run_id, key, value, force=force)
+            if before.status.terminal:
+                notes.append(f"wait '{key}' was already answered; nothing changed")
             if interactive:
-                state = await _interactive_answers(engine, state)
+                state = await _answer_at_terminal(engine, state)
             return state
 
     try:
         state = _call(main)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: continue with: spindle resume {run_id}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    _report(state, as_json)
+        _interrupted(run_id)
+    except click.exceptions.Abort:
+        fail("no answer given", EXIT_USAGE)
+    finally:
+        if progress is not None:
+            progress.close()
+    for note in notes:
+        click.echo(note, err=True)
+    _finish(state, as_json)
 
 
 @click.command("emit")
@@ -353,7 +300,7 @@ def emit(key: str, payload: str | None, store: str | None, as_json: bool) -> Non
 
     resumed = _call(main)
     if as_json:
-        click.echo(json.dumps({"key": key, "resumed": resumed}))
+        echo_json({"key": key, "resumed": resumed})
     elif resumed:
         click.echo(f"event '{key}' delivered to run {', '.join(resumed)}")
     else:
@@ -362,11 +309,11 @@ def emit(key: str, payload: str | None, store: str | None, as_json: bool) -> Non
 
 @click.command("cancel")
 @click.argument("run_id")
-@click.option("--reason", default="cancelled from the command line")
+@click.option("--reason", default="cancelled from the command line", help="Recorded reason.")
 @store_option
 @json_option
 def cancel(run_id: str, reason: str, store: str | None, as_json: bool) -> None:
-    """Cancel a run (and its child runs). A finished run is left as it is."""
+    """Cancel a run (and its sub-workflow runs). A finished run is left as it is."""
 
     async def main() -> tuple[RunState, bool]:
         async with _engine(store) as engine:
@@ -377,9 +324,7 @@ def cancel(run_id: str, reason: str, store: str | None, as_json: bool) -> None:
 
     state, changed = _call(main)
     if as_json:
-        doc = _document(state)
-        doc["cancelled_now"] = changed
-        click.echo(json.dumps(doc, default=str))
+        echo_json({**document(state), "cancelled_now": changed})
     elif changed:
         click.echo(f"run {run_id} cancelled")
     else:
@@ -387,14 +332,9 @@ def cancel(run_id: str, reason: str, store: str | None, as_json: bool) -> None:
 
 
 @click.command("runs")
-@click.option(
-    "--status",
-    "status",
-    default=None,
-    type=click.Choice(["pending", "running", "waiting", "completed", "failed", "cancelled"]),
-)
+@click.option("--status", "status", default=None, type=click.Choice(_STATUSES))
 @click.option("--workflow", default=None, help="Only runs of this workflow name.")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @store_option
 @json_option
 def runs(
@@ -408,10 +348,10 @@ def runs(
 
     states = _call(main)
     if as_json:
-        click.echo(json.dumps({"runs": [_document(s) for s in states]}, default=str))
+        echo_json({"runs": [document(s) for s in states]})
         return
     if not states:
-        click.echo("no runs")
+        click.echo("no runs" + (f" with status {status}" if status else ""))
         return
     rows = [
         (
@@ -419,17 +359,11 @@ def runs(
             s.workflow,
             s.status.value,
             s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            (s.waits[0].key if s.waits else (s.error or ""))[:60],
+            (f"waits on {', '.join(w.key for w in s.waits)}" if s.waits else (s.error or ""))[:60],
         )
         for s in states
     ]
-    _table(("RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "WAITING / ERROR"), rows)
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    table(("RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "WAITING / ERROR"), rows)
 
 
 @click.command("show")
@@ -439,64 +373,32 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 def show(run_id: str, store: str | None, as_json: bool) -> None:
     """Show a run: status, nodes, waits (with prompt and choices), output, error."""
 
-    async def main() -> tuple[RunState, list[Any], Any]:
+    async def main() -> tuple[RunState, dict[str, Any], list[RunState], bool]:
         async with _engine(store) as engine:
             state = await engine.get_run(run_id)
-            ledger = await engine.ledger(run_id)
+            records = await engine.ledger(run_id)
             lease = await engine.store.get_lease(run_id)
-            return state, ledger, lease
+            children = await engine.store.list_runs(parent_run_id=run_id)
+            order: list[str] = []
+            if state.definition_id:
+                definition = await engine.store.get_definition(state.definition_id)
+                order = list(definition.get("nodes", {}))
+            stopped = interrupted(state, lease, engine.host)
+            return state, node_rows(order, records), children, stopped
 
-    state, ledger, lease = _call(main)
-    nodes: dict[str, dict[str, Any]] = {}
-    for rec in ledger:
-        if not rec.node_id or rec.kind.value not in ("node", "retry", "wait"):
-            continue
-        info = nodes.setdefault(
-            rec.node_id, {"status": "", "attempts": 0, "seconds": None, "error": None}
-        )
-        info["status"] = {"retry": "retrying", "wait": "waiting"}.get(
-            rec.kind.value, rec.status.value
-        )
-        info["attempts"] = max(info["attempts"], rec.attempt)
-        if rec.started_at and rec.finished_at:
-            info["seconds"] = round((rec.finished_at - rec.started_at).total_seconds(), 3)
-        info["error"] = rec.error
-    from spindle.core._models import utcnow
-
-    interrupted = state.status.value == "running" and (
-        lease is None or lease.owner is None or lease.expires_at <= utcnow()
-    )
+    state, nodes, children, stopped = _call(main)
     if as_json:
-        doc = _document(state)
-        doc["nodes"] = nodes
-        doc["interrupted"] = interrupted
-        click.echo(json.dumps(doc, default=str))
-        sys.exit(_exit_code(state))
-    click.echo(f"run       {state.run_id}")
-    click.echo(f"workflow  {state.workflow}")
-    status = state.status.value + (
-        f" (interrupted: continue with spindle resume {state.run_id})" if interrupted else ""
-    )
-    click.echo(f"status    {status}")
-    if state.parent_run_id:
-        click.echo(f"parent    {state.parent_run_id}")
-    click.echo(f"created   {state.created_at.isoformat()}")
-    if nodes:
-        click.echo("nodes:")
-        for nid, info in nodes.items():
-            took = f" {info['seconds']}s" if info["seconds"] is not None else ""
-            att = f" (attempt {info['attempts']})" if info["attempts"] > 1 else ""
-            click.echo(f"  {nid}: {info['status']}{took}{att}")
-            if info["error"] and info["status"] != "completed":
-                click.echo(f"    {info['error']}")
-    if state.waits:
-        click.echo("waiting on:")
-        click.echo(_how_to_answer(state))
-    if state.output is not None:
-        click.echo(f"output    {json.dumps(state.output, default=str)}")
-    if state.error:
-        click.echo(f"error     {state.error}")
-    sys.exit(_exit_code(state))
+        echo_json(
+            {
+                **document(state),
+                "interrupted": stopped,
+                "nodes": nodes,
+                "children": [c.run_id for c in children],
+            }
+        )
+    else:
+        print_show(state, nodes, children, stopped)
+    _exit(exit_code_for_status(state.status.value))
 
 
 @click.command("ledger")
@@ -504,14 +406,13 @@ def show(run_id: str, store: str | None, as_json: bool) -> None:
 @store_option
 @json_option
 def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
-    """Print a run's ledger, or check its hash chain with `spindle ledger verify RUN_ID`."""
+    """Print a run's ledger, or check its hash chain: spindle ledger verify RUN_ID."""
     if args[0] == "verify":
         if len(args) != 2:
-            _fail("usage: spindle ledger verify RUN_ID")
+            fail("usage: spindle ledger verify RUN_ID")
         _verify(args[1], store, as_json)
-        return
     if len(args) != 1:
-        _fail("usage: spindle ledger RUN_ID  |  spindle ledger verify RUN_ID")
+        fail("usage: spindle ledger RUN_ID  |  spindle ledger verify RUN_ID")
     run_id = args[0]
 
     async def main() -> list[Any]:
@@ -522,12 +423,7 @@ def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
     if as_json:
         from spindle.core._converter import converter
 
-        click.echo(
-            json.dumps(
-                {"run_id": run_id, "records": [converter.unstructure(r) for r in records]},
-                default=str,
-            )
-        )
+        echo_json({"run_id": run_id, "records": [converter.unstructure(r) for r in records]})
         return
     rows = [
         (
@@ -536,45 +432,38 @@ def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
             r.node_id or "-",
             r.status.value,
             str(r.attempt),
-            r.idempotency_key,
-            (r.error or _short(r.result))[:50],
+            (r.error or short(r.result))[:60],
             r.record_hash[:12],
         )
         for r in records
     ]
-    _table(("SEQ", "KIND", "NODE", "STATUS", "TRY", "KEY", "RESULT / ERROR", "HASH"), rows)
+    table(("SEQ", "KIND", "NODE", "STATUS", "TRY", "RESULT / ERROR", "HASH"), rows)
 
 
-def _short(value: Any) -> str:
-    return "" if value is None else json.dumps(value, default=str)
-
-
-def _verify(run_id: str, store: str | None, as_json: bool) -> None:
+def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
     async def main() -> Any:
         async with _engine(store) as engine:
             return await engine.verify_ledger(run_id)
 
     result = _call(main)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "ok": result.ok,
-                    "count": result.count,
-                    "first_bad_index": result.first_bad_index,
-                    "reason": result.reason,
-                }
-            )
+        echo_json(
+            {
+                "run_id": run_id,
+                "ok": result.ok,
+                "count": result.count,
+                "first_bad_index": result.first_bad_index,
+                "reason": result.reason,
+            }
         )
     elif result.ok:
-        click.echo(f"ledger of run {run_id} is intact ({result.count} records)")
+        click.echo(f"ledger of run {run_id} is intact: {result.count} records, hash chain ok")
     else:
         click.echo(
-            f"ledger of run {run_id} is BROKEN at record {result.first_bad_index} "
-            f"of {result.count}: {result.reason}"
+            f"ledger of run {run_id} is BROKEN: first bad record at index "
+            f"{result.first_bad_index} of {result.count} ({result.reason})"
         )
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+    _exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 @click.command("worker")
@@ -587,13 +476,18 @@ def _verify(run_id: str, store: str | None, as_json: bool) -> None:
     help="Runs driven at once.",
 )
 @click.option(
-    "--poll", default=1.0, show_default=True, type=float, help="Seconds between looks for due work."
+    "--poll",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds between looks for due work.",
 )
 @click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
 def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None:
-    """Claim runnable runs (new, resumed, timer due) under a lease and drive them."""
+    """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them."""
 
     async def main() -> int:
+        from spindle.core._models import utcnow
         from spindle.core.errors import LeaseHeld
 
         driven = 0
@@ -605,14 +499,12 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
                 async with sem:
                     try:
                         state = await engine.drive(run_id)
-                        driven += 1
-                        click.echo(f"run {run_id} {state.status.value}", err=True)
                     except LeaseHeld:
                         return
+                    driven += 1
+                    click.echo(f"run {run_id} {state.status.value}", err=True)
 
             while True:
-                from spindle.core._models import utcnow
-
                 due = await engine.store.due_runs(utcnow(), limit=concurrency * 4)
                 if due:
                     await asyncio.gather(*(one(r) for r in due))
@@ -625,5 +517,5 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
         n = _call(main)
     except KeyboardInterrupt:
         click.echo("worker stopped", err=True)
-        sys.exit(EXIT_OK)
+        _exit(EXIT_OK)
     click.echo(f"drove {n} run(s)", err=True)

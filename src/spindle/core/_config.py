@@ -80,7 +80,8 @@ class Settings:
     middleware: list[dict[str, Any]] = field(factory=list)
     plugins: PluginSettings = field(factory=PluginSettings)
     policy: PolicySettings = field(factory=PolicySettings)
-    source: str | None = field(default=None, eq=False)
+    #: The file the settings were read from (not a setting: never read from a file).
+    source: str | None = field(default=None, init=False, eq=False)
 
     def load_policy(self) -> Any:
         """The workflow :class:`LoadPolicy` these settings describe, or None if unrestricted."""
@@ -89,31 +90,165 @@ class Settings:
         p = self.policy
         if p.allow_kinds is None and not p.deny_kinds and p.allowed_executables is None:
             return None
-        return LoadPolicy(allow_kinds=p.allow_kinds, deny_kinds=list(p.deny_kinds),
-                          allowed_executables=p.allowed_executables)
+        return LoadPolicy(
+            allow_kinds=p.allow_kinds,
+            deny_kinds=list(p.deny_kinds),
+            allowed_executables=p.allowed_executables,
+        )
 
 
-_SCALARS = {a.name: a.type for a in attrs.fields(Settings)
-            if a.name in ("store", "durability", "runs_dir", "concurrency", "max_steps",
-                          "lease_ttl", "max_inline_sleep", "result_inline_limit")}
+_SCALARS = {
+    a.name: a.type
+    for a in attrs.fields(Settings)
+    if a.name
+    in (
+        "store",
+        "durability",
+        "runs_dir",
+        "concurrency",
+        "max_steps",
+        "lease_ttl",
+        "max_inline_sleep",
+        "result_inline_limit",
+    )
+}
 
 
-def _line_of(text: str, key: str, section: str | None) -> int | None:
-    """Best-effort line number of ``key`` (inside ``section``) in TOML ``text``."""
-    in_section = section is None
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
-    for i, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            name = stripped.strip("[]").strip()
-            if name == key or name.endswith(f".{key}") and (section is None or
-                                                              name.startswith(section)):
-                return i
-            in_section = section is None or name == section
-            continue
-        if in_section and pattern.match(line):
-            return i
+# --- locating a problem in the file ------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_QUOTED_KEY = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'")
+
+
+def _split_key(text: str) -> list[str] | None:
+    """Split a TOML key (``a."b.c".d``) into its parts; None if it is not a key."""
+    parts: list[str] = []
+    rest = text.strip()
+    while True:
+        quoted = _QUOTED_KEY.match(rest)
+        bare = _BARE_KEY.match(rest)
+        if quoted:
+            parts.append(quoted.group(1) if quoted.group(1) is not None else quoted.group(2))
+            rest = rest[quoted.end() :].lstrip()
+        elif bare:
+            parts.append(bare.group())
+            rest = rest[bare.end() :].lstrip()
+        else:
+            return None
+        if not rest:
+            return parts
+        if rest[0] != ".":
+            return None
+        rest = rest[1:].lstrip()
+
+
+def _assignment_key(line: str) -> str | None:
+    """The key of a ``key = value`` line (the text before the first unquoted ``=``)."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "=":
+            return line[:i]
     return None
+
+
+def _key_lines(text: str, prefix: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    """Map each key path defined in TOML ``text`` under ``prefix`` to its first line.
+
+    Best effort, line by line (no value parsing): every table header and
+    ``key = value`` line registers its full path and each path prefix, so a
+    problem deep inside a value still finds the line of its nearest key.
+    Arrays of tables (``[[observers]]``) register their index too.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[["):
+            parts = _split_key(stripped[2 : stripped.find("]]")])
+            if parts is None:
+                continue
+            index = counts.get(tuple(parts), 0)
+            counts[tuple(parts)] = index + 1
+            full = table = (*parts, str(index))
+        elif stripped.startswith("["):
+            parts = _split_key(stripped[1 : stripped.find("]")])
+            if parts is None:
+                continue
+            full = table = tuple(parts)
+        else:
+            key = _assignment_key(stripped)
+            parts = _split_key(key) if key is not None else None
+            if parts is None:
+                continue
+            full = (*table, *parts)
+        if full[: len(prefix)] != prefix:
+            continue
+        relative = full[len(prefix) :]
+        for n in range(1, len(relative) + 1):
+            lines.setdefault(relative[:n], number)
+    return lines
+
+
+def _locate(data: Any, dotted: str) -> tuple[str, ...]:
+    """Split a dotted problem path into real keys, using ``data`` for keys with dots."""
+    parts = dotted.split(".") if dotted else []
+    out: list[str] = []
+    node = data
+    i = 0
+    while i < len(parts):
+        if isinstance(node, dict):
+            for j in range(len(parts), i, -1):
+                key = ".".join(parts[i:j])
+                if key in node:
+                    out.append(key)
+                    node = node[key]
+                    i = j
+                    break
+            else:  # a key the data does not have (an unknown field's parent is known)
+                out.append(parts[i])
+                node = None
+                i += 1
+        elif isinstance(node, list) and parts[i].isdigit() and int(parts[i]) < len(node):
+            out.append(parts[i])
+            node = node[int(parts[i])]
+            i += 1
+        else:
+            out.extend(parts[i:])
+            break
+    return tuple(out)
+
+
+def _render_key(keys: tuple[str, ...]) -> str:
+    return ".".join(k if _BARE_KEY.fullmatch(k) else f'"{k}"' for k in keys)
+
+
+class _Origins:
+    """Where each top-level setting came from, to point an error at the right place."""
+
+    def __init__(self, source: str | None, text: str, section: str | None) -> None:
+        self.source = source
+        self.prefix = tuple(section.split(".")) if section else ()
+        self.lines = _key_lines(text, self.prefix) if text else {}
+        self.by_key: dict[str, str] = {}
+
+    def where(self, keys: tuple[str, ...]) -> tuple[str, str]:
+        """``(place, shown path)``: ``file:line`` / ``environment variable X`` / ``override``."""
+        origin = self.by_key.get(keys[0], "file") if keys else "file"
+        if origin != "file" or self.source is None:
+            return (origin if origin != "file" else "settings"), _render_key(keys)
+        for n in range(len(keys), 0, -1):
+            line = self.lines.get(keys[:n])
+            if line is not None:
+                return f"{self.source}:{line}", _render_key((*self.prefix, *keys))
+        return self.source, _render_key((*self.prefix, *keys))
 
 
 def _read_file(cwd: Path) -> tuple[dict[str, Any], str | None, str, str | None]:
@@ -138,27 +273,28 @@ def _read_file(cwd: Path) -> tuple[dict[str, Any], str | None, str, str | None]:
     return {}, None, "", None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """Settings from ``SPINDLE_*`` variables: ``{field: (value, variable name)}``."""
+    out: dict[str, tuple[Any, str]] = {}
     for name, typ in _SCALARS.items():
-        raw = environ.get(f"SPINDLE_{name.upper()}")
+        var = f"SPINDLE_{name.upper()}"
+        raw = environ.get(var)
         if raw is None or raw == "":
             continue
         try:
             if typ in (int, "int"):
-                out[name] = int(raw)
+                out[name] = (int(raw), var)
             elif typ in (float, "float"):
-                out[name] = float(raw)
+                out[name] = (float(raw), var)
             else:
-                out[name] = raw
+                out[name] = (raw, var)
         except ValueError:
             raise ConfigError(
-                f"environment variable SPINDLE_{name.upper()}={raw!r} is not a valid "
-                f"{getattr(typ, '__name__', typ)}"
+                f"environment variable {var}={raw!r} is not a valid {getattr(typ, '__name__', typ)}"
             ) from None
     hooks = environ.get("SPINDLE_HOOKS")
     if hooks:
-        out["hooks"] = [h.strip() for h in hooks.split(",") if h.strip()]
+        out["hooks"] = ([h.strip() for h in hooks.split(",") if h.strip()], "SPINDLE_HOOKS")
     return out
 
 
@@ -177,27 +313,32 @@ def load_settings(
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
     data, source, text, section = _read_file(base) if use_file else ({}, None, "", None)
+    origins = _Origins(source, text, section)
     merged: dict[str, Any] = dict(data)
-    merged.update(_env_overrides(os.environ if environ is None else environ))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for name, (value, var) in _env_overrides(os.environ if environ is None else environ).items():
+        merged[name] = value
+        origins.by_key[name] = f"environment variable {var}"
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            merged[name] = value
+            origins.by_key[name] = "explicit override"
     try:
         settings = converter.structure(merged, Settings)
     except Exception as exc:
-        problems = structure_errors(exc, section or "$")
         lines = []
-        for p in problems:
-            where = source or "settings"
-            key = p.rsplit(" @ ", 1)[-1].split(".")[-1]
-            sub = p.rsplit(" @ ", 1)[-1]
-            parent = sub.rsplit(".", 1)[0] if "." in sub else None
-            line = _line_of(text, key, parent if parent not in (None, "$") else section)
-            lines.append(f"{where}:{line}: {p}" if line else f"{where}: {p}")
+        for problem in structure_errors(exc, "$"):
+            message, _, at = problem.rpartition(" @ ")
+            keys = _locate(merged, at[2:] if at.startswith("$.") else "")
+            where, shown = origins.where(keys)
+            lines.append(f"{where}: {message} @ {shown}" if shown else f"{where}: {message}")
         raise ConfigError("invalid spindle settings:\n  " + "\n  ".join(lines)) from exc
     if settings.durability not in ("normal", "full"):
-        raise ConfigError(f"{source or 'settings'}: durability must be 'normal' or 'full', got "
-                          f"{settings.durability!r}")
+        where, _ = origins.where(("durability",))
+        raise ConfigError(
+            f"{where}: durability must be 'normal' or 'full', got {settings.durability!r}"
+        )
     if settings.concurrency < 1:
-        raise ConfigError(f"{source or 'settings'}: concurrency must be at least 1, got "
-                          f"{settings.concurrency}")
+        where, _ = origins.where(("concurrency",))
+        raise ConfigError(f"{where}: concurrency must be at least 1, got {settings.concurrency}")
     settings.source = source
     return settings

@@ -62,7 +62,8 @@ class TaskContext:
         node: the node's definition.
         inputs: the node's resolved inputs by parameter name.
         outputs: declared outputs by name, as absolute paths (file/folder/json) or None.
-        run_dir: the run's working directory; relative paths resolve here.
+        run_dir: the run's working directory; relative paths resolve here. It is
+            created on first access, so tasks that never touch it cost no mkdir.
         workflow_inputs: the run's inputs (secrets redacted only in records, not here).
         attempt: 1 for the first try, then 2, 3... on retries.
         idempotency_key: ``RUN:NODE`` — stable across retries and re-runs, for
@@ -74,7 +75,7 @@ class TaskContext:
     node: NodeSpec
     inputs: dict[str, Any]
     outputs: dict[str, Path | None]
-    run_dir: Path
+    _run_dir: Path = field(alias="run_dir")
     workflow_inputs: dict[str, Any] = field(factory=dict)
     attempt: int = 1
     runtime: Runtime[Any] | None = None
@@ -84,6 +85,16 @@ class TaskContext:
     recorded: Mapping[str, StepRecord] = field(factory=dict)
     new_calls: dict[str, Any] = field(factory=dict)
     _call_index: int = 0
+
+    _dir_ready: bool = field(default=False, init=False)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's working directory (created on first access)."""
+        if not self._dir_ready:
+            self._run_dir.mkdir(parents=True, exist_ok=True)
+            self._dir_ready = True
+        return self._run_dir
 
     @property
     def idempotency_key(self) -> str:

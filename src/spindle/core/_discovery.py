@@ -6,45 +6,62 @@ start. spindle only needs its own groups, so this module reads the
 ``entry_points.txt`` files directly and keeps the result in a small JSON
 cache.
 
-The cache key is the interpreter (executable and version), the ``sys.path``
-entries, and for each entry the names and mtimes of its ``*.dist-info`` /
-``*.egg-info`` entry-point files. Installing or removing a distribution adds
-or removes a metadata directory, and rewriting one changes its mtime, so the
-key changes and the cache is rebuilt — no manual invalidation. The cache is
-written atomically (temp file + ``os.replace``) so processes sharing it never
-read half a file; when the directory is read-only the scan result is simply
-not kept.
+The cache holds one record per ``sys.path`` entry: the entry's *listing*
+(each ``*.dist-info`` / ``*.egg-info`` directory name with the mtime of its
+``entry_points.txt``) and the entry points found there. On start-up each
+entry is listed again (one ``scandir`` and one ``stat`` per metadata
+directory, no file read); an entry whose listing is unchanged reuses its
+record, any other entry is rescanned. Installing or removing a distribution
+adds or removes a metadata directory and rewriting one changes its mtime, so
+the cache never needs manual invalidation; keeping records per entry means a
+different working directory (``python -m`` puts it on ``sys.path``) only
+rescans that one entry. The file is per interpreter and written atomically
+(temp file + ``os.replace``), so processes sharing it never read half a file;
+when the directory is not writable the result is simply not kept.
+
+This module is on the path of ``spindle --help``: it imports only the
+standard library, and nothing heavy (no attrs, no ``importlib.metadata``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
+import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from typing import Any, NamedTuple
 
-from attrs import define
+__all__ = ["EntryPointInfo", "cache_dir", "cache_file", "discover", "scan_entry", "scan_path"]
 
-__all__ = ["EntryPointInfo", "cache_dir", "discover", "scan_path"]
-
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _PREFIX = "spindle."
+#: Records kept for sys.path entries not on the current path (other venvs' cwd...).
+_MAX_STALE_ENTRIES = 64
+
+#: One metadata dir under a sys.path entry: ``(dirname, mtime_ns of entry_points.txt or -1)``.
+Listing = list[tuple[str, int]]
 
 
-@define(frozen=True)
-class EntryPointInfo:
-    """One ``spindle.*`` entry point as declared in metadata (nothing imported)."""
+class EntryPointInfo(NamedTuple):
+    """One ``spindle.*`` entry point as declared in metadata (nothing imported).
 
-    group: str  # plugin group without the prefix: "runtime"
-    kind: str  # the entry-point name
-    value: str  # "module:attr"
+    Attributes:
+        group: plugin group without the prefix (``runtime``).
+        kind: the entry-point name.
+        value: ``module:attr``.
+        distribution: the distribution's name as its metadata spells it.
+        version: the distribution's version.
+        location: the ``sys.path`` entry it was found under.
+    """
+
+    group: str
+    kind: str
+    value: str
     distribution: str
     version: str
-    location: str  # the sys.path entry it was found under
+    location: str
 
     @property
     def spec(self) -> str:
@@ -52,67 +69,88 @@ class EntryPointInfo:
         return f"{_PREFIX}{self.group}:{self.kind} = {self.value}"
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     """Where the discovery cache lives: ``$SPINDLE_CACHE_DIR`` or the user cache dir."""
     env = os.environ.get("SPINDLE_CACHE_DIR")
     if env:
-        return Path(env)
+        return env
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spindle"
+    return os.path.join(base, "spindle")
 
 
-def _metadata_dirs(entry: str) -> list[tuple[str, str]]:
-    """List ``(dirname, entry_points_file)`` for metadata dirs under one sys.path entry."""
-    found: list[tuple[str, str]] = []
+def cache_file() -> str:
+    """The cache file of this interpreter (one per ``sys.executable``)."""
+    import binascii  # builtin module: cheaper than hashlib for a file-name tag
+
+    tag = binascii.crc32(os.fsencode(sys.executable or "python"))
+    return os.path.join(cache_dir(), f"entry-points-{tag:08x}.json")
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def normalize_name(name: str) -> str:
+    """Normalize a distribution name for comparison (PEP 503: ``My_Pkg`` → ``my-pkg``)."""
+    key = name.lower().replace("_", "-").replace(".", "-")
+    # str.replace is enough unless separators repeat ("a__b"), which is rare.
+    return _SEPARATORS.sub("-", key) if "--" in key else key
+
+
+def _entry_key(entry: str) -> str:
+    # "" means the current directory; key it by where that is right now.
+    return os.path.abspath(entry) if entry in ("", ".") else entry
+
+
+def list_entry(entry: str) -> Listing:
+    """List the metadata directories of one ``sys.path`` entry with their mtimes.
+
+    Returns an empty list for entries that are not directories (zip files,
+    missing paths).
+    """
+    found: Listing = []
     try:
-        with os.scandir(entry or ".") as it:
-            for d in it:
-                name = d.name
-                if name.endswith((".dist-info", ".egg-info")):
-                    found.append((name, os.path.join(d.path, "entry_points.txt")))
+        names = [n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info"))]
     except OSError:
-        return []
-    found.sort()
+        return found
+    # This runs for every installed distribution on every start-up: plain
+    # string building, not os.path.join.
+    base = (entry or ".") + os.sep
+    stat = os.stat
+    for name in sorted(names):
+        try:
+            mtime = stat(f"{base}{name}{os.sep}entry_points.txt").st_mtime_ns
+        except OSError:
+            mtime = -1
+        found.append((name, mtime))
     return found
 
 
-def _fingerprint(paths: Sequence[str]) -> tuple[str, list[tuple[str, list[tuple[str, str]]]]]:
-    h = hashlib.sha256()
-    h.update(sys.executable.encode())
-    h.update(sys.version.encode())
-    listing: list[tuple[str, list[tuple[str, str]]]] = []
-    for entry in paths:
-        dirs = _metadata_dirs(entry)
-        listing.append((entry, dirs))
-        h.update(b"\0P" + entry.encode())
-        for name, ep_file in dirs:
-            try:
-                mtime = os.stat(ep_file).st_mtime_ns
-            except OSError:
-                mtime = -1
-            h.update(f"\0{name}\0{mtime}".encode())
-    return h.hexdigest(), listing
+def _read_headers(meta_dir: str) -> tuple[str, str]:
+    """Return ``(Name, Version)`` from a metadata dir's METADATA/PKG-INFO headers."""
+    name = version = ""
+    for meta in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(meta_dir, meta), encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("Name:"):
+                        name = line.split(":", 1)[1].strip()
+                    elif line.startswith("Version:"):
+                        version = line.split(":", 1)[1].strip()
+                    if (name and version) or not line.strip():
+                        break
+        except (OSError, UnicodeDecodeError):
+            continue
+        break
+    return name, version
 
 
 def _dist_name_version(dirname: str, meta_dir: str) -> tuple[str, str]:
     stem = dirname.rsplit(".", 1)[0]
-    name, _, version = stem.partition("-")
-    if dirname.endswith(".egg-info") or not version:
-        # egg-info dirs are often named without a version; PKG-INFO has both.
-        for meta in ("METADATA", "PKG-INFO"):
-            try:
-                with open(os.path.join(meta_dir, meta), encoding="utf-8") as f:
-                    for line in f:
-                        if line.startswith("Name:"):
-                            name = line.split(":", 1)[1].strip()
-                        elif line.startswith("Version:"):
-                            version = line.split(":", 1)[1].strip()
-                        elif not line.strip():
-                            break
-                break
-            except OSError:
-                continue
-    return name.replace("_", "-"), version or "unknown"
+    dir_name, _, dir_version = stem.partition("-")
+    # The directory name is normalized (``my_pkg-1.0``); METADATA has the real
+    # spelling and, for egg-info dirs (often unversioned), the version.
+    name, version = _read_headers(meta_dir)
+    return name or dir_name.replace("_", "-"), dir_version or version or "unknown"
 
 
 def _parse_entry_points(text: str) -> Iterable[tuple[str, str, str]]:
@@ -128,59 +166,116 @@ def _parse_entry_points(text: str) -> Iterable[tuple[str, str, str]]:
         if section is None or not section.startswith(_PREFIX):
             continue
         name, sep, value = line.partition("=")
-        if sep:
+        if sep and name.strip():
             yield section[len(_PREFIX) :], name.strip(), value.strip()
 
 
-def scan_path(listing: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> list[EntryPointInfo]:
-    """Read every entry-point file in ``listing``; the first copy of a distribution wins.
+def scan_entry(entry: str, listing: Sequence[tuple[str, int]]) -> list[EntryPointInfo]:
+    """Read the entry-point files of one ``sys.path`` entry (its ``listing``).
+
+    Within the entry, the first metadata directory of a distribution wins
+    (stale copies left by a broken upgrade are ignored).
+    """
+    out: list[EntryPointInfo] = []
+    seen: set[str] = set()
+    base = entry or "."
+    for dirname, mtime in listing:
+        if mtime < 0:
+            continue
+        meta_dir = os.path.join(base, dirname)
+        try:
+            with open(os.path.join(meta_dir, "entry_points.txt"), encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if _PREFIX not in text:
+            continue
+        dist, version = _dist_name_version(dirname, meta_dir)
+        key = normalize_name(dist)
+        if key in seen:
+            continue
+        seen.add(key)
+        for group, kind, value in _parse_entry_points(text):
+            out.append(EntryPointInfo(group, kind, value, dist, version, entry))
+    return out
+
+
+def _merge(per_entry: Iterable[list[EntryPointInfo]]) -> list[EntryPointInfo]:
+    """Concatenate entries in path order; a distribution seen earlier shadows later copies.
 
     A distribution found under two ``sys.path`` entries is the same package
     shadowed, exactly as the import system resolves it, so only the first counts.
     """
-    seen: set[str] = set()
     out: list[EntryPointInfo] = []
-    for entry, dirs in listing:
-        for dirname, ep_file in dirs:
-            try:
-                with open(ep_file, encoding="utf-8") as f:
-                    text = f.read()
-            except OSError:
+    claimed: set[str] = set()
+    keys: dict[str, str] = {}
+    for eps in per_entry:
+        here: set[str] = set()
+        for ep in eps:
+            key = keys.get(ep.distribution)
+            if key is None:
+                key = keys[ep.distribution] = normalize_name(ep.distribution)
+            if key in claimed:
                 continue
-            if _PREFIX not in text:
-                continue
-            dist, version = _dist_name_version(dirname, os.path.dirname(ep_file))
-            key = dist.lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            for group, kind, value in _parse_entry_points(text):
-                out.append(EntryPointInfo(group, kind, value, dist, version, entry))
+            here.add(key)
+            out.append(ep)
+        claimed |= here
     return out
 
 
-def _read_cache(path: Path, key: str) -> list[EntryPointInfo] | None:
+def scan_path(paths: Sequence[str]) -> list[EntryPointInfo]:
+    """Scan every entry of ``paths`` without the cache; the first copy of a distribution wins."""
+    return _merge(scan_entry(e, list_entry(e)) for e in paths)
+
+
+# --- the cache ---------------------------------------------------------------
+
+
+def _read_cache(path: str) -> dict[str, Any]:
+    """Return the cached records by entry key, or ``{}`` if absent, stale or corrupt."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT or data.get("key") != key:
-        return None
+        return {}
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != _CACHE_FORMAT
+        or data.get("python") != sys.version
+        or data.get("executable") != sys.executable
+        or not isinstance(data.get("entries"), dict)
+    ):
+        return {}
+    entries: dict[str, Any] = data["entries"]
+    return entries
+
+
+def _cached_eps(record: Any, entry: str, listing: Listing) -> list[EntryPointInfo] | None:
+    """The entry points of a cache record if it matches ``listing``, else None."""
     try:
-        return [EntryPointInfo(*row) for row in data["entry_points"]]
-    except (TypeError, KeyError):
+        if [tuple(x) for x in record["listing"]] != listing:
+            return None
+        return [EntryPointInfo(g, k, v, d, ver, entry) for g, k, v, d, ver in record["eps"]]
+    except (TypeError, KeyError, ValueError):
         return None
 
 
-def _write_cache(path: Path, key: str, eps: Sequence[EntryPointInfo]) -> None:
-    rows = [
-        [e.group, e.kind, e.value, e.distribution, e.version, e.location] for e in eps
-    ]
-    payload = json.dumps({"format": _CACHE_FORMAT, "key": key, "entry_points": rows})
+def _write_cache(path: str, entries: dict[str, Any]) -> None:
+    payload = json.dumps(
+        {
+            "format": _CACHE_FORMAT,
+            "python": sys.version,
+            "executable": sys.executable,
+            "entries": entries,
+        },
+        separators=(",", ":"),
+    )
+    directory = os.path.dirname(path)
+    tmp = f"{path}.{os.getpid()}.{id(entries):x}.tmp"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ep-", dir=path.parent)
+        os.makedirs(directory, exist_ok=True)
+        # O_EXCL: never write into a file another process is writing.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(payload)
@@ -194,22 +289,44 @@ def _write_cache(path: Path, key: str, eps: Sequence[EntryPointInfo]) -> None:
         return
 
 
-
 def discover(paths: Sequence[str] | None = None, *, use_cache: bool = True) -> list[EntryPointInfo]:
     """Return every ``spindle.*`` entry point visible on ``paths`` (default ``sys.path``).
 
-    Reads the cache when its key matches, else scans and rewrites it. Set
-    ``SPINDLE_NO_PLUGIN_CACHE=1`` (or ``use_cache=False``) to always scan.
+    Entries whose listing matches the cache reuse it; the others are scanned
+    and the cache is rewritten. Set ``SPINDLE_NO_PLUGIN_CACHE=1`` (or
+    ``use_cache=False``) to always scan.
+
+    Args:
+        paths: directories to search, in priority order.
+        use_cache: read and update the on-disk cache.
+
+    Returns:
+        The entry points in path order, each distribution counted once.
     """
     search = list(sys.path if paths is None else paths)
-    key, listing = _fingerprint(search)
     if not use_cache or os.environ.get("SPINDLE_NO_PLUGIN_CACHE"):
-        return scan_path(listing)
-    exe = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
-    path = cache_dir() / f"entry-points-{exe}.json"
-    cached = _read_cache(path, key)
-    if cached is not None:
-        return cached
-    eps = scan_path(listing)
-    _write_cache(path, key, eps)
-    return eps
+        return scan_path(search)
+    path = cache_file()
+    cached = _read_cache(path)
+    fresh: dict[str, Any] = {}
+    per_entry: list[list[EntryPointInfo]] = []
+    changed = False
+    for entry in search:
+        key = _entry_key(entry)
+        listing = list_entry(entry)
+        record = cached.get(key)
+        eps = _cached_eps(record, entry, listing) if record is not None else None
+        if eps is None:
+            eps = scan_entry(entry, listing)
+            record = {"listing": listing, "eps": [list(ep[:5]) for ep in eps]}
+            changed = True
+        fresh[key] = record
+        per_entry.append(eps)
+    if changed:
+        # Keep a bounded number of records for entries not on this path, so
+        # alternating working directories or PYTHONPATHs do not thrash.
+        # The file lists the latest path first, so older records come last.
+        stale = [(k, v) for k, v in cached.items() if k not in fresh]
+        fresh.update(stale[:_MAX_STALE_ENTRIES])
+        _write_cache(path, fresh)
+    return _merge(per_entry)

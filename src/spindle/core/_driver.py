@@ -15,6 +15,7 @@ import asyncio
 import json
 import random
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
@@ -95,7 +96,7 @@ class RunDriver:
         self.attempts: dict[str, int] = {}
         self.inflight: dict[str, asyncio.Task[_Finished]] = {}
         self.max_steps = workflow.max_steps or engine.settings.max_steps
-        self._run_dir_made = False
+        self._run_dir: Path | None = None
         self._order = workflow.order()
         self._position = {n: i for i, n in enumerate(self._order)}
         self._deps = {n: workflow.dependencies(n) for n in self._order}
@@ -112,6 +113,8 @@ class RunDriver:
         self._remaining = {
             n: sum(1 for d in deps if not self._done(d)) for n, deps in self._deps.items()
         }
+        self._undone = sum(1 for n in self._order if not self._done(n))
+        self._carry: _Pending | None = None
         self._queue: set[str] = {
             n for n, left in self._remaining.items() if left == 0 and not self._done(n)
         }
@@ -129,6 +132,7 @@ class RunDriver:
             elif rec.status == StepStatus.SKIPPED:
                 self.skipped.add(rec.node_id)
             if not was_done and hasattr(self, "_remaining"):
+                self._undone -= 1
                 self._queue.discard(rec.node_id)
                 for dep in self._dependants.get(rec.node_id, ()):
                     self._remaining[dep] -= 1
@@ -177,6 +181,22 @@ class RunDriver:
         pending.records.append(rec)
         return rec
 
+    def pending(self) -> _Pending:
+        """A batch to add records to: the deferred one if any, else a new one."""
+        carry, self._carry = self._carry, None
+        return carry if carry is not None else _Pending()
+
+    def defer(self, pending: _Pending) -> None:
+        """Keep ``pending`` for the next commit instead of writing it now.
+
+        Only for changes nothing acts on before that commit: the run's status at
+        the start of a drive, and a last node's record when the run finishes next.
+        The bookkeeping is applied now so the finish can read the result.
+        """
+        for rec in pending.records:
+            self._replay(rec)
+        self._carry = pending
+
     async def commit(self, pending: _Pending, *, create: bool = False) -> None:
         """Write ``pending`` and the run state in one transaction, then emit its events."""
         if pending.records:
@@ -208,13 +228,20 @@ class RunDriver:
     async def drive(self) -> RunState:
         """Run until nothing more can happen now; return the run's state."""
         if self.state.status in (RunStatus.PENDING, RunStatus.WAITING):
-            pending = _Pending()
+            pending = self.pending()
             first = self.state.status == RunStatus.PENDING
             self.state.status = RunStatus.RUNNING
-            self.event(
-                pending, LifecycleEventType.RUN_STARTED if first else LifecycleEventType.RUN_RESUMED
-            )
-            await self.commit(pending)
+            if self.engine.emitter.active:
+                self.event(
+                    pending,
+                    LifecycleEventType.RUN_STARTED if first else LifecycleEventType.RUN_RESUMED,
+                )
+                await self.commit(pending)
+            else:
+                # Nobody hears about the transition, so it rides with the first real
+                # commit (one transaction less per drive); a crash before then leaves
+                # the run pending, which resumes the same way.
+                self.defer(pending)
         try:
             while True:
                 if self.state.status.terminal:
@@ -226,7 +253,14 @@ class RunDriver:
                         f"expected"
                     )
                     return self.state
-                await self._launch_ready()
+                ready = self._ready()
+                if len(ready) == 1 and not self.inflight:
+                    # The sequential case: run the one ready node without a Task, which
+                    # saves a scheduling round trip per step.
+                    await self._started(ready[0])
+                    await self._handle(await self._attempt(ready[0]))
+                    continue
+                await self._launch(ready)
                 if not self.inflight:
                     if await self._fire_due_timers():
                         continue
@@ -253,26 +287,22 @@ class RunDriver:
             out.sort(key=self._position.__getitem__)
         return out
 
-    async def _launch_ready(self) -> None:
+    async def _launch(self, ready: list[str]) -> None:
         limit = self.engine.settings.concurrency
-        emitter = self.engine.emitter
-        for nid in self._ready():
+        for nid in ready:
             if len(self.inflight) >= limit:
                 break
             self.inflight[nid] = asyncio.ensure_future(self._attempt(nid))
-            if emitter.active:
-                # Not tied to a commit: after a crash the node starts again and this
-                # event is sent again (at-least-once), with the same sequence number.
-                await emitter.send(
-                    [
-                        emitter.build(
-                            self.state,
-                            LifecycleEventType.NODE_STARTED,
-                            nid,
-                            attempt=self.attempts.get(nid, 1),
-                        )
-                    ]
-                )
+            await self._started(nid)
+
+    async def _started(self, node_id: str) -> None:
+        emitter = self.engine.emitter
+        if emitter.active:
+            # Not tied to a commit: after a crash the node starts again and this event
+            # is sent again (at-least-once), with the same sequence number.
+            event = emitter.build(self.state, LifecycleEventType.NODE_STARTED, node_id,
+                                  attempt=self.attempts.get(node_id, 1))
+            await emitter.send([event])
 
     async def _next_finished(self) -> _Finished:
         if len(self.inflight) == 1:
@@ -320,10 +350,11 @@ class RunDriver:
         return out
 
     def _task_context(self, node: NodeSpec, inputs: dict[str, Any]) -> TaskContext:
-        run_dir = self.engine.run_dir(self.state.run_id)
-        if not self._run_dir_made:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            self._run_dir_made = True
+        run_dir = self._run_dir
+        if run_dir is None:
+            run_dir = self._run_dir = self.engine.run_dir(self.state.run_id)
+        if node.outputs:
+            run_dir.mkdir(parents=True, exist_ok=True)  # the task writes its outputs here
         outputs = {
             name: (run_dir / spec.path if spec.path else None)
             for name, spec in node.outputs.items()
@@ -408,7 +439,7 @@ class RunDriver:
     async def _handle(self, f: _Finished) -> None:
         node = self.wf.nodes[f.node_id]
         attempt = self.attempts.get(f.node_id, 1)
-        pending = _Pending()
+        pending = self.pending()
         if f.ctx is not None:
             for key, value in f.ctx.new_calls.items():
                 self.record(
@@ -447,7 +478,13 @@ class RunDriver:
                 started_at=f.started_at,
             )
             self.event(pending, LifecycleEventType.NODE_COMPLETED, f.node_id, attempt=attempt)
-            await self.commit(pending)
+            if self._undone == 1 and not self.inflight and not self.state.waits and (
+                not self.engine.has_finish_hooks
+            ):
+                # The run's last node: its record and the run's end commit together.
+                self.defer(pending)
+            else:
+                await self.commit(pending)
         elif f.kind == "error":
             assert f.error is not None
             await self._node_error(pending, node, attempt, f.error, f)
@@ -633,7 +670,7 @@ class RunDriver:
     async def fire_timer(self, wait: WaitState) -> None:
         """Resolve a due timer wait: a retry becomes runnable, a sleep completes, an event
         wait times out."""
-        pending = _Pending()
+        pending = self.pending()
         self.state.waits = [w for w in self.state.waits if w.key != wait.key]
         if wait.reason == WaitReason.RETRY:
             await self.commit(pending)
@@ -687,7 +724,7 @@ class RunDriver:
             )
 
     async def _suspend(self) -> RunState:
-        pending = _Pending()
+        pending = self.pending()
         self.state.status = RunStatus.WAITING
         first = self.state.waits[0]
         self.event(
@@ -711,7 +748,7 @@ class RunDriver:
         return {n: _pick(self.wf.nodes[n], await self.result_of(n), None) for n in leaves}
 
     async def _finish(self) -> None:
-        pending = _Pending()
+        pending = self.pending()
         if self.failed and not all(self.wf.nodes[n].continue_on_failure for n in self.failed):
             await self.fail_run("a node failed", pending)
             return
@@ -719,7 +756,7 @@ class RunDriver:
 
     async def fail_run(self, message: str, pending: _Pending | None = None) -> None:
         """End the run as failed with ``message`` (committed with ``pending``)."""
-        pending = pending or _Pending()
+        pending = pending or self.pending()
         self.state.status = RunStatus.FAILED
         self.state.error = message
         self.state.waits = []

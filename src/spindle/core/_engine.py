@@ -158,6 +158,7 @@ class Engine:
         ]
         self.chains = MiddlewareChains([*layers, *middleware])
         self.node_call = self.chains.wrap("node", self._run_task)
+        self._select_hook = self.pm.hook.spindle_select_executor
         self._run_call = self.chains.wrap("run", self._drive_terminal)
         self.policy = policy if policy is not None else self.settings.load_policy()
         self.workflows: dict[str, Workflow] = dict(workflows or {})
@@ -209,6 +210,11 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def has_finish_hooks(self) -> bool:
+        """Whether any ``spindle_on_finish`` implementation is registered."""
+        return bool(self.pm.hook.spindle_on_finish.get_hookimpls())
+
     def run_dir(self, run_id: str) -> Path:
         """The working directory of a run (``runs_dir/RUN_ID``)."""
         return self.runs_root / run_id
@@ -230,13 +236,33 @@ class Engine:
         Raises:
             ValidationError: the workflow is invalid or an input is unknown/missing.
         """
+        state = await self._start(
+            workflow,
+            inputs,
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            parent_wait_key=parent_wait_key,
+            labels=labels,
+        )
+        return state.run_id
+
+    async def _start(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any] | None,
+        *,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        parent_wait_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> RunState:
         await self.open()
         workflow.validate(self.policy)
         values = self._inputs(workflow, inputs or {})
-        definition = workflow.to_dict()
         def_id = workflow.definition_id()
-        await self.store.put_definition(def_id, definition)
-        self._by_definition[def_id] = workflow
+        if self._by_definition.get(def_id) is not workflow:
+            await self.store.put_definition(def_id, workflow.to_dict())
+            self._by_definition[def_id] = workflow
         state = RunState(
             run_id=run_id or uuid.uuid4().hex,
             workflow=workflow.name,
@@ -247,7 +273,7 @@ class Engine:
             labels=dict(labels or {}),
         )
         await self.store.commit(Commit(state, create=True))
-        return state.run_id
+        return state
 
     def _inputs(self, workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
         from spindle.core.errors import ValidationError
@@ -276,8 +302,8 @@ class Engine:
         self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
     ) -> RunState:
         """Start a run and drive it until it completes, fails or waits."""
-        run_id = await self.start(workflow, inputs, **options)
-        return await self.drive(run_id, workflow=workflow)
+        state = await self._start(workflow, inputs, **options)
+        return await self._drive(state.run_id, workflow, False, state)
 
     async def drive(
         self, run_id: str, *, workflow: Workflow | None = None, force: bool = False
@@ -291,26 +317,44 @@ class Engine:
             force: continue even when completed nodes changed.
 
         Raises:
+            RunNotFound: no such run.
             LeaseHeld: another live process is driving the run.
             DefinitionChanged: completed nodes changed and ``force`` is false.
         """
         await self.open()
-        state = await self.store.load_run(run_id)
-        if state.status.terminal:
-            return state
-        lease = await self._acquire(state)
-        heartbeat = asyncio.ensure_future(self._heartbeat(run_id, lease.token))
+        return await self._drive(run_id, workflow, force, None)
+
+    async def _drive(
+        self, run_id: str, workflow: Workflow | None, force: bool, created: RunState | None
+    ) -> RunState:
+        lease = await self._acquire(run_id)
+        loop = asyncio.get_running_loop()
+        # The heartbeat starts only if the drive outlives a third of the lease: most
+        # drives end sooner and should not pay for a task.
+        heartbeat: list[asyncio.Task[None]] = []
+        timer = loop.call_later(
+            self.settings.lease_ttl / 3,
+            lambda: heartbeat.append(asyncio.ensure_future(self._heartbeat(run_id, lease.token))),
+        )
         self._active[run_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
-            state = await self.store.load_run(run_id)  # fresh, now that we hold the lease
-            ledger = await self.store.ledger(run_id)
+            if created is not None and lease.token == 1:
+                # The first lease ever taken on the run we just created: nobody else
+                # can have changed it, so there is nothing to read back.
+                state, ledger = created, []
+            else:
+                state = await self.store.load_run(run_id)
+                if state.status.terminal:
+                    return state
+                ledger = await self.store.ledger(run_id)
             wf = await self._workflow_for(state, workflow, force, ledger)
-            driver = RunDriver(self, state, wf, lease.token, ledger)
-            self._drivers[run_id] = driver
+            self._drivers[run_id] = RunDriver(self, state, wf, lease.token, ledger)
             result: RunState = await self._run_call(state)
             return result
         finally:
-            heartbeat.cancel()
+            timer.cancel()
+            for task in heartbeat:
+                task.cancel()
             self._drivers.pop(run_id, None)
             self._active.pop(run_id, None)
             with contextlib.suppress(Exception):
@@ -319,9 +363,8 @@ class Engine:
     async def _drive_terminal(self, state: RunState) -> RunState:
         return await self._drivers[state.run_id].drive()
 
-    async def _acquire(self, state: RunState) -> Any:
+    async def _acquire(self, run_id: str) -> Any:
         ttl = self.settings.lease_ttl
-        run_id = state.run_id
         lease = await self.store.acquire_lease(
             run_id, owner=self.owner, host=self.host, pid=os.getpid(), ttl=ttl, now=utcnow()
         )
@@ -414,7 +457,9 @@ class Engine:
         return outcome.value
 
     def _executor_for(self, node: NodeSpec, payload: Any, default: str) -> Executor[Any]:
-        kind = self.pm.hook.spindle_select_executor(node=node, payload=payload) or default
+        kind = default
+        if self._select_hook.get_hookimpls():
+            kind = self._select_hook(node=node, payload=payload) or default
         ex = self._executors.get(kind)
         if ex is None:
             ex = self.registry.create("executor", {"kind": kind}, path=f"nodes.{node.id}.executor")
@@ -479,8 +524,9 @@ class Engine:
         output = await driver.output()
         finishing = FinishingRun(state, output, self.store, self.emitter)
         try:
-            unsettled = await snapshot_unsettled(state, self.store, list(driver.inflight))
-            output = await run_finish_hooks(self.pm, finishing, unsettled)
+            if self.has_finish_hooks:
+                unsettled = await snapshot_unsettled(state, self.store, list(driver.inflight))
+                output = await run_finish_hooks(self.pm, finishing, unsettled)
         except Exception as exc:
             pending.events.extend(finishing.events)
             await driver.fail_run(str(exc), pending)
@@ -645,7 +691,7 @@ class Engine:
             raise WaitKeyMismatch(
                 f"run {run_id} is not waiting on '{wait_key}'; it waits on: {keys}"
             )
-        lease = await self._acquire(state)
+        lease = await self._acquire(run_id)
         try:
             state = await self.store.load_run(run_id)
             wait = next((w for w in state.waits if w.key == wait_key), None)

@@ -47,7 +47,9 @@ def make_plugin_manager(
         except Exception as exc:
             raise PluginLoadError(
                 f"hook module '{name}' (from the 'hooks' setting) cannot be imported "
-                f"({type(exc).__name__}: {exc}); is it on PYTHONPATH?", group="hooks", kind=name,
+                f"({type(exc).__name__}: {exc}); is it on PYTHONPATH?",
+                group="hooks",
+                kind=name,
                 value=name,
             ) from exc
         if pm.get_plugin(name) is None:

@@ -67,8 +67,9 @@ class NullObserver:
 class CallbackObserver:
     """Wraps a plain function (sync or async) taking the event."""
 
-    def __init__(self, callback: Callable[[RunLifecycleEvent], Any],
-                 name: str | None = None) -> None:
+    def __init__(
+        self, callback: Callable[[RunLifecycleEvent], Any], name: str | None = None
+    ) -> None:
         self.callback = callback
         self.name = name or getattr(callback, "__qualname__", repr(callback))
 
@@ -148,8 +149,14 @@ class CompositeObserver:
                     if first_error is None:
                         first_error = exc
                     continue
-                log.warning("observer %s failed on %s for run %s: %s: %s", b.name,
-                            event.type.value, event.run_id, type(exc).__name__, exc)
+                log.warning(
+                    "observer %s failed on %s for run %s: %s: %s",
+                    b.name,
+                    event.type.value,
+                    event.run_id,
+                    type(exc).__name__,
+                    exc,
+                )
         if first_error is not None:
             raise first_error
 

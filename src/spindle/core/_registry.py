@@ -20,14 +20,14 @@ Rules (documented in ``docs/plugins.md``):
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from attrs import define, field
-
-from spindle.core._discovery import EntryPointInfo, discover
+from spindle.core._discovery import EntryPointInfo, discover, normalize_name
 from spindle.core._plugin import GROUPS, Plugin
-from spindle.core.errors import PluginLoadError, PluginPolicyError, UnknownKindError
+from spindle.core.errors import PluginError, PluginLoadError, PluginPolicyError, UnknownKindError
 
 if TYPE_CHECKING:
     from spindle.core._config import PluginSettings
@@ -43,9 +43,24 @@ EXTRA_KINDS: dict[tuple[str, str], str] = {
 }
 
 
-@define(frozen=True)
+# The registry is on the path of ``spindle plugins``, which must stay fast:
+# plain dataclasses here, not attrs (whose import alone costs ~30 ms).
+
+
+@dataclass(frozen=True)
 class KindInfo:
-    """A kind as listings show it, without importing it."""
+    """A kind as listings show it, without importing it.
+
+    Attributes:
+        group: the plugin group (``runtime``).
+        kind: the kind name.
+        value: ``module:attr`` of the entry point (or of the registered object).
+        distribution: who provides it (``(registered)`` for programmatic kinds).
+        version: the distribution's version.
+        description: the kind's one-line description, once it has been imported.
+        error: why it cannot be loaded, if known (import error, duplicate...).
+        denied: the allow/deny configuration refuses it.
+    """
 
     group: str
     kind: str
@@ -57,19 +72,24 @@ class KindInfo:
     denied: bool = False
 
 
-@define
+@dataclass
 class PluginPolicy:
-    """Allow/deny lists for plugin distributions and kinds.
+    """Allow/deny lists for plugin distributions and kinds, and duplicate preferences.
 
     Kinds are written ``"group.kind"`` (``"runtime.python_code"``); an empty
-    allow list allows everything. Deny wins over allow.
+    allow list allows everything. Deny wins over allow. ``prefer`` maps a
+    ``"group.kind"`` provided by several distributions to the one to use.
+
+    Example::
+
+        PluginPolicy(deny_kinds=["runtime.python_code"], prefer={"runtime.upper": "dist-b"})
     """
 
-    allow_distributions: list[str] = field(factory=list)
-    deny_distributions: list[str] = field(factory=list)
-    allow_kinds: list[str] = field(factory=list)
-    deny_kinds: list[str] = field(factory=list)
-    prefer: dict[str, str] = field(factory=dict)
+    allow_distributions: list[str] = field(default_factory=list)
+    deny_distributions: list[str] = field(default_factory=list)
+    allow_kinds: list[str] = field(default_factory=list)
+    deny_kinds: list[str] = field(default_factory=list)
+    prefer: dict[str, str] = field(default_factory=dict)
 
     def refusal(self, group: str, kind: str, distribution: str | None) -> str | None:
         """Return why ``group.kind`` from ``distribution`` is refused, or None."""
@@ -79,10 +99,10 @@ class PluginPolicy:
         if self.allow_kinds and name not in self.allow_kinds:
             return f"kind '{name}' is not in plugins.allow_kinds"
         if distribution is not None:
-            dist = distribution.lower()
-            if dist in (d.lower() for d in self.deny_distributions):
+            dist = normalize_name(distribution)
+            if dist in (normalize_name(d) for d in self.deny_distributions):
                 return f"distribution '{distribution}' is in plugins.deny_distributions"
-            allowed = [d.lower() for d in self.allow_distributions]
+            allowed = [normalize_name(d) for d in self.allow_distributions]
             if allowed and dist not in allowed:
                 return f"distribution '{distribution}' is not in plugins.allow_distributions"
         return None
@@ -170,7 +190,9 @@ class Registry:
         g = group or getattr(obj, "plugin_group", "")
         k = kind or getattr(obj, "kind_name", "")
         if g not in GROUPS:
-            raise ValueError(f"cannot register {obj!r}: unknown group {g!r}; pass group= one of {GROUPS}")
+            raise ValueError(
+                f"cannot register {obj!r}: unknown group {g!r}; pass group= one of {GROUPS}"
+            )
         if not k:
             raise ValueError(f"cannot register {obj!r} in group {g!r}: it has no kind; pass kind=")
         problem = self._shape_problem(g, obj)
@@ -183,7 +205,16 @@ class Registry:
     # --- lookup --------------------------------------------------------------
 
     def base(self, group: str) -> type:
-        """Return the group's base class (``runtime`` → :class:`Runtime`)."""
+        """Return the group's base class (``runtime`` → :class:`Runtime`).
+
+        For ``observer`` it is :class:`ObserverPlugin`, the base configured
+        observers structure into (any class with ``async on_event`` is accepted
+        as an observer kind; see :meth:`create`).
+        """
+        if group == "observer":
+            from spindle.core._observers import ObserverPlugin
+
+            return ObserverPlugin
         base = _group_bases().get(group)
         if base is None:
             raise ValueError(f"group {group!r} has no base class to structure into")
@@ -223,28 +254,48 @@ class Registry:
         if kind in self._programmatic[group]:
             obj = self._programmatic[group][kind]
             return KindInfo(
-                group, kind, _qualname(obj), "(registered)", "", _description(obj), None,
+                group,
+                kind,
+                _qualname(obj),
+                "(registered)",
+                "",
+                _description(obj),
+                None,
                 self.policy.refusal(group, kind, None) is not None,
             )
         eps = self._entry_points()[group][kind]
-        ep = self._choose(group, kind, eps)
-        err = self._errors.get((group, kind))
-        loaded = self._loaded.get((group, kind))
-        first = ep or eps[0]
-        dup = None if ep is not None else self._duplicate_error(group, kind, eps)
+        chosen = self._resolve(group, kind, eps)
+        if isinstance(chosen, EntryPointInfo):
+            err = self._errors.get((group, kind))
+            loaded = self._loaded.get((group, kind))
+            return KindInfo(
+                group,
+                kind,
+                chosen.value,
+                chosen.distribution,
+                chosen.version,
+                _description(loaded) if loaded is not None else "",
+                str(err) if err is not None else None,
+            )
+        if isinstance(chosen, PluginPolicyError):
+            first = eps[0]
+            return KindInfo(
+                group, kind, first.value, first.distribution, first.version, denied=True
+            )
         return KindInfo(
             group,
             kind,
-            first.value,
-            first.distribution if ep is not None else ", ".join(e.distribution for e in eps),
-            first.version if ep is not None else "",
-            _description(loaded) if loaded is not None else "",
-            str(err or dup) if (err or dup) else None,
-            self.policy.refusal(group, kind, first.distribution) is not None,
+            ", ".join(e.value for e in eps),
+            ", ".join(e.distribution for e in eps),
+            ", ".join(e.version for e in eps),
+            error=str(chosen),
         )
 
     def get(self, group: str, kind: str) -> Any:
         """Return the plugin registered as ``kind`` in ``group``, importing it if needed.
+
+        Only that one entry point is imported, once; later calls return the
+        same object.
 
         Raises:
             UnknownKindError: nothing of that kind is installed (lists what is).
@@ -267,17 +318,13 @@ class Registry:
             raise self._unknown(group, kind)
         if (group, kind) in self._errors:
             raise self._errors[(group, kind)]
-        ep = self._choose(group, kind, eps)
-        if ep is None:
-            err = self._duplicate_error(group, kind, eps)
-            self._record(err)
-            raise err
-        refusal = self.policy.refusal(group, kind, ep.distribution)
-        if refusal:
-            raise PluginPolicyError(
-                f"{group} '{kind}' from {ep.distribution} {ep.version} is refused: {refusal}"
-            )
-        obj = self._load(ep)
+        chosen = self._resolve(group, kind, eps)
+        if isinstance(chosen, PluginPolicyError):
+            raise chosen
+        if isinstance(chosen, PluginLoadError):
+            self._record(chosen)
+            raise chosen
+        obj = self._load(chosen)
         self._loaded[(group, kind)] = obj
         return obj
 
@@ -299,10 +346,43 @@ class Registry:
         return self.kinds(group)
 
     def create(self, group: str, config: Mapping[str, Any], *, path: str = "$") -> Any:
-        """Build a configured plugin instance from ``{"kind": ..., **options}``."""
-        from spindle.core._converter import structure_plugin
+        """Build a configured plugin instance from ``{"kind": ..., **options}``.
 
-        return structure_plugin(group, dict(config), self, path=path)
+        Args:
+            group: the plugin group.
+            config: the mapping beside ``kind:`` in a workflow or ``spindle.toml``.
+            path: where the mapping came from, for error messages
+                (``nodes.hello.runtime``).
+
+        Raises:
+            ValidationError: the kind is unknown, broken or refused, or an option
+                is wrong; every problem is listed with its path under ``path``.
+        """
+        import attrs
+
+        from spindle.core._converter import structure_plugin
+        from spindle.core.errors import ValidationError
+
+        data = dict(config)
+        kind = data.get("kind")
+        if isinstance(kind, str) and kind in self.names(group):
+            try:
+                cls = self.get(group, kind)
+            except PluginError as exc:
+                raise ValidationError(
+                    f"invalid {group} configuration", [f"{exc} @ {path}.kind"]
+                ) from exc
+            if isinstance(cls, type) and not attrs.has(cls):
+                # Duck-typed kinds (an observer class with ``on_event``) take
+                # their options as keyword arguments.
+                options = {k: v for k, v in data.items() if k != "kind"}
+                try:
+                    return cls(**options)
+                except TypeError as exc:
+                    raise ValidationError(
+                        f"invalid {group} configuration", [f"{exc} @ {path}"]
+                    ) from exc
+        return structure_plugin(group, data, self, path=path)
 
     # --- internals -------------------------------------------------------------
 
@@ -310,26 +390,44 @@ class Registry:
         if group not in GROUPS:
             raise ValueError(f"unknown plugin group {group!r}; expected one of {', '.join(GROUPS)}")
 
-    def _choose(self, group: str, kind: str, eps: list[EntryPointInfo]) -> EntryPointInfo | None:
-        if len(eps) == 1:
-            return eps[0]
+    def _resolve(
+        self, group: str, kind: str, eps: list[EntryPointInfo]
+    ) -> EntryPointInfo | PluginLoadError | PluginPolicyError:
+        """Pick the entry point to use for ``group.kind``, or say why there is none.
+
+        Refused distributions drop out first, so denying one of two providers
+        also settles a duplicate; of several remaining, ``prefer`` decides.
+        """
+        allowed = [e for e in eps if self.policy.refusal(group, kind, e.distribution) is None]
+        if not allowed:
+            first = eps[0]
+            why = self.policy.refusal(group, kind, first.distribution)
+            return PluginPolicyError(
+                f"{group} '{kind}' from {first.distribution} {first.version} is refused: {why}"
+            )
+        if len(allowed) == 1:
+            return allowed[0]
         wanted = self.policy.prefer.get(f"{group}.{kind}")
         if wanted:
-            for ep in eps:
-                if ep.distribution.lower() == wanted.lower():
+            for ep in allowed:
+                if normalize_name(ep.distribution) == normalize_name(wanted):
                     return ep
-        return None
+        return self._duplicate_error(group, kind, allowed, wanted)
 
-    def _duplicate_error(self, group: str, kind: str, eps: list[EntryPointInfo]) -> PluginLoadError:
-        who = "; ".join(f"{e.distribution} {e.version} ({e.value})" for e in eps)
+    def _duplicate_error(
+        self, group: str, kind: str, eps: list[EntryPointInfo], wanted: str | None = None
+    ) -> PluginLoadError:
+        who = "; ".join(f"{e.distribution} {e.version} ({e.spec})" for e in eps)
+        stale = f" plugins.prefer names '{wanted}', which does not provide it." if wanted else ""
         return PluginLoadError(
-            f"{group} '{kind}' is provided by more than one distribution: {who}. "
-            f"Pick one in spindle.toml: [plugins.prefer] \"{group}.{kind}\" = "
-            f"\"{eps[0].distribution}\", or uninstall the other.",
+            f"{group} '{kind}' is provided by more than one distribution: {who}.{stale} "
+            f"Spindle never picks one silently: choose in spindle.toml with "
+            f'[plugins.prefer] "{group}.{kind}" = "{eps[0].distribution}", '
+            f"or uninstall all but one.",
             group=group,
             kind=kind,
             distribution=", ".join(e.distribution for e in eps),
-            value=eps[0].value,
+            value=", ".join(e.value for e in eps),
         )
 
     def _unknown(self, group: str, kind: str) -> UnknownKindError:
@@ -360,22 +458,33 @@ class Registry:
             err = PluginLoadError(
                 f"{ep.group} '{ep.kind}' cannot be loaded: {where} failed to import "
                 f"({type(exc).__name__}: {exc}). Fix or uninstall {ep.distribution}.",
-                group=ep.group, kind=ep.kind, distribution=ep.distribution, value=ep.value,
+                group=ep.group,
+                kind=ep.kind,
+                distribution=ep.distribution,
+                value=ep.value,
             )
             err.__cause__ = exc
             self._record(err)
             raise err from exc
         problem = self._shape_problem(ep.group, obj)
-        if problem is None and isinstance(obj, type) and issubclass(obj, Plugin):
-            if obj.kind_name and obj.kind_name != ep.kind:
-                problem = (
-                    f"the class declares kind '{obj.kind_name}' but the entry point "
-                    f"is named '{ep.kind}'"
-                )
+        if (
+            problem is None
+            and isinstance(obj, type)
+            and issubclass(obj, Plugin)
+            and obj.kind_name
+            and obj.kind_name != ep.kind
+        ):
+            problem = (
+                f"the class declares kind '{obj.kind_name}' but the entry point "
+                f"is named '{ep.kind}'"
+            )
         if problem:
             err = PluginLoadError(
                 f"{ep.group} '{ep.kind}' cannot be loaded: {where}: {problem}.",
-                group=ep.group, kind=ep.kind, distribution=ep.distribution, value=ep.value,
+                group=ep.group,
+                kind=ep.kind,
+                distribution=ep.distribution,
+                value=ep.value,
             )
             self._record(err)
             raise err
@@ -389,6 +498,12 @@ class Registry:
             return None
         if group == "observer" and not callable(getattr(obj, "on_event", None)):
             return f"{_qualname(obj)} has no 'async on_event(event)' method (RunObserver)"
+        if group == "cli":
+            # A click command's module imported click, so it is in sys.modules;
+            # the registry itself never imports click.
+            click = sys.modules.get("click")
+            if click is None or not isinstance(obj, click.Command):
+                return f"{_qualname(obj)} is not a click command"
         return None
 
 

@@ -1,0 +1,207 @@
+"""Write ``docs/cli.md`` from the ``spindle`` click commands.
+
+The CLI reference is generated, never edited by hand: usage lines, help
+text, arguments and options come from the click objects themselves, so the
+page cannot drift from the code. Only the built-in commands are documented
+(:data:`spindle.cli.BUILTIN_COMMANDS`), whatever plugins are installed, so
+the output is the same on every machine. Exit codes are not visible to
+click; they are listed in :data:`EXIT_CODES` below from the command
+implementations (``src/spindle/_cli/``).
+
+Usage::
+
+    python docs/gen_cli.py           # (re)write docs/cli.md
+    python docs/gen_cli.py --check   # exit 1 if docs/cli.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+import click
+
+OUT = Path(__file__).with_name("cli.md")
+
+#: Exit codes per command, as the implementations in ``spindle._cli`` return them.
+EXIT_CODES: dict[str, list[tuple[str, str]]] = {
+    "run": [
+        ("0", "the run completed (with `--detach`: the run was recorded)"),
+        ("1", "the run failed or was cancelled"),
+        ("2", "usage or input error (bad file, unknown input, refused kind...)"),
+        ("3", "the run is waiting (a person, an event, a timer, a child run)"),
+        ("130", "interrupted with Ctrl-C; the run is recorded and resumable"),
+    ],
+    "resume": [
+        ("0", "the run completed"),
+        ("1", "the run failed or was cancelled"),
+        ("2", "usage or input error (unknown run, wrong key, answer not among the choices...)"),
+        ("3", "the run is waiting again"),
+        ("130", "interrupted with Ctrl-C; resume again to continue"),
+    ],
+    "emit": [
+        ("0", "the event was delivered to a waiting run, or kept in the inbox"),
+        ("2", "usage or store error"),
+    ],
+    "cancel": [
+        ("0", "the run was cancelled, or had already finished"),
+        ("2", "unknown run, or usage or store error"),
+    ],
+    "runs": [("0", "the list was printed"), ("2", "usage or store error")],
+    "show": [
+        ("0", "the run completed"),
+        ("1", "the run failed or was cancelled"),
+        ("2", "unknown run, or usage or store error"),
+        ("3", "the run is pending, running or waiting"),
+    ],
+    "ledger": [
+        ("0", "the ledger was printed; `ledger verify`: the hash chain is intact"),
+        ("1", "`ledger verify`: the chain is broken (the first bad record is named)"),
+        ("2", "unknown run, or usage or store error"),
+    ],
+    "worker": [
+        ("0", "`--once` finished, or the worker was stopped with Ctrl-C"),
+        ("2", "usage or store error"),
+    ],
+    "plugins": [
+        ("0", "the listing was printed"),
+        ("1", "`--check`: at least one kind cannot be loaded"),
+        ("2", "invalid configuration (`spindle.toml`)"),
+    ],
+    "schema": [("0", "the schema was printed or written"), ("2", "usage error")],
+}
+
+
+def _cell(text: str) -> str:
+    """Make ``text`` safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _help_text(text: str | None) -> str:
+    """Click help as Markdown paragraphs (``\\b`` blocks kept verbatim)."""
+    if not text:
+        return ""
+    out: list[str] = []
+    for para in inspect.cleandoc(text).split("\n\n"):
+        if para.startswith("\b\n"):
+            out.append("```text\n" + para[2:] + "\n```")
+        else:
+            out.append(" ".join(para.split()))
+    return "\n\n".join(out)
+
+
+def load_command(name: str) -> click.Command:
+    """Import the built-in command ``name`` (as ``spindle NAME`` would)."""
+    from spindle.cli import BUILTIN_COMMANDS
+
+    module_name, _, attr = BUILTIN_COMMANDS[name][0].partition(":")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(obj, click.Command):
+        raise TypeError(f"{module_name}:{attr} is not a click command")
+    return obj
+
+
+def render_command(name: str, cmd: click.Command, root: click.Context) -> str:
+    """The Markdown section of one command."""
+    ctx = click.Context(cmd, info_name=name, parent=root)
+    usage = " ".join(["spindle", name, *cmd.collect_usage_pieces(ctx)])
+    lines = [f"## `spindle {name}`", "", "```text", usage, "```", ""]
+    help_text = _help_text(cmd.help)
+    if help_text:
+        lines += [help_text, ""]
+    arguments = [p for p in cmd.get_params(ctx) if isinstance(p, click.Argument)]
+    if arguments:
+        lines += ["| Argument | Required |", "|---|---|"]
+        for arg in arguments:
+            lines.append(f"| `{arg.make_metavar(ctx)}` | {'yes' if arg.required else 'no'} |")
+        lines.append("")
+    options = [p for p in cmd.get_params(ctx) if isinstance(p, click.Option)]
+    rows = []
+    for opt in options:
+        record = opt.get_help_record(ctx)
+        if record is None:
+            continue
+        opts, text = record
+        if not text and isinstance(opt.default, str):
+            text = f"[default: {opt.default}]"
+        rows.append(f"| `{_cell(opts)}` | {_cell(text)} |")
+    if rows:
+        lines += ["| Option | Description |", "|---|---|", *rows, ""]
+    codes = EXIT_CODES.get(name)
+    if codes:
+        lines += ["Exit codes:", "", "| Code | Meaning |", "|---|---|"]
+        lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in codes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render() -> str:
+    """The whole ``docs/cli.md``."""
+    from spindle.cli import BUILTIN_COMMANDS, make_cli
+
+    group = make_cli()
+    # The group's context settings (``-h`` as a help option) reach every subcommand.
+    root = click.Context(group, info_name="spindle", **group.context_settings)
+    names = sorted(BUILTIN_COMMANDS)
+    out = [
+        "# CLI reference",
+        "",
+        "<!-- Generated by docs/gen_cli.py from the click commands; do not edit. -->",
+        "",
+        _help_text(group.help),
+        "",
+        "```text",
+        "spindle [--version] [-h | --help] COMMAND [ARGS]...",
+        "```",
+        "",
+        "Every command accepts `-h`/`--help`. Commands that touch runs take `--store URL`; "
+        "without it the store comes from `SPINDLE_STORE`, `spindle.toml` "
+        "(see [configuration](configuration.md)), or `sqlite:///.spindle/spindle.db`. "
+        "`--json` prints one JSON document for scripts instead of text.",
+        "",
+        "Exit codes shared by the run commands: **0** completed, **3** waiting, "
+        "**1** failed or cancelled, **2** usage or input error (one `error: ...` line "
+        "on stderr, no traceback).",
+        "",
+        "Installed plugins may add commands through the `spindle.cli` entry-point group "
+        "(see [plugins](plugins.md#cli-commands)); they are listed by `spindle --help` "
+        "but not here.",
+        "",
+        "| Command | Summary |",
+        "|---|---|",
+    ]
+    out += [f"| [`{n}`](#spindle-{n}) | {_cell(BUILTIN_COMMANDS[n][1])} |" for n in names]
+    out.append("")
+    for name in names:
+        out.append(render_command(name, load_command(name), root))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or ``--check``) the CLI reference; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    parser.add_argument(
+        "--output", type=Path, default=OUT, help="where to write (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
+        if current != text:
+            print(
+                f"{args.output} is out of date; regenerate it with: python docs/gen_cli.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

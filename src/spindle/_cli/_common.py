@@ -1,0 +1,163 @@
+"""What every ``spindle`` subcommand shares: exit codes, errors, options, settings.
+
+Exit codes (the CLI contract)::
+
+    0  completed          3  waiting
+    1  failed/cancelled   2  usage or input error
+
+:func:`handle_errors` turns a :class:`~spindle.SpindleError` into one clean
+``error: ...`` on stderr (no traceback) and exit code 2. This module imports
+only click and :mod:`spindle.core.errors`; settings, the registry and the
+plugin manager are imported by the helpers that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+
+import click
+
+from spindle.core.errors import SpindleError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from spindle.core._config import Settings
+    from spindle.core._registry import Registry
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "EXIT_WAITING",
+    "cli_registry",
+    "cli_settings",
+    "echo_json",
+    "exit_code_for_status",
+    "fail",
+    "handle_errors",
+    "has_config_file",
+    "json_option",
+    "plugin_manager",
+    "store_option",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_WAITING = 3
+
+_STATUS_CODES = {
+    "completed": EXIT_OK,
+    "waiting": EXIT_WAITING,
+    "failed": EXIT_FAILED,
+    "cancelled": EXIT_FAILED,
+}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command callback: a :class:`SpindleError` exits 2 with a one-line message.
+
+    Example::
+
+        @click.command()
+        @handle_errors
+        def show(run_id: str) -> None: ...
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SpindleError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+    return wrapper
+
+
+def exit_code_for_status(status: str) -> int:
+    """The exit code for a run left in ``status`` (``pending``/``running`` exit 0: detached)."""
+    return _STATUS_CODES.get(str(status), EXIT_OK)
+
+
+def echo_json(document: Any) -> None:
+    """Print one JSON document on stdout (values JSON cannot hold are printed with ``str``)."""
+    click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+
+
+#: ``--store URL``: per command, like the design's CLI contract.
+store_option = click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    default=None,
+    help="Store URL (default: $SPINDLE_STORE, spindle.toml, or sqlite:///.spindle/spindle.db).",
+)
+
+#: ``--json``: print one JSON document for scripts instead of text.
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (for scripts)."
+)
+
+
+def has_config_file(cwd: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``cwd`` has ``spindle.toml`` or a ``pyproject.toml`` with ``[tool.spindle]``.
+
+    Cheap on purpose (no TOML parsing), so commands that only need settings
+    when there are some can skip importing the settings machinery.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    if (base / "spindle.toml").is_file():
+        return True
+    try:
+        text = (base / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "tool.spindle" in text
+
+
+def cli_settings(**overrides: Any) -> Settings:
+    """Load settings for a command: the working directory's file, ``SPINDLE_*``, then flags.
+
+    ``None`` overrides (flags not given) are ignored.
+    """
+    from spindle.core._config import load_settings
+
+    return load_settings(overrides=overrides)
+
+
+def cli_registry(settings: Settings | None = None) -> Registry:
+    """The plugin registry for a command, honouring ``[plugins]`` when configured.
+
+    Without ``settings`` and without a configuration file, the settings
+    machinery is not imported at all (``spindle plugins`` stays fast).
+    """
+    from spindle.core._registry import Registry
+
+    if settings is None and has_config_file():
+        settings = cli_settings()
+    if settings is None:
+        return Registry()
+    return Registry.from_settings(settings.plugins)
+
+
+def plugin_manager(settings: Settings | None = None) -> pluggy.PluginManager:
+    """The pluggy manager with hooks from entry points and the ``hooks`` setting."""
+    from spindle.core._hooks import make_plugin_manager
+
+    settings = settings if settings is not None else cli_settings()
+    return make_plugin_manager(registry=cli_registry(settings), modules=settings.hooks)

@@ -1,0 +1,306 @@
+"""How the run commands print: the JSON document, waiting instructions, node
+progress, the ``show`` view and plain tables.
+
+Everything here is presentation: it reads run states, ledger records and
+lifecycle events and never changes them. Human text goes through click (so
+tests can capture it); on a terminal, progress is drawn with rich.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from spindle.core._models import Lease, RunLifecycleEvent, RunState, StepRecord
+
+__all__ = [
+    "Progress",
+    "document",
+    "how_to_continue",
+    "interrupted",
+    "node_rows",
+    "print_outcome",
+    "print_show",
+    "short",
+    "table",
+]
+
+
+def document(state: RunState) -> dict[str, Any]:
+    """The one JSON document ``--json`` prints for a run (the scripting contract)."""
+    wait = state.waits[0] if state.waits else None
+    return {
+        "run_id": state.run_id,
+        "workflow": state.workflow,
+        "status": state.status.value,
+        "output": state.output,
+        "waiting": None if wait is None else _wait_document(wait),
+        "waits": [_wait_document(w) for w in state.waits],
+        "error": state.error,
+        "parent_run_id": state.parent_run_id,
+    }
+
+
+def _wait_document(wait: Any) -> dict[str, Any]:
+    return {
+        "key": wait.key,
+        "reason": wait.reason.value,
+        "prompt": wait.prompt,
+        "choices": wait.choices,
+        "node_id": wait.node_id,
+        "event_key": wait.event_key,
+        "due_at": wait.due_at.isoformat() if wait.due_at else None,
+        "child_run_id": wait.child_run_id,
+    }
+
+
+def short(value: Any) -> str:
+    """A value on one line: text as it is, anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def how_to_continue(state: RunState) -> list[str]:
+    """Lines saying what each open wait of ``state`` needs and the command that gives it."""
+    rid = state.run_id
+    lines: list[str] = []
+    for w in state.waits:
+        reason = w.reason.value
+        if reason == "user":
+            choices = f" [{' / '.join(w.choices)}]" if w.choices else ""
+            example = json.dumps(w.choices[0]) if w.choices else '"your answer"'
+            lines.append(f"  {w.key}: {w.prompt or 'an answer'}{choices}")
+            lines.append(f"    answer: spindle resume {rid} --key {w.key} --payload '{example}'")
+        elif reason == "event":
+            lines.append(f"  {w.key}: waiting for event '{w.event_key}'")
+            lines.append(f"    deliver: spindle emit {w.event_key} --payload '{{...}}'")
+        elif reason == "subworkflow":
+            lines.append(f"  {w.key}: waiting for sub-workflow run {w.child_run_id}")
+            lines.append(f"    see what it needs: spindle show {w.child_run_id}")
+        elif w.due_at is not None:
+            what = "retry" if reason == "retry" else "timer"
+            lines.append(f"  {w.key}: {what} due at {w.due_at.isoformat(timespec='seconds')}")
+            lines.append(f"    fired by: spindle worker  (or now: spindle resume {rid})")
+        else:
+            lines.append(f"  {w.key}: waiting ({reason})")
+    return lines
+
+
+def print_outcome(state: RunState) -> None:
+    """The end of ``run`` / ``resume``: status and output on stdout, the error on stderr."""
+    click.echo(f"run {state.run_id} {state.status.value}")
+    if state.status.value == "completed" and state.output is not None:
+        click.echo(f"output: {short(state.output)}")
+    if state.error:
+        click.echo(f"error: {state.error}", err=True)
+    if state.waits:
+        click.echo("waiting on:")
+        for line in how_to_continue(state):
+            click.echo(line)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print left-aligned columns separated by two spaces."""
+    all_rows = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    for r in all_rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# --- show -------------------------------------------------------------------------------
+
+
+def interrupted(state: RunState, lease: Lease | None, host: str) -> bool:
+    """Whether a ``running`` run has no live driver (its process stopped mid-run)."""
+    if state.status.value != "running":
+        return False
+    if lease is None or not lease.owner:
+        return True
+    from spindle.core._models import utcnow
+
+    if lease.expires_at <= utcnow():
+        return True
+    return lease.host == host and not _pid_alive(lease.pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def node_rows(order: Sequence[str], ledger: Sequence[StepRecord]) -> dict[str, dict[str, Any]]:
+    """Per node: status, attempts, seconds from its first record's start to its last
+    record's end, and its last error; nodes of ``order`` with no record are ``pending``."""
+    nodes: dict[str, dict[str, Any]] = {
+        n: {"status": "pending", "attempts": 0, "seconds": None, "error": None} for n in order
+    }
+    first: dict[str, Any] = {}
+    for rec in ledger:
+        kind = rec.kind.value
+        if not rec.node_id or kind not in ("node", "retry", "wait"):
+            continue
+        info = nodes.setdefault(
+            rec.node_id, {"status": "", "attempts": 0, "seconds": None, "error": None}
+        )
+        info["status"] = {"retry": "retrying", "wait": "waiting"}.get(kind, rec.status.value)
+        info["attempts"] = max(info["attempts"], rec.attempt)
+        start = first.setdefault(rec.node_id, rec.started_at)
+        if start is not None and rec.finished_at is not None and kind != "wait":
+            info["seconds"] = round((rec.finished_at - start).total_seconds(), 3)
+        info["error"] = rec.error if rec.status.value != "completed" else None
+    return nodes
+
+
+def print_show(
+    state: RunState,
+    nodes: dict[str, dict[str, Any]],
+    children: Sequence[RunState],
+    is_interrupted: bool,
+) -> None:
+    """The human view of one run."""
+    rid = state.run_id
+    status = state.status.value
+    if is_interrupted:
+        status += f" (interrupted: its process stopped; continue it with: spindle resume {rid})"
+    elif status == "pending":
+        status += f" (not started: a worker drives it, or: spindle resume {rid})"
+    click.echo(f"run       {rid}")
+    click.echo(f"workflow  {state.workflow}")
+    click.echo(f"status    {status}")
+    if state.parent_run_id:
+        click.echo(f"parent    {state.parent_run_id}")
+    click.echo(f"created   {state.created_at.isoformat(timespec='seconds')}")
+    click.echo(f"updated   {state.updated_at.isoformat(timespec='seconds')}")
+    if nodes:
+        click.echo("nodes:")
+        width = max(len(n) for n in nodes)
+        for nid, info in nodes.items():
+            took = f"  {info['seconds']:.2f}s" if info["seconds"] is not None else ""
+            tries = f"  ({info['attempts']} attempts)" if info["attempts"] > 1 else ""
+            click.echo(f"  {nid.ljust(width)}  {info['status']}{took}{tries}")
+            if info["error"]:
+                click.echo(f"  {' ' * width}  {info['error']}")
+    if children:
+        click.echo("sub-workflow runs:")
+        for child in children:
+            click.echo(f"  {child.run_id}  {child.workflow}  {child.status.value}")
+    if state.waits:
+        click.echo("waiting on:")
+        for line in how_to_continue(state):
+            click.echo(line)
+    if state.output is not None:
+        click.echo(f"output    {short(state.output)}")
+    if state.error:
+        click.echo(f"error     {state.error}")
+
+
+# --- progress -------------------------------------------------------------------------
+
+_STYLES = {
+    "running": "blue",
+    "completed": "green",
+    "failed": "bold red",
+    "retrying": "yellow",
+    "waiting": "cyan",
+}
+
+
+class Progress:
+    """An observer printing each node's lifecycle as it happens, on stderr.
+
+    Plain lines (``  NODE completed in 0.12s``) when stderr is not a terminal;
+    on a terminal the lines are coloured and a spinner names the nodes running.
+    Events of child runs (sub-workflows) are marked with the child's short id.
+    """
+
+    def __init__(self, *, color: bool | None = None) -> None:
+        self.main_run: str | None = None
+        self._started: dict[tuple[str, str], float] = {}
+        self._console: Any = None
+        self._status: Any = None
+        if color if color is not None else sys.stderr.isatty():
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False)
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Print a line for a node event or a run that starts waiting."""
+        kind = event.type.value
+        if self.main_run is None:
+            self.main_run = event.run_id
+        node = event.node_id or ""
+        if event.run_id != self.main_run:
+            node = f"{node} (sub-run {event.run_id[:8]})"
+        key = (event.run_id, node)
+        if kind == "node_started":
+            self._started[key] = time.monotonic()
+            attempt = event.payload.get("attempt", 1)
+            self._line("running", node, f" (attempt {attempt})" if attempt > 1 else "")
+        elif kind in ("node_completed", "node_failed", "node_retrying"):
+            word = kind.removeprefix("node_")
+            began = self._started.pop(key, None)
+            took = f" in {time.monotonic() - began:.2f}s" if began is not None else ""
+            extra = ""
+            if kind == "node_retrying":
+                extra = f"; retrying in {event.payload.get('delay', 0):.1f}s"
+                word = "failed"
+            if kind != "node_completed" and event.payload.get("error"):
+                extra += f": {event.payload['error']}"
+            self._line(word, node, took + extra)
+        elif kind == "run_waiting":
+            # A run suspends only once nothing is in flight: none of its nodes is running.
+            self._started = {k: v for k, v in self._started.items() if k[0] != event.run_id}
+            for wait in event.payload.get("waits", []) if event.run_id == self.main_run else ():
+                self._line("waiting", str(wait), "")
+        self._refresh()
+
+    def _line(self, word: str, node: str, rest: str) -> None:
+        if self._console is None:
+            click.echo(f"  {node} {word}{rest}", err=True)
+            return
+        if word == "running":
+            return  # the spinner shows running nodes
+        from rich.markup import escape
+
+        style = _STYLES.get(word, "")
+        self._console.print(f"  {escape(node)} [{style}]{word}[/]{escape(rest)}")
+
+    def _refresh(self) -> None:
+        if self._console is None:
+            return
+        running = sorted(node for _, node in self._started)
+        if running and self._status is None:
+            self._status = self._console.status("")
+            self._status.start()
+        if self._status is not None:
+            if running:
+                self._status.update(f"running: {', '.join(running)}")
+            else:
+                self._status.stop()
+                self._status = None
+
+    def close(self) -> None:
+        """Stop the spinner (idempotent)."""
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    async def aclose(self) -> None:
+        """Called by the engine when it closes."""
+        self.close()

@@ -1,0 +1,100 @@
+"""``"module:qualname"`` references to Python callables, both ways.
+
+Used by the ``python`` runtime (to import a function named in a workflow
+file, and to name a callable in the stored definition) and by the
+out-of-process executors (a fresh interpreter gets the name, not the object).
+Kept free of spindle imports so a child interpreter loads it cheaply.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["display_name", "import_reference", "reference_of", "split_reference"]
+
+
+def split_reference(text: str) -> tuple[str, str]:
+    """Split ``"pkg.module:Class.function"`` into module and qualified name.
+
+    Raises:
+        ValueError: ``text`` is not of that shape (the message shows the fix).
+    """
+    module, sep, qualname = text.partition(":")
+    module, qualname = module.strip(), qualname.strip()
+    if not sep or not module or not qualname:
+        hint = ""
+        if not sep and "." in text:
+            head, _, tail = text.rpartition(".")
+            hint = f" (did you mean '{head}:{tail}'?)"
+        raise ValueError(
+            f"'{text}' is not a 'module:function' reference{hint}; write the module, "
+            f"a colon, then the function"
+        )
+    return module, qualname
+
+
+def ensure_sys_path(entries: Iterable[str]) -> None:
+    """Put each directory in ``entries`` at the front of ``sys.path`` unless already there.
+
+    Entries stay on ``sys.path`` (like a script's own directory does), so a
+    function that imports a sibling module lazily still finds it.
+    """
+    for entry in entries:
+        if entry and entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
+def import_reference(text: str, sys_path: Iterable[str] = ()) -> Any:
+    """Import the object ``text`` names, after putting ``sys_path`` on ``sys.path``.
+
+    Raises:
+        ValueError: ``text`` is malformed.
+        ImportError: the module cannot be imported.
+        AttributeError: the module has no such attribute.
+    """
+    module_name, qualname = split_reference(text)
+    ensure_sys_path(sys_path)
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AttributeError(f"module '{module_name}' has no attribute '{qualname}'") from None
+    return obj
+
+
+def reference_of(fn: Any) -> str | None:
+    """``"module:qualname"`` when a fresh interpreter can import ``fn`` by that name.
+
+    None for lambdas, local functions and anything defined in ``__main__``
+    (another interpreter has another ``__main__``), and when the name leads
+    to a different object (a decorator that did not keep the function).
+    """
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    if module == "__main__" or "<" in qualname:
+        return None
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        obj: Any = loaded
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        if obj is not fn and getattr(obj, "__wrapped__", None) is not fn:
+            return None
+    return f"{module}:{qualname}"
+
+
+def display_name(fn: Any) -> str:
+    """How messages name a callable: ``module:qualname`` when known, else its repr."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if isinstance(qualname, str):
+        return f"{module}:{qualname}" if isinstance(module, str) else qualname
+    return repr(fn)

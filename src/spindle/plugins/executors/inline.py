@@ -1,0 +1,61 @@
+"""The ``inline`` executor: Python in the engine's own process.
+
+``async def`` functions are awaited on the event loop. Sync functions and
+``python_code`` snippets run in a worker thread (:func:`asyncio.to_thread`),
+so a slow or blocking task never stalls the loop that drives other nodes,
+timers and heartbeats. Exceptions propagate unchanged (the engine records
+them); so does :class:`~spindle.core._context.Suspend`, the signal a task
+raises through ``ctx.ask_user`` & co.
+
+A timeout or cancel stops waiting for a sync function, but Python cannot
+kill a thread: the function runs on to its end and its result is dropped.
+Use the ``subprocess`` executor for work that must really stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attrs import define
+
+from spindle import Executor, Outcome
+from spindle.plugins.payloads import CodePayload, PythonCall
+
+if TYPE_CHECKING:
+    from spindle import TaskContext
+
+__all__ = ["InlineExecutor"]
+
+
+def _exec_code(payload: CodePayload) -> Any:
+    exec(payload.code, payload.namespace)  # running the node's code is the point
+    return payload.namespace.get("result")
+
+
+@define
+class InlineExecutor(Executor[PythonCall | CodePayload], kind="inline"):
+    """Runs Python callables and code in-process: async on the loop, sync in a thread."""
+
+    accepts: ClassVar[tuple[type, ...]] = (PythonCall, CodePayload)
+
+    async def _execute(self, payload: PythonCall | CodePayload, task: TaskContext) -> Outcome:
+        """Call the function (or exec the code) and return its value."""
+        start = time.perf_counter()
+        if isinstance(payload, PythonCall):
+            if payload.is_async:
+                value = await payload.function(**payload.kwargs)
+            else:
+                value = await asyncio.to_thread(payload.function, **payload.kwargs)
+                if inspect.isawaitable(value):  # a sync wrapper that returned a coroutine
+                    value = await value
+        elif isinstance(payload, CodePayload):
+            value = await asyncio.to_thread(_exec_code, payload)
+        else:
+            raise TypeError(
+                f"executor 'inline' cannot run a {type(payload).__name__}; it runs PythonCall "
+                f"and CodePayload"
+            )
+        return Outcome(value=value, duration=time.perf_counter() - start)

@@ -1,0 +1,129 @@
+"""The ``process_pool`` executor: CPU-bound Python functions on a pool of worker processes.
+
+::
+
+    crunch:
+      runtime: {kind: python, function: "stats:crunch"}
+      executor: {kind: process_pool, max_workers: 4}
+
+The pool (:class:`concurrent.futures.ProcessPoolExecutor`) is created on first
+use and shared by every node this executor instance runs; the engine's
+``aclose()`` shuts it down. Workers start with ``forkserver`` where the
+platform has it, else ``spawn``: forking the engine process itself, which has
+threads, can deadlock. The function crosses to the worker by its
+``module:qualname`` reference, so it must be a module-level function; its
+arguments are pickled, with ``ctx`` replaced by a data-only stand-in whose
+effect methods raise.
+
+A timeout or cancel stops waiting, but a call already running in a worker
+runs on to its end (the pool cannot interrupt it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import os
+import pickle
+import sys
+import time
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from attrs import define, field
+
+from spindle import Executor, Outcome, TaskError
+from spindle.plugins.executors._child import call_in_worker, init_worker
+from spindle.plugins.executors._detached import detach_kwargs
+from spindle.plugins.payloads import PythonCall
+
+if TYPE_CHECKING:
+    from spindle import TaskContext
+
+__all__ = ["ProcessPoolExecutor"]
+
+StartMethod = Literal["fork", "forkserver", "spawn"]
+
+
+def _default_start_method() -> StartMethod:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+@define
+class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
+    """Runs Python functions in parallel on a pool of worker processes.
+
+    Attributes:
+        max_workers: the pool size (default: the number of CPUs).
+        start_method: how workers start: ``forkserver`` (default where available),
+            ``spawn`` or ``fork`` (fast, but unsafe in a process with threads).
+    """
+
+    accepts: ClassVar[tuple[type, ...]] = (PythonCall,)
+
+    max_workers: int | None = None
+    start_method: StartMethod | None = None
+    _pool: concurrent.futures.ProcessPoolExecutor | None = field(
+        init=False, default=None, repr=False, eq=False
+    )
+
+    def pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        """The shared pool, created on first use."""
+        if self._pool is None:
+            context = multiprocessing.get_context(self.start_method or _default_start_method())
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.max_workers,
+                mp_context=context,
+                initializer=init_worker,
+                initargs=([p or os.getcwd() for p in sys.path],),
+            )
+        return self._pool
+
+    async def _execute(self, payload: PythonCall, task: TaskContext) -> Outcome:
+        """Send the call to a worker and await its value."""
+        if not isinstance(payload, PythonCall):
+            raise TypeError(
+                f"executor 'process_pool' cannot run a {type(payload).__name__}; it runs PythonCall"
+            )
+        if payload.reference is None:
+            raise TaskError(
+                f"node '{task.node_id}': cannot run '{payload.name}' in a process pool: it has "
+                f"no importable reference; use the inline executor or a module-level function",
+                node_id=task.node_id,
+            )
+        request = {
+            "reference": payload.reference,
+            "kwargs": detach_kwargs(payload.kwargs, task, "process_pool"),
+            "sys_path": payload.sys_path,
+            "is_async": payload.is_async,
+        }
+        try:
+            blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TaskError(
+                f"node '{task.node_id}': the arguments of '{payload.name}' cannot be sent to a "
+                f"worker process ({type(exc).__name__}: {exc})",
+                node_id=task.node_id,
+            ) from exc
+        start = time.perf_counter()
+        pool = self.pool()
+        try:
+            value = await asyncio.wrap_future(pool.submit(call_in_worker, blob))
+        except BrokenProcessPool as exc:
+            # A worker died (killed, out of memory, crashed): start a new pool next time.
+            if self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise TaskError(
+                f"node '{task.node_id}': a process pool worker died while running "
+                f"'{payload.name}' ({exc})",
+                node_id=task.node_id,
+            ) from exc
+        return Outcome(value=value, duration=time.perf_counter() - start)
+
+    async def aclose(self) -> None:
+        """Shut the pool down, waiting for its workers to exit."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -1,0 +1,324 @@
+"""The SQLite store's connection, and the tables kept beside runs and ledgers.
+
+:class:`~spindle.plugins.stores.sqlite.SQLiteStore` is split in two so each
+module holds one concept: this base owns the connection (opening, the write
+transaction, reading back JSON) and the tables around runs -- definitions,
+the inbox, artifacts, audit entries and handoffs; ``sqlite.py`` holds what a
+run's progress goes through: the commit, the ledger and leases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from attrs import define, field
+
+from spindle.core._converter import converter
+from spindle.core._models import ArtifactRef, AuditEntry, HandoffEnvelope, utcnow
+from spindle.core._store import InboxEvent, Store
+from spindle.core.errors import ConfigError, RunNotFound, StoreCorrupt, StoreError
+from spindle.plugins.stores._common import (
+    artifact_digest,
+    check_ack,
+    check_durability,
+    digest_hex,
+    dumps,
+    from_epoch,
+    new_event,
+    to_json,
+    write_atomically,
+)
+from spindle.plugins.stores._sqlite_schema import connect
+
+__all__ = ["SQLiteBase"]
+
+T = TypeVar("T")
+
+
+@define
+class SQLiteBase(Store):
+    """A SQLite file's connection and the side tables (the rest is ``SQLiteStore``).
+
+    Args:
+        path: the database file (relative paths are taken from the current
+            directory when the store is built); created with its directory.
+        durability: ``normal`` or ``full``.
+        busy_timeout: seconds a write waits for another process's lock.
+    """
+
+    path: str = ""
+    busy_timeout: float = 10.0
+    _conn: sqlite3.Connection | None = field(default=None, init=False, repr=False, eq=False)
+    # One connection serves every coroutine; the lock keeps a transaction's
+    # statements together when a host also calls the store from other threads.
+    _lock: threading.Lock = field(factory=threading.Lock, init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path or self.path == ":memory:":
+            raise ConfigError(
+                f"SQLite store needs a file path, got {self.path!r}; use "
+                "'sqlite:///relative.db' or 'sqlite:////abs/path.db' (or 'memory://')"
+            )
+        self.path = os.path.abspath(self.path)
+        self.url = self.url or f"sqlite:///{self.path}"
+        check_durability(self.durability, self.url)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where artifact content is kept: ``<file>.artifacts`` beside the database."""
+        return Path(self.path + ".artifacts")
+
+    async def open(self) -> None:
+        """Open the file (creating it and its directory) and create or migrate the schema.
+
+        Raises:
+            StoreCorrupt: the file is not a spindle SQLite store or is damaged.
+            SchemaTooNew: the file was written by a newer spindle.
+        """
+        if self._conn is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = connect(
+                Path(self.path), durability=self.durability, busy_timeout=self.busy_timeout
+            )
+
+    async def aclose(self) -> None:
+        """Close the connection (the store can be opened again)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _db(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(
+                f"SQLite store {self.path} is not open; call 'await store.open()' or use "
+                "'async with store:'"
+            )
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the file's write lock from the start."""
+        conn = self._db()
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Any = ()) -> list[Any]:
+        conn = self._db()
+        with self._lock:
+            return conn.execute(sql, params).fetchall()
+
+    def _structure(self, body: str, cls: type[T], what: str) -> T:
+        try:
+            return converter.structure(json.loads(body), cls)
+        except Exception as exc:
+            raise StoreCorrupt(
+                f"SQLite store {self.path}: the stored {what} cannot be read ({exc}); the file "
+                "was edited or written by an incompatible spindle"
+            ) from exc
+
+    def _missing(self, run_id: str) -> RunNotFound:
+        return RunNotFound(
+            f"run {run_id!r} not found in SQLite store {self.path}; check the id with "
+            "'spindle runs' and the store URL"
+        )
+
+    def _must_exist(self, conn: sqlite3.Connection, run_id: str) -> None:
+        """Raise ``RunNotFound`` unless the run exists (inside a transaction)."""
+        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise self._missing(run_id)
+
+    def _check_run(self, run_id: str) -> None:
+        """Raise ``RunNotFound`` unless the run exists."""
+        if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
+            raise self._missing(run_id)
+
+    # --- definitions ---------------------------------------------------------------------------
+
+    async def put_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        """Keep a definition under its content id; the first one stored wins."""
+        text = to_json(definition, f"definition {definition_id!r}")
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO definitions VALUES (?, ?)", (definition_id, text))
+
+    async def get_definition(self, definition_id: str) -> dict[str, Any]:
+        """Return a stored definition. Raises ``KeyError``."""
+        rows = self._read("SELECT body FROM definitions WHERE definition_id = ?", (definition_id,))
+        if not rows:
+            raise KeyError(f"no workflow definition {definition_id!r} in SQLite store {self.path}")
+        return json.loads(rows[0][0])  # type: ignore[no-any-return]
+
+    # --- artifacts -----------------------------------------------------------------------------
+
+    def _blob_path(self, digest: str) -> Path:
+        hexdigest = digest_hex(digest)
+        return self.artifacts_dir / "sha256" / hexdigest[:2] / hexdigest
+
+    async def put_artifact(
+        self,
+        run_id: str,
+        data: bytes,
+        *,
+        name: str | None = None,
+        media_type: str = "application/octet-stream",
+    ) -> ArtifactRef:
+        """Write ``data`` once per digest and reference it from ``run_id``.
+
+        The file is written before the reference, so a reference never points
+        at missing content; a crash in between leaves an unreferenced file
+        that pruning can remove.
+        """
+        digest = artifact_digest(data)
+        target = self._blob_path(digest)
+        if not target.exists():
+            write_atomically(target, data, fsync=self.durability == "full")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
+                " DO UPDATE SET media_type = excluded.media_type",
+                (run_id, digest, name, len(data), media_type),
+            )
+        return ArtifactRef(digest=digest, size=len(data), media_type=media_type, name=name)
+
+    async def get_artifact(self, digest: str) -> bytes:
+        """The content with this digest. Raises ``KeyError``."""
+        try:
+            return self._blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(f"no artifact {digest} in {self.artifacts_dir}") from None
+
+    async def run_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        """The artifacts ``run_id`` references, in the order they were first put."""
+        rows = self._read(
+            "SELECT digest, size, media_type, name FROM artifacts WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
+        return [ArtifactRef(digest=d, size=s, media_type=m, name=n) for d, s, m, n in rows]
+
+    # --- inbox ---------------------------------------------------------------------------------
+
+    async def deliver_event(self, key: str, payload: Any) -> InboxEvent:
+        """Keep an event under ``key`` until a run consumes it."""
+        text = to_json(payload, f"event {key!r} payload")
+        event = new_event(key, json.loads(text), utcnow())
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO inbox (event_id, key, payload, created_at) VALUES (?, ?, ?, ?)",
+                (event.event_id, key, text, event.created_at.timestamp()),
+            )
+        return event
+
+    async def pending_events(self, key: str | None = None) -> list[InboxEvent]:
+        """Unconsumed events (of ``key``, or all), oldest first."""
+        sql = "SELECT event_id, key, payload, created_at FROM inbox WHERE consumed_by IS NULL"
+        rows = (
+            self._read(sql + " ORDER BY id")
+            if key is None
+            else self._read(sql + " AND key = ? ORDER BY id", (key,))
+        )
+        return [
+            InboxEvent(event_id=e, key=k, payload=json.loads(p), created_at=from_epoch(t))
+            for e, k, p, t in rows
+        ]
+
+    async def waiting_on(self, event_key: str) -> list[str]:
+        """Runs with an open wait on ``event_key``, the longest-waiting first."""
+        rows = self._read(
+            "SELECT run_id FROM waits WHERE event_key = ? ORDER BY since, run_id", (event_key,)
+        )
+        return [run_id for (run_id,) in rows]
+
+    # --- audit and handoffs --------------------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        """Persist an audit entry.
+
+        Raises:
+            RunNotFound: no such run.
+            StoreError: the run already has an entry with this ``seq``.
+        """
+        body = dumps(converter.unstructure(entry, AuditEntry))
+        with self._write() as conn:
+            self._must_exist(conn, entry.run_id)
+            try:
+                conn.execute("INSERT INTO audit VALUES (?, ?, ?)", (entry.run_id, entry.seq, body))
+            except sqlite3.IntegrityError:
+                raise StoreError(
+                    f"run {entry.run_id!r} already has audit entry seq {entry.seq}; number "
+                    "audit entries from the run's audit_seq"
+                ) from None
+
+    async def audit(self, run_id: str) -> list[AuditEntry]:
+        """The run's audit entries in ``seq`` order. Raises ``RunNotFound``."""
+        rows = self._read("SELECT seq, body FROM audit WHERE run_id = ? ORDER BY seq", (run_id,))
+        if not rows:
+            self._check_run(run_id)
+        what = f"audit entry of run {run_id!r} seq"
+        return [self._structure(body, AuditEntry, f"{what} {seq}") for seq, body in rows]
+
+    async def put_handoff(self, envelope: HandoffEnvelope) -> None:
+        """Persist an envelope; storing the same envelope id again keeps the first."""
+        body = to_json(envelope, f"handoff {envelope.envelope_id!r}")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO handoffs (envelope_id, source_run_id, created_at,"
+                " acknowledged_run_id, body) VALUES (?, ?, ?, ?, ?)",
+                (
+                    envelope.envelope_id,
+                    envelope.source_run_id,
+                    envelope.created_at.timestamp(),
+                    envelope.acknowledged_run_id,
+                    body,
+                ),
+            )
+
+    async def ack_handoff(self, envelope_id: str, run_id: str) -> None:
+        """Record that run ``run_id`` took the envelope up (idempotent for that run).
+
+        Raises:
+            StoreError: no such envelope, or another run already acknowledged it.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT acknowledged_run_id FROM handoffs WHERE envelope_id = ?", (envelope_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no handoff envelope {envelope_id!r} in SQLite store {self.path}")
+            check_ack(envelope_id, row[0], run_id)
+            conn.execute(
+                "UPDATE handoffs SET acknowledged_run_id = ? WHERE envelope_id = ?",
+                (run_id, envelope_id),
+            )
+
+    async def handoffs(
+        self, source_run_id: str | None = None, *, open_only: bool = False
+    ) -> list[HandoffEnvelope]:
+        """Envelopes (of one source run, or all), oldest first."""
+        where = ["source_run_id = :source"] if source_run_id is not None else []
+        if open_only:
+            where.append("acknowledged_run_id IS NULL")
+        sql = (
+            "SELECT envelope_id, acknowledged_run_id, body FROM handoffs"
+            f" {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY created_at, id"
+        )
+        found = []
+        for envelope_id, acknowledged, body in self._read(sql, {"source": source_run_id}):
+            envelope = self._structure(body, HandoffEnvelope, f"handoff {envelope_id!r}")
+            envelope.acknowledged_run_id = acknowledged
+            found.append(envelope)
+        return found

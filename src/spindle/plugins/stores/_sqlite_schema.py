@@ -1,0 +1,251 @@
+"""The SQLite store's tables and indexes, its migrations, and opening a connection.
+
+The schema version lives in ``spindle_schema``. :data:`MIGRATIONS` is the
+list of steps from one version to the next: version *n* is reached by
+running the first *n* steps, so a new release appends a step and never
+edits an old one. A file whose version is higher than this code knows was
+written by a newer spindle and is refused (``SchemaTooNew``) rather than
+misread.
+
+Every query the store runs is served by an index; the comments name the
+query each index is for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from spindle._version import __version__
+from spindle.core.errors import SchemaTooNew, StoreCorrupt, StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SEQ_BITS", "connect"]
+
+#: A ledger row's key is ``run_no << SEQ_BITS | seq``: one run's records are
+#: one contiguous, seq-ordered key range, and (run, seq) is unique by key.
+SEQ_BITS = 32
+
+_V1: tuple[str, ...] = (
+    "CREATE TABLE spindle_schema (version INTEGER NOT NULL)",
+    # One row per run. The indexed columns are copies of RunState fields for
+    # queries; ``body`` (the whole unstructured RunState as JSON) is what is
+    # loaded. Times are epoch seconds. ``ledger_count``/``ledger_head`` let a
+    # commit check ledger continuity without reading the ledger, and
+    # ``wait_keys`` lets it skip rewriting ``waits`` when they did not change.
+    # ``run_no`` is never reused (AUTOINCREMENT), since ledger keys embed it.
+    """CREATE TABLE runs (
+        run_no INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        parent_run_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        wake_at REAL,
+        wait_keys TEXT NOT NULL DEFAULT '',
+        lease_owner TEXT,
+        lease_host TEXT,
+        lease_pid INTEGER,
+        lease_expires_at REAL,
+        lease_token INTEGER NOT NULL DEFAULT 0,
+        ledger_count INTEGER NOT NULL DEFAULT 0,
+        ledger_head TEXT NOT NULL DEFAULT '',
+        body TEXT NOT NULL
+    )""",
+    # list_runs(status=...) and due_runs' pending part, newest/oldest first.
+    "CREATE INDEX runs_status ON runs (status, created_at)",
+    # list_runs(workflow=...)
+    "CREATE INDEX runs_workflow ON runs (workflow, created_at)",
+    # list_runs(parent_run_id=...): children of a run.
+    "CREATE INDEX runs_parent ON runs (parent_run_id, created_at) WHERE parent_run_id IS NOT NULL",
+    # list_runs() without filters.
+    "CREATE INDEX runs_created ON runs (created_at)",
+    # due_runs: timers due.
+    "CREATE INDEX runs_wake ON runs (wake_at) WHERE status = 'waiting'",
+    # due_runs: running runs whose driver's lease expired.
+    "CREATE INDEX runs_lease ON runs (lease_expires_at) WHERE status = 'running'",
+    # The ledger. ``id`` (see SEQ_BITS) makes (run, seq) unique and a run's
+    # ledger one ordered range, with no second b-tree: a separate UNIQUE
+    # (run_id, seq) index would cost another page write on every commit (the
+    # commit path is dominated by page writes; this saves about a quarter).
+    """CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        node_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        record_hash TEXT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    # find_step: the key, then the run's id range, latest first (the index
+    # entries end in the row's id).
+    "CREATE INDEX ledger_key ON ledger (idempotency_key)",
+    # waiting_on(event_key): rewritten from state.waits in each commit.
+    """CREATE TABLE waits (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        event_key TEXT NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (run_id, event_key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX waits_event ON waits (event_key, since)",
+    """CREATE TABLE definitions (
+        definition_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+    )""",
+    # The inbox; ``id`` is the delivery order.
+    """CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        consumed_by TEXT
+    )""",
+    # pending_events(key) and pending_events().
+    "CREATE INDEX inbox_pending_key ON inbox (key, id) WHERE consumed_by IS NULL",
+    "CREATE INDEX inbox_pending ON inbox (id) WHERE consumed_by IS NULL",
+    # Artifact references; the content itself is a file named by its digest.
+    # ``name`` may be NULL, which UNIQUE would treat as distinct, hence the
+    # expression (a blob sorts apart from every text, so no name collides).
+    """CREATE TABLE artifacts (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        name TEXT,
+        size INTEGER NOT NULL,
+        media_type TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX artifacts_ref ON artifacts (run_id, digest, ifnull(name, x''))",
+    # Whether any run still references a blob (for pruning).
+    "CREATE INDEX artifacts_digest ON artifacts (digest)",
+    """CREATE TABLE audit (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE handoffs (
+        id INTEGER PRIMARY KEY,
+        envelope_id TEXT NOT NULL UNIQUE,
+        source_run_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        acknowledged_run_id TEXT,
+        body TEXT NOT NULL
+    )""",
+    # handoffs(source_run_id) and handoffs(open_only=True).
+    "CREATE INDEX handoffs_source ON handoffs (source_run_id, created_at)",
+    "CREATE INDEX handoffs_open ON handoffs (created_at) WHERE acknowledged_run_id IS NULL",
+)
+
+#: Steps from version n to n + 1 (append only; never edit a released step).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+
+#: The schema version this code writes and reads.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: Path, *, durability: str, busy_timeout: float) -> sqlite3.Connection:
+    """Open ``path``, apply the connection settings, and create or migrate the schema.
+
+    Raises:
+        StoreCorrupt: the file is not a SQLite database, is damaged, or is
+            another application's database.
+        SchemaTooNew: the file was written by a newer spindle.
+        StoreError: the file cannot be opened (permissions, locked too long).
+    """
+    try:
+        # Autocommit mode (isolation_level=None): the store issues BEGIN
+        # IMMEDIATE itself, so a write transaction takes the write lock up
+        # front and two processes serialize instead of failing on upgrade.
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"cannot open SQLite store {path} ({exc}); check that the directory exists "
+            "and is writable"
+        ) from exc
+    deadline = time.monotonic() + busy_timeout
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        # NORMAL in WAL mode loses nothing when a process is killed, only on
+        # power loss; FULL fsyncs the WAL at every commit.
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                _migrate(conn, path)
+                break
+            except sqlite3.OperationalError as exc:
+                # While processes open a new file together, switching it to
+                # WAL can report SQLITE_BUSY without waiting on busy_timeout;
+                # wait here instead (only at open, never on the commit path).
+                busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            raise StoreCorrupt(
+                f"SQLite store {path} is not a database or is damaged ({exc}); restore it from "
+                "a backup, or move it aside to start a new store"
+            ) from exc
+        raise StoreError(f"cannot open SQLite store {path} ({exc})") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _version(conn: sqlite3.Connection, path: Path) -> int:
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "spindle_schema" not in tables:
+        if tables:
+            listed = ", ".join(sorted(tables))
+            raise StoreCorrupt(
+                f"{path} is a SQLite database but not a spindle store (it has tables {listed} "
+                "and no spindle_schema); point the store URL at a new file"
+            )
+        return 0
+    row = conn.execute("SELECT version FROM spindle_schema").fetchone()
+    if row is None:
+        raise StoreCorrupt(
+            f"SQLite store {path} has an empty spindle_schema table; restore it from a backup"
+        )
+    version: int = row[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"SQLite store {path} has schema version {version}, but spindle {__version__} "
+            f"reads up to version {SCHEMA_VERSION}; upgrade spindle (pip install -U spindle) "
+            "to open it"
+        )
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    if _version(conn, path) == SCHEMA_VERSION:
+        return  # the common case: no write lock taken at open
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have migrated
+        # the file since the first read.
+        version = _version(conn, path)
+        # Statements one by one: executescript() would COMMIT the transaction.
+        for step in MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        if version == 0:
+            conn.execute("INSERT INTO spindle_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            conn.execute("UPDATE spindle_schema SET version = ?", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,34 @@
+"""Fixtures every test gets: an isolated environment and working directory.
+
+* ``SPINDLE_*`` variables from the developer's shell are cleared, so a local
+  ``SPINDLE_STORE`` never leaks into a test;
+* the entry-point cache lives in a session temp dir (``SPINDLE_CACHE_DIR``),
+  never in the developer's ``~/.cache``;
+* each test runs in its own empty working directory, so the default store
+  (``.spindle/`` under the cwd) and relative paths never touch the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def _spindle_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("spindle-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_spindle(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    _spindle_cache_dir: Path,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("SPINDLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPINDLE_CACHE_DIR", str(_spindle_cache_dir))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

@@ -1,0 +1,114 @@
+"""Fixtures for the store tests: one store of every kind, and ``async def`` tests.
+
+Every test that takes ``store`` runs once per entry of :data:`STORES`; a new
+store kind joins the whole contract suite by adding one line there.
+
+``async def`` tests run on the event loop the ``store`` fixture opened its
+store on (``event_loop``), so a store holding loop-bound connections (a
+later PostgreSQL store) works too. pytest-asyncio is not a dependency; the
+hook below is all the support these tests need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from spindle.core._models import StepKind, StepRecord, StepStatus
+from spindle.core._store import Store
+from spindle.plugins.stores.memory import MemoryStore
+from spindle.plugins.stores.sqlite import SQLiteStore
+
+#: How to build a fresh, unopened store of each kind in an empty directory.
+STORES: dict[str, Callable[[Path], Store]] = {
+    "memory": lambda tmp: MemoryStore.from_url("memory://"),
+    "sqlite": lambda tmp: SQLiteStore.from_url(f"sqlite:///{tmp}/spindle.db"),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The name of the store kind under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(store_kind: str, tmp_path: Path) -> Callable[[], Store]:
+    """Build a new, unopened store of the kind under test (each in its own directory)."""
+    counter = itertools.count()
+
+    def make() -> Store:
+        directory = tmp_path / f"store{next(counter)}"
+        directory.mkdir()
+        return STORES[store_kind](directory)
+
+    return make
+
+
+@pytest.fixture
+def event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop for one test, closed afterwards."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
+@pytest.fixture
+def store(
+    make_store: Callable[[], Store], event_loop: asyncio.AbstractEventLoop
+) -> Iterator[Store]:
+    """An open store of the kind under test, closed afterwards."""
+    instance = make_store()
+    event_loop.run_until_complete(instance.open())
+    yield instance
+    event_loop.run_until_complete(instance.aclose())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on the test's ``event_loop`` (or a new one)."""
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function):
+        return None
+    names = inspect.signature(function).parameters
+    coroutine = function(**{name: pyfuncitem.funcargs[name] for name in names})
+    loop = pyfuncitem.funcargs.get("event_loop")
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        loop.run_until_complete(coroutine)
+    else:
+        asyncio.run(coroutine)
+    return True
+
+
+def _chain(run_id: str, count: int, *, start: int = 0, head: str = "") -> list[StepRecord]:
+    records = []
+    for seq in range(start, start + count):
+        record_hash = hashlib.sha256(f"{run_id}:{seq}:{head}".encode()).hexdigest()
+        records.append(
+            StepRecord(
+                run_id=run_id,
+                seq=seq,
+                node_id=f"node{seq}",
+                kind=StepKind.NODE,
+                status=StepStatus.COMPLETED,
+                idempotency_key=f"{run_id}:node{seq}:0",
+                result={"seq": seq},
+                prev_hash=head,
+                record_hash=record_hash,
+            )
+        )
+        head = record_hash
+    return records
+
+
+@pytest.fixture
+def chain() -> Callable[..., list[StepRecord]]:
+    """``chain(run_id, count, start=0, head="")``: records that continue a ledger."""
+    return _chain
