@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from spindle._version import __version__
+from spindle._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from spindle.core._bases import EffectHandler as EffectHandler
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from spindle.core._models import WaitReason as WaitReason
     from spindle.core._models import WaitState as WaitState
     from spindle.core._models import utcnow as utcnow
+    from spindle.core._nodes import ArtifactSpec as ArtifactSpec
+    from spindle.core._nodes import LoadPolicy as LoadPolicy
+    from spindle.core._nodes import NodeSpec as NodeSpec
+    from spindle.core._nodes import RetryPolicy as RetryPolicy
     from spindle.core._observers import CallbackObserver as CallbackObserver
     from spindle.core._observers import CompositeObserver as CompositeObserver
     from spindle.core._observers import NullObserver as NullObserver
@@ -47,10 +51,6 @@ if TYPE_CHECKING:
     from spindle.core._registry import PluginPolicy as PluginPolicy
     from spindle.core._registry import Registry as Registry
     from spindle.core._store import Store as Store
-    from spindle.core._workflow import ArtifactSpec as ArtifactSpec
-    from spindle.core._workflow import LoadPolicy as LoadPolicy
-    from spindle.core._workflow import NodeSpec as NodeSpec
-    from spindle.core._workflow import RetryPolicy as RetryPolicy
     from spindle.core._workflow import Workflow as Workflow
     from spindle.core.errors import DefinitionChanged as DefinitionChanged
     from spindle.core.errors import InvalidAnswer as InvalidAnswer
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "ArtifactRef": "spindle.core._models",
-    "ArtifactSpec": "spindle.core._workflow",
+    "ArtifactSpec": "spindle.core._nodes",
     "CallbackObserver": "spindle.core._observers",
     "CompositeObserver": "spindle.core._observers",
     "DefinitionChanged": "spindle.core.errors",
@@ -79,9 +79,9 @@ _LAZY: dict[str, str] = {
     "Executor": "spindle.core._bases",
     "InvalidAnswer": "spindle.core.errors",
     "LifecycleEventType": "spindle.core._models",
-    "LoadPolicy": "spindle.core._workflow",
+    "LoadPolicy": "spindle.core._nodes",
     "Middleware": "spindle.core._middleware",
-    "NodeSpec": "spindle.core._workflow",
+    "NodeSpec": "spindle.core._nodes",
     "NullObserver": "spindle.core._observers",
     "ObserverBinding": "spindle.core._observers",
     "ObserverPlugin": "spindle.core._observers",
@@ -90,7 +90,7 @@ _LAZY: dict[str, str] = {
     "PluginPolicy": "spindle.core._registry",
     "PolicyViolation": "spindle.core.errors",
     "Registry": "spindle.core._registry",
-    "RetryPolicy": "spindle.core._workflow",
+    "RetryPolicy": "spindle.core._nodes",
     "RunLifecycleEvent": "spindle.core._models",
     "RunNotFound": "spindle.core.errors",
     "RunNotWaiting": "spindle.core.errors",

@@ -21,14 +21,17 @@ sys.stdout.flush()
 print("\\n" + json.dumps(sorted(sys.modules)))
 """
 
-#: What answering --help may import from spindle.
+#: What answering --help or --version may import from spindle.
 ALLOWED_SPINDLE = {
     "spindle",
     "spindle._version",
     "spindle.cli",
+    "spindle._cli",
+    "spindle._cli._fasthelp",
     "spindle.core",
     "spindle.core._discovery",
 }
+#: Never imported by --help or --version.
 FORBIDDEN = (
     "rich",
     "attr",
@@ -56,19 +59,78 @@ def modules_for(*args: str, env=None) -> tuple[str, list[str]]:
     return out, json.loads(last)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], []])
-def test_help_and_version_import_no_plugin_or_engine(args):
-    """--help, --version and a bare `spindle` import only the CLI shell and the scanner."""
-    _, modules = modules_for(*args)
+def spindle_modules(modules: list[str]) -> set[str]:
+    return {m for m in modules if m == "spindle" or m.startswith("spindle.")}
 
-    spindle_modules = {m for m in modules if m == "spindle" or m.startswith("spindle.")}
-    assert spindle_modules <= ALLOWED_SPINDLE
+
+def test_help_imports_no_plugin_or_engine():
+    """The first --help (rendered by click) imports no plugin, engine, rich or attrs."""
+    out, modules = modules_for("--help")
+
+    assert "Commands:" in out
+    assert not any(
+        m.startswith(("spindle.plugins", "spindle.core._"))
+        for m in modules
+        if m != "spindle.core._discovery"
+    )
     for name in FORBIDDEN:
-        assert name not in modules, f"{name} imported by spindle {' '.join(args)}"
+        assert name not in modules, f"{name} imported by spindle --help"
 
 
-def test_help_imports_no_plugin_with_a_cli_plugin_installed(installed_distribution):
-    """A spindle.cli plugin is listed by --help without its module being imported."""
+def test_repeated_help_imports_not_even_click():
+    """Once rendered, --help is answered from the cache: not even click is imported."""
+    first, _ = modules_for("--help")
+
+    second, modules = modules_for("--help")
+
+    assert second == first
+    assert spindle_modules(modules) <= ALLOWED_SPINDLE
+    assert "click" not in modules
+    for name in FORBIDDEN:
+        assert name not in modules
+
+
+def test_version_imports_nothing_but_the_front_door():
+    """--version prints `spindle X.Y.Z` importing only spindle.cli."""
+    from spindle import __version__
+
+    out, modules = modules_for("--version")
+
+    assert out == f"spindle {__version__}"
+    assert spindle_modules(modules) <= {"spindle", "spindle._version", "spindle.cli"}
+    assert "click" not in modules
+
+
+def test_cached_help_is_exactly_what_click_prints(monkeypatch):
+    """The cached --help text is click's own rendering, byte for byte."""
+    from click.testing import CliRunner
+
+    from spindle.cli import make_cli
+
+    monkeypatch.setenv("COLUMNS", "80")
+    env = dict(os.environ)
+    modules_for("--help", env=env)  # render and cache
+
+    cached, _ = modules_for("--help", env=env)
+
+    assert cached + "\n" == CliRunner().invoke(make_cli(), ["--help"]).output
+
+
+def test_help_cache_follows_the_terminal_width(monkeypatch):
+    """A different width renders (and caches) the help again at that width."""
+    monkeypatch.setenv("COLUMNS", "200")
+    modules_for("--help", env=dict(os.environ))
+    monkeypatch.setenv("COLUMNS", "52")
+
+    narrow, modules = modules_for("--help", env=dict(os.environ))
+
+    assert "click" in modules  # a cache miss: rendered by click
+    assert max(len(line) for line in narrow.splitlines()) <= 50
+
+
+def test_help_lists_a_cli_plugin_installed_after_caching(installed_distribution):
+    """Installing a spindle.cli plugin changes the cached help; its module is not imported."""
+    modules_for("--help")
     site = installed_distribution(
         "cold-cli",
         entry_points={"spindle.cli": {"cold": "coldcli:cold"}},
@@ -77,9 +139,45 @@ def test_help_imports_no_plugin_with_a_cli_plugin_installed(installed_distributi
     env = {**os.environ, "PYTHONPATH": str(site)}
 
     out, modules = modules_for("--help", env=env)
+    again, modules_again = modules_for("--help", env=env)
 
-    assert "cold" in out
-    assert "coldcli" not in modules
+    assert "cold     (from cold-cli)" in out
+    assert again == out
+    assert "coldcli" not in modules and "coldcli" not in modules_again
+    assert "click" not in modules_again
+
+
+def test_help_works_when_the_cache_cannot_be_written(tmp_path, monkeypatch):
+    """With an unwritable cache dir --help is rendered by click every time, correctly."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("SPINDLE_CACHE_DIR", str(blocker / "cache"))
+
+    out, modules = modules_for("--help", env=dict(os.environ))
+    again, _ = modules_for("--help", env=dict(os.environ))
+
+    assert "Commands:" in out and again == out
+
+
+def test_a_changed_group_is_answered_by_click(capsys):
+    """Once the click group is imported (and maybe changed in code), main() defers to click."""
+    import click
+
+    from spindle.cli import cli, main
+
+    @click.command("added-in-code")
+    def added():
+        """Added by a host application."""
+
+    cli.add_command(added)
+    try:
+        with pytest.raises(SystemExit) as caught:
+            main(["--help"])
+    finally:
+        del cli.commands["added-in-code"]
+
+    assert caught.value.code == 0
+    assert "added-in-code" in capsys.readouterr().out
 
 
 def test_python_dash_m_spindle_help_as_a_user_runs_it():

@@ -573,3 +573,61 @@ def test_cancel_of_an_unknown_run_raises_run_not_found(store_url, make_engine):
                 await engine.cancel("nope")
 
     run(main())
+
+
+def secret_workflow() -> Workflow:
+    from spindle.core._workflow import InputSpec
+
+    wf = Workflow("secretive", inputs={"token": InputSpec(secret=True), "user": "ada"})
+    wf.effect("approve", {"kind": "ask_user", "prompt": "go?"})
+
+    @wf.node(after=["approve"])
+    def call(token: str, user: str) -> str:
+        return f"called as {user} with token={token}"
+
+    wf.output = "call"
+    return wf
+
+
+def test_secret_inputs_are_never_stored_in_clear(sqlite_url, tmp_path, make_engine):
+    """A secret input is redacted in the stored run, the ledger and the output."""
+    secret = "s3cr3t-value-42"
+
+    async def main():
+        async with make_engine(sqlite_url) as engine:
+            wf = secret_workflow()
+            state = await engine.run(wf, {"token": secret})
+            done = await engine.resume(state.run_id, None, "ok", workflow=wf)
+            return done, await engine.ledger(done.run_id)
+
+    done, records = run(main())
+    assert done.status == RunStatus.COMPLETED
+    assert done.output == "called as ada with token=***"
+    assert done.inputs["token"] == "***"
+    assert all(secret not in repr(r) for r in records)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_secret_missing_in_another_process_fails_with_instructions(sqlite_url, make_engine):
+    """Resumed in a process without the secret, the node fails saying how to pass it."""
+    secret = "s3cr3t-value-42"
+
+    async def main():
+        wf = secret_workflow()
+        async with make_engine(sqlite_url) as engine:
+            state = await engine.run(wf, {"token": secret})
+        async with make_engine(sqlite_url) as engine:
+            failed = await engine.resume(state.run_id, None, "ok", workflow=wf)
+        async with make_engine(sqlite_url) as engine:
+            state2 = await engine.run(wf, {"token": secret})
+        async with make_engine(sqlite_url) as engine:
+            engine.give_secrets(state2.run_id, {"token": secret})
+            done = await engine.resume(state2.run_id, None, "ok", workflow=wf)
+        return failed, done
+
+    failed, done = run(main())
+    assert failed.status == RunStatus.FAILED
+    assert "secret input 'token'" in failed.error and "--input token=VALUE" in failed.error
+    assert done.output == "called as ada with token=***"

@@ -63,9 +63,7 @@ def test_approval_waits_then_completes_when_resumed_from_another_process(spindle
     assert "approve: Publish the release notes? [yes / no]" in proc.stdout
     line = next(x for x in proc.stdout.splitlines() if "spindle resume" in x)
     run_id = proc.stdout.split()[1]
-    assert line.strip() == (
-        f"answer: spindle resume {run_id} --key approve --payload '\"yes\"'"
-    )
+    assert line.strip() == (f"answer: spindle resume {run_id} --key approve --payload '\"yes\"'")
     done = spindle("resume", run_id, "--key", "approve", "--payload", '"yes"')
     assert done.returncode == 0, done.stderr
     assert f"run {run_id} completed" in done.stdout

@@ -19,7 +19,6 @@ from spindle.core._models import RunState, RunStatus, StepRecord
 from spindle.core._store import Commit
 from spindle.core.errors import ConfigError, LeaseLost, SchemaTooNew, StoreCorrupt, StoreError
 from spindle.plugins.stores._sqlite_schema import SCHEMA_VERSION
-from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
 
 Chain = Callable[..., list[StepRecord]]
@@ -77,12 +76,6 @@ def test_absolute_url_has_four_slashes(tmp_path: Path) -> None:
     assert spaced.path == str(tmp_path / "my dir" / "a.db")
 
 
-def test_memory_url_with_a_location_raises() -> None:
-    """memory:// with a path raises ConfigError: memory stores have no location."""
-    with pytest.raises(ConfigError, match="no location"):
-        MemoryStore.from_url("memory://somewhere")
-
-
 def test_url_options_are_parsed_and_overridable(tmp_path: Path) -> None:
     """Query options set durability and busy_timeout; keyword options override them."""
     url = f"sqlite:///{tmp_path}/a.db?durability=full&busy_timeout=2.5"
@@ -121,6 +114,13 @@ async def test_artifacts_are_files_beside_the_database(tmp_path: Path) -> None:
     blob = tmp_path / "s.db.artifacts" / "sha256" / hexdigest[:2] / hexdigest
     assert blob.read_bytes() == b"payload"
     assert [p.name for p in blob.parent.iterdir()] == [hexdigest]
+
+
+async def test_unserializable_output_raises_store_error(tmp_path: Path) -> None:
+    """Committing a state whose output is not JSON data raises StoreError naming the run."""
+    async with at_path(tmp_path / "s.db") as store:
+        with pytest.raises(StoreError, match=r"'r1'.*not JSON-serializable"):
+            await store.commit(Commit(RunState("r1", "wf", output=object()), create=True))
 
 
 # --- settings -----------------------------------------------------------------------------

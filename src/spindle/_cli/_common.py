@@ -14,10 +14,8 @@ plugin manager are imported by the helpers that need them.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
@@ -96,6 +94,8 @@ def exit_code_for_status(status: str) -> int:
 
 def echo_json(document: Any) -> None:
     """Print one JSON document on stdout (values JSON cannot hold are printed with ``str``)."""
+    import json
+
     click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
 
 
@@ -117,17 +117,17 @@ json_option = click.option(
 def has_config_file(cwd: str | os.PathLike[str] | None = None) -> bool:
     """Whether ``cwd`` has ``spindle.toml`` or a ``pyproject.toml`` with ``[tool.spindle]``.
 
-    Cheap on purpose (no TOML parsing), so commands that only need settings
-    when there are some can skip importing the settings machinery.
+    Cheap on purpose (no TOML parsing, no pathlib), so commands that need
+    settings only when there are some can skip importing the settings machinery.
     """
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    if (base / "spindle.toml").is_file():
+    base = os.fspath(cwd) if cwd is not None else os.getcwd()
+    if os.path.isfile(os.path.join(base, "spindle.toml")):
         return True
     try:
-        text = (base / "pyproject.toml").read_text(encoding="utf-8")
+        with open(os.path.join(base, "pyproject.toml"), encoding="utf-8") as f:
+            return "tool.spindle" in f.read()
     except (OSError, UnicodeDecodeError):
         return False
-    return "tool.spindle" in text
 
 
 def cli_settings(**overrides: Any) -> Settings:

@@ -33,7 +33,16 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["EntryPointInfo", "cache_dir", "cache_file", "discover", "scan_entry", "scan_path"]
+__all__ = [
+    "EntryPointInfo",
+    "cache_dir",
+    "cache_file",
+    "discover",
+    "normalize_name",
+    "scan_entry",
+    "scan_path",
+    "write_atomic",
+]
 
 _CACHE_FORMAT = 2
 _PREFIX = "spindle."
@@ -260,33 +269,39 @@ def _cached_eps(record: Any, entry: str, listing: Listing) -> list[EntryPointInf
         return None
 
 
-def _write_cache(path: str, entries: dict[str, Any]) -> None:
-    payload = json.dumps(
-        {
-            "format": _CACHE_FORMAT,
-            "python": sys.version,
-            "executable": sys.executable,
-            "entries": entries,
-        },
-        separators=(",", ":"),
-    )
-    directory = os.path.dirname(path)
-    tmp = f"{path}.{os.getpid()}.{id(entries):x}.tmp"
+def write_atomic(path: str, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically (temp file + ``os.replace``).
+
+    Readers see the old file or the new one, never a part. Returns False,
+    quietly, when the directory cannot be created or written: a cache that
+    cannot be kept only costs the next process some work.
+    """
+    tmp = f"{path}.{os.getpid()}.{id(text):x}.tmp"
     try:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         # O_EXCL: never write into a file another process is writing.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
+                f.write(text)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
     except OSError:
-        # A read-only or full cache dir only costs the next process a rescan.
-        return
+        return False
+    return True
+
+
+def _write_cache(path: str, entries: dict[str, Any]) -> None:
+    payload = {
+        "format": _CACHE_FORMAT,
+        "python": sys.version,
+        "executable": sys.executable,
+        "entries": entries,
+    }
+    write_atomic(path, json.dumps(payload, separators=(",", ":")))
 
 
 def discover(paths: Sequence[str] | None = None, *, use_cache: bool = True) -> list[EntryPointInfo]:

@@ -97,6 +97,8 @@ class RunDriver:
         self.inflight: dict[str, asyncio.Task[_Finished]] = {}
         self.max_steps = workflow.max_steps or engine.settings.max_steps
         self._run_dir: Path | None = None
+        self.secrets = engine.secrets_of(state.run_id)
+        self.inputs_view = {**state.inputs, **self.secrets.values}
         self._order = workflow.order()
         self._position = {n: i for i, n in enumerate(self._order)}
         self._deps = {n: workflow.dependencies(n) for n in self._order}
@@ -163,6 +165,9 @@ class RunDriver:
     ) -> StepRecord:
         """Append a new record to ``pending`` (numbered and chained now)."""
         now = utcnow()
+        if self.secrets:
+            result = self.secrets.scrub(result)
+            error = self.secrets.scrub(error)
         rec = StepRecord(
             self.state.run_id,
             self.count + len(pending.records),
@@ -221,6 +226,8 @@ class RunDriver:
     ) -> None:
         """Queue an event to emit once ``pending`` is committed."""
         if self.engine.emitter.active:
+            if self.secrets:
+                payload = self.secrets.scrub(payload)
             pending.events.append(self.engine.emitter.build(self.state, type_, node_id, **payload))
 
     # --- the loop ------------------------------------------------------------------
@@ -300,8 +307,12 @@ class RunDriver:
         if emitter.active:
             # Not tied to a commit: after a crash the node starts again and this event
             # is sent again (at-least-once), with the same sequence number.
-            event = emitter.build(self.state, LifecycleEventType.NODE_STARTED, node_id,
-                                  attempt=self.attempts.get(node_id, 1))
+            event = emitter.build(
+                self.state,
+                LifecycleEventType.NODE_STARTED,
+                node_id,
+                attempt=self.attempts.get(node_id, 1),
+            )
             await emitter.send([event])
 
     async def _next_finished(self) -> _Finished:
@@ -335,6 +346,17 @@ class RunDriver:
             result = json.loads(data)
         return result
 
+    def workflow_input(self, name: str) -> Any:
+        """A workflow input's value; a secret not given to this process is an error."""
+        spec = self.wf.inputs.get(name)
+        if spec is not None and spec.secret and name not in self.secrets.values:
+            raise TaskError(
+                f"secret input '{name}' of run {self.state.run_id} is not available in this "
+                f"process (secrets are never stored); pass it again: spindle resume "
+                f"{self.state.run_id} --input {name}=VALUE"
+            )
+        return self.inputs_view.get(name)
+
     async def resolve_inputs(self, node: NodeSpec) -> dict[str, Any]:
         """The node's ``inputs`` mapping with every reference replaced by its value."""
         out: dict[str, Any] = {}
@@ -344,7 +366,7 @@ class RunDriver:
                 continue
             head, _, member = ref.partition(".")
             if head == "inputs":
-                out[name] = self.state.inputs.get(member)
+                out[name] = self.workflow_input(member)
                 continue
             out[name] = _pick(self.wf.nodes[head], await self.result_of(head), member or None)
         return out
@@ -366,7 +388,7 @@ class RunDriver:
             inputs=inputs,
             outputs=outputs,
             run_dir=run_dir,
-            workflow_inputs=self.state.inputs,
+            workflow_inputs=self.inputs_view,
             attempt=self.attempts.get(node.id, 1),
             runtime=node.runtime,
             executor=node.executor,
@@ -380,7 +402,10 @@ class RunDriver:
         started = utcnow()
         if any(d in self.failed or d in self.skipped for d in self._deps[node_id]):
             return _Finished(node_id, "skip", started_at=started)
-        inputs = await self.resolve_inputs(node)
+        try:
+            inputs = await self.resolve_inputs(node)
+        except Exception as exc:
+            return _Finished(node_id, "error", error=exc, started_at=started)
         if node.effect is not None:
             params = converter.unstructure(node.effect)
             params.pop("kind", None)
@@ -478,8 +503,11 @@ class RunDriver:
                 started_at=f.started_at,
             )
             self.event(pending, LifecycleEventType.NODE_COMPLETED, f.node_id, attempt=attempt)
-            if self._undone == 1 and not self.inflight and not self.state.waits and (
-                not self.engine.has_finish_hooks
+            if (
+                self._undone == 1
+                and not self.inflight
+                and not self.state.waits
+                and (not self.engine.has_finish_hooks)
             ):
                 # The run's last node: its record and the run's end commit together.
                 self.defer(pending)
@@ -582,8 +610,9 @@ class RunDriver:
         data = json.dumps(value, ensure_ascii=False).encode()
         if len(data) <= limit:
             return value
-        ref = await self.store.put_artifact(self.state.run_id, data, name=f"{node_id}.result",
-                                            media_type="application/json")
+        ref = await self.store.put_artifact(
+            self.state.run_id, data, name=f"{node_id}.result", media_type="application/json"
+        )
         return {_ARTIFACT: {"digest": ref.digest, "size": ref.size}}
 
     def _storable(self, node_id: str, value: Any) -> Any:
@@ -758,7 +787,7 @@ class RunDriver:
         """End the run as failed with ``message`` (committed with ``pending``)."""
         pending = pending or self.pending()
         self.state.status = RunStatus.FAILED
-        self.state.error = message
+        self.state.error = self.secrets.scrub(message)
         self.state.waits = []
         self.record(
             pending, "", StepKind.RUN, StepStatus.FAILED, f"{self.state.run_id}:run", error=message

@@ -48,6 +48,7 @@ from spindle.core._models import (
 )
 from spindle.core._observers import CompositeObserver, ObserverBinding, ensure_observer
 from spindle.core._registry import Registry, default_registry
+from spindle.core._secrets import Secrets
 from spindle.core._store import Commit, Store
 from spindle.core._workflow import LoadPolicy, Workflow
 from spindle.core.errors import (
@@ -69,6 +70,8 @@ __all__ = ["Engine", "SyncEngine"]
 
 log = logging.getLogger("spindle.engine")
 T = TypeVar("T")
+
+_NO_SECRETS = Secrets()
 
 _WAIT_KINDS = {
     WaitReason.USER: "ask_user",
@@ -165,6 +168,7 @@ class Engine:
         self._by_definition: dict[str, Workflow] = {}
         self._executors: dict[str, Executor[Any]] = {}
         self._drivers: dict[str, RunDriver] = {}
+        self._secrets: dict[str, Secrets] = {}
         self._active: dict[str, asyncio.Task[Any]] = {}
         self.owner = uuid.uuid4().hex
         self.host = socket.gethostname()
@@ -209,6 +213,16 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def secrets_of(self, run_id: str) -> Secrets:
+        """The clear secret inputs this process holds for ``run_id`` (maybe none)."""
+        return self._secrets.get(run_id) or _NO_SECRETS
+
+    def give_secrets(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Hand this process the clear values of a run's secret inputs (e.g. on resume)."""
+        if values:
+            known = self.secrets_of(run_id).values
+            self._secrets[run_id] = Secrets({**known, **values})
 
     @property
     def has_finish_hooks(self) -> bool:
@@ -263,10 +277,15 @@ class Engine:
         if self._by_definition.get(def_id) is not workflow:
             await self.store.put_definition(def_id, workflow.to_dict())
             self._by_definition[def_id] = workflow
+        secret_names = {k for k, spec in workflow.inputs.items() if spec.secret}
+        stored, clear = Secrets.split(values, secret_names)
+        run_id = run_id or uuid.uuid4().hex
+        if clear:
+            self._secrets[run_id] = Secrets(clear)
         state = RunState(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id,
             workflow=workflow.name,
-            inputs=values,
+            inputs=stored,
             parent_run_id=parent_run_id,
             parent_wait_key=parent_wait_key,
             definition_id=def_id,
@@ -533,7 +552,7 @@ class Engine:
             return
         pending.events.extend(finishing.events)
         status = final_status(finishing)
-        state.output = output
+        state.output = driver.secrets.scrub(output)
         state.status = status
         if status == RunStatus.FAILED:
             state.error = finishing.fail_reason

@@ -12,20 +12,34 @@ reference to a node is also a dependency.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import hashlib
 import inspect
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-
-from attrs import define, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spindle.core._bases import EffectHandler, Executor, Runtime
-from spindle.core._converter import converter, structure, structure_errors, using_registry
-from spindle.core.errors import PolicyViolation, SpindleError, ValidationError
+from spindle.core._converter import converter, using_registry
+from spindle.core._definition import (
+    _WORKFLOW_FIELDS,
+    _hash,
+    _node,
+    _node_dict,
+    _str_or_none,
+    _structure_inputs,
+    _structure_node,
+)
+from spindle.core._nodes import (
+    ArtifactSpec,
+    InputSpec,
+    LoadPolicy,
+    NodeSpec,
+    Reference,
+    RetryPolicy,
+    _base_dir_context,
+    canonical_json,
+    current_base_dir,
+)
+from spindle.core.errors import PolicyViolation, ValidationError
 
 if TYPE_CHECKING:
     from spindle.core._registry import Registry
@@ -39,207 +53,10 @@ __all__ = [
     "RetryPolicy",
     "Workflow",
     "canonical_json",
+    "current_base_dir",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-ArtifactKind = Literal["file", "folder", "json", "value"]
-
-
-def canonical_json(data: Any) -> str:
-    """Serialize ``data`` deterministically (sorted keys, no spaces) for hashing."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
-
-
-def _json_default(obj: Any) -> Any:
-    unstructured = converter.unstructure(obj)
-    if unstructured is obj:
-        raise TypeError(f"cannot serialize {type(obj).__name__} {obj!r} to JSON")
-    return unstructured
-
-
-@define
-class RetryPolicy:
-    """How a failing node is retried.
-
-    The delay before attempt ``n+1`` is ``backoff * multiplier**(n-1)``, capped
-    at ``max_backoff``, then spread by ``±jitter`` (a fraction). ``retry_on``
-    lists exception class names (``ConnectionError`` or ``mod.Error``) that
-    retry; empty means every failure retries. Timeouts retry like failures.
-
-    Attributes:
-        max_attempts: tries in all, the first included (1: no retry).
-        backoff: seconds to wait after the first failure.
-        multiplier: factor the wait grows by after each further failure.
-        max_backoff: the longest wait, in seconds.
-        jitter: spread each wait by up to this fraction, up or down.
-        retry_on: exception class names that retry; empty: every failure retries.
-    """
-
-    max_attempts: int = 1
-    backoff: float = 0.0
-    multiplier: float = 2.0
-    max_backoff: float = 300.0
-    jitter: float = 0.0
-    retry_on: list[str] = field(factory=list)
-
-    def delay(self, attempt: int, rand: float = 0.5) -> float:
-        """Seconds to wait after failed ``attempt`` (1-based); ``rand`` in [0, 1)."""
-        base = min(self.backoff * (self.multiplier ** max(attempt - 1, 0)), self.max_backoff)
-        spread = base * self.jitter * (2 * rand - 1)
-        return max(0.0, base + spread)
-
-    def retries(self, error_type: str, error_mro: Iterable[str] = ()) -> bool:
-        """Whether a failure of class ``error_type`` (with base names ``error_mro``) retries."""
-        if not self.retry_on:
-            return True
-        names = {error_type, *error_mro}
-        short = {n.rsplit(".", 1)[-1] for n in names}
-        return any(r in names or r in short for r in self.retry_on)
-
-
-@define
-class ArtifactSpec:
-    """A declared node output (or input) artifact.
-
-    ``file``/``folder`` are paths relative to the run dir that must exist after
-    the node; ``json`` is a file holding JSON; ``value`` is a key of the node's
-    returned mapping (or the whole result when ``key`` is empty).
-
-    Attributes:
-        kind: ``file``, ``folder``, ``json`` or ``value``.
-        path: where the file, folder or JSON file is, relative to the run dir.
-        key: for ``value``: the key of the node's returned mapping (empty: all of it).
-        description: what the output holds.
-    """
-
-    kind: ArtifactKind = "value"
-    path: str | None = None
-    key: str | None = None
-    description: str | None = None
-
-
-@define
-class InputSpec:
-    """A workflow input: a default, whether it is required, whether it is secret.
-
-    Attributes:
-        default: the value used when a run does not give one.
-        required: a run must give a value.
-        secret: redacted from the ledger, logs and events.
-        description: what the input is for.
-    """
-
-    default: Any = None
-    required: bool = False
-    secret: bool = False
-    description: str | None = None
-
-
-@define
-class NodeSpec:
-    """One node: a task (``runtime`` + optional ``executor``) or an ``effect``.
-
-    Attributes:
-        id: the node's id, unique in its workflow.
-        runtime: prepares the task's payload (``{kind: ..., ...}``).
-        executor: runs the payload (default: the runtime's ``default_executor``).
-        effect: what the node asks of the engine instead of running a task.
-        inputs: parameter name to reference (``inputs.NAME``, ``NODE``,
-            ``NODE.OUTPUT``) or literal (``{value: ...}``).
-        outputs: declared outputs by name.
-        after: nodes this one runs after, without taking their data.
-        retry: how a failure is retried.
-        timeout: seconds an attempt may take before it fails.
-        continue_on_failure: the run goes on when this node fails.
-        description: what the node does.
-    """
-
-    id: str
-    runtime: Runtime[Any] | None = None
-    executor: Executor[Any] | None = None
-    effect: EffectHandler | None = None
-    inputs: dict[str, Any] = field(factory=dict)
-    outputs: dict[str, ArtifactSpec] = field(factory=dict)
-    after: list[str] = field(factory=list)
-    retry: RetryPolicy | None = None
-    timeout: float | None = None
-    continue_on_failure: bool = False
-    description: str | None = None
-
-    def references(self) -> list[Reference]:
-        """Every reference in this node's ``inputs`` mapping."""
-        out = []
-        for name, value in self.inputs.items():
-            if isinstance(value, str):
-                out.append(Reference.parse(value, name))
-        return out
-
-
-@define(frozen=True)
-class Reference:
-    """A parsed input reference: ``inputs.NAME``, ``NODE`` or ``NODE.OUTPUT``."""
-
-    text: str
-    target: str  # node id, or "inputs"
-    member: str | None  # input name / output name
-    param: str
-
-    @classmethod
-    def parse(cls, text: str, param: str) -> Reference:
-        """Split ``text`` at its first dot."""
-        head, _, tail = text.partition(".")
-        return cls(text, head, tail or None, param)
-
-    @property
-    def is_workflow_input(self) -> bool:
-        """Whether this names a workflow input rather than a node."""
-        return self.target == "inputs"
-
-
-@define
-class LoadPolicy:
-    """What a workflow definition may use; enforced before anything runs.
-
-    Kinds are ``"group.kind"`` (``"runtime.python_code"``). ``allowed_executables``
-    (when set) lists the programs a ``command`` node may start.
-    """
-
-    allow_kinds: list[str] | None = None
-    deny_kinds: list[str] = field(factory=list)
-    allowed_executables: list[str] | None = None
-
-    def problems(self, node: NodeSpec) -> list[str]:
-        """Return a line for each thing in ``node`` this policy refuses."""
-        out: list[str] = []
-        for group, plugin in (
-            ("runtime", node.runtime),
-            ("executor", node.executor),
-            ("effect", node.effect),
-        ):
-            if plugin is None:
-                continue
-            name = f"{group}.{plugin.kind_name}"
-            if name in self.deny_kinds or (
-                self.allow_kinds is not None and name not in self.allow_kinds
-            ):
-                out.append(
-                    f"node '{node.id}': {group} kind '{plugin.kind_name}' is not allowed "
-                    f"by the load policy @ nodes.{node.id}.{group}.kind"
-                )
-        if self.allowed_executables is not None and node.runtime is not None:
-            exes = node.runtime.executables()
-            if exes is not None:
-                for exe in exes:
-                    if exe not in self.allowed_executables:
-                        out.append(
-                            f"node '{node.id}': executable '{exe}' is not in the policy's "
-                            f"allowed executables ({', '.join(self.allowed_executables) or 'none'})"
-                            f" @ nodes.{node.id}.runtime"
-                        )
-        return out
 
 
 class Workflow:
@@ -726,195 +543,3 @@ class Workflow:
         if problems:
             raise ValidationError(f"workflow '{name}' is invalid", problems)
         return wf
-
-
-_WORKFLOW_FIELDS = (
-    "name",
-    "inputs",
-    "nodes",
-    "output",
-    "max_steps",
-    "description",
-    # written by to_dict(); accepted so a dump loads back
-    "base_dir",
-    "source",
-    "node_hashes",
-)
-
-_INPUT_FIELDS = {"default", "required", "secret", "description"}
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _structure_inputs(raw: Any, problems: list[str]) -> dict[str, InputSpec]:
-    """Workflow inputs: ``{name: default}`` or ``{name: {default:, required:, secret:}}``."""
-    inputs: dict[str, InputSpec] = {}
-    if raw is None:
-        return inputs
-    if not isinstance(raw, Mapping):
-        problems.append(
-            f"expected a mapping of input defaults, got {type(raw).__name__} {raw!r} @ inputs"
-        )
-        return inputs
-    for key, value in raw.items():
-        k = str(key)
-        if isinstance(value, Mapping) and value and set(value) <= _INPUT_FIELDS:
-            try:
-                inputs[k] = converter.structure(dict(value), InputSpec)
-            except Exception as exc:
-                if not _is_structure_error(exc):
-                    raise
-                problems.extend(structure_errors(exc, f"inputs.{k}"))
-        else:
-            inputs[k] = InputSpec(default=value)
-    return inputs
-
-
-def _is_structure_error(exc: BaseException) -> bool:
-    return isinstance(exc, SpindleError | TypeError | ValueError | KeyError | BaseExceptionGroup)
-
-
-def _node(node_id: str, **options: Any) -> NodeSpec:
-    """A node from Python-API arguments; mappings are structured like file content."""
-    path = f"nodes.{node_id}"
-    retry = options.pop("retry", None)
-    if isinstance(retry, Mapping):
-        retry = structure(dict(retry), RetryPolicy, path=f"{path}.retry", what="retry policy")
-    outputs = {
-        str(k): v
-        if isinstance(v, ArtifactSpec)
-        else structure(v, ArtifactSpec, path=f"{path}.outputs.{k}", what="output")
-        for k, v in (options.pop("outputs", None) or {}).items()
-    }
-    inputs = dict(options.pop("inputs", None) or {})
-    after = list(options.pop("after", None) or [])
-    return NodeSpec(id=node_id, retry=retry, outputs=outputs, inputs=inputs, after=after, **options)
-
-
-_NODE_FIELDS = (
-    "runtime",
-    "executor",
-    "effect",
-    "inputs",
-    "outputs",
-    "after",
-    "retry",
-    "timeout",
-    "continue_on_failure",
-    "description",
-)
-
-_NODE_TYPES: dict[str, Any] = {
-    "runtime": Runtime,
-    "executor": Executor,
-    "effect": EffectHandler,
-    "outputs": dict[str, ArtifactSpec],
-    "after": list[str],
-    "retry": RetryPolicy,
-    "timeout": float,
-    "continue_on_failure": bool,
-    "description": str,
-}
-
-
-def _structure_node(
-    nid: str, raw: Mapping[str, Any], path: str
-) -> tuple[NodeSpec, list[str], set[str]]:
-    """Structure one node; return it (without the fields that failed), problems, failed fields."""
-    problems: list[str] = []
-    failed: set[str] = set()
-    for key in raw:
-        if key not in _NODE_FIELDS:
-            problems.append(
-                f"unknown field '{key}' in node '{nid}'; known fields: "
-                f"{', '.join(_NODE_FIELDS)} @ {path}.{key}"
-            )
-    values: dict[str, Any] = {}
-    for key, typ in _NODE_TYPES.items():
-        if key not in raw or raw[key] is None:
-            continue
-        try:
-            values[key] = converter.structure(raw[key], typ)
-        except Exception as exc:
-            if not _is_structure_error(exc):
-                raise
-            problems.extend(structure_errors(exc, f"{path}.{key}"))
-            failed.add(key)
-    raw_inputs = raw.get("inputs")
-    if raw_inputs is not None and not isinstance(raw_inputs, Mapping):
-        problems.append(
-            f"expected a mapping of parameter to reference, got "
-            f"{type(raw_inputs).__name__} {raw_inputs!r} @ {path}.inputs"
-        )
-        failed.add("inputs")
-    elif raw_inputs:
-        inputs: dict[str, Any] = {}
-        for k, v in raw_inputs.items():
-            if isinstance(v, str):
-                inputs[str(k)] = v
-            elif isinstance(v, Mapping) and set(v) == {"value"}:
-                inputs[str(k)] = {"value": v["value"]}
-            else:
-                problems.append(
-                    f"input '{k}' must be a reference string (inputs.NAME, NODE or NODE.OUTPUT) "
-                    f"or {{value: ...}} for a literal, got {v!r} @ {path}.inputs.{k}"
-                )
-                failed.add("inputs")
-        values["inputs"] = inputs
-    return NodeSpec(id=nid, **values), problems, failed
-
-
-def _node_dict(node: NodeSpec) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    if node.runtime is not None:
-        d["runtime"] = converter.unstructure(node.runtime)
-    if node.executor is not None:
-        d["executor"] = converter.unstructure(node.executor)
-    if node.effect is not None:
-        d["effect"] = converter.unstructure(node.effect)
-    if node.inputs:
-        d["inputs"] = dict(node.inputs)
-    if node.outputs:
-        d["outputs"] = {k: _strip_none(converter.unstructure(v)) for k, v in node.outputs.items()}
-    if node.after:
-        d["after"] = list(node.after)
-    if node.retry is not None:
-        d["retry"] = converter.unstructure(node.retry)
-    if node.timeout is not None:
-        d["timeout"] = node.timeout
-    if node.continue_on_failure:
-        d["continue_on_failure"] = True
-    if node.description:
-        d["description"] = node.description
-    return d
-
-
-def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def _hash(data: Any) -> str:
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
-
-
-# The directory a workflow file lives in, so plugins can resolve relative
-# references ("mymodule:fn" next to the file) while their config is structured.
-_BASE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
-    "spindle_base_dir", default=None
-)
-
-
-@contextlib.contextmanager
-def _base_dir_context(path: Path | None) -> Iterator[None]:
-    token = _BASE_DIR.set(path)
-    try:
-        yield
-    finally:
-        _BASE_DIR.reset(token)
-
-
-def current_base_dir() -> Path | None:
-    """The directory of the workflow file being loaded, if any (for plugin config hooks)."""
-    return _BASE_DIR.get()

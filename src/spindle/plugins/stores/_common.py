@@ -89,7 +89,7 @@ def to_json(value: Any, what: str) -> str:
     """
     try:
         return dumps(converter.unstructure(value))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(
             f"{what} is not JSON-serializable ({exc}); use dicts, lists, strings, "
             "numbers, booleans and null"

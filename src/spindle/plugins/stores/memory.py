@@ -286,13 +286,13 @@ class MemoryStore(Store, kind="memory"):
             if lease is not None and lease.expires_at > now:
                 continue
             status = e.state.status
-            if status is RunStatus.PENDING:
+            if status == RunStatus.PENDING:
                 due.append((e.state.created_at, e.order, run_id))
-            elif status is RunStatus.WAITING:
+            elif status == RunStatus.WAITING:
                 wake_at = e.state.wake_at
                 if wake_at is not None and wake_at <= now:
                     due.append((wake_at, e.order, run_id))
-            elif status is RunStatus.RUNNING and lease is not None:
+            elif status == RunStatus.RUNNING and lease is not None:
                 due.append((lease.expires_at, e.order, run_id))
         due.sort()
         return [run_id for _, _, run_id in due[:limit]]

@@ -201,8 +201,14 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
         run_id = state.run_id
         records = commit.records
         # Serialize before taking the write lock, to hold it as briefly as possible.
-        body = dumps(converter.unstructure(state, RunState))
-        rows = [_record_row(r) for r in records]
+        try:
+            body = dumps(converter.unstructure(state, RunState))
+            rows = [_record_row(r) for r in records]
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StoreError(
+                f"run {run_id!r}: the state or a ledger record is not JSON-serializable ({exc}); "
+                "results and outputs must be JSON data (or be stored as artifacts)"
+            ) from exc
         wait_keys, waits = _wait_rows(run_id, state) if state.waits else ("", [])
         wake = state.wake_at
         # The indexed columns, in _RUN_HEAD's order, to see whether any changed.
