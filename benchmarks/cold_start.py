@@ -13,8 +13,10 @@ then interleaved timed runs, median reported):
 * the baseline, ``python -c "import pluggy"``, in the same run;
 * ``python -m spindle --help`` (and the ``spindle`` console script if it is
   on PATH) and ``python -m spindle plugins``, each with 0 and 500 plugins,
-  with the entry-point cache warm (the normal case: the first run builds it);
-* the same with a cold cache (a fresh, empty cache directory every run).
+  and ``--version``, with the caches warm (the normal case: the first run
+  builds them);
+* the same with cold caches (a fresh, empty cache directory every run: the
+  entry points are scanned and ``--help`` is rendered by click).
 
 Targets (ratios to the baseline, warm cache, 500 plugins): ``--help`` at most
 1.5x, ``plugins`` under 2x. ``--strict`` exits 1 when one is missed.
@@ -142,6 +144,12 @@ def main() -> int:
                 ),
             ]
         scenarios += [
+            (
+                "version",
+                f"python -m spindle --version ({args.plugins} plugins)",
+                [py, "-m", "spindle", "--version"],
+                env(True, warm500),
+            ),
             (
                 "plugins",
                 "python -m spindle plugins  (0 plugins)",

@@ -31,7 +31,7 @@ from spindle.core._engine import Engine
 async def noop() -> None:
     """A no-op step. ``async def`` so the measurement is the engine, not a thread hop
     (sync functions run in a worker thread; see the last row)."""
-    return None
+    return
 
 
 def sync_noop() -> None:

@@ -19,6 +19,7 @@ Usage::
 
     python docs/build.py            # report problems; stale generated pages only warn
     python docs/build.py --strict   # every problem fails (the tox ``docs`` env, CI)
+    python docs/build.py --sync     # first copy announced files into their blocks
 
 Exits 1 listing every problem, 0 when there is none.
 """
@@ -269,6 +270,34 @@ def _parse_problem(block: Block) -> str | None:
     return None
 
 
+_MARKED_BLOCK = re.compile(
+    r"(<!--\s*file:\s*(?P<file>\S+)\s*-->\n(?P<fence>`{3,})[^\n]*\n)(?P<body>.*?)(?P=fence)$",
+    re.S | re.M,
+)
+
+
+def sync_files() -> list[Path]:
+    """Copy each announced file into its ``<!-- file: ... -->`` block; return changed pages."""
+    changed = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        if not page.is_file():
+            continue
+        text = page.read_text(encoding="utf-8")
+
+        def fill(m: re.Match[str]) -> str:
+            source = DOCS / m.group("file")
+            if not source.is_file():
+                return m.group(0)  # reported by check_blocks
+            body = source.read_text(encoding="utf-8")
+            return m.group(1) + body + ("" if body.endswith("\n") else "\n") + m.group("fence")
+
+        new = _MARKED_BLOCK.sub(fill, text)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            changed.append(page)
+    return changed
+
+
 def build(strict: bool) -> tuple[list[str], list[str]]:
     """Run every check; return ``(errors, warnings)``."""
     checker = Checker()
@@ -288,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     """Check the docs and print every problem; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+    parser.add_argument(
+        "--sync", action="store_true", help="copy announced files into their blocks first"
+    )
     args = parser.parse_args(argv)
+    if args.sync:
+        for page in sync_files():
+            print(f"synced {_rel(page)}", file=sys.stderr)
     errors, warnings = build(args.strict)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -33,7 +33,7 @@ def summarize(table, rows, summary):
     """Write the warmest and coldest city and the mean to ``summary`` (JSON)."""
     with open(table, newline="") as src:
         data = list(csv.DictReader(src))
-    unit = [name for name in data[0] if name not in ("city", "celsius")][0]
+    unit = next(name for name in data[0] if name not in ("city", "celsius"))
     data.sort(key=lambda row: float(row["celsius"]))
     mean = sum(float(row[unit]) for row in data) / len(data)
     result = {

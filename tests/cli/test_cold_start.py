@@ -46,6 +46,12 @@ FORBIDDEN = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache(tmp_path, monkeypatch):
+    """Each test starts with empty entry-point and help caches."""
+    monkeypatch.setenv("SPINDLE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def modules_for(*args: str, env=None) -> tuple[str, list[str]]:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
@@ -96,7 +102,7 @@ def test_version_imports_nothing_but_the_front_door():
 
     out, modules = modules_for("--version")
 
-    assert out == f"spindle {__version__}"
+    assert out == f"spindle {__version__}\n"
     assert spindle_modules(modules) <= {"spindle", "spindle._version", "spindle.cli"}
     assert "click" not in modules
 
@@ -113,7 +119,7 @@ def test_cached_help_is_exactly_what_click_prints(monkeypatch):
 
     cached, _ = modules_for("--help", env=env)
 
-    assert cached + "\n" == CliRunner().invoke(make_cli(), ["--help"]).output
+    assert cached == CliRunner().invoke(make_cli(), ["--help"]).output
 
 
 def test_help_cache_follows_the_terminal_width(monkeypatch):
@@ -153,7 +159,7 @@ def test_help_works_when_the_cache_cannot_be_written(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("SPINDLE_CACHE_DIR", str(blocker / "cache"))
 
-    out, modules = modules_for("--help", env=dict(os.environ))
+    out, _ = modules_for("--help", env=dict(os.environ))
     again, _ = modules_for("--help", env=dict(os.environ))
 
     assert "Commands:" in out and again == out

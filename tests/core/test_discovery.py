@@ -81,7 +81,7 @@ def test_discover_finds_installed_distribution_on_sys_path(installed_distributio
 
 
 def test_entry_points_file_syntax_is_tolerated(tmp_path):
-    """Comments, blank lines, spacing and other groups in entry_points.txt are handled."""
+    """Comments, blank lines, spacing, extras and other groups in entry_points.txt are handled."""
     site = tmp_path / "site"
     info = site / "odd_dist-2.0.dist-info"
     info.mkdir(parents=True)
@@ -95,6 +95,7 @@ def test_entry_points_file_syntax_is_tolerated(tmp_path):
             [ spindle.runtime ]
             ; another comment
               spaced   =   odd.mod:Spaced
+            extras = odd.mod:Extra [fast, small]
             broken-line-without-equals
             """
         )
@@ -103,7 +104,8 @@ def test_entry_points_file_syntax_is_tolerated(tmp_path):
     found = discover([str(site)], use_cache=False)
 
     assert [(e.kind, e.value, e.distribution, e.version) for e in found] == [
-        ("spaced", "odd.mod:Spaced", "odd-dist", "2.0")
+        ("spaced", "odd.mod:Spaced", "odd-dist", "2.0"),
+        ("extras", "odd.mod:Extra", "odd-dist", "2.0"),
     ]
 
 
@@ -237,7 +239,7 @@ def test_corrupt_cache_is_ignored_and_rewritten(tmp_path, cache, scans):
     """A cache file that is not valid JSON is ignored, then replaced by a valid one."""
     site = str(one_plugin(tmp_path / "site"))
     cache.parent.mkdir(parents=True)
-    cache.write_text('{"format": 2, "entries": {')
+    cache.write_text('{"format": 3, "entries": {')
 
     found = discover([site])
 
@@ -253,7 +255,7 @@ def test_corrupt_cache_is_ignored_and_rewritten(tmp_path, cache, scans):
     [
         "[]",
         '{"format": 1, "key": "x", "entry_points": []}',
-        '{"format": 2, "python": "?", "executable": "?", "entries": {}}',
+        '{"format": 3, "python": "?", "executable": "?", "entries": {}}',
     ],
 )
 def test_foreign_cache_content_is_ignored(tmp_path, cache, content):
@@ -337,5 +339,5 @@ def test_concurrent_writers_never_leave_a_partial_file(tmp_path, cache):
 
     assert all(code == 0 for code, _ in results), results
     data = json.loads(cache.read_text())
-    assert data["format"] == 2
+    assert data["format"] == _discovery._CACHE_FORMAT
     assert [p.name for p in cache.parent.iterdir()] == [cache.name]

@@ -193,6 +193,7 @@ def test_ctrl_c_leaves_the_run_resumable(spindle, write):
     ) in shown.stdout
     assert "first  completed" in shown.stdout
     code, doc = spindle.json("show", rid)
+    assert code == 0  # running, not waiting or failed
     assert doc["interrupted"] is True
     assert doc["nodes"]["nap"]["status"] == "pending"
     done = spindle("resume", rid)
@@ -201,6 +202,51 @@ def test_ctrl_c_leaves_the_run_resumable(spindle, write):
     ledger = json.loads(spindle("ledger", rid, "--json").stdout)["records"]
     completed = [r["node_id"] for r in ledger if r["kind"] == "node"]
     assert completed == ["first", "nap", "last"]  # `first` was not run again
+
+
+def _wait_for_node(proc, node):
+    """Wait until `spindle run` reports NODE running (reading its stderr line by line)."""
+    for line in proc.stderr:
+        if line.strip() == f"{node} running":
+            return
+    raise AssertionError(f"{node} never started: {proc.communicate(timeout=30)}")
+
+
+def test_ctrl_c_during_a_python_step_exits_at_once(spindle, write):
+    """Ctrl-C does not wait for a Python step stuck in a thread; the run stays resumable."""
+    write(
+        "stuck.yaml",
+        "name: stuck\nnodes:\n  nap:\n"
+        "    runtime: {kind: python_code, code: 'import time; time.sleep(60)'}\n",
+    )
+    proc = spindle.popen("run", "stuck.yaml")
+    _wait_for_node(proc, "nap")
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert time.monotonic() - began < 10
+    assert proc.returncode == 130
+    listing = spindle.json("runs")[1]["runs"]
+    assert [r["status"] for r in listing] == ["running"]
+    _, doc = spindle.json("show", listing[0]["run_id"])
+    assert doc["interrupted"] is True
+    assert doc["nodes"]["nap"]["status"] == "pending"
+
+
+def test_killed_run_is_shown_interrupted_and_resumes(spindle, write):
+    """After kill -9 mid-run, show says interrupted and resume completes without redoing nodes."""
+    write("slow.yaml", SLOW)
+    proc = spindle.popen("run", "slow.yaml")
+    _wait_for_node(proc, "nap")
+    proc.kill()
+    proc.communicate(timeout=30)
+    rid = spindle.json("runs")[1]["runs"][0]["run_id"]
+    shown = spindle("show", rid)
+    assert "(interrupted: its process stopped; continue it with: spindle resume" in shown.stdout
+    done = spindle("resume", rid)
+    assert done.returncode == 0, done.stderr
+    assert "output: done rested" in done.stdout
+    assert "first running" not in done.stderr
 
 
 def test_interactive_run_asks_at_the_terminal(spindle, write):
@@ -431,3 +477,53 @@ def test_policy_refuses_an_executable_not_allowed(spindle, write):
     )
     assert "'say'" not in proc.stderr
     assert (spindle.cwd / "precious.txt").read_text() == "keep me"
+
+
+SECRET = """\
+name: deploy
+inputs:
+  token: {secret: true, required: true}
+nodes:
+  login:
+    runtime: {kind: python_code, code: "result = 'token of %d chars' % len(inputs['token'])"}
+    inputs: {token: inputs.token}
+  approve:
+    effect: {kind: ask_user, prompt: "Deploy?", choices: ["yes", "no"]}
+    after: [login]
+  deploy:
+    runtime: {kind: python_code, code: "result = 'deployed with ' + inputs['token']"}
+    inputs: {token: inputs.token}
+    after: [approve]
+output: deploy
+"""
+
+
+def test_secret_input_is_given_again_on_resume_and_never_stored(spindle, write):
+    """A secret input is never written under .spindle; resuming elsewhere must give it again."""
+    write("deploy.yaml", SECRET)
+    proc = spindle("run", "deploy.yaml", "--input", "token=hunter2")
+    assert proc.returncode == 3
+    rid = _run_id(proc)
+    assert f"give them again when you continue: spindle resume {rid} --input token=VALUE" in (
+        proc.stderr
+    )
+    refused = spindle("resume", rid, "--payload", '"yes"')
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"error: run {rid} has secret inputs, which are never stored: give them again with "
+        f"spindle resume {rid} --input token=VALUE (plus --key/--payload to answer a wait)\n"
+    )
+    assert spindle.json("show", rid)[1]["status"] == "waiting"  # refused before anything ran
+    wrong = spindle("resume", rid, "--payload", '"yes"', "--input", "tokn=hunter2")
+    assert wrong.returncode == 2
+    assert "has no secret input 'tokn'; its secret inputs: token" in wrong.stderr
+    done = spindle("resume", rid, "--payload", '"yes"', "--input", "token=hunter2")
+    assert done.returncode == 0, done.stderr
+    assert "output: deployed with ***" in done.stdout
+    assert "hunter2" not in done.stdout + done.stderr
+    leaks = [
+        p
+        for p in (spindle.cwd / ".spindle").rglob("*")
+        if p.is_file() and b"hunter2" in p.read_bytes()
+    ]
+    assert leaks == []

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -191,7 +192,7 @@ async def test_record_with_wrong_seq_raises(store: Store, chain: Chain) -> None:
     with pytest.raises(LedgerError, match=r"'r1'.*seq 2.*expects seq 1"):
         await store.commit(Commit(state(step_count=9), gap))
     assert await store.ledger("r1") == records[:1]
-    assert (await store.load_run("r1")).step_count == 0
+    assert (await store.load_run("r1")).step_count == 1  # the store counts the ledger
 
 
 async def test_repeated_seq_raises(store: Store, chain: Chain) -> None:
@@ -713,7 +714,8 @@ def test_any_commit_sequence_round_trips(make_store: Callable[[], Store], commit
                 records = continue_ledger(committed, bodies)
                 await store.commit(Commit(s, records, create=i == 0))
                 committed += records
-                assert await store.load_run("r1") == s
+                # step_count is the store's: the number of ledger records.
+                assert await store.load_run("r1") == attrs.evolve(s, step_count=len(committed))
                 assert await store.ledger("r1") == committed
                 head = committed[-1].record_hash if committed else ""
                 assert await store.ledger_head("r1") == (len(committed), head)

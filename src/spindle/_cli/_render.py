@@ -1,9 +1,11 @@
-"""How the run commands print: the JSON document, waiting instructions, node
-progress, the ``show`` view and plain tables.
+"""How the run commands talk to the terminal: the JSON document, waiting
+instructions, node progress, the ``show`` view, plain tables, and asking for
+answers (``--interactive``).
 
-Everything here is presentation: it reads run states, ledger records and
-lifecycle events and never changes them. Human text goes through click (so
-tests can capture it); on a terminal, progress is drawn with rich.
+Apart from :func:`answer_at_terminal` (which resumes a run with what the user
+typed) everything here reads run states, ledger records and lifecycle events
+and never changes them. Human text goes through click (so tests can capture
+it); on a terminal, progress is drawn with rich.
 """
 
 from __future__ import annotations
@@ -17,15 +19,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from spindle.core._models import Lease, RunLifecycleEvent, RunState, StepRecord
+    from spindle.core._engine import Engine
+    from spindle.core._models import Lease, RunLifecycleEvent, RunState, StepRecord, WaitState
 
 __all__ = [
     "Progress",
+    "answer_at_terminal",
+    "ask",
+    "cell",
     "document",
     "how_to_continue",
     "interrupted",
     "node_rows",
+    "parse_value",
+    "print_ledger",
     "print_outcome",
+    "print_runs",
     "print_show",
     "short",
     "table",
@@ -106,6 +115,46 @@ def print_outcome(state: RunState) -> None:
         click.echo("waiting on:")
         for line in how_to_continue(state):
             click.echo(line)
+
+
+def cell(text: str, width: int = 60) -> str:
+    """``text`` for a table cell: its first line, cut to ``width`` characters."""
+    lines = text.strip().splitlines() or [""]
+    if len(lines[0]) > width:
+        return lines[0][: width - 1] + "…"
+    return lines[0] + (" …" if len(lines) > 1 else "")
+
+
+def print_runs(states: Sequence[RunState]) -> None:
+    """The ``spindle runs`` table."""
+    rows = [
+        (
+            s.run_id,
+            s.workflow,
+            s.status.value,
+            s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            cell(f"waits on {', '.join(w.key for w in s.waits)}" if s.waits else (s.error or "")),
+        )
+        for s in states
+    ]
+    table(("RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "WAITING / ERROR"), rows)
+
+
+def print_ledger(records: Sequence[StepRecord]) -> None:
+    """The ``spindle ledger`` table."""
+    rows = [
+        (
+            str(r.seq),
+            r.kind.value,
+            r.node_id or "-",
+            r.status.value,
+            str(r.attempt),
+            cell(r.error or short(r.result)),
+            r.record_hash[:12],
+        )
+        for r in records
+    ]
+    table(("SEQ", "KIND", "NODE", "STATUS", "TRY", "RESULT / ERROR", "HASH"), rows)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -194,8 +243,8 @@ def print_show(
             took = f"  {info['seconds']:.2f}s" if info["seconds"] is not None else ""
             tries = f"  ({info['attempts']} attempts)" if info["attempts"] > 1 else ""
             click.echo(f"  {nid.ljust(width)}  {info['status']}{took}{tries}")
-            if info["error"]:
-                click.echo(f"  {' ' * width}  {info['error']}")
+            for line in (info["error"] or "").splitlines():
+                click.echo(f"  {' ' * width}  {line}")
     if children:
         click.echo("sub-workflow runs:")
         for child in children:
@@ -225,7 +274,8 @@ class Progress:
     """An observer printing each node's lifecycle as it happens, on stderr.
 
     Plain lines (``  NODE completed in 0.12s``) when stderr is not a terminal;
-    on a terminal the lines are coloured and a spinner names the nodes running.
+    on a terminal (or with ``color=True``) the lines are coloured and a spinner
+    names the nodes running.
     Events of child runs (sub-workflows) are marked with the child's short id.
     """
 
@@ -237,7 +287,7 @@ class Progress:
         if color if color is not None else sys.stderr.isatty():
             from rich.console import Console
 
-            self._console = Console(stderr=True, highlight=False)
+            self._console = Console(stderr=True, highlight=False, force_terminal=True)
 
     async def on_event(self, event: RunLifecycleEvent) -> None:
         """Print a line for a node event or a run that starts waiting."""
@@ -253,16 +303,16 @@ class Progress:
             attempt = event.payload.get("attempt", 1)
             self._line("running", node, f" (attempt {attempt})" if attempt > 1 else "")
         elif kind in ("node_completed", "node_failed", "node_retrying"):
-            word = kind.removeprefix("node_")
+            word = style = kind.removeprefix("node_")
             began = self._started.pop(key, None)
             took = f" in {time.monotonic() - began:.2f}s" if began is not None else ""
             extra = ""
             if kind == "node_retrying":
                 extra = f"; retrying in {event.payload.get('delay', 0):.1f}s"
-                word = "failed"
+                word = "failed"  # this attempt failed; the style says another follows
             if kind != "node_completed" and event.payload.get("error"):
                 extra += f": {event.payload['error']}"
-            self._line(word, node, took + extra)
+            self._line(word, node, took + extra, style)
         elif kind == "run_waiting":
             # A run suspends only once nothing is in flight: none of its nodes is running.
             self._started = {k: v for k, v in self._started.items() if k[0] != event.run_id}
@@ -270,7 +320,7 @@ class Progress:
                 self._line("waiting", str(wait), "")
         self._refresh()
 
-    def _line(self, word: str, node: str, rest: str) -> None:
+    def _line(self, word: str, node: str, rest: str, style: str | None = None) -> None:
         if self._console is None:
             click.echo(f"  {node} {word}{rest}", err=True)
             return
@@ -278,8 +328,8 @@ class Progress:
             return  # the spinner shows running nodes
         from rich.markup import escape
 
-        style = _STYLES.get(word, "")
-        self._console.print(f"  {escape(node)} [{style}]{word}[/]{escape(rest)}")
+        colour = _STYLES.get(style or word, "")
+        self._console.print(f"  {escape(node)} [{colour}]{word}[/]{escape(rest)}")
 
     def _refresh(self) -> None:
         if self._console is None:
@@ -304,3 +354,40 @@ class Progress:
     async def aclose(self) -> None:
         """Called by the engine when it closes."""
         self.close()
+
+
+# --- asking ------------------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """JSON when the text is valid JSON, else the text itself (``Ada`` needs no quotes)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def ask(wait: WaitState) -> Any:
+    """Ask for the answer to ``wait`` at the terminal (on stderr, so stdout stays clean).
+
+    Raises:
+        click.exceptions.Abort: input ended before an answer.
+    """
+    if wait.choices:
+        return click.prompt(wait.prompt or wait.key, type=click.Choice(wait.choices), err=True)
+    return parse_value(click.prompt(wait.prompt or wait.key, err=True))
+
+
+async def answer_at_terminal(engine: Engine, state: RunState) -> RunState:
+    """Answer ``ask_user`` waits at the terminal until the run stops asking (or input ends)."""
+    while state.status.value == "waiting":
+        asks = [w for w in state.waits if w.reason.value == "user"]
+        if not asks:
+            break
+        try:
+            answer = ask(asks[0])
+        except click.exceptions.Abort:  # end of input: leave the run waiting
+            click.echo("", err=True)
+            break
+        state = await engine.resume(state.run_id, asks[0].key, answer)
+    return state

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -30,18 +32,21 @@ from spindle._cli._common import (
 )
 from spindle._cli._render import (
     Progress,
+    answer_at_terminal,
+    ask,
     document,
     interrupted,
     node_rows,
+    parse_value,
+    print_ledger,
     print_outcome,
+    print_runs,
     print_show,
-    short,
-    table,
 )
 
 if TYPE_CHECKING:
     from spindle.core._engine import Engine
-    from spindle.core._models import RunState, WaitState
+    from spindle.core._models import RunState
 
 __all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show", "worker"]
 
@@ -66,21 +71,40 @@ def _engine(store: str | None, observers: list[Any] | None = None) -> Engine:
 
 
 def _call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine factory; a :class:`SpindleError` becomes ``error: ...`` and exit 2."""
+    """Run a coroutine factory; a :class:`SpindleError` becomes ``error: ...`` and exit 2.
+
+    On Ctrl-C the coroutine is cancelled (the engine releases its lease and
+    closes the store) and KeyboardInterrupt propagates *without* closing the
+    event loop's thread pool: closing it would wait for a Python task still
+    running in a thread, which cannot be stopped. See :func:`_hard_exit`.
+    """
     from spindle.core.errors import SpindleError
 
+    runner = asyncio.Runner()
     try:
-        return asyncio.run(fn())
+        result = runner.run(fn())
+    except KeyboardInterrupt:
+        raise
     except SpindleError as exc:
+        runner.close()
         fail(str(exc), EXIT_USAGE)
+    except BaseException:
+        runner.close()
+        raise
+    runner.close()
+    return result
 
 
-def _parse_value(text: str) -> Any:
-    """JSON when the text is valid JSON, else the text itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+def _hard_exit(code: int) -> NoReturn:
+    """Exit now, without waiting for worker threads.
+
+    Used after Ctrl-C, once the run's state is committed and the store closed: a
+    node still running in a thread is abandoned (it was not recorded as completed,
+    so ``spindle resume`` runs it again), rather than keeping the user waiting.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -89,7 +113,7 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             fail(f"--input {pair!r} must look like NAME=VALUE (e.g. --input who=Ada)")
-        out[name.strip()] = _parse_value(value)
+        out[name.strip()] = parse_value(value)
     return out
 
 
@@ -101,38 +125,20 @@ def _finish(state: RunState, as_json: bool) -> NoReturn:
     _exit(exit_code_for_status(state.status.value))
 
 
-def _interrupted(run_id: str | None) -> NoReturn:
+def _interrupted(run_id: str | None, secrets: list[str] | None = None) -> NoReturn:
     if run_id:
         click.echo(
             f"\ninterrupted: run {run_id} is recorded and can continue where it stopped: "
-            f"spindle resume {run_id}",
+            f"spindle resume {run_id}{_secret_flags(secrets)}",
             err=True,
         )
     else:
         click.echo("\ninterrupted", err=True)
-    _exit(EXIT_INTERRUPTED)
+    _hard_exit(EXIT_INTERRUPTED)
 
 
-def _ask(wait: WaitState) -> Any:
-    """Ask for the answer to ``wait`` at the terminal (on stderr, so stdout stays clean)."""
-    if wait.choices:
-        return click.prompt(wait.prompt or wait.key, type=click.Choice(wait.choices), err=True)
-    return _parse_value(click.prompt(wait.prompt or wait.key, err=True))
-
-
-async def _answer_at_terminal(engine: Engine, state: RunState) -> RunState:
-    """Answer ``ask_user`` waits at the terminal until the run stops asking (or stdin ends)."""
-    while state.status.value == "waiting":
-        asks = [w for w in state.waits if w.reason.value == "user"]
-        if not asks:
-            break
-        try:
-            answer = _ask(asks[0])
-        except click.exceptions.Abort:  # end of input: leave the run waiting
-            click.echo("", err=True)
-            break
-        state = await engine.resume(state.run_id, asks[0].key, answer)
-    return state
+def _secret_flags(secrets: list[str] | None) -> str:
+    return "".join(f" --input {name}=VALUE" for name in secrets or ())
 
 
 @click.command("run")
@@ -188,16 +194,23 @@ def run(
                 click.echo(f"run {run_id} started ({wf.name})", err=True)
             state = await engine.drive(run_id, workflow=wf)
             if interactive:
-                state = await _answer_at_terminal(engine, state)
+                state = await answer_at_terminal(engine, state)
             return state
 
+    secrets = [name for name, spec in wf.inputs.items() if spec.secret]
     try:
         state = _call(main)
     except KeyboardInterrupt:
-        _interrupted(started.get("run_id"))
+        _interrupted(started.get("run_id"), secrets)
     finally:
         if progress is not None:
             progress.close()
+    if secrets and not state.status.terminal:
+        click.echo(
+            f"note: secret inputs are never stored; give them again when you continue: "
+            f"spindle resume {state.run_id}{_secret_flags(secrets)} ...",
+            err=True,
+        )
     if detach:
         if as_json:
             echo_json(document(state))
@@ -219,6 +232,14 @@ def run(
     metavar="JSON",
     help="The answer, as JSON (text that is not JSON is taken as a string).",
 )
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give a secret input again (secrets are never stored, so a new process needs them).",
+)
 @store_option
 @click.option(
     "--force",
@@ -232,6 +253,7 @@ def resume(
     run_id: str,
     key: str | None,
     payload: str | None,
+    inputs: tuple[str, ...],
     store: str | None,
     force: bool,
     interactive: bool,
@@ -239,7 +261,8 @@ def resume(
     as_json: bool,
 ) -> None:
     """Answer a waiting run, or continue an interrupted one, and drive it on."""
-    value = _parse_value(payload) if payload is not None else None
+    value = parse_value(payload) if payload is not None else None
+    secrets = _parse_inputs(inputs)
     progress = Progress() if not (quiet or as_json) else None
     notes: list[str] = []
 
@@ -250,6 +273,8 @@ def resume(
             before = await engine.get_run(run_id)
             if progress is not None:
                 progress.main_run = run_id
+            if not before.status.terminal:
+                await _give_secrets(engine, before, secrets)
             user = [w for w in before.waits if w.reason.value == "user"]
             target = next((w for w in user if w.key == key), None) if key else None
             if key is None and len(before.waits) == 1 and user:
@@ -262,13 +287,13 @@ def resume(
                         f"({target.prompt}); give it with: spindle resume {run_id} "
                         f"--key {target.key} --payload '{example}'  (or use --interactive)"
                     )
-                value_ = _ask(target)
-                return await engine.resume(run_id, target.key, value_, force=force)
-            state = await engine.resume(run_id, key, value, force=force)
-            if before.status.terminal:
-                notes.append(f"wait '{key}' was already answered; nothing changed")
+                state = await engine.resume(run_id, target.key, ask(target), force=force)
+            else:
+                state = await engine.resume(run_id, key, value, force=force)
+                if before.status.terminal:
+                    notes.append(f"wait '{key}' was already answered; nothing changed")
             if interactive:
-                state = await _answer_at_terminal(engine, state)
+                state = await answer_at_terminal(engine, state)
             return state
 
     try:
@@ -285,6 +310,42 @@ def resume(
     _finish(state, as_json)
 
 
+async def _secret_names(engine: Engine, state: RunState) -> list[str]:
+    if not state.definition_id:
+        return []
+    definition = await engine.store.get_definition(state.definition_id)
+    declared = definition.get("inputs") or {}
+    return [
+        name for name, spec in declared.items() if isinstance(spec, dict) and spec.get("secret")
+    ]
+
+
+async def _give_secrets(engine: Engine, state: RunState, values: dict[str, Any]) -> None:
+    """Hand the engine the run's secret inputs again (secrets are never stored).
+
+    Every declared secret must be given: a node that needs one this process
+    does not hold would fail the run, so the command refuses before resuming.
+    """
+    from spindle.core.errors import ValidationError
+
+    names = await _secret_names(engine, state)
+    wrong = [n for n in values if n not in names]
+    if wrong:
+        raise ValidationError(
+            f"--input on resume gives secret inputs again, and run {state.run_id} "
+            f"({state.workflow}) has no secret input {', '.join(repr(n) for n in wrong)}; "
+            f"its secret inputs: {', '.join(names) or '(none)'}"
+        )
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ValidationError(
+            f"run {state.run_id} has secret inputs, which are never stored: give them "
+            f"again with spindle resume {state.run_id}{_secret_flags(missing)} "
+            f"(plus --key/--payload to answer a wait)"
+        )
+    engine.give_secrets(state.run_id, values)
+
+
 @click.command("emit")
 @click.argument("key")
 @click.option("--payload", default=None, metavar="JSON", help="The event payload (JSON).")
@@ -292,7 +353,7 @@ def resume(
 @json_option
 def emit(key: str, payload: str | None, store: str | None, as_json: bool) -> None:
     """Deliver an event; a run waiting on KEY resumes, else the event is kept."""
-    value = _parse_value(payload) if payload is not None else None
+    value = parse_value(payload) if payload is not None else None
 
     async def main() -> list[str]:
         async with _engine(store) as engine:
@@ -353,17 +414,7 @@ def runs(
     if not states:
         click.echo("no runs" + (f" with status {status}" if status else ""))
         return
-    rows = [
-        (
-            s.run_id,
-            s.workflow,
-            s.status.value,
-            s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            (f"waits on {', '.join(w.key for w in s.waits)}" if s.waits else (s.error or ""))[:60],
-        )
-        for s in states
-    ]
-    table(("RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "WAITING / ERROR"), rows)
+    print_runs(states)
 
 
 @click.command("show")
@@ -425,19 +476,7 @@ def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
 
         echo_json({"run_id": run_id, "records": [converter.unstructure(r) for r in records]})
         return
-    rows = [
-        (
-            str(r.seq),
-            r.kind.value,
-            r.node_id or "-",
-            r.status.value,
-            str(r.attempt),
-            (r.error or short(r.result))[:60],
-            r.record_hash[:12],
-        )
-        for r in records
-    ]
-    table(("SEQ", "KIND", "NODE", "STATUS", "TRY", "RESULT / ERROR", "HASH"), rows)
+    print_ledger(records)
 
 
 def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
@@ -517,5 +556,5 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
         n = _call(main)
     except KeyboardInterrupt:
         click.echo("worker stopped", err=True)
-        _exit(EXIT_OK)
+        _hard_exit(EXIT_OK)
     click.echo(f"drove {n} run(s)", err=True)

@@ -44,7 +44,7 @@ __all__ = [
     "write_atomic",
 ]
 
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3  # bump when the scan or the record layout changes
 _PREFIX = "spindle."
 #: Records kept for sys.path entries not on the current path (other venvs' cwd...).
 _MAX_STALE_ENTRIES = 64
@@ -176,7 +176,8 @@ def _parse_entry_points(text: str) -> Iterable[tuple[str, str, str]]:
             continue
         name, sep, value = line.partition("=")
         if sep and name.strip():
-            yield section[len(_PREFIX) :], name.strip(), value.strip()
+            # "module:attr [extra1, extra2]": the extras do not name the object
+            yield section[len(_PREFIX) :], name.strip(), value.partition("[")[0].strip()
 
 
 def scan_entry(entry: str, listing: Sequence[tuple[str, int]]) -> list[EntryPointInfo]:

@@ -66,9 +66,17 @@ class _Finished:
 
 @define
 class _Pending:
+    """Records, consumed events and events that one commit writes and then emits.
+
+    ``light`` marks a commit that changed nothing in the run state but its counters
+    (a node completed); ``release`` gives the lease up in the same transaction.
+    """
+
     records: list[StepRecord] = field(factory=list)
     consume: list[str] = field(factory=list)
     events: list[RunLifecycleEvent | None] = field(factory=list)
+    light: bool = False
+    release: bool = False
 
 
 class RunDriver:
@@ -115,6 +123,8 @@ class RunDriver:
         self._remaining = {
             n: sum(1 for d in deps if not self._done(d)) for n, deps in self._deps.items()
         }
+        self._persisted_status = state.status
+        self.released = False
         self._undone = sum(1 for n in self._order if not self._done(n))
         self._carry: _Pending | None = None
         self._queue: set[str] = {
@@ -207,9 +217,20 @@ class RunDriver:
         if pending.records:
             self.state.step_count = self.count + len(pending.records)
         self.state.updated_at = utcnow()
+        light = pending.light and self.state.status == self._persisted_status
         await self.store.commit(
-            Commit(self.state, pending.records, pending.consume, self.token, create)
+            Commit(
+                self.state,
+                pending.records,
+                pending.consume,
+                self.token,
+                create,
+                state_changed=not light,
+                release_lease=pending.release,
+            )
         )
+        self._persisted_status = self.state.status
+        self.released = self.released or pending.release
         if pending.records:
             self.count += len(pending.records)
             self.head = pending.records[-1].record_hash
@@ -503,6 +524,7 @@ class RunDriver:
                 started_at=f.started_at,
             )
             self.event(pending, LifecycleEventType.NODE_COMPLETED, f.node_id, attempt=attempt)
+            pending.light = True
             if (
                 self._undone == 1
                 and not self.inflight
@@ -595,7 +617,7 @@ class RunDriver:
     async def _node_result(self, node: NodeSpec, f: _Finished) -> Any:
         value = self._storable(node.id, f.value)
         if node.outputs:
-            assert f.ctx is not None  # noqa: S101 - tasks with outputs always have a context
+            assert f.ctx is not None
             outputs = await self.engine.collect_outputs(self.state.run_id, node, f.ctx, f.value)
             value = {"value": value, "outputs": outputs}
         return await self._offload(node.id, value)
@@ -762,6 +784,7 @@ class RunDriver:
             first.node_id,
             waits=[w.key for w in self.state.waits],
         )
+        pending.release = True
         await self.commit(pending)
         return self.state
 
@@ -793,6 +816,7 @@ class RunDriver:
             pending, "", StepKind.RUN, StepStatus.FAILED, f"{self.state.run_id}:run", error=message
         )
         self.event(pending, LifecycleEventType.RUN_FAILED, error=message)
+        pending.release = True
         await self.commit(pending)
         await self.engine.after_terminal(self.state)
 

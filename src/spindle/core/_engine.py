@@ -17,6 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +37,7 @@ from spindle.core._middleware import Middleware, MiddlewareChains
 from spindle.core._models import (
     AuditEntry,
     HandoffEnvelope,
+    Lease,
     LifecycleEventType,
     RunState,
     RunStatus,
@@ -269,6 +271,7 @@ class Engine:
         parent_run_id: str | None = None,
         parent_wait_key: str | None = None,
         labels: Mapping[str, str] | None = None,
+        lease: Lease | None = None,
     ) -> RunState:
         await self.open()
         workflow.validate(self.policy)
@@ -291,7 +294,7 @@ class Engine:
             definition_id=def_id,
             labels=dict(labels or {}),
         )
-        await self.store.commit(Commit(state, create=True))
+        await self.store.commit(Commit(state, create=True, lease=lease))
         return state
 
     def _inputs(self, workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,8 +324,11 @@ class Engine:
         self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
     ) -> RunState:
         """Start a run and drive it until it completes, fails or waits."""
-        state = await self._start(workflow, inputs, **options)
-        return await self._drive(state.run_id, workflow, False, state)
+        # The run is created already leased to this engine: one write instead of two.
+        lease = Lease(self.owner, self.host, os.getpid(),
+                      utcnow() + timedelta(seconds=self.settings.lease_ttl), 1)
+        state = await self._start(workflow, inputs, lease=lease, **options)
+        return await self._drive(state.run_id, workflow, False, state, lease)
 
     async def drive(
         self, run_id: str, *, workflow: Workflow | None = None, force: bool = False
@@ -344,9 +350,15 @@ class Engine:
         return await self._drive(run_id, workflow, force, None)
 
     async def _drive(
-        self, run_id: str, workflow: Workflow | None, force: bool, created: RunState | None
+        self,
+        run_id: str,
+        workflow: Workflow | None,
+        force: bool,
+        created: RunState | None,
+        lease: Lease | None = None,
     ) -> RunState:
-        lease = await self._acquire(run_id)
+        if lease is None:
+            lease = await self._acquire(run_id)
         loop = asyncio.get_running_loop()
         # The heartbeat starts only if the drive outlives a third of the lease: most
         # drives end sooner and should not pay for a task.
@@ -367,17 +379,18 @@ class Engine:
                     return state
                 ledger = await self.store.ledger(run_id)
             wf = await self._workflow_for(state, workflow, force, ledger)
-            self._drivers[run_id] = RunDriver(self, state, wf, lease.token, ledger)
+            driver = self._drivers[run_id] = RunDriver(self, state, wf, lease.token, ledger)
             result: RunState = await self._run_call(state)
             return result
         finally:
             timer.cancel()
             for task in heartbeat:
                 task.cancel()
-            self._drivers.pop(run_id, None)
+            done = self._drivers.pop(run_id, None)
             self._active.pop(run_id, None)
-            with contextlib.suppress(Exception):
-                await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
+            if done is None or not done.released:
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
 
     async def _drive_terminal(self, state: RunState) -> RunState:
         return await self._drivers[state.run_id].drive()
@@ -571,6 +584,7 @@ class Engine:
             if status == RunStatus.COMPLETED
             else LifecycleEventType.RUN_FAILED,
         )
+        pending.release = True
         await driver.commit(pending)
         for env in finishing.handoffs:
             await self.handoff(state, env.target, env.payload, relative_to=driver.wf, envelope=env)

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
@@ -187,6 +191,25 @@ class StepRecord:
     finished_at: datetime | None = None
     prev_hash: str = ""
     record_hash: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (what the converter gives, written out for speed:
+        stores and the hash chain call this once per durable step)."""
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "node_id": self.node_id,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "idempotency_key": self.idempotency_key,
+            "attempt": self.attempt,
+            "result": self.result,
+            "error": self.error,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "prev_hash": self.prev_hash,
+            "record_hash": self.record_hash,
+        }
 
 
 @define

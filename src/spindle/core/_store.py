@@ -57,6 +57,13 @@ class Commit:
         consume_events: inbox event ids delivered by this change (marked consumed).
         token: the fencing token of the lease this process holds, or None if unleased.
         create: the run is new (insert instead of update).
+        state_changed: False promises that only ``step_count``, ``event_seq`` and
+            ``updated_at`` differ from the state last committed, so a store may
+            update just those instead of rewriting the whole state (the hot path).
+        lease: with ``create``, take this lease (token 1) in the same transaction,
+            so a run started to be driven at once costs no separate lease write.
+        release_lease: give up the lease ``token`` names in the same transaction
+            (a drive's last commit).
     """
 
     state: RunState
@@ -64,6 +71,9 @@ class Commit:
     consume_events: Sequence[str] = ()
     token: int | None = None
     create: bool = False
+    state_changed: bool = True
+    lease: Lease | None = None
+    release_lease: bool = False
 
 
 @define
@@ -92,7 +102,10 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     async def load_run(self, run_id: str) -> RunState:
-        """Return the run's state. Raises ``RunNotFound``."""
+        """Return the run's state; its ``step_count`` is the ledger's length.
+
+        Raises ``RunNotFound``.
+        """
 
     @abc.abstractmethod
     async def list_runs(

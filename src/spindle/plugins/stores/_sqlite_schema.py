@@ -41,7 +41,7 @@ _V1: tuple[str, ...] = (
         status TEXT NOT NULL,
         parent_run_id TEXT,
         created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
+        updated_at INTEGER NOT NULL,  -- microseconds since the epoch (exact)
         wake_at REAL,
         wait_keys TEXT NOT NULL DEFAULT '',
         lease_owner TEXT,
@@ -51,6 +51,7 @@ _V1: tuple[str, ...] = (
         lease_token INTEGER NOT NULL DEFAULT 0,
         ledger_count INTEGER NOT NULL DEFAULT 0,
         ledger_head TEXT NOT NULL DEFAULT '',
+        event_seq INTEGER NOT NULL DEFAULT 0,
         body TEXT NOT NULL
     )""",
     # list_runs(status=...) and due_runs' pending part, newest/oldest first.

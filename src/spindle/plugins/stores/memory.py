@@ -215,20 +215,38 @@ class MemoryStore(Store, kind="memory"):
         for event_id in commit.consume_events:
             self._check_consumable(event_id, run_id)
 
+        lease = commit.lease
+        if lease is not None and not commit.create:
+            raise StoreError(f"run {run_id!r}: Commit.lease is only for creating a run")
+
         # Every check passed: write.
         if entry is None:
             entry = self._runs[run_id] = _Run(_clone(state), len(self._runs))
-        else:
+            if lease is not None:
+                entry.token = 1
+                entry.lease = _clone(lease)
+                entry.lease.token = 1
+        elif commit.state_changed:
             entry.state = _clone(state)
+        else:
+            # The hot path: only the counters moved (Commit.state_changed is false).
+            kept = entry.state
+            kept.step_count = state.step_count
+            kept.event_seq = state.event_seq
+            kept.updated_at = state.updated_at
         for record in records:
             copy = _clone(record)
             entry.records.append(copy)
             entry.keys[copy.idempotency_key] = copy
         entry.head = head
-        if state.waits or entry.waits:
+        # step_count is the store's to keep: the ledger's length, whatever the state said.
+        entry.state.step_count = len(entry.records)
+        if commit.state_changed and (state.waits or entry.waits):
             self._set_waits(entry, run_id, event_waits(state))
         for event_id in commit.consume_events:
             self._events[event_id].consumed_by = run_id
+        if commit.release_lease and entry.lease is not None and entry.lease.token == commit.token:
+            entry.lease = None
 
     def _check_consumable(self, event_id: str, run_id: str) -> None:
         event = self._events.get(event_id)
@@ -415,24 +433,25 @@ class MemoryStore(Store, kind="memory"):
     ) -> bool:
         """Extend our lease to ``now + ttl``; False when it is no longer ours."""
         expires_at = lease_expiry(now, ttl)
-        entry = self._runs.get(run_id)
-        lease = None if entry is None else entry.lease
-        if lease is None or lease.owner != owner or lease.token != token:
+        entry = self._holding(run_id, owner, token)
+        if entry is None or entry.lease is None:
             return False
-        lease.expires_at = expires_at
+        entry.lease.expires_at = expires_at
         return True
 
     async def release_lease(self, run_id: str, *, owner: str, token: int) -> None:
         """Give the lease up if it is still ours; the token counter is kept."""
+        entry = self._holding(run_id, owner, token)
+        if entry is not None:
+            entry.lease = None
+
+    def _holding(self, run_id: str, owner: str, token: int) -> _Run | None:
+        """The run if ``owner`` holds its lease under ``token``, else None."""
         entry = self._runs.get(run_id)
         lease = None if entry is None else entry.lease
-        if (
-            entry is not None
-            and lease is not None
-            and lease.owner == owner
-            and (lease.token == token)
-        ):
-            entry.lease = None
+        if lease is None or lease.owner != owner or lease.token != token:
+            return None
+        return entry
 
     async def get_lease(self, run_id: str) -> Lease | None:
         """The run's current lease, expired or not. Raises ``RunNotFound``."""
