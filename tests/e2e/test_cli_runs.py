@@ -193,7 +193,7 @@ def test_ctrl_c_leaves_the_run_resumable(spindle, write):
     ) in shown.stdout
     assert "first  completed" in shown.stdout
     code, doc = spindle.json("show", rid)
-    assert code == 0  # running, not waiting or failed
+    assert code == 3  # not finished
     assert doc["interrupted"] is True
     assert doc["nodes"]["nap"]["status"] == "pending"
     done = spindle("resume", rid)
@@ -368,7 +368,8 @@ def test_detached_run_is_driven_by_a_worker(spindle, write):
     proc = spindle("run", "echo.yaml", "--detach", "--input", "who=later")
     assert proc.returncode == 0
     rid = proc.stdout.split()[1]
-    assert spindle.json("show", rid)[1]["status"] == "pending"
+    code, doc = spindle.json("show", rid)
+    assert (code, doc["status"]) == (3, "pending")
     work = spindle("worker", "--once")
     assert work.returncode == 0, work.stderr
     assert f"run {rid} completed" in work.stderr

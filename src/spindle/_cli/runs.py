@@ -24,8 +24,8 @@ from spindle._cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    EXIT_WAITING,
     echo_json,
-    exit_code_for_status,
     fail,
     json_option,
     store_option,
@@ -117,12 +117,19 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _status_code(state: RunState) -> int:
+    """0 completed, 1 failed or cancelled, 3 not finished (waiting, pending, running)."""
+    if not state.status.terminal:
+        return EXIT_WAITING
+    return EXIT_OK if state.status.value == "completed" else EXIT_FAILED
+
+
 def _finish(state: RunState, as_json: bool) -> NoReturn:
     if as_json:
         echo_json(document(state))
     else:
         print_outcome(state)
-    _exit(exit_code_for_status(state.status.value))
+    _exit(_status_code(state))
 
 
 def _interrupted(run_id: str | None, secrets: list[str] | None = None) -> NoReturn:
@@ -449,7 +456,7 @@ def show(run_id: str, store: str | None, as_json: bool) -> None:
         )
     else:
         print_show(state, nodes, children, stopped)
-    _exit(exit_code_for_status(state.status.value))
+    _exit(_status_code(state))
 
 
 @click.command("ledger")

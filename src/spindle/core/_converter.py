@@ -88,6 +88,21 @@ def _unstructure_datetime(value: datetime) -> str:
 
 
 converter.register_structure_hook(datetime, _structure_datetime)
+
+
+def _unstructure_step(record: Any) -> dict[str, Any]:
+    return record.to_dict()  # type: ignore[no-any-return]
+
+
+def _is_step_record(t: Any) -> bool:
+    from spindle.core._models import StepRecord
+
+    return t is StepRecord
+
+
+# Ledger records are written out by hand (StepRecord.to_dict): faster, and it
+# leaves out the cached canonical body.
+converter.register_unstructure_hook_func(_is_step_record, _unstructure_step)
 converter.register_unstructure_hook(datetime, _unstructure_datetime)
 
 

@@ -89,8 +89,11 @@ class RunDriver:
         workflow: Workflow,
         token: int | None,
         ledger: list[StepRecord],
+        *,
+        fresh: bool = False,
     ) -> None:
         self.engine = engine
+        self.fresh = fresh
         self.store = engine.store
         self.state = state
         self.wf = workflow
@@ -255,9 +258,9 @@ class RunDriver:
 
     async def drive(self) -> RunState:
         """Run until nothing more can happen now; return the run's state."""
-        if self.state.status in (RunStatus.PENDING, RunStatus.WAITING):
+        if self.fresh or self.state.status in (RunStatus.PENDING, RunStatus.WAITING):
             pending = self.pending()
-            first = self.state.status == RunStatus.PENDING
+            first = self.fresh or self.state.status == RunStatus.PENDING
             self.state.status = RunStatus.RUNNING
             if self.engine.emitter.active:
                 self.event(

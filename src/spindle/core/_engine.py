@@ -288,6 +288,9 @@ class Engine:
         state = RunState(
             run_id=run_id,
             workflow=workflow.name,
+            # A run created leased is driven at once: it starts life running, which
+            # spares its first step a status change.
+            status=RunStatus.RUNNING if lease is not None else RunStatus.PENDING,
             inputs=stored,
             parent_run_id=parent_run_id,
             parent_wait_key=parent_wait_key,
@@ -325,8 +328,13 @@ class Engine:
     ) -> RunState:
         """Start a run and drive it until it completes, fails or waits."""
         # The run is created already leased to this engine: one write instead of two.
-        lease = Lease(self.owner, self.host, os.getpid(),
-                      utcnow() + timedelta(seconds=self.settings.lease_ttl), 1)
+        lease = Lease(
+            self.owner,
+            self.host,
+            os.getpid(),
+            utcnow() + timedelta(seconds=self.settings.lease_ttl),
+            1,
+        )
         state = await self._start(workflow, inputs, lease=lease, **options)
         return await self._drive(state.run_id, workflow, False, state, lease)
 
@@ -379,7 +387,9 @@ class Engine:
                     return state
                 ledger = await self.store.ledger(run_id)
             wf = await self._workflow_for(state, workflow, force, ledger)
-            driver = self._drivers[run_id] = RunDriver(self, state, wf, lease.token, ledger)
+            driver = self._drivers[run_id] = RunDriver(
+                self, state, wf, lease.token, ledger, fresh=created is not None
+            )
             result: RunState = await self._run_call(state)
             return result
         finally:

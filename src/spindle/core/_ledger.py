@@ -23,11 +23,7 @@ __all__ = ["LedgerVerification", "chain", "normalize_result", "record_hash", "ve
 
 
 def _body(record: StepRecord) -> str:
-    # StepRecord.to_dict rather than the converter: this runs once per durable step
-    # and the generic path costs several times more. A test checks both agree.
-    data = record.to_dict()
-    del data["prev_hash"], data["record_hash"]
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return record.canonical_body()
 
 
 def body_from_converter(record: StepRecord) -> str:
@@ -45,6 +41,7 @@ def record_hash(record: StepRecord, prev_hash: str) -> str:
 
 def chain(record: StepRecord, prev_hash: str) -> StepRecord:
     """Set ``record``'s ``prev_hash`` and ``record_hash`` in place and return it."""
+    record._canonical = None  # computed afresh from the record as it is now
     record.prev_hash = prev_hash
     record.record_hash = record_hash(record, prev_hash)
     return record

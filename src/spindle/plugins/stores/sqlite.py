@@ -101,11 +101,13 @@ _RUN_RANGE = (
     f"ledger.id >= runs.run_no << {SEQ_BITS} AND ledger.id < (runs.run_no + 1) << {SEQ_BITS}"
 )
 _LEDGER = (
-    f"SELECT ledger.seq, ledger.body FROM runs JOIN ledger ON {_RUN_RANGE}"
+    f"SELECT ledger.seq, ledger.body, ledger.prev_hash, ledger.record_hash FROM runs"
+    f" JOIN ledger ON {_RUN_RANGE}"
     " WHERE runs.run_id = ? ORDER BY ledger.id"
 )
 _FIND_STEP = (
-    f"SELECT ledger.seq, ledger.body FROM runs JOIN ledger ON {_RUN_RANGE}"
+    f"SELECT ledger.seq, ledger.body, ledger.prev_hash, ledger.record_hash FROM runs"
+    f" JOIN ledger ON {_RUN_RANGE}"
     " WHERE runs.run_id = ? AND ledger.idempotency_key = ? ORDER BY ledger.id DESC LIMIT 1"
 )
 # Without table statistics the planner prefers runs_status for the timer and
@@ -151,7 +153,7 @@ def _wait_rows(run_id: str, state: RunState) -> tuple[str, list[tuple[str, str, 
 
 def _record_row(record: StepRecord) -> list[Any]:
     # The id (which needs the run's number) is filled in under the write lock.
-    body = dumps(record.to_dict())
+    body = record.canonical_body()
     return [
         0,
         record.run_id,
@@ -224,7 +226,7 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
         light = not (commit.state_changed or commit.create)
         # Serialize before taking the write lock, to hold it as briefly as possible.
         try:
-            body = "" if light else dumps(converter.unstructure(state, RunState))
+            body = "" if light else dumps(state.to_dict())
             rows = [_record_row(r) for r in records]
         except (TypeError, ValueError, RecursionError) as exc:
             raise StoreError(
@@ -378,15 +380,23 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
         if not rows:
             self._check_run(run_id)
         what = f"ledger record of run {run_id!r} seq"
-        return [self._structure(body, StepRecord, f"{what} {seq}") for seq, body in rows]
+        return [self._record(row, f"{what} {row[0]}") for row in rows]
 
     async def find_step(self, run_id: str, idempotency_key: str) -> StepRecord | None:
         """The latest record of the run with this key (one index probe), or None."""
         rows = self._read(_FIND_STEP, (run_id, idempotency_key))
         if not rows:
             return None
-        seq, body = rows[0]
-        return self._structure(body, StepRecord, f"ledger record of run {run_id!r} seq {seq}")
+        return self._record(rows[0], f"ledger record of run {run_id!r} seq {rows[0][0]}")
+
+    def _record(self, row: Any, what: str) -> StepRecord:
+        # The body is the record's canonical JSON without its hashes (what the
+        # hash covers); the hashes are columns.
+        _, body, prev_hash, record_hash = row
+        record = self._structure(body, StepRecord, what)
+        record.prev_hash = prev_hash
+        record.record_hash = record_hash
+        return record
 
     async def ledger_head(self, run_id: str) -> tuple[int, str]:
         """``(record count, last record_hash or "")``. Raises ``RunNotFound``."""
