@@ -387,7 +387,7 @@ class Engine:
                     return state
                 ledger = await self.store.ledger(run_id)
             wf = await self._workflow_for(state, workflow, force, ledger)
-            driver = self._drivers[run_id] = RunDriver(
+            self._drivers[run_id] = RunDriver(
                 self, state, wf, lease.token, ledger, fresh=created is not None
             )
             result: RunState = await self._run_call(state)

@@ -27,7 +27,6 @@ from urllib.parse import unquote
 
 from attrs import define
 
-from spindle.core._converter import converter
 from spindle.core._models import (
     Lease,
     RunState,
@@ -233,9 +232,10 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                 f"run {run_id!r}: the state or a ledger record is not JSON-serializable ({exc}); "
                 "results and outputs must be JSON data (or be stored as artifacts)"
             ) from exc
-        if light:
-            wait_keys, waits, indexed = "", [], ()
-        else:
+        wait_keys: str = ""
+        waits: list[tuple[str, str, float]] = []
+        indexed: tuple[Any, ...] = ()
+        if not light:
             wait_keys, waits = _wait_rows(run_id, state) if state.waits else ("", [])
             wake = state.wake_at
             # The indexed columns, in _RUN_HEAD's order, to see whether any changed.
