@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from spindle.core._context import TaskContext as TaskContext
     from spindle.core._converter import converter as converter
     from spindle.core._engine import Engine as Engine
+    from spindle.core._engine import SyncEngine as SyncEngine
     from spindle.core._loader import load_workflow as load_workflow
+    from spindle.core._loader import load_workflow_text as load_workflow_text
     from spindle.core._middleware import Middleware as Middleware
     from spindle.core._models import ArtifactRef as ArtifactRef
     from spindle.core._models import Effect as Effect
@@ -52,9 +54,11 @@ if TYPE_CHECKING:
     from spindle.core._registry import Registry as Registry
     from spindle.core._store import Store as Store
     from spindle.core._workflow import Workflow as Workflow
+    from spindle.core.errors import ConfigError as ConfigError
     from spindle.core.errors import DefinitionChanged as DefinitionChanged
     from spindle.core.errors import InvalidAnswer as InvalidAnswer
     from spindle.core.errors import PluginLoadError as PluginLoadError
+    from spindle.core.errors import PluginPolicyError as PluginPolicyError
     from spindle.core.errors import PolicyViolation as PolicyViolation
     from spindle.core.errors import RunNotFound as RunNotFound
     from spindle.core.errors import RunNotWaiting as RunNotWaiting
@@ -70,6 +74,7 @@ _LAZY: dict[str, str] = {
     "ArtifactSpec": "spindle.core._nodes",
     "CallbackObserver": "spindle.core._observers",
     "CompositeObserver": "spindle.core._observers",
+    "ConfigError": "spindle.core.errors",
     "DefinitionChanged": "spindle.core.errors",
     "Effect": "spindle.core._models",
     "EffectContext": "spindle.core._context",
@@ -88,6 +93,7 @@ _LAZY: dict[str, str] = {
     "Outcome": "spindle.core._bases",
     "PluginLoadError": "spindle.core.errors",
     "PluginPolicy": "spindle.core._registry",
+    "PluginPolicyError": "spindle.core.errors",
     "PolicyViolation": "spindle.core.errors",
     "Registry": "spindle.core._registry",
     "RetryPolicy": "spindle.core._nodes",
@@ -102,6 +108,7 @@ _LAZY: dict[str, str] = {
     "SpindleError": "spindle.core.errors",
     "StepRecord": "spindle.core._models",
     "Store": "spindle.core._store",
+    "SyncEngine": "spindle.core._engine",
     "TaskContext": "spindle.core._context",
     "TaskError": "spindle.core.errors",
     "UnknownKindError": "spindle.core.errors",
@@ -116,6 +123,7 @@ _LAZY: dict[str, str] = {
     "hookimpl": "spindle.core.hookspecs",
     "load_settings": "spindle.core._config",
     "load_workflow": "spindle.core._loader",
+    "load_workflow_text": "spindle.core._loader",
     "utcnow": "spindle.core._models",
 }
 

@@ -95,7 +95,9 @@ def open_store(url: str, registry: Registry, *, durability: str = "normal") -> S
         )
     kind = _STORE_ALIASES.get(scheme, scheme)
     cls = registry.get("store", kind)
-    store: Store = cls.from_url(url, durability=durability)
+    # A durability written in the URL (?durability=full) wins over the setting.
+    options = {} if "durability=" in url else {"durability": durability}
+    store: Store = cls.from_url(url, **options)
     return store
 
 
@@ -567,6 +569,11 @@ class Engine:
         finishing = FinishingRun(state, output, self.store, self.emitter)
         try:
             if self.has_finish_hooks:
+                # A finish that crashed after writing audit entries runs again: number
+                # the new entries after the ones already kept.
+                kept = await self.store.audit(state.run_id)
+                if kept:
+                    state.audit_seq = max(state.audit_seq, kept[-1].seq)
                 unsettled = await snapshot_unsettled(state, self.store, list(driver.inflight))
                 output = await run_finish_hooks(self.pm, finishing, unsettled)
         except Exception as exc:

@@ -17,6 +17,11 @@ class AskUserHandler(EffectHandler, kind="ask_user"):
 
     With ``choices`` the answer must be one of them; without, any free text
     (or JSON value) is accepted. ``key`` names the wait (default: the node id).
+
+    Attributes:
+        prompt: the question shown to the person (``spindle show``, ``--interactive``).
+        choices: the allowed answers; omit for free text.
+        key: the wait key ``spindle resume --key`` names (default: the node id).
     """
 
     prompt: str

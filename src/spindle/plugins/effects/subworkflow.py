@@ -30,6 +30,10 @@ class SubworkflowHandler(EffectHandler, kind="subworkflow"):
     it finishes; cancelling the parent cancels the child. The child's run id
     is derived from the parent's run and node, so a re-run never starts a
     second child.
+
+    Attributes:
+        workflow: a workflow file (relative to this one) or a name the engine knows.
+        inputs: literal inputs for the child, overlaid by the node's resolved inputs.
     """
 
     workflow: str
@@ -70,6 +74,10 @@ class HandoffHandler(EffectHandler, kind="handoff"):
 
     The envelope is persisted, the target run started and the envelope
     acknowledged; the node's result is ``{"run_id": ..., "target": ...}``.
+
+    Attributes:
+        target: the follow-on workflow: a file (relative to this one) or a known name.
+        payload: what to hand over; default: the node's resolved inputs.
     """
 
     target: str

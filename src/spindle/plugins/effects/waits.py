@@ -17,6 +17,10 @@ class WaitEventHandler(EffectHandler, kind="wait_event"):
     An event emitted *before* the run waits is kept in the store's inbox and
     delivered here, never lost. With ``timeout`` (seconds) the node fails if
     no event arrives in time.
+
+    Attributes:
+        key: the event key to wait for (``spindle emit KEY``).
+        timeout: seconds to wait before the node fails; none waits forever.
     """
 
     key: str
@@ -44,6 +48,10 @@ class WaitUntilHandler(EffectHandler, kind="wait_until"):
 
     The timer survives restarts: a worker (or ``spindle resume``) fires it when
     due. Short timers are awaited in-process by the engine.
+
+    Attributes:
+        until: an aware datetime (with a UTC offset) to sleep until.
+        seconds: how long to sleep, from when the node first runs.
     """
 
     until: datetime | None = None
