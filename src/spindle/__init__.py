@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from spindle.core._context import TaskContext as TaskContext
     from spindle.core._converter import converter as converter
     from spindle.core._engine import Engine as Engine
-    from spindle.core._engine import SyncEngine as SyncEngine
+    from spindle.core._sync import SyncEngine as SyncEngine
     from spindle.core._loader import load_workflow as load_workflow
     from spindle.core._loader import load_workflow_text as load_workflow_text
     from spindle.core._middleware import Middleware as Middleware
@@ -108,7 +108,7 @@ _LAZY: dict[str, str] = {
     "SpindleError": "spindle.core.errors",
     "StepRecord": "spindle.core._models",
     "Store": "spindle.core._store",
-    "SyncEngine": "spindle.core._engine",
+    "SyncEngine": "spindle.core._sync",
     "TaskContext": "spindle.core._context",
     "TaskError": "spindle.core.errors",
     "UnknownKindError": "spindle.core.errors",

@@ -252,3 +252,20 @@ def test_show_view_lists_nodes_waits_and_how_to_answer(capsys):
     assert "  approve  pending\n" in out
     assert "(3 attempts)" in out
     assert "answer: spindle resume r1 --key approve" in out
+
+
+def test_table_cells_keep_one_line_and_a_bounded_width():
+    """A table cell shows the first line of a long or multi-line text, marked as cut."""
+    assert _render.cell("short") == "short"
+    assert _render.cell("x" * 80, width=10) == "xxxxxxx..."
+    assert _render.cell("first line\nsecond line") == "first line ..."
+    assert _render.cell("") == ""
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("completed", 0), ("failed", 1), ("cancelled", 1), ("waiting", 3), ("running", 3)],
+)
+def test_exit_code_follows_the_run_status(status, code):
+    """Exit codes: 0 completed, 1 failed or cancelled, 3 not finished."""
+    assert runs._status_code(RunState("r1", "wf", RunStatus(status))) == code

@@ -121,8 +121,8 @@ def cell(text: str, width: int = 60) -> str:
     """``text`` for a table cell: its first line, cut to ``width`` characters."""
     lines = text.strip().splitlines() or [""]
     if len(lines[0]) > width:
-        return lines[0][: width - 1] + "…"
-    return lines[0] + (" …" if len(lines) > 1 else "")
+        return lines[0][: width - 3] + "..."
+    return lines[0] + (" ..." if len(lines) > 1 else "")
 
 
 def print_runs(states: Sequence[RunState]) -> None:

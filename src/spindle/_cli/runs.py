@@ -132,7 +132,11 @@ def _finish(state: RunState, as_json: bool) -> NoReturn:
     _exit(_status_code(state))
 
 
-def _interrupted(run_id: str | None, secrets: list[str] | None = None) -> NoReturn:
+def _interrupted(
+    run_id: str | None, secrets: list[str] | None, progress: Progress | None
+) -> NoReturn:
+    if progress is not None:
+        progress.close()  # before the hard exit: a live spinner hides the cursor
     if run_id:
         click.echo(
             f"\ninterrupted: run {run_id} is recorded and can continue where it stopped: "
@@ -208,7 +212,7 @@ def run(
     try:
         state = _call(main)
     except KeyboardInterrupt:
-        _interrupted(started.get("run_id"), secrets)
+        _interrupted(started.get("run_id"), secrets, progress)
     finally:
         if progress is not None:
             progress.close()
@@ -306,7 +310,7 @@ def resume(
     try:
         state = _call(main)
     except KeyboardInterrupt:
-        _interrupted(run_id)
+        _interrupted(run_id, None, progress)
     except click.exceptions.Abort:
         fail("no answer given", EXIT_USAGE)
     finally:

@@ -22,6 +22,7 @@ from attrs import define, field
 
 from spindle.core._context import EffectContext, Suspend, TaskContext
 from spindle.core._converter import converter
+from spindle.core._finish import finish_run
 from spindle.core._ledger import chain, normalize_result
 from spindle.core._models import (
     Effect,
@@ -621,7 +622,9 @@ class RunDriver:
         value = self._storable(node.id, f.value)
         if node.outputs:
             assert f.ctx is not None
-            outputs = await self.engine.collect_outputs(self.state.run_id, node, f.ctx, f.value)
+            outputs = await self.engine.tasks.collect_outputs(
+                self.state.run_id, node, f.ctx, f.value
+            )
             value = {"value": value, "outputs": outputs}
         return await self._offload(node.id, value)
 
@@ -807,7 +810,7 @@ class RunDriver:
         if self.failed and not all(self.wf.nodes[n].continue_on_failure for n in self.failed):
             await self.fail_run("a node failed", pending)
             return
-        await self.engine.finish_run(self, pending)
+        await finish_run(self.engine, self, pending)
 
     async def fail_run(self, message: str, pending: _Pending | None = None) -> None:
         """End the run as failed with ``message`` (committed with ``pending``)."""

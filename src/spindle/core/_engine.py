@@ -19,19 +19,14 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from spindle.core._bases import EffectHandler
 from spindle.core._config import Settings, load_settings
 from spindle.core._driver import RunDriver, _Pending
 from spindle.core._events import EventEmitter
-from spindle.core._finish import (
-    FinishingRun,
-    final_status,
-    run_finish_hooks,
-    snapshot_unsettled,
-)
 from spindle.core._hooks import make_plugin_manager
+from spindle.core._leases import Leases
 from spindle.core._ledger import LedgerVerification, verify
 from spindle.core._middleware import Middleware, MiddlewareChains
 from spindle.core._models import (
@@ -52,6 +47,7 @@ from spindle.core._observers import CompositeObserver, ObserverBinding, ensure_o
 from spindle.core._registry import Registry, default_registry
 from spindle.core._secrets import Secrets
 from spindle.core._store import Commit, Store
+from spindle.core._tasks import TaskRunner
 from spindle.core._workflow import LoadPolicy, Workflow
 from spindle.core.errors import (
     DefinitionChanged,
@@ -59,16 +55,10 @@ from spindle.core.errors import (
     RunNotFound,
     RunNotWaiting,
     StoreError,
-    TaskError,
     WaitKeyMismatch,
 )
 
-if TYPE_CHECKING:
-    from spindle.core._bases import Executor
-    from spindle.core._context import TaskContext
-    from spindle.core._workflow import NodeSpec
-
-__all__ = ["Engine", "SyncEngine"]
+__all__ = ["Engine", "open_store"]
 
 log = logging.getLogger("spindle.engine")
 T = TypeVar("T")
@@ -164,19 +154,19 @@ class Engine:
             for cfg in self.settings.middleware
         ]
         self.chains = MiddlewareChains([*layers, *middleware])
-        self.node_call = self.chains.wrap("node", self._run_task)
-        self._select_hook = self.pm.hook.spindle_select_executor
+        self.tasks = TaskRunner(self.pm, self.registry, self.store)
+        self.node_call = self.chains.wrap("node", self.tasks.run_task)
         self._run_call = self.chains.wrap("run", self._drive_terminal)
         self.policy = policy if policy is not None else self.settings.load_policy()
         self.workflows: dict[str, Workflow] = dict(workflows or {})
         self._by_definition: dict[str, Workflow] = {}
-        self._executors: dict[str, Executor[Any]] = {}
         self._drivers: dict[str, RunDriver] = {}
         self._secrets: dict[str, Secrets] = {}
         self._active: dict[str, asyncio.Task[Any]] = {}
         self.owner = uuid.uuid4().hex
         self.host = socket.gethostname()
         self.runs_root = Path(self.settings.runs_dir).absolute()
+        self.leases = Leases(self.store, self.owner, self.host, self.settings.lease_ttl)
         self._opened = False
 
     @classmethod
@@ -204,9 +194,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Close executors, observers and the store."""
-        for ex in self._executors.values():
-            await ex.aclose()
-        self._executors.clear()
+        await self.tasks.aclose()
         await self.observers.aclose()
         if self._opened:
             await self.store.aclose()
@@ -368,14 +356,18 @@ class Engine:
         lease: Lease | None = None,
     ) -> RunState:
         if lease is None:
-            lease = await self._acquire(run_id)
+            lease = await self.leases.acquire(run_id)
         loop = asyncio.get_running_loop()
         # The heartbeat starts only if the drive outlives a third of the lease: most
         # drives end sooner and should not pay for a task.
         heartbeat: list[asyncio.Task[None]] = []
         timer = loop.call_later(
             self.settings.lease_ttl / 3,
-            lambda: heartbeat.append(asyncio.ensure_future(self._heartbeat(run_id, lease.token))),
+            lambda: heartbeat.append(
+                asyncio.ensure_future(
+                    self.leases.heartbeat(run_id, lease.token, lambda: self._lost(run_id))
+                )
+            ),
         )
         self._active[run_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
@@ -404,50 +396,13 @@ class Engine:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
 
+    def _lost(self, run_id: str) -> None:
+        task = self._active.get(run_id)
+        if task is not None:
+            task.cancel()
+
     async def _drive_terminal(self, state: RunState) -> RunState:
         return await self._drivers[state.run_id].drive()
-
-    async def _acquire(self, run_id: str) -> Any:
-        ttl = self.settings.lease_ttl
-        lease = await self.store.acquire_lease(
-            run_id, owner=self.owner, host=self.host, pid=os.getpid(), ttl=ttl, now=utcnow()
-        )
-        if lease is not None:
-            return lease
-        held = await self.store.get_lease(run_id)
-        if held is not None and held.host == self.host and not _pid_alive(held.pid):
-            lease = await self.store.acquire_lease(
-                run_id,
-                owner=self.owner,
-                host=self.host,
-                pid=os.getpid(),
-                ttl=ttl,
-                now=utcnow(),
-                steal_token=held.token,
-            )
-            if lease is not None:
-                log.info("took over run %s from dead process %s", run_id, held.pid)
-                return lease
-        who = f"process {held.pid} on {held.host}" if held else "another process"
-        until = f" until {held.expires_at.isoformat()}" if held else ""
-        raise LeaseHeld(
-            f"run {run_id} is being driven by {who} (lease held{until}); wait for "
-            f"it to finish, or retry after the lease expires"
-        )
-
-    async def _heartbeat(self, run_id: str, token: int) -> None:
-        ttl = self.settings.lease_ttl
-        while True:
-            await asyncio.sleep(ttl / 3)
-            ok = await self.store.renew_lease(
-                run_id, owner=self.owner, token=token, ttl=ttl, now=utcnow()
-            )
-            if not ok:
-                log.warning("lease on run %s was taken over; stopping", run_id)
-                task = self._active.get(run_id)
-                if task is not None:
-                    task.cancel()
-                return
 
     async def _workflow_for(
         self, state: RunState, given: Workflow | None, force: bool, ledger: Sequence[StepRecord]
@@ -480,132 +435,7 @@ class Engine:
         state.definition_id = def_id
         return given
 
-    # --- tasks -------------------------------------------------------------------------
-
-    async def _run_task(self, task: TaskContext) -> Any:
-        node = task.node
-        runtime = node.runtime
-        assert runtime is not None
-        payload = await runtime.setup_runtime(task)
-        executor = node.executor or self._executor_for(node, payload, runtime.default_executor)
-        task.executor = executor
-        if not isinstance(payload, executor.accepts):
-            kinds = ", ".join(t.__name__ for t in executor.accepts)
-            raise TaskError(
-                f"node '{node.id}': executor '{executor.kind_name}' cannot run a "
-                f"{type(payload).__name__} (it accepts {kinds}); choose another executor "
-                f"for this node",
-                node_id=node.id,
-            )
-        outcome = await executor.execute(payload, task)
-        return outcome.value
-
-    def _executor_for(self, node: NodeSpec, payload: Any, default: str) -> Executor[Any]:
-        kind = default
-        if self._select_hook.get_hookimpls():
-            kind = self._select_hook(node=node, payload=payload) or default
-        ex = self._executors.get(kind)
-        if ex is None:
-            ex = self.registry.create("executor", {"kind": kind}, path=f"nodes.{node.id}.executor")
-            self._executors[kind] = ex
-        return ex
-
-    async def collect_outputs(
-        self, run_id: str, node: NodeSpec, task: TaskContext, value: Any
-    ) -> dict[str, Any]:
-        """Check and store a node's declared outputs; return what downstream nodes receive."""
-        import json as _json
-
-        out: dict[str, Any] = {}
-        for name, spec in node.outputs.items():
-            path = task.outputs.get(name)
-            if spec.kind in ("file", "json"):
-                if path is None or not path.is_file():
-                    raise TaskError(
-                        f"node '{node.id}' did not produce output '{name}': expected a file at "
-                        f"{path}",
-                        node_id=node.id,
-                    )
-                data = path.read_bytes()
-                await self.store.put_artifact(run_id, data, name=f"{node.id}.{name}")
-                if spec.kind == "json":
-                    try:
-                        out[name] = _json.loads(data)
-                    except ValueError as exc:
-                        raise TaskError(
-                            f"node '{node.id}': output '{name}' at {path} is not "
-                            f"valid JSON ({exc})",
-                            node_id=node.id,
-                        ) from exc
-                else:
-                    out[name] = str(path)
-            elif spec.kind == "folder":
-                if path is None or not path.is_dir():
-                    raise TaskError(
-                        f"node '{node.id}' did not produce output '{name}': expected a folder "
-                        f"at {path}",
-                        node_id=node.id,
-                    )
-                out[name] = str(path)
-            else:
-                if spec.key:
-                    if not isinstance(value, Mapping) or spec.key not in value:
-                        raise TaskError(
-                            f"node '{node.id}': output '{name}' needs key "
-                            f"'{spec.key}' in the returned mapping",
-                            node_id=node.id,
-                        )
-                    out[name] = value[spec.key]
-                else:
-                    out[name] = value
-        return out
-
     # --- finishing -----------------------------------------------------------------------
-
-    async def finish_run(self, driver: RunDriver, pending: _Pending) -> None:
-        """Run the finish lifecycle for a run with no node left, and commit the end state."""
-        state = driver.state
-        output = await driver.output()
-        finishing = FinishingRun(state, output, self.store, self.emitter)
-        try:
-            if self.has_finish_hooks:
-                # A finish that crashed after writing audit entries runs again: number
-                # the new entries after the ones already kept.
-                kept = await self.store.audit(state.run_id)
-                if kept:
-                    state.audit_seq = max(state.audit_seq, kept[-1].seq)
-                unsettled = await snapshot_unsettled(state, self.store, list(driver.inflight))
-                output = await run_finish_hooks(self.pm, finishing, unsettled)
-        except Exception as exc:
-            pending.events.extend(finishing.events)
-            await driver.fail_run(str(exc), pending)
-            return
-        pending.events.extend(finishing.events)
-        status = final_status(finishing)
-        state.output = driver.secrets.scrub(output)
-        state.status = status
-        if status == RunStatus.FAILED:
-            state.error = finishing.fail_reason
-        driver.record(
-            pending,
-            "",
-            StepKind.RUN,
-            StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED,
-            f"{state.run_id}:run",
-            result=driver._storable("", output),
-            error=state.error,
-        )
-        driver.event(
-            pending,
-            LifecycleEventType.RUN_COMPLETED
-            if status == RunStatus.COMPLETED
-            else LifecycleEventType.RUN_FAILED,
-        )
-        pending.release = True
-        await driver.commit(pending)
-        for env in finishing.handoffs:
-            await self.handoff(state, env.target, env.payload, relative_to=driver.wf, envelope=env)
-        await self.after_terminal(state)
 
     async def handoff(
         self,
@@ -741,7 +571,7 @@ class Engine:
             raise WaitKeyMismatch(
                 f"run {run_id} is not waiting on '{wait_key}'; it waits on: {keys}"
             )
-        lease = await self._acquire(run_id)
+        lease = await self.leases.acquire(run_id)
         try:
             state = await self.store.load_run(run_id)
             wait = next((w for w in state.waits if w.key == wait_key), None)
@@ -893,54 +723,3 @@ class Engine:
             except LeaseHeld:
                 continue
         return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class SyncEngine:
-    """The synchronous face of :class:`Engine`: every coroutine method, called blocking.
-
-    Example::
-
-        with SyncEngine.from_config() as engine:
-            state = engine.run(workflow, {"who": "Ada"})
-    """
-
-    def __init__(self, engine: Engine | None = None, **kwargs: Any) -> None:
-        self.engine = engine if engine is not None else Engine(**kwargs)
-        self._runner = asyncio.Runner()
-
-    @classmethod
-    def from_config(cls, cwd: str | Path | None = None, **kwargs: Any) -> SyncEngine:
-        """Like :meth:`Engine.from_config`."""
-        return cls(Engine.from_config(cwd, **kwargs))
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.engine, name)
-        if asyncio.iscoroutinefunction(attr):
-
-            def call(*args: Any, **kwargs: Any) -> Any:
-                return self._runner.run(attr(*args, **kwargs))
-
-            call.__doc__ = attr.__doc__
-            return call
-        return attr
-
-    def close(self) -> None:
-        """Close the engine and its event loop."""
-        self._runner.run(self.engine.aclose())
-        self._runner.close()
-
-    def __enter__(self) -> SyncEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

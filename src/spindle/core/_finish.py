@@ -12,6 +12,8 @@ from spindle.core._models import (
     RunLifecycleEvent,
     RunState,
     RunStatus,
+    StepKind,
+    StepStatus,
     UnsettledWork,
     WaitReason,
     utcnow,
@@ -21,10 +23,12 @@ from spindle.core.errors import HookError
 if TYPE_CHECKING:
     import pluggy
 
+    from spindle.core._driver import RunDriver, _Pending
+    from spindle.core._engine import Engine
     from spindle.core._events import EventEmitter
     from spindle.core._store import Store
 
-__all__ = ["FinishingRun", "run_finish_hooks", "snapshot_unsettled"]
+__all__ = ["FinishingRun", "finish_run", "run_finish_hooks", "snapshot_unsettled"]
 
 
 class FinishingRun:
@@ -123,3 +127,49 @@ async def run_finish_hooks(
 def final_status(finishing: FinishingRun) -> RunStatus:
     """The status a finishing run ends with, after its hooks."""
     return RunStatus.FAILED if finishing.fail_reason else RunStatus.COMPLETED
+
+
+async def finish_run(engine: Engine, driver: RunDriver, pending: _Pending) -> None:
+    """Run the finish lifecycle for a run with no node left, and commit the end state."""
+    state = driver.state
+    output = await driver.output()
+    finishing = FinishingRun(state, output, engine.store, engine.emitter)
+    try:
+        if engine.has_finish_hooks:
+            # A finish that crashed after writing audit entries runs again: number
+            # the new entries after the ones already kept.
+            kept = await engine.store.audit(state.run_id)
+            if kept:
+                state.audit_seq = max(state.audit_seq, kept[-1].seq)
+            unsettled = await snapshot_unsettled(state, engine.store, list(driver.inflight))
+            output = await run_finish_hooks(engine.pm, finishing, unsettled)
+    except Exception as exc:
+        pending.events.extend(finishing.events)
+        await driver.fail_run(str(exc), pending)
+        return
+    pending.events.extend(finishing.events)
+    status = final_status(finishing)
+    state.output = driver.secrets.scrub(output)
+    state.status = status
+    if status == RunStatus.FAILED:
+        state.error = finishing.fail_reason
+    driver.record(
+        pending,
+        "",
+        StepKind.RUN,
+        StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED,
+        f"{state.run_id}:run",
+        result=driver._storable("", output),
+        error=state.error,
+    )
+    driver.event(
+        pending,
+        LifecycleEventType.RUN_COMPLETED
+        if status == RunStatus.COMPLETED
+        else LifecycleEventType.RUN_FAILED,
+    )
+    pending.release = True
+    await driver.commit(pending)
+    for env in finishing.handoffs:
+        await engine.handoff(state, env.target, env.payload, relative_to=driver.wf, envelope=env)
+    await engine.after_terminal(state)
