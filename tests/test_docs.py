@@ -224,10 +224,9 @@ def test_example_plugin_runs_from_the_cli(example_site, tmp_path):
 
 def test_example_plugin_own_tests_pass(tmp_path):
     """docs/example_plugin/tests pass, as the plugin's author would run them."""
-    proc = _run(
-        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(EXAMPLE), "tests"],
-        EXAMPLE,
-        PYTHONPATH=str(EXAMPLE / "src"),
-    )
+    # Run from a scratch directory so nothing (plugin caches) is written into docs/.
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(EXAMPLE)]
+    args += ["-c", str(EXAMPLE / "pyproject.toml"), str(EXAMPLE / "tests")]
+    proc = _run(args, tmp_path, PYTHONPATH=str(EXAMPLE / "src"))
 
     assert proc.returncode == 0, proc.stdout + proc.stderr

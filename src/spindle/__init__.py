@@ -23,18 +23,24 @@ if TYPE_CHECKING:
     from spindle.core._context import TaskContext as TaskContext
     from spindle.core._converter import converter as converter
     from spindle.core._engine import Engine as Engine
-    from spindle.core._sync import SyncEngine as SyncEngine
+    from spindle.core._ledger import LedgerVerification as LedgerVerification
     from spindle.core._loader import load_workflow as load_workflow
     from spindle.core._loader import load_workflow_text as load_workflow_text
     from spindle.core._middleware import Middleware as Middleware
     from spindle.core._models import ArtifactRef as ArtifactRef
+    from spindle.core._models import AuditEntry as AuditEntry
     from spindle.core._models import Effect as Effect
     from spindle.core._models import EffectOutcome as EffectOutcome
+    from spindle.core._models import EffectStatus as EffectStatus
+    from spindle.core._models import HandoffEnvelope as HandoffEnvelope
+    from spindle.core._models import Lease as Lease
     from spindle.core._models import LifecycleEventType as LifecycleEventType
     from spindle.core._models import RunLifecycleEvent as RunLifecycleEvent
     from spindle.core._models import RunState as RunState
     from spindle.core._models import RunStatus as RunStatus
+    from spindle.core._models import StepKind as StepKind
     from spindle.core._models import StepRecord as StepRecord
+    from spindle.core._models import StepStatus as StepStatus
     from spindle.core._models import UnsettledWork as UnsettledWork
     from spindle.core._models import WaitReason as WaitReason
     from spindle.core._models import WaitState as WaitState
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
     from spindle.core._nodes import LoadPolicy as LoadPolicy
     from spindle.core._nodes import NodeSpec as NodeSpec
     from spindle.core._nodes import RetryPolicy as RetryPolicy
+    from spindle.core._nodes import current_base_dir as current_base_dir
     from spindle.core._observers import CallbackObserver as CallbackObserver
     from spindle.core._observers import CompositeObserver as CompositeObserver
     from spindle.core._observers import NullObserver as NullObserver
@@ -52,7 +59,10 @@ if TYPE_CHECKING:
     from spindle.core._observers import ensure_observer as ensure_observer
     from spindle.core._registry import PluginPolicy as PluginPolicy
     from spindle.core._registry import Registry as Registry
+    from spindle.core._store import Commit as Commit
+    from spindle.core._store import InboxEvent as InboxEvent
     from spindle.core._store import Store as Store
+    from spindle.core._sync import SyncEngine as SyncEngine
     from spindle.core._workflow import Workflow as Workflow
     from spindle.core.errors import ConfigError as ConfigError
     from spindle.core.errors import DefinitionChanged as DefinitionChanged
@@ -72,7 +82,9 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "ArtifactRef": "spindle.core._models",
     "ArtifactSpec": "spindle.core._nodes",
+    "AuditEntry": "spindle.core._models",
     "CallbackObserver": "spindle.core._observers",
+    "Commit": "spindle.core._store",
     "CompositeObserver": "spindle.core._observers",
     "ConfigError": "spindle.core.errors",
     "DefinitionChanged": "spindle.core.errors",
@@ -80,9 +92,14 @@ _LAZY: dict[str, str] = {
     "EffectContext": "spindle.core._context",
     "EffectHandler": "spindle.core._bases",
     "EffectOutcome": "spindle.core._models",
+    "EffectStatus": "spindle.core._models",
     "Engine": "spindle.core._engine",
     "Executor": "spindle.core._bases",
+    "HandoffEnvelope": "spindle.core._models",
+    "InboxEvent": "spindle.core._store",
     "InvalidAnswer": "spindle.core.errors",
+    "Lease": "spindle.core._models",
+    "LedgerVerification": "spindle.core._ledger",
     "LifecycleEventType": "spindle.core._models",
     "LoadPolicy": "spindle.core._nodes",
     "Middleware": "spindle.core._middleware",
@@ -106,7 +123,9 @@ _LAZY: dict[str, str] = {
     "Runtime": "spindle.core._bases",
     "Settings": "spindle.core._config",
     "SpindleError": "spindle.core.errors",
+    "StepKind": "spindle.core._models",
     "StepRecord": "spindle.core._models",
+    "StepStatus": "spindle.core._models",
     "Store": "spindle.core._store",
     "SyncEngine": "spindle.core._sync",
     "TaskContext": "spindle.core._context",
@@ -119,6 +138,7 @@ _LAZY: dict[str, str] = {
     "WaitState": "spindle.core._models",
     "Workflow": "spindle.core._workflow",
     "converter": "spindle.core._converter",
+    "current_base_dir": "spindle.core._nodes",
     "ensure_observer": "spindle.core._observers",
     "hookimpl": "spindle.core.hookspecs",
     "load_settings": "spindle.core._config",

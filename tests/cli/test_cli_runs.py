@@ -175,8 +175,9 @@ def test_progress_prints_plain_lines_with_durations(capsys):
     assert lines[5] == "  d waiting"
 
 
-def test_progress_on_a_terminal_uses_colour(capsys):
-    """With colour on, status words are styled and no plain 'running' lines are printed."""
+def test_progress_on_a_terminal_uses_colour(capsys, monkeypatch):
+    """With colour on, status words are styled with terminal escape codes."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
     progress = _render.Progress(color=True)
 
     async def feed():

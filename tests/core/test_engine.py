@@ -610,8 +610,8 @@ def test_secret_inputs_are_never_stored_in_clear(sqlite_url, tmp_path, make_engi
             assert secret.encode() not in path.read_bytes(), path
 
 
-def test_a_secret_missing_in_another_process_fails_with_instructions(sqlite_url, make_engine):
-    """Resumed in a process without the secret, the node fails saying how to pass it."""
+def test_a_secret_missing_in_another_process_parks_the_run(sqlite_url, make_engine):
+    """Resumed without the secret, the run waits saying how to pass it; given it, it completes."""
     secret = "s3cr3t-value-42"
 
     async def main():
@@ -619,15 +619,39 @@ def test_a_secret_missing_in_another_process_fails_with_instructions(sqlite_url,
         async with make_engine(sqlite_url) as engine:
             state = await engine.run(wf, {"token": secret})
         async with make_engine(sqlite_url) as engine:
-            failed = await engine.resume(state.run_id, None, "ok", workflow=wf)
+            parked = await engine.resume(state.run_id, None, "ok", workflow=wf)
         async with make_engine(sqlite_url) as engine:
-            state2 = await engine.run(wf, {"token": secret})
-        async with make_engine(sqlite_url) as engine:
-            engine.give_secrets(state2.run_id, {"token": secret})
-            done = await engine.resume(state2.run_id, None, "ok", workflow=wf)
-        return failed, done
+            engine.give_secrets(state.run_id, {"token": secret})
+            done = await engine.resume(state.run_id, workflow=wf)
+        return parked, done
 
-    failed, done = run(main())
-    assert failed.status == RunStatus.FAILED
-    assert "secret input 'token'" in failed.error and "--input token=VALUE" in failed.error
+    parked, done = run(main())
+    assert parked.status == RunStatus.WAITING
+    assert "secret input 'token'" in parked.error and "--input token=VALUE" in parked.error
+    assert done.status == RunStatus.COMPLETED
     assert done.output == "called as ada with token=***"
+    assert done.error is None
+
+
+def test_command_output_logs_never_hold_a_secret(sqlite_url, tmp_path, make_engine):
+    """A command printing a secret input leaves only *** in its log files and result."""
+    from spindle.core._workflow import InputSpec
+
+    secret = "hunter2-very-secret"
+    wf = Workflow("loud", inputs={"token": InputSpec(secret=True)})
+    wf.task(
+        "use", {"kind": "command", "command": "echo token={inputs.token}; echo {inputs.token} >&2"}
+    )
+
+    async def main():
+        async with make_engine(sqlite_url) as engine:
+            return await engine.run(wf, {"token": secret})
+
+    state = run(main())
+    assert state.status == RunStatus.COMPLETED
+    assert state.output == {"use": "token=***"}
+    logs = list((tmp_path / "runs").rglob("*.std*"))
+    assert logs, "the subprocess executor keeps logs"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

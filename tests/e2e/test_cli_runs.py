@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
 
 import pytest
@@ -140,26 +141,34 @@ def test_progress_is_coloured_on_a_terminal(spindle, examples):
     import pty
     import subprocess
 
+    env = spindle.env({"TERM": "xterm-256color", "COLUMNS": "120"})
+    env.pop("NO_COLOR", None)
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "spindle", "run", "examples/hello.yaml"],
         cwd=spindle.cwd,
-        env=spindle.env({"TERM": "xterm-256color", "COLUMNS": "120"}),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=follower,
         text=True,
     )
     os.close(follower)
-    out, _ = proc.communicate(timeout=60)
     chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+
+    def drain():  # read while the command runs: a full pty buffer would block it
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO once the command has exited and closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    out, _ = proc.communicate(timeout=60)
+    reader.join(timeout=30)
     os.close(leader)
     tty = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0

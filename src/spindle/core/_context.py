@@ -68,6 +68,8 @@ class TaskContext:
         attempt: 1 for the first try, then 2, 3... on retries.
         idempotency_key: ``RUN:NODE`` — stable across retries and re-runs, for
             making a task's own side effects idempotent.
+        secret_values: the clear values of the run's secret inputs, so executors that
+            write output to disk can redact them (:meth:`redact`).
     """
 
     run_id: str
@@ -76,7 +78,7 @@ class TaskContext:
     inputs: dict[str, Any]
     outputs: dict[str, Path | None]
     _run_dir: Path = field(alias="run_dir")
-    workflow_inputs: dict[str, Any] = field(factory=dict)
+    workflow_inputs: Mapping[str, Any] = field(factory=dict)
     attempt: int = 1
     runtime: Runtime[Any] | None = None
     executor: Executor[Any] | None = None
@@ -84,6 +86,7 @@ class TaskContext:
     workflow: Workflow | None = None
     recorded: Mapping[str, StepRecord] = field(factory=dict)
     new_calls: dict[str, Any] = field(factory=dict)
+    secret_values: tuple[str, ...] = ()
     _call_index: int = 0
 
     _dir_ready: bool = field(default=False, init=False)
@@ -95,6 +98,13 @@ class TaskContext:
             self._run_dir.mkdir(parents=True, exist_ok=True)
             self._dir_ready = True
         return self._run_dir
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret input value replaced by ``***``."""
+        for value in self.secret_values:
+            if value:
+                text = text.replace(value, "***")
+        return text
 
     @property
     def idempotency_key(self) -> str:

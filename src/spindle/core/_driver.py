@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ from spindle.core._models import (
     utcnow,
 )
 from spindle.core._store import Commit
-from spindle.core.errors import SpindleError, TaskError, TaskTimeout
+from spindle.core.errors import SecretUnavailable, SpindleError, TaskError, TaskTimeout
 
 if TYPE_CHECKING:
     from spindle.core._engine import Engine
@@ -129,6 +130,7 @@ class RunDriver:
         }
         self._persisted_status = state.status
         self.released = False
+        self.parked = False
         self._undone = sum(1 for n in self._order if not self._done(n))
         self._carry: _Pending | None = None
         self._queue: set[str] = {
@@ -263,6 +265,7 @@ class RunDriver:
             pending = self.pending()
             first = self.fresh or self.state.status == RunStatus.PENDING
             self.state.status = RunStatus.RUNNING
+            self.state.error = None  # a parked run's reason no longer holds
             if self.engine.emitter.active:
                 self.event(
                     pending,
@@ -276,7 +279,7 @@ class RunDriver:
                 self.defer(pending)
         try:
             while True:
-                if self.state.status.terminal:
+                if self.state.status.terminal or self.parked:
                     return self.state
                 if self.count >= self.max_steps:
                     await self.fail_run(
@@ -375,7 +378,7 @@ class RunDriver:
         """A workflow input's value; a secret not given to this process is an error."""
         spec = self.wf.inputs.get(name)
         if spec is not None and spec.secret and name not in self.secrets.values:
-            raise TaskError(
+            raise SecretUnavailable(
                 f"secret input '{name}' of run {self.state.run_id} is not available in this "
                 f"process (secrets are never stored); pass it again: spindle resume "
                 f"{self.state.run_id} --input {name}=VALUE"
@@ -413,7 +416,8 @@ class RunDriver:
             inputs=inputs,
             outputs=outputs,
             run_dir=run_dir,
-            workflow_inputs=self.inputs_view,
+            workflow_inputs=_WorkflowInputs(self),
+            secret_values=self.secrets.texts,
             attempt=self.attempts.get(node.id, 1),
             runtime=node.runtime,
             executor=node.executor,
@@ -603,6 +607,8 @@ class RunDriver:
             assert wait is not None
             wait.node_id = node.id
             wait.call_key = call_key
+            if wait.kind is None and f.effect is not None:
+                wait.kind = f.effect.kind
             self.state.waits.append(wait)
             self.record(
                 pending,
@@ -658,6 +664,9 @@ class RunDriver:
         self, pending: _Pending, node: NodeSpec, attempt: int, error: BaseException, f: _Finished
     ) -> None:
         message = _describe(node.id, error)
+        if isinstance(error, SecretUnavailable):
+            await self._park(pending, node, message)
+            return
         policy = node.retry
         mro = [c.__qualname__ for c in type(error).__mro__]
         mro += [f"{c.__module__}.{c.__qualname__}" for c in type(error).__mro__]
@@ -780,6 +789,16 @@ class RunDriver:
                 wait.node_id,
             )
 
+    async def _park(self, pending: _Pending, node: NodeSpec, message: str) -> None:
+        """Stop without failing: the run waits until it is resumed with what it lacks."""
+        await self._cancel_inflight()
+        self.state.status = RunStatus.WAITING
+        self.state.error = self.secrets.scrub(message)
+        self.event(pending, LifecycleEventType.RUN_WAITING, node.id, waits=[], reason=message)
+        pending.release = True
+        await self.commit(pending)
+        self.parked = True
+
     async def _suspend(self) -> RunState:
         pending = self.pending()
         self.state.status = RunStatus.WAITING
@@ -825,6 +844,24 @@ class RunDriver:
         pending.release = True
         await self.commit(pending)
         await self.engine.after_terminal(self.state)
+
+
+class _WorkflowInputs(Mapping[str, Any]):
+    """The run's inputs as a task sees them: a secret this process lacks raises."""
+
+    def __init__(self, driver: RunDriver) -> None:
+        self._driver = driver
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._driver.inputs_view:
+            raise KeyError(name)
+        return self._driver.workflow_input(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._driver.inputs_view)
+
+    def __len__(self) -> int:
+        return len(self._driver.inputs_view)
 
 
 def _pick(node: NodeSpec, result: Any, member: str | None) -> Any:

@@ -572,6 +572,7 @@ class Engine:
                 f"run {run_id} is not waiting on '{wait_key}'; it waits on: {keys}"
             )
         lease = await self.leases.acquire(run_id)
+        handed_on = False
         try:
             state = await self.store.load_run(run_id)
             wait = next((w for w in state.waits if w.key == wait_key), None)
@@ -579,25 +580,30 @@ class Engine:
                 return state  # answered concurrently
             ledger = await self.store.ledger(run_id)
             wf = await self._workflow_for(state, workflow, force, ledger)
-            value = payload
-            if error is None:
-                value = self._handler_for(wf, wait).accept(wait, payload)
             driver = RunDriver(self, state, wf, lease.token, ledger)
             pending = _Pending()
             pending.consume.extend(consume)
             state.waits = [w for w in state.waits if w.key != wait_key]
-            driver.resolve_wait(pending, wait, value, error=error)
+            if wait.reason != WaitReason.RETRY:
+                # A retry backoff answered by hand just ends early: the node runs again.
+                value = payload
+                if error is None:
+                    value = self._handler_for(wf, wait).accept(wait, payload)
+                driver.resolve_wait(pending, wait, value, error=error)
             await driver.commit(pending)
+            handed_on = True
         finally:
-            with contextlib.suppress(Exception):
-                await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
-        return await self.drive(run_id, workflow=workflow, force=force)
+            if not handed_on:
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(run_id, owner=self.owner, token=lease.token)
+        # Drive on under the lease already held: no second acquire.
+        return await self._drive(run_id, workflow, force, None, lease)
 
     def _handler_for(self, wf: Workflow, wait: WaitState) -> type[EffectHandler]:
         node = wf.nodes.get(wait.node_id)
         if wait.call_key is None and node is not None and node.effect is not None:
             return type(node.effect)
-        kind = _WAIT_KINDS.get(wait.reason)
+        kind = wait.kind or _WAIT_KINDS.get(wait.reason)
         if kind is None:
             return EffectHandler
         handler: type[EffectHandler] = self.registry.get("effect", kind)

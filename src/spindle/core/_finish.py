@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from spindle.core._models import (
@@ -86,13 +87,19 @@ class FinishingRun:
             self.fail_reason = f"disposition '{disposition}' set by {self.source or 'a hook'}"
 
 
-async def snapshot_unsettled(state: RunState, store: Store, in_flight: list[str]) -> UnsettledWork:
-    """Collect what is still outstanding for a finishing run."""
+async def snapshot_unsettled(
+    state: RunState, store: Store, in_flight: list[str], event_keys: Iterable[str] = ()
+) -> UnsettledWork:
+    """Collect what is still outstanding for a finishing run.
+
+    ``event_keys`` are the keys the workflow's ``wait_event`` nodes listen on:
+    events delivered under them that no run consumed count as undelivered.
+    """
     children = [
         r.run_id for r in await store.list_runs(parent_run_id=state.run_id) if not r.status.terminal
     ]
     timers = [w for w in state.waits if w.reason in (WaitReason.TIMER, WaitReason.RETRY)]
-    keys = {w.event_key for w in state.waits if w.event_key}
+    keys = {w.event_key for w in state.waits if w.event_key} | set(event_keys)
     undelivered = [e.event_id for k in sorted(keys) for e in await store.pending_events(k)]
     handoffs = [h.envelope_id for h in await store.handoffs(state.run_id, open_only=True)]
     return UnsettledWork(children, timers, undelivered, list(in_flight), handoffs)

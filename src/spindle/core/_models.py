@@ -85,7 +85,8 @@ class WaitState:
 
     ``key`` is what ``resume`` names; ``event_key`` is what ``emit`` delivers to
     (for event waits); ``due_at`` is when a timer or retry fires; ``child_run_id``
-    links a sub-workflow wait to its child run.
+    links a sub-workflow wait to its child run; ``kind`` is the effect handler
+    kind that created it (it validates the answer).
     """
 
     key: str
@@ -98,6 +99,7 @@ class WaitState:
     child_run_id: str | None = None
     call_key: str | None = None
     created_at: datetime = field(factory=utcnow)
+    kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wait as JSON-ready data (equal to the converter's output, but faster)."""
@@ -112,6 +114,7 @@ class WaitState:
             "child_run_id": self.child_run_id,
             "call_key": self.call_key,
             "created_at": _iso(self.created_at),
+            "kind": self.kind,
         }
 
 

@@ -29,6 +29,11 @@ class Secrets:
             {str(v) for v in self.values.values() if str(v)}, key=len, reverse=True
         )
 
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The secret values as text, longest first (what redaction looks for)."""
+        return tuple(self._needles)
+
     def __bool__(self) -> bool:
         return bool(self._needles)
 

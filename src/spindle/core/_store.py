@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from attrs import define
 
@@ -263,9 +263,6 @@ class Store(
 
     url: str = ""
     durability: str = "normal"
-
-    #: URL schemes this store answers to besides its kind (``postgresql`` → ``postgres``).
-    schemes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Store:

@@ -28,12 +28,16 @@ class TaskRunner:
         self.registry = registry
         self.store = store
         self.executors: dict[str, Executor[Any]] = {}
+        # Executors configured on nodes are the workflow's instances; remember the
+        # ones that ran so their pools are closed with the engine too.
+        self.used: dict[int, Executor[Any]] = {}
 
     async def aclose(self) -> None:
         """Close every executor this runner created."""
-        for ex in self.executors.values():
+        for ex in {id(e): e for e in [*self.executors.values(), *self.used.values()]}.values():
             await ex.aclose()
         self.executors.clear()
+        self.used.clear()
 
     async def run_task(self, task: TaskContext) -> Any:
         """Prepare the payload (runtime) and run it (executor); return the result value."""
@@ -43,6 +47,8 @@ class TaskRunner:
         payload = await runtime.setup_runtime(task)
         executor = node.executor or self.executor_for(node, payload, runtime.default_executor)
         task.executor = executor
+        if node.executor is not None and id(executor) not in self.used:
+            self.used[id(executor)] = executor
         if not isinstance(payload, executor.accepts):
             kinds = ", ".join(t.__name__ for t in executor.accepts)
             raise TaskError(

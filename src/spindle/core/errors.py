@@ -24,7 +24,8 @@ wrong and how to fix it.
     │   ├── LeaseHeld                           another process drives the run
     │   └── LeaseLost                           the lease was taken over mid-drive
     ├── TaskError                               a node failed (carries the node id)
-    │   └── TaskTimeout (TimeoutError)
+    │   ├── TaskTimeout (TimeoutError)
+    │   └── SecretUnavailable                  a secret input must be given again
     ├── StoreError
     │   ├── StoreCorrupt
     │   └── SchemaTooNew
@@ -53,6 +54,7 @@ __all__ = [
     "RunNotFound",
     "RunNotWaiting",
     "SchemaTooNew",
+    "SecretUnavailable",
     "SpindleError",
     "StoreCorrupt",
     "StoreError",
@@ -202,6 +204,10 @@ class TaskError(SpindleError):
 
 class TaskTimeout(TaskError, TimeoutError):
     """A node ran past its ``timeout`` and was cancelled."""
+
+
+class SecretUnavailable(TaskError):
+    """A node needs a secret input this process was not given; the run waits for it."""
 
 
 # --- storage -----------------------------------------------------------------

@@ -34,7 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec(historic=True)
 def spindle_configure(config: Settings) -> None:
-    """Called once when an engine (or the CLI) has loaded its settings.
+    """Called once when an engine is built, with the settings it was built from.
 
     Historic: a plugin registered later still receives the call. A plugin may
     read the settings and set itself up; it must not replace them.
@@ -43,7 +43,7 @@ def spindle_configure(config: Settings) -> None:
 
 @hookspec
 def spindle_register_kinds(registry: Registry) -> None:
-    """Called when an engine builds its registry, before any workflow is loaded.
+    """Called when an engine is built, before it loads any workflow definition.
 
     Register extra kinds with ``registry.register(cls)`` — for kinds that are
     generated at run time or should not be separate entry points.

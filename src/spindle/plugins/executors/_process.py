@@ -71,7 +71,9 @@ class Capture:
     written: int = 0
     head: bytearray = field(factory=bytearray)
     tail: bytearray = field(factory=bytearray)
+    secrets: tuple[bytes, ...] = ()
     _file: IO[bytes] | None = None
+    _partial: bytearray = field(factory=bytearray)
 
     def open(self, append: bool) -> None:
         """Open the log file (appending on retries, so earlier attempts stay readable)."""
@@ -80,7 +82,30 @@ class Capture:
             self._file.write(self.header)
 
     def feed(self, chunk: bytes) -> None:
-        """Take the next chunk of output."""
+        """Take the next chunk of output (secret values replaced by ``***``).
+
+        With secrets to hide, output is redacted a whole line at a time, so a
+        value split across two chunks is still found; a line longer than 64 KiB
+        is redacted in pieces.
+        """
+        if self.secrets:
+            self._partial += chunk
+            cut = self._partial.rfind(b"\n") + 1
+            if not cut and len(self._partial) < 65536:
+                return
+            cut = cut or len(self._partial)
+            ready = bytes(self._partial[:cut])
+            del self._partial[:cut]
+            self._take(self._redact(ready))
+        else:
+            self._take(chunk)
+
+    def _redact(self, data: bytes) -> bytes:
+        for secret in self.secrets:
+            data = data.replace(secret, b"***")
+        return data
+
+    def _take(self, chunk: bytes) -> None:
         self.total += len(chunk)
         if self._file is not None and self.written < self.limit:
             part = chunk[: self.limit - self.written]
@@ -104,6 +129,10 @@ class Capture:
 
     def close(self) -> None:
         """Close the log, noting a truncation at its end."""
+        if self._partial:
+            rest = bytes(self._partial)
+            self._partial.clear()
+            self._take(self._redact(rest))
         if self._file is None:
             return
         if self.truncated:

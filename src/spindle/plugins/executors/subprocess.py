@@ -196,8 +196,9 @@ class SubprocessExecutor(Executor[Any], kind="subprocess"):
     ) -> ProcessResult:
         paths = log_paths(task.run_dir, task.node_id)
         header = f"--- attempt {task.attempt} ---\n".encode() if task.attempt > 1 else b""
-        out = Capture(paths.stdout, self.log_limit, self.tail_size, head, header)
-        err = Capture(paths.stderr, self.log_limit, self.tail_size, 0, header)
+        hidden = tuple(v.encode() for v in task.secret_values if v)
+        out = Capture(paths.stdout, self.log_limit, self.tail_size, head, header, secrets=hidden)
+        err = Capture(paths.stderr, self.log_limit, self.tail_size, 0, header, secrets=hidden)
         try:
             return await run_process(
                 argv,
