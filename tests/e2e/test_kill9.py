@@ -128,7 +128,16 @@ def test_runs_killed_at_random_points_complete_exactly_once(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(0.3, 1.2))
+        # Kill once a random number of node attempts have started, so the kill lands
+        # mid-run whatever the machine's speed, plus a random sub-step delay.
+        target = rng.randint(1, NODES - 5)
+        log = trial_dir / "attempts.log"
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if log.exists() and log.read_text().count("\n") >= target:
+                break
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.004))
         if proc.poll() is None:
             killed_mid_run += 1
         proc.send_signal(signal.SIGKILL)
@@ -141,5 +150,5 @@ def test_runs_killed_at_random_points_complete_exactly_once(tmp_path):
         written = sorted(p.name for p in effects.iterdir())
         assert len(written) == NODES, (trial, len(written))
         assert all(p.read_text() for p in effects.iterdir())
-    # The random delays must actually interrupt runs, or the test proves nothing.
+    # The kills must actually interrupt runs, or the test proves nothing.
     assert killed_mid_run >= TRIALS // 2, killed_mid_run
