@@ -537,3 +537,39 @@ def test_secret_input_is_given_again_on_resume_and_never_stored(spindle, write):
         if p.is_file() and b"hunter2" in p.read_bytes()
     ]
     assert leaks == []
+
+
+DEPLOY = """\
+name: deploy
+nodes:
+  build:
+    runtime: {kind: python_code, code: "result = 'v1'"}
+  approve:
+    effect: {kind: ask_user, prompt: "Ship?", choices: ["yes", "no"]}
+    after: [build]
+  ship:
+    runtime: {kind: python_code, code: "result = 'shipped ' + inputs['b']"}
+    inputs: {b: build}
+    after: [approve]
+output: ship
+"""
+
+
+def test_resume_with_a_changed_workflow_takes_pending_nodes_and_refuses_completed(spindle, write):
+    """--workflow: a changed pending node is taken; a changed completed one needs --force."""
+    path = write("deploy.yaml", DEPLOY)
+    _, first = spindle.json("run", "deploy.yaml")
+    _, second = spindle.json("run", "deploy.yaml")
+    path.write_text(DEPLOY.replace("'shipped '", "'released '"))
+    taken = spindle("resume", first["run_id"], "--payload", '"yes"', "--workflow", "deploy.yaml")
+    assert taken.returncode == 0, taken.stderr
+    assert "output: released v1" in taken.stdout
+    path.write_text(DEPLOY.replace("'v1'", "'v2'"))
+    refused = spindle("resume", second["run_id"], "--payload", '"yes"', "--workflow", "deploy.yaml")
+    assert refused.returncode == 2
+    assert "changed in node(s) that already completed: build" in refused.stderr
+    forced = spindle(
+        "resume", second["run_id"], "--payload", '"yes"', "--workflow", "deploy.yaml", "--force"
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "output: shipped v1" in forced.stdout

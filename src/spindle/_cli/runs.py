@@ -253,9 +253,17 @@ def run(
 )
 @store_option
 @click.option(
+    "--workflow",
+    "workflow_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The workflow file as it is now, if it changed since the run started: pending "
+    "nodes take the new definition; changed completed nodes are refused (see --force).",
+)
+@click.option(
     "--force",
     is_flag=True,
-    help="Continue even if completed nodes changed in the workflow definition.",
+    help="With --workflow: continue even if completed nodes changed.",
 )
 @click.option("--interactive", is_flag=True, help="Ask for answers at the terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print node progress.")
@@ -266,6 +274,7 @@ def resume(
     payload: str | None,
     inputs: tuple[str, ...],
     store: str | None,
+    workflow_file: Path | None,
     force: bool,
     interactive: bool,
     quiet: bool,
@@ -282,6 +291,11 @@ def resume(
 
         async with _engine(store, [progress] if progress else None) as engine:
             before = await engine.get_run(run_id)
+            wf = None
+            if workflow_file is not None:
+                from spindle.core._loader import load_workflow
+
+                wf = load_workflow(workflow_file, registry=engine.registry, policy=engine.policy)
             if progress is not None:
                 progress.main_run = run_id
             if not before.status.terminal:
@@ -298,9 +312,11 @@ def resume(
                         f"({target.prompt}); give it with: spindle resume {run_id} "
                         f"--key {target.key} --payload '{example}'  (or use --interactive)"
                     )
-                state = await engine.resume(run_id, target.key, ask(target), force=force)
+                state = await engine.resume(
+                    run_id, target.key, ask(target), workflow=wf, force=force
+                )
             else:
-                state = await engine.resume(run_id, key, value, force=force)
+                state = await engine.resume(run_id, key, value, workflow=wf, force=force)
                 if before.status.terminal:
                     notes.append(f"wait '{key}' was already answered; nothing changed")
             if interactive:
