@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 from spindle.core._bases import EffectHandler
 from spindle.core._config import Settings, load_settings
-from spindle.core._driver import RunDriver, _Pending
+from spindle.core._driver import RunDriver
 from spindle.core._events import EventEmitter
 from spindle.core._hooks import make_plugin_manager
+from spindle.core._journal import Pending
 from spindle.core._leases import Leases
 from spindle.core._ledger import LedgerVerification, verify
 from spindle.core._middleware import Middleware, MiddlewareChains
@@ -581,7 +582,7 @@ class Engine:
             ledger = await self.store.ledger(run_id)
             wf = await self._workflow_for(state, workflow, force, ledger)
             driver = RunDriver(self, state, wf, lease.token, ledger)
-            pending = _Pending()
+            pending = Pending()
             pending.consume.extend(consume)
             state.waits = [w for w in state.waits if w.key != wait_key]
             if wait.reason != WaitReason.RETRY:

@@ -24,9 +24,10 @@ from spindle.core.errors import HookError
 if TYPE_CHECKING:
     import pluggy
 
-    from spindle.core._driver import RunDriver, _Pending
+    from spindle.core._driver import RunDriver
     from spindle.core._engine import Engine
     from spindle.core._events import EventEmitter
+    from spindle.core._journal import Pending
     from spindle.core._store import Store
 
 __all__ = ["FinishingRun", "finish_run", "run_finish_hooks", "snapshot_unsettled"]
@@ -136,7 +137,7 @@ def final_status(finishing: FinishingRun) -> RunStatus:
     return RunStatus.FAILED if finishing.fail_reason else RunStatus.COMPLETED
 
 
-async def finish_run(engine: Engine, driver: RunDriver, pending: _Pending) -> None:
+async def finish_run(engine: Engine, driver: RunDriver, pending: Pending) -> None:
     """Run the finish lifecycle for a run with no node left, and commit the end state."""
     state = driver.state
     output = await driver.output()
