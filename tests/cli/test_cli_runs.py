@@ -74,23 +74,21 @@ def test_input_values_are_json_when_they_parse_and_text_otherwise():
     }
 
 
-def test_run_prints_output_and_exits_0(runner):
+def test_run_prints_output_and_exits_0(runner, tmp_path, monkeypatch):
     """`spindle run FILE` prints the run's status and output and exits 0."""
-    with runner.isolated_filesystem():
-        with open("hello.yaml", "w") as f:
-            f.write(HELLO)
-        result = invoke(runner, "run", "hello.yaml", "--store", "memory://", "-i", "who=Ada")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hello.yaml").write_text(HELLO)
+    result = invoke(runner, "run", "hello.yaml", "--store", "memory://", "-i", "who=Ada")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.endswith("completed\noutput: hello Ada\n")
     assert "  say completed in " in result.stderr
 
 
-def test_run_json_prints_one_document(runner):
+def test_run_json_prints_one_document(runner, tmp_path, monkeypatch):
     """`run --json` prints exactly one JSON document and no progress."""
-    with runner.isolated_filesystem():
-        with open("hello.yaml", "w") as f:
-            f.write(HELLO)
-        result = invoke(runner, "run", "hello.yaml", "--store", "memory://", "--json")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hello.yaml").write_text(HELLO)
+    result = invoke(runner, "run", "hello.yaml", "--store", "memory://", "--json")
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
     assert doc["status"] == "completed"

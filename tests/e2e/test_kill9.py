@@ -38,13 +38,17 @@ DRIVER = textwrap.dedent(
         # The side effect is keyed by ctx.idempotency_key: a re-run after a crash
         # finds the file and does not write it twice.
         path = os.path.join(EFFECTS, ctx.idempotency_key.replace(":", "_"))
+        # Atomic create-if-absent: the content is written first, then linked into
+        # place, so a kill can never leave an empty or half-written effect behind.
+        tmp = f"{{path}}.{{os.getpid()}}.tmp"
+        with open(tmp, "w") as f:
+            f.write(ctx.node_id)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.link(tmp, path)
         except FileExistsError:
             pass
-        else:
-            os.write(fd, ctx.node_id.encode())
-            os.close(fd)
+        finally:
+            os.unlink(tmp)
         with open(os.path.join(EFFECTS, "..", "attempts.log"), "a") as log:
             log.write(ctx.node_id + "\\n")
         time.sleep(0.004)
@@ -147,8 +151,8 @@ def test_runs_killed_at_random_points_complete_exactly_once(tmp_path):
         assert sorted(result["completed"]) == sorted(f"n{i}" for i in range(NODES)), trial
         assert result["output"] == baseline["output"], trial
         assert result["chain_ok"], trial
-        written = sorted(p.name for p in effects.iterdir())
+        written = sorted(p.name for p in effects.iterdir() if not p.name.endswith(".tmp"))
         assert len(written) == NODES, (trial, len(written))
-        assert all(p.read_text() for p in effects.iterdir())
+        assert all((effects / name).read_text() for name in written)
     # The kills must actually interrupt runs, or the test proves nothing.
     assert killed_mid_run >= TRIALS // 2, killed_mid_run
