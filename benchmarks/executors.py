@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import multiprocessing
+import os
 import posixpath
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spindle import Engine, Settings, Workflow
 from spindle.core._context import TaskContext
 from spindle.core._workflow import NodeSpec
 from spindle.plugins.executors.inline import InlineExecutor
@@ -186,12 +188,81 @@ def subprocess_python(n: int, run_dir: Path, repeat: int) -> list[tuple]:
     return [("subprocess python call", n, ours_s, plain_s, None)]
 
 
-def rows(args: argparse.Namespace, run_dir: Path) -> list[tuple]:
-    """Every comparison to print as (name, n, spindle s, baseline s, target ratio or None).
+# --- whole workflows through the engine, durable on SQLite ---------------------------------
 
-    Add engine-level rows here (e.g. the same 100 commands as a workflow run).
-    """
+
+def _engine_run(run_dir: Path, wf: Workflow, concurrency: int) -> float:
+    """Seconds for one run of ``wf`` on a fresh SQLite store (after one warm-up run)."""
+
+    async def go() -> float:
+        settings = Settings(runs_dir=str(run_dir / "runs"), concurrency=concurrency)
+        url = f"sqlite:///{run_dir / f'bench-{time.monotonic_ns()}.db'}"
+        async with Engine(url, settings=settings) as engine:
+            await engine.run(wf)
+            t0 = time.perf_counter()
+            state = await engine.run(wf)
+            took = time.perf_counter() - t0
+            if state.status.value != "completed":
+                raise SystemExit(f"benchmark run ended {state.status.value}: {state.error}")
+            return took
+
+    return asyncio.run(go())
+
+
+def workflow_fanout(n: int, run_dir: Path, repeat: int) -> list[tuple]:
+    """n independent trivial Python nodes, inline and in a process pool."""
+    inline = Workflow("fanout-inline")
+    pool = Workflow("fanout-pool")
+    for i in range(n):
+        inline.task(
+            f"n{i}", {"kind": "python", "function": trivial_async}, inputs={"s": {"value": "x"}}
+        )
+        pool.task(
+            f"n{i}",
+            {"kind": "python", "function": TRIVIAL},
+            executor={"kind": "process_pool"},
+            inputs={"s": {"value": "x"}},
+        )
+    workers = os.cpu_count() or 2
+
+    async def gather() -> None:
+        await asyncio.gather(*(trivial_async("x") for _ in range(n)))
+
+    def pool_map() -> None:
+        ctx = multiprocessing.get_context(_default_start_method())
+        with concurrent.futures.ProcessPoolExecutor(mp_context=ctx) as p:
+            list(p.map(TRIVIAL, ["x"] * n))
+
+    ours_inline = min(_engine_run(run_dir, inline, 64) for _ in range(repeat))
+    ours_pool = min(_engine_run(run_dir, pool, workers * 4) for _ in range(repeat))
+    (plain_gather,) = duel(repeat, lambda: asyncio.run(gather()))
+    (plain_pool,) = duel(repeat, pool_map)
     return [
+        ("workflow: fan-out, inline", n, ours_inline, plain_gather, None),
+        ("workflow: fan-out, process_pool", n, ours_pool, plain_pool, None),
+    ]
+
+
+def workflow_commands(n: int, run_dir: Path, repeat: int) -> list[tuple]:
+    """n sequential `true` command nodes vs a subprocess.run loop (target <= 2x)."""
+    wf = Workflow("commands")
+    for i in range(n):
+        wf.task(f"c{i}", {"kind": "command", "command": "true"}, after=[f"c{i - 1}"] if i else [])
+
+    def plain() -> None:
+        for _ in range(n):
+            subprocess.run("true", shell=True, check=True)
+
+    ours = min(_engine_run(run_dir, wf, 1) for _ in range(repeat))
+    (plain_s,) = duel(repeat, plain)
+    return [("workflow: sh true nodes (durable)", n, ours, plain_s, 2.0)]
+
+
+def rows(args: argparse.Namespace, run_dir: Path) -> list[tuple]:
+    """Every comparison to print as (name, n, spindle s, baseline s, target ratio or None)."""
+    return [
+        *workflow_fanout(args.calls, run_dir, min(args.repeat, 3)),
+        *workflow_commands(args.commands, run_dir, min(args.repeat, 3)),
         *inline_async(args.calls, run_dir, args.repeat),
         *inline_sync(args.calls, run_dir, args.repeat),
         *process_pool(args.calls, run_dir, args.repeat),

@@ -59,6 +59,9 @@ class SQLiteBase(Store):
     # One connection serves every coroutine; the lock keeps a transaction's
     # statements together when a host also calls the store from other threads.
     _lock: threading.Lock = field(factory=threading.Lock, init=False, repr=False, eq=False)
+    # run_id -> run_no: fixed once a run exists (AUTOINCREMENT never reuses one), so
+    # the hot path can address the run's ledger rows without reading its row.
+    _run_nos: dict[str, int] = field(factory=dict, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.path or self.path == ":memory:":

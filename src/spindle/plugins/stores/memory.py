@@ -81,15 +81,44 @@ def _copy(value: Any) -> Any:
     return value if cloner is None else cloner(value)
 
 
+_IMMUTABLE = (str, int, float, bool, bytes, datetime, type(None))
+
+
+def _immutable(annotation: Any) -> bool:
+    """Whether values of this (resolved) field type never need copying."""
+    import enum
+    import types
+    import typing
+
+    if isinstance(annotation, type):
+        return issubclass(annotation, _IMMUTABLE) or issubclass(annotation, enum.Enum)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_immutable(a) for a in typing.get_args(annotation))
+    return False
+
+
 def _make_cloner(cls: type) -> _Cloner | None:
     # Generated per class, as attrs and cattrs generate theirs: a straight-line
     # copy is several times faster than ``copy.copy`` on slotted classes, and
     # the memory store copies on every commit. ``object.__setattr__`` also
     # fills frozen classes; ``__init__`` is skipped, so validators do not rerun.
+    # Fields typed as immutable values (strings, numbers, datetimes, enums) are
+    # shared, not copied: only containers and Any-typed data are cloned.
     if not attrs.has(cls):
         return None
+    try:
+        attrs.resolve_types(cls)
+    except Exception:  # unresolvable annotations: copy every field, to be safe
+        fixed: set[str] = set()
+    else:
+        fixed = {a.name for a in attrs.fields(cls) if _immutable(a.type)}
     lines = ["def clone(obj):", "    new = _new(_cls)"]
-    lines += [f"    _set(new, {a.name!r}, _clone(obj.{a.name}))" for a in attrs.fields(cls)]
+    lines += [
+        f"    _set(new, {a.name!r}, obj.{a.name})"
+        if a.name in fixed
+        else f"    _set(new, {a.name!r}, _clone(obj.{a.name}))"
+        for a in attrs.fields(cls)
+    ]
     lines.append("    return new")
     namespace: dict[str, Any] = {
         "_new": object.__new__,

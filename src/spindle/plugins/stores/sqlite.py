@@ -71,6 +71,14 @@ _UPDATE_COUNTERS = (
     "UPDATE runs SET updated_at = ?, ledger_count = ?, ledger_head = ?, event_seq = ?"
     " WHERE run_id = ?"
 )
+# The hot path's guarded form: the run must still be where the records say it is
+# (ledger count and head) and leased under the commit's token, or nothing changes
+# and the slow path finds out why. It saves reading the run's row first.
+_UPDATE_COUNTERS_IF = (
+    "UPDATE runs SET updated_at = ?, ledger_count = ?, ledger_head = ?, event_seq = ?"
+    " WHERE run_id = ? AND ledger_count = ? AND ledger_head = ?"
+    " AND (? IS NULL OR lease_token = ?)"
+)
 _RELEASE = (
     "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
     " lease_expires_at = NULL WHERE run_id = ? AND lease_token = ?"
@@ -256,6 +264,10 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                run_no = self._run_nos.get(run_id) if light and records else None
+                if run_no is not None and self._fast_commit(conn, commit, run_no):
+                    conn.execute("COMMIT")
+                    return
                 row = conn.execute(_RUN_HEAD, (run_id,)).fetchone()
                 if commit.create:
                     if row is not None:
@@ -267,6 +279,7 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                     if row is None:
                         raise self._missing(run_id)
                     run_no, token, count, head = row[:4]
+                    self._run_nos[run_id] = run_no
                     old_wait_keys = row[6]
                     if commit.token is not None and commit.token != token:
                         raise lease_lost(run_id, commit.token, token)
@@ -296,6 +309,7 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                             )
                         )
                         run_no = conn.execute(_INSERT_RUN, indexed + tail + held).lastrowid or 0
+                        self._run_nos[run_id] = run_no
                     elif row[4:] == indexed:
                         conn.execute(_UPDATE_BODY, tail)
                     else:
@@ -321,6 +335,51 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def _fast_commit(self, conn: sqlite3.Connection, commit: Commit, run_no: int) -> bool:
+        """The counters-only commit without reading the run's row first.
+
+        Returns False (having written nothing) when the run is not where the
+        records say, so the full path can read the row and raise the right error.
+        """
+        records = commit.records
+        state = commit.state
+        first = records[0]
+        try:
+            head = check_records(state.run_id, records, first.seq, first.prev_hash)
+        except LedgerError:
+            return False
+        count = first.seq + len(records)
+        if count > 1 << SEQ_BITS:
+            return False
+        token = commit.token
+        updated = conn.execute(
+            _UPDATE_COUNTERS_IF,
+            (
+                _micros(state.updated_at),
+                count,
+                head,
+                state.event_seq,
+                state.run_id,
+                first.seq,
+                first.prev_hash,
+                token,
+                token,
+            ),
+        )
+        if updated.rowcount != 1:
+            return False
+        rows = [_record_row(r) for r in records]
+        base = run_no << SEQ_BITS
+        for record_row in rows:
+            record_row[0] = base | record_row[2]
+        conn.executemany(_INSERT_RECORD, rows)
+        for event_id in commit.consume_events:
+            if conn.execute(_CONSUME, (state.run_id, event_id)).rowcount != 1:
+                raise self._unconsumable(conn, event_id, state.run_id)
+        if commit.release_lease and token is not None:
+            conn.execute(_RELEASE, (state.run_id, token))
+        return True
 
     def _unconsumable(self, conn: sqlite3.Connection, event_id: str, run_id: str) -> StoreError:
         row = conn.execute("SELECT consumed_by FROM inbox WHERE event_id = ?", (event_id,))
