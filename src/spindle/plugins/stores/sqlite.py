@@ -265,7 +265,7 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 run_no = self._run_nos.get(run_id) if light and records else None
-                if run_no is not None and self._fast_commit(conn, commit, run_no):
+                if run_no is not None and self._fast_commit(conn, commit, run_no, rows):
                     conn.execute("COMMIT")
                     return
                 row = conn.execute(_RUN_HEAD, (run_id,)).fetchone()
@@ -336,7 +336,9 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                     conn.execute("ROLLBACK")
                 raise
 
-    def _fast_commit(self, conn: sqlite3.Connection, commit: Commit, run_no: int) -> bool:
+    def _fast_commit(
+        self, conn: sqlite3.Connection, commit: Commit, run_no: int, rows: list[list[Any]]
+    ) -> bool:
         """The counters-only commit without reading the run's row first.
 
         Returns False (having written nothing) when the run is not where the
@@ -369,11 +371,13 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
         )
         if updated.rowcount != 1:
             return False
-        rows = [_record_row(r) for r in records]
         base = run_no << SEQ_BITS
         for record_row in rows:
             record_row[0] = base | record_row[2]
-        conn.executemany(_INSERT_RECORD, rows)
+        if len(rows) == 1:
+            conn.execute(_INSERT_RECORD, rows[0])
+        else:
+            conn.executemany(_INSERT_RECORD, rows)
         for event_id in commit.consume_events:
             if conn.execute(_CONSUME, (state.run_id, event_id)).rowcount != 1:
                 raise self._unconsumable(conn, event_id, state.run_id)
