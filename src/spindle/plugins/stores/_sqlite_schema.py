@@ -30,9 +30,10 @@ _V1: tuple[str, ...] = (
     "CREATE TABLE spindle_schema (version INTEGER NOT NULL)",
     # One row per run. The indexed columns are copies of RunState fields for
     # queries; ``body`` (the whole unstructured RunState as JSON) is what is
-    # loaded. Times are epoch seconds. ``ledger_count``/``ledger_head`` let a
-    # commit check ledger continuity without reading the ledger, and
-    # ``wait_keys`` lets it skip rewriting ``waits`` when they did not change.
+    # loaded. Times are epoch seconds (``updated_at``: microseconds). A run's
+    # ledger count and head are read off the ledger's last key rather than kept
+    # here, so a step writes no run row. ``wait_keys`` lets a commit skip
+    # rewriting ``waits`` when they did not change.
     # ``run_no`` is never reused (AUTOINCREMENT), since ledger keys embed it.
     """CREATE TABLE runs (
         run_no INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,8 +50,6 @@ _V1: tuple[str, ...] = (
         lease_pid INTEGER,
         lease_expires_at REAL,
         lease_token INTEGER NOT NULL DEFAULT 0,
-        ledger_count INTEGER NOT NULL DEFAULT 0,
-        ledger_head TEXT NOT NULL DEFAULT '',
         event_seq INTEGER NOT NULL DEFAULT 0,
         body TEXT NOT NULL
     )""",

@@ -57,43 +57,40 @@ __all__ = ["SQLiteStore"]
 # --- the commit's statements (prepared once, reused from sqlite3's cache) ---------
 
 _RUN_HEAD = (
-    "SELECT run_no, lease_token, ledger_count, ledger_head, status, wake_at, wait_keys,"
+    "SELECT run_no, lease_token, status, wake_at, wait_keys,"
     " workflow, parent_run_id, created_at FROM runs WHERE run_id = ?"
+)
+# A run's ledger count and head are not kept in its row (that would rewrite the
+# row, and its page, on every step): they are read off the ledger's last key.
+_LEDGER_TAIL = (
+    "SELECT seq, record_hash FROM ledger WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
+)
+_STEP_COUNT = (
+    f"(SELECT COALESCE(MAX(ledger.seq) + 1, 0) FROM ledger"
+    f" WHERE ledger.id >= runs.run_no << {SEQ_BITS}"
+    f" AND ledger.id < (runs.run_no + 1) << {SEQ_BITS})"
 )
 _INSERT_RUN = (
     "INSERT INTO runs (status, wake_at, wait_keys, workflow, parent_run_id, created_at,"
-    " updated_at, body, ledger_count, ledger_head, event_seq, run_id, lease_owner, lease_host,"
-    " lease_pid, lease_expires_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " updated_at, body, event_seq, run_id, lease_owner, lease_host,"
+    " lease_pid, lease_expires_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-# The hot path (Commit.state_changed is false): the state's JSON is unchanged, so
-# only the counters move; load_run reads them from these columns.
-_UPDATE_COUNTERS = (
-    "UPDATE runs SET updated_at = ?, ledger_count = ?, ledger_head = ?, event_seq = ?"
-    " WHERE run_id = ?"
-)
-# The hot path's guarded form: the run must still be where the records say it is
-# (ledger count and head) and leased under the commit's token, or nothing changes
-# and the slow path finds out why. It saves reading the run's row first.
-_UPDATE_COUNTERS_IF = (
-    "UPDATE runs SET updated_at = ?, ledger_count = ?, ledger_head = ?, event_seq = ?"
-    " WHERE run_id = ? AND ledger_count = ? AND ledger_head = ?"
-    " AND (? IS NULL OR lease_token = ?)"
-)
+# The hot path (Commit.state_changed is false) writes only ledger rows; the run's
+# row changes only when its event counter moved (observers are listening).
+_FAST_HEAD = "SELECT lease_token, event_seq FROM runs WHERE run_id = ?"
+_PREVIOUS_HASH = "SELECT record_hash FROM ledger WHERE id = ?"
+_UPDATE_COUNTERS = "UPDATE runs SET updated_at = ?, event_seq = ? WHERE run_id = ?"
 _RELEASE = (
     "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
     " lease_expires_at = NULL WHERE run_id = ? AND lease_token = ?"
 )
-_STATE_COLUMNS = "body, ledger_count, event_seq, updated_at"
+_STATE_COLUMNS = f"body, {_STEP_COUNT}, event_seq, updated_at"
 # Most commits change neither the status nor a timer, so they set only
 # unindexed columns: every indexed column in a SET costs index page writes.
-_UPDATE_BODY = (
-    "UPDATE runs SET updated_at = ?, body = ?, ledger_count = ?, ledger_head = ?, event_seq = ?"
-    " WHERE run_id = ?"
-)
+_UPDATE_BODY = "UPDATE runs SET updated_at = ?, body = ?, event_seq = ? WHERE run_id = ?"
 _UPDATE_ALL = (
     "UPDATE runs SET status = ?, wake_at = ?, wait_keys = ?, workflow = ?, parent_run_id = ?,"
-    " created_at = ?, updated_at = ?, body = ?, ledger_count = ?, ledger_head = ?, event_seq = ?"
-    " WHERE run_id = ?"
+    " created_at = ?, updated_at = ?, body = ?, event_seq = ? WHERE run_id = ?"
 )
 _INSERT_RECORD = (
     "INSERT INTO ledger (id, run_id, seq, node_id, kind, status, idempotency_key, attempt,"
@@ -150,6 +147,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _micros(value: datetime) -> int:
     """Exact microseconds since the epoch (a float timestamp loses them far from 1970)."""
     return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _tail(conn: sqlite3.Connection, run_no: int) -> tuple[int, str]:
+    """``(record count, last record_hash)`` of a run's ledger, from its last key."""
+    base = run_no << SEQ_BITS
+    row = conn.execute(_LEDGER_TAIL, (base, base + (1 << SEQ_BITS))).fetchone()
+    return (0, "") if row is None else (row[0] + 1, row[1])
 
 
 def _wait_rows(run_id: str, state: RunState) -> tuple[str, list[tuple[str, str, float]]]:
@@ -278,11 +282,12 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                 else:
                     if row is None:
                         raise self._missing(run_id)
-                    run_no, token, count, head = row[:4]
+                    run_no, token = row[:2]
                     self._run_nos[run_id] = run_no
-                    old_wait_keys = row[6]
+                    old_wait_keys = row[4]
                     if commit.token is not None and commit.token != token:
                         raise lease_lost(run_id, commit.token, token)
+                    count, head = _tail(conn, run_no)
                 if records:
                     head = check_records(run_id, records, count, head)
                     count += len(records)
@@ -293,9 +298,9 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                         )
                 updated = _micros(state.updated_at)
                 if light:
-                    conn.execute(_UPDATE_COUNTERS, (updated, count, head, state.event_seq, run_id))
+                    conn.execute(_UPDATE_COUNTERS, (updated, state.event_seq, run_id))
                 else:
-                    tail = (updated, body, count, head, state.event_seq, run_id)
+                    tail = (updated, body, state.event_seq, run_id)
                     if row is None:
                         held = (
                             (None, None, None, None, 0)
@@ -310,7 +315,7 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
                         )
                         run_no = conn.execute(_INSERT_RUN, indexed + tail + held).lastrowid or 0
                         self._run_nos[run_id] = run_no
-                    elif row[4:] == indexed:
+                    elif row[2:] == indexed:
                         conn.execute(_UPDATE_BODY, tail)
                     else:
                         conn.execute(_UPDATE_ALL, indexed + tail)
@@ -339,50 +344,54 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
     def _fast_commit(
         self, conn: sqlite3.Connection, commit: Commit, run_no: int, rows: list[list[Any]]
     ) -> bool:
-        """The counters-only commit without reading the run's row first.
+        """The counters-only commit: ledger rows, and the run's row only if its event
+        counter moved.
 
-        Returns False (having written nothing) when the run is not where the
-        records say, so the full path can read the row and raise the right error.
+        Reads instead of writes check that the lease is still ours and that the
+        records continue the ledger (a record at their first ``seq`` fails the
+        ledger's primary key). Returns False, having written nothing, whenever
+        something is off, so the full path can find out what and raise it.
         """
         records = commit.records
         state = commit.state
+        run_id = state.run_id
         first = records[0]
-        try:
-            head = check_records(state.run_id, records, first.seq, first.prev_hash)
-        except LedgerError:
+        found = conn.execute(_FAST_HEAD, (run_id,)).fetchone()
+        if found is None:
             return False
-        count = first.seq + len(records)
-        if count > 1 << SEQ_BITS:
-            return False
-        token = commit.token
-        updated = conn.execute(
-            _UPDATE_COUNTERS_IF,
-            (
-                _micros(state.updated_at),
-                count,
-                head,
-                state.event_seq,
-                state.run_id,
-                first.seq,
-                first.prev_hash,
-                token,
-                token,
-            ),
-        )
-        if updated.rowcount != 1:
+        token, event_seq = found
+        if commit.token is not None and commit.token != token:
             return False
         base = run_no << SEQ_BITS
+        if first.seq == 0:
+            if first.prev_hash:
+                return False
+        else:
+            before = conn.execute(_PREVIOUS_HASH, (base | (first.seq - 1),)).fetchone()
+            if before is None or before[0] != first.prev_hash:
+                return False
+        try:
+            check_records(run_id, records, first.seq, first.prev_hash)
+        except LedgerError:
+            return False
+        if first.seq + len(records) > 1 << SEQ_BITS:
+            return False
         for record_row in rows:
             record_row[0] = base | record_row[2]
-        if len(rows) == 1:
-            conn.execute(_INSERT_RECORD, rows[0])
-        else:
-            conn.executemany(_INSERT_RECORD, rows)
+        try:
+            if len(rows) == 1:
+                conn.execute(_INSERT_RECORD, rows[0])
+            else:
+                conn.executemany(_INSERT_RECORD, rows)
+        except sqlite3.IntegrityError:
+            return False  # a record already holds one of these seqs
+        if state.event_seq != event_seq:
+            conn.execute(_UPDATE_COUNTERS, (_micros(state.updated_at), state.event_seq, run_id))
         for event_id in commit.consume_events:
-            if conn.execute(_CONSUME, (state.run_id, event_id)).rowcount != 1:
-                raise self._unconsumable(conn, event_id, state.run_id)
-        if commit.release_lease and token is not None:
-            conn.execute(_RELEASE, (state.run_id, token))
+            if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
+                raise self._unconsumable(conn, event_id, run_id)
+        if commit.release_lease and commit.token is not None:
+            conn.execute(_RELEASE, (run_id, commit.token))
         return True
 
     def _unconsumable(self, conn: sqlite3.Connection, event_id: str, run_id: str) -> StoreError:
@@ -463,11 +472,12 @@ class SQLiteStore(SQLiteBase, kind="sqlite"):
 
     async def ledger_head(self, run_id: str) -> tuple[int, str]:
         """``(record count, last record_hash or "")``. Raises ``RunNotFound``."""
-        rows = self._read("SELECT ledger_count, ledger_head FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._read("SELECT run_no FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise self._missing(run_id)
-        count, head = rows[0]
-        return count, head
+        conn = self._db()
+        with self._lock:
+            return _tail(conn, rows[0][0])
 
     # --- leases --------------------------------------------------------------------------------
 
