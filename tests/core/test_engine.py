@@ -655,3 +655,34 @@ def test_command_output_logs_never_hold_a_secret(sqlite_url, tmp_path, make_engi
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_nodes_with_the_same_executor_options_share_one_executor(store_url, make_engine):
+    """Nodes naming equal executor options share one instance (one process pool, not many)."""
+    seen: list[Any] = []
+
+    class Spy:
+        """Middleware recording which executor instance runs each payload."""
+
+        priority = 0
+        stages = frozenset({"execute"})
+
+        async def __call__(self, call_next, executor, payload, task):
+            seen.append(executor)
+            return await call_next(executor, payload, task)
+
+    wf = Workflow("shared")
+    for i in range(4):
+        wf.task(
+            f"n{i}",
+            {"kind": "python", "function": count},
+            inputs={"name": {"value": "x"}},
+            executor={"kind": "inline"},
+        )
+
+    async def main():
+        async with make_engine(store_url, middleware=[Spy()]) as engine:
+            return await engine.run(wf)
+
+    assert run(main()).status == RunStatus.COMPLETED
+    assert len(seen) == 4 and len({id(e) for e in seen}) == 1

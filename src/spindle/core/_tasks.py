@@ -6,6 +6,8 @@ import json as _json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from spindle.core._converter import converter
+from spindle.core._nodes import canonical_json
 from spindle.core._store import Store
 from spindle.core.errors import TaskError
 
@@ -27,17 +29,16 @@ class TaskRunner:
         self.pm = pm
         self.registry = registry
         self.store = store
+        # One instance per distinct configuration: every node asking for
+        # {kind: process_pool} shares one pool, not one pool per node. Keyed by the
+        # kind (defaults) or by the canonical JSON of a node's executor options.
         self.executors: dict[str, Executor[Any]] = {}
-        # Executors configured on nodes are the workflow's instances; remember the
-        # ones that ran so their pools are closed with the engine too.
-        self.used: dict[int, Executor[Any]] = {}
 
     async def aclose(self) -> None:
         """Close every executor this runner created."""
-        for ex in {id(e): e for e in [*self.executors.values(), *self.used.values()]}.values():
+        for ex in self.executors.values():
             await ex.aclose()
         self.executors.clear()
-        self.used.clear()
 
     async def run_task(self, task: TaskContext) -> Any:
         """Prepare the payload (runtime) and run it (executor); return the result value."""
@@ -45,10 +46,11 @@ class TaskRunner:
         runtime = node.runtime
         assert runtime is not None
         payload = await runtime.setup_runtime(task)
-        executor = node.executor or self.executor_for(node, payload, runtime.default_executor)
+        if node.executor is not None:
+            executor = self.shared(node.executor)
+        else:
+            executor = self.executor_for(node, payload, runtime.default_executor)
         task.executor = executor
-        if node.executor is not None and id(executor) not in self.used:
-            self.used[id(executor)] = executor
         if not isinstance(payload, executor.accepts):
             kinds = ", ".join(t.__name__ for t in executor.accepts)
             raise TaskError(
@@ -59,6 +61,11 @@ class TaskRunner:
             )
         outcome = await executor.execute(payload, task)
         return outcome.value
+
+    def shared(self, configured: Executor[Any]) -> Executor[Any]:
+        """The engine's instance for a node's configured executor (equal options share)."""
+        key = "node:" + canonical_json(converter.unstructure(configured))
+        return self.executors.setdefault(key, configured)
 
     def executor_for(self, node: NodeSpec, payload: Any, default: str) -> Executor[Any]:
         """The executor for a node that names none: the hook's choice, else ``default``."""
