@@ -12,6 +12,7 @@ longer leaves the run ``waiting`` for a worker or ``spindle resume``.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -135,23 +136,23 @@ class RunDriver(RunJournal):
             raise
 
     def _ready(self) -> list[str]:
-        if not self._queue:
-            return []
-        waiting = {w.node_id for w in self.state.waits}
-        out = [
-            n
-            for n in self._queue
-            if n not in self.inflight and n not in waiting and not self._done(n)
-        ]
-        if len(out) > 1:
-            out.sort(key=self._position.__getitem__)
+        """Pop up to the free concurrency's worth of launchable nodes, in definition order."""
+        room = self.engine.settings.concurrency - len(self.inflight)
+        out: list[str] = []
+        heap, names = self._heap, self._order
+        waiting = {w.node_id for w in self.state.waits} if self.state.waits else ()
+        while heap and len(out) < room:
+            nid = names[heapq.heappop(heap)]
+            self._queued.discard(nid)
+            # A node may have been queued before it started waiting or finished; a
+            # waiting node is queued again when its wait ends.
+            if nid in self.inflight or nid in waiting or self._done(nid):
+                continue
+            out.append(nid)
         return out
 
     async def _launch(self, ready: list[str]) -> None:
-        limit = self.engine.settings.concurrency
         for nid in ready:
-            if len(self.inflight) >= limit:
-                break
             self.inflight[nid] = asyncio.ensure_future(self._attempt(nid))
             await self._started(nid)
 
@@ -308,6 +309,11 @@ class RunDriver(RunJournal):
     # --- acting on outcomes ------------------------------------------------------------
 
     async def _handle(self, f: _Finished) -> None:
+        await self._act(f)
+        if not self._done(f.node_id) and not any(w.node_id == f.node_id for w in self.state.waits):
+            self.requeue(f.node_id)  # e.g. its mid-function effect was answered at once
+
+    async def _act(self, f: _Finished) -> None:
         node = self.wf.nodes[f.node_id]
         attempt = self.attempts.get(f.node_id, 1)
         pending = self.pending()
