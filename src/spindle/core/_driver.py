@@ -78,6 +78,7 @@ class RunDriver(RunJournal):
         super().__init__(engine, state, workflow, token, ledger)
         self.fresh = fresh
         self.inflight: dict[str, asyncio.Task[_Finished]] = {}
+        self._finished: asyncio.Queue[asyncio.Task[_Finished]] = asyncio.Queue()
         self.max_steps = workflow.max_steps or engine.settings.max_steps
         self._run_dir: Path | None = None
         self.inputs_view = {**state.inputs, **self.secrets.values}
@@ -153,7 +154,9 @@ class RunDriver(RunJournal):
 
     async def _launch(self, ready: list[str]) -> None:
         for nid in ready:
-            self.inflight[nid] = asyncio.ensure_future(self._attempt(nid))
+            task = asyncio.ensure_future(self._attempt(nid))
+            task.add_done_callback(self._finished.put_nowait)
+            self.inflight[nid] = task
             await self._started(nid)
 
     async def _started(self, node_id: str) -> None:
@@ -170,17 +173,15 @@ class RunDriver(RunJournal):
             await emitter.send([event])
 
     async def _next_finished(self) -> _Finished:
-        if len(self.inflight) == 1:
-            ((nid, task),) = self.inflight.items()
-            result = await task
-            del self.inflight[nid]
-            return result
-        done, _ = await asyncio.wait(self.inflight.values(), return_when=asyncio.FIRST_COMPLETED)
-        task = next(iter(done))
-        for nid, t in list(self.inflight.items()):
-            if t is task:
-                del self.inflight[nid]
-        return task.result()
+        # Finished attempts arrive through a queue (their done-callback puts them
+        # there): asyncio.wait over every in-flight task would cost O(in flight)
+        # callbacks per step, which dominates a wide fan-out.
+        task = await self._finished.get()
+        while task.cancelled():
+            task = await self._finished.get()
+        finished = task.result()
+        del self.inflight[finished.node_id]
+        return finished
 
     async def _cancel_inflight(self) -> None:
         tasks = list(self.inflight.values())
@@ -189,6 +190,7 @@ class RunDriver(RunJournal):
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.inflight.clear()
+        self._finished = asyncio.Queue()  # forget the cancelled attempts
 
     # --- one node attempt ------------------------------------------------------------
 
