@@ -19,7 +19,6 @@ from spindle._cli._common import (
     EXIT_OK,
     EXIT_USAGE,
     EXIT_WAITING,
-    exit_code_for_status,
     fail,
     handle_errors,
 )
@@ -402,12 +401,3 @@ def test_fail_exits_with_the_given_code(runner):
     result = runner.invoke(waiting)
 
     assert (result.exit_code, result.stderr) == (EXIT_WAITING, "error: still waiting\n")
-
-
-@pytest.mark.parametrize(
-    ("status", "code"),
-    [("completed", 0), ("waiting", 3), ("failed", 1), ("cancelled", 1), ("pending", 0)],
-)
-def test_exit_code_for_status_follows_the_contract(status, code):
-    """Run statuses map to the documented exit codes."""
-    assert exit_code_for_status(status) == code

@@ -36,7 +36,6 @@ __all__ = [
     "cli_registry",
     "cli_settings",
     "echo_json",
-    "exit_code_for_status",
     "fail",
     "handle_errors",
     "has_config_file",
@@ -50,12 +49,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_WAITING = 3
 
-_STATUS_CODES = {
-    "completed": EXIT_OK,
-    "waiting": EXIT_WAITING,
-    "failed": EXIT_FAILED,
-    "cancelled": EXIT_FAILED,
-}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -85,11 +78,6 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             fail(str(exc), EXIT_USAGE)
 
     return wrapper
-
-
-def exit_code_for_status(status: str) -> int:
-    """The exit code for a run left in ``status`` (``pending``/``running`` exit 0: detached)."""
-    return _STATUS_CODES.get(str(status), EXIT_OK)
 
 
 def echo_json(document: Any) -> None:

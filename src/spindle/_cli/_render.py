@@ -174,23 +174,12 @@ def interrupted(state: RunState, lease: Lease | None, host: str) -> bool:
         return False
     if lease is None or not lease.owner:
         return True
+    from spindle.core._leases import pid_alive
     from spindle.core._models import utcnow
 
     if lease.expires_at <= utcnow():
         return True
-    return lease.host == host and not _pid_alive(lease.pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+    return lease.host == host and not pid_alive(lease.pid)
 
 
 def node_rows(order: Sequence[str], ledger: Sequence[StepRecord]) -> dict[str, dict[str, Any]]:

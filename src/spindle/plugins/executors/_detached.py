@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from attrs import define, field
 
-from spindle.core.errors import SpindleError
+from spindle.core.errors import SpindleError, TaskError
 
 if TYPE_CHECKING:
     from spindle import TaskContext
+    from spindle.plugins.payloads import PythonCall
 
-__all__ = ["DetachedContext", "EffectUnavailable", "detach_kwargs"]
+__all__ = ["DetachedContext", "EffectUnavailable", "detach_kwargs", "detached_request"]
 
 
 class EffectUnavailable(SpindleError, RuntimeError):
@@ -106,3 +107,29 @@ def detach_kwargs(kwargs: dict[str, Any], task: TaskContext, executor: str) -> d
         if v is task:
             out[k] = DetachedContext.from_task(task, executor)
     return out
+
+
+def detached_request(
+    payload: PythonCall, task: TaskContext, executor: str, where: str
+) -> dict[str, Any]:
+    """What a fresh process needs to call ``payload``: its reference, picklable kwargs.
+
+    Args:
+        executor: the executor kind (named in errors the stand-in context raises).
+        where: how to name the other process in errors ("a process pool").
+
+    Raises:
+        TaskError: the callable has no importable ``module:qualname`` reference.
+    """
+    if payload.reference is None:
+        raise TaskError(
+            f"node '{task.node_id}': cannot run '{payload.name}' in {where}: it has no "
+            f"importable reference; use the inline executor or a module-level function",
+            node_id=task.node_id,
+        )
+    return {
+        "reference": payload.reference,
+        "kwargs": detach_kwargs(payload.kwargs, task, executor),
+        "sys_path": payload.sys_path,
+        "is_async": payload.is_async,
+    }

@@ -35,7 +35,7 @@ from attrs import define, field
 
 from spindle import Executor, Outcome, TaskError
 from spindle.plugins.executors._child import call_in_worker, init_worker
-from spindle.plugins.executors._detached import detach_kwargs
+from spindle.plugins.executors._detached import detached_request
 from spindle.plugins.payloads import PythonCall
 
 if TYPE_CHECKING:
@@ -86,18 +86,7 @@ class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
             raise TypeError(
                 f"executor 'process_pool' cannot run a {type(payload).__name__}; it runs PythonCall"
             )
-        if payload.reference is None:
-            raise TaskError(
-                f"node '{task.node_id}': cannot run '{payload.name}' in a process pool: it has "
-                f"no importable reference; use the inline executor or a module-level function",
-                node_id=task.node_id,
-            )
-        request = {
-            "reference": payload.reference,
-            "kwargs": detach_kwargs(payload.kwargs, task, "process_pool"),
-            "sys_path": payload.sys_path,
-            "is_async": payload.is_async,
-        }
+        request = detached_request(payload, task, "process_pool", "a process pool")
         try:
             blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:

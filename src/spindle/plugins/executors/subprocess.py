@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define
 
 from spindle import Executor, Outcome, TaskError, converter
-from spindle.plugins.executors._detached import detach_kwargs
+from spindle.plugins.executors._detached import detached_request
 from spindle.plugins.executors._process import Capture, ProcessResult, log_paths, run_process
 from spindle.plugins.payloads import CommandPayload, PythonCall, ScriptPayload
 
@@ -129,19 +129,8 @@ class SubprocessExecutor(Executor[Any], kind="subprocess"):
                 f.unlink(missing_ok=True)
 
     async def _run_python(self, payload: PythonCall, task: TaskContext) -> Outcome:
-        if payload.reference is None:
-            raise TaskError(
-                f"node '{task.node_id}': cannot run '{payload.name}' in a subprocess: it has no "
-                f"importable reference; use the inline executor or a module-level function",
-                node_id=task.node_id,
-            )
-        request = {
-            "reference": payload.reference,
-            "kwargs": detach_kwargs(payload.kwargs, task, "subprocess"),
-            "sys_path": payload.sys_path,
-            "is_async": payload.is_async,
-            "parent_path": [p or os.getcwd() for p in sys.path],
-        }
+        request = detached_request(payload, task, "subprocess", "a subprocess")
+        request["parent_path"] = [p or os.getcwd() for p in sys.path]
         try:
             blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
