@@ -385,6 +385,25 @@ def test_detached_run_is_driven_by_a_worker(spindle, write):
     assert spindle.json("show", rid)[1]["output"] == "hi later"
 
 
+def test_worker_reports_a_run_it_cannot_drive_and_drives_the_others(spindle, write, tmp_path):
+    """A run whose function no longer imports is reported, left as is; the others complete."""
+    write("steps_gone.py", "def hello():\n    return 'hi'\n")
+    write(
+        "gone.yaml",
+        "name: gone\nnodes:\n  hello:\n    runtime: {kind: python, function: 'steps_gone:hello'}\n",
+    )
+    write("echo.yaml", ECHO)
+    bad = spindle("run", "gone.yaml", "--detach").stdout.split()[1]
+    good = spindle("run", "echo.yaml", "--detach", "--input", "who=w").stdout.split()[1]
+    (tmp_path / "steps_gone.py").unlink()
+    work = spindle("worker", "--once")
+    assert work.returncode == 0, work.stderr
+    assert f"run {bad} cannot be driven here:" in work.stderr
+    assert "steps_gone" in work.stderr
+    assert f"run {good} completed" in work.stderr
+    assert spindle.json("show", bad)[1]["status"] == "pending"
+
+
 # --- the ledger -----------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """CLI commands that run and inspect workflows: run, resume, emit, cancel, runs, show,
-ledger, worker.
+ledger (the worker is in ``worker.py``).
 
 Exit codes (design.md): 0 completed, 3 waiting, 1 failed or cancelled, 2 usage
 or input error; 130 when Ctrl-C stops ``run``/``resume`` (the run stays
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from spindle.core._engine import Engine
     from spindle.core._models import RunState
 
-__all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show", "worker"]
+__all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show"]
 
 T = TypeVar("T")
 
@@ -530,58 +530,3 @@ def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
             f"{result.first_bad_index} of {result.count} ({result.reason})"
         )
     _exit(EXIT_OK if result.ok else EXIT_FAILED)
-
-
-@click.command("worker")
-@store_option
-@click.option(
-    "--concurrency",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Runs driven at once.",
-)
-@click.option(
-    "--poll",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0.01),
-    help="Seconds between looks for due work.",
-)
-@click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
-def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None:
-    """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them."""
-
-    async def main() -> int:
-        from spindle.core._models import utcnow
-        from spindle.core.errors import LeaseHeld
-
-        driven = 0
-        async with _engine(store) as engine:
-            sem = asyncio.Semaphore(concurrency)
-
-            async def one(run_id: str) -> None:
-                nonlocal driven
-                async with sem:
-                    try:
-                        state = await engine.drive(run_id)
-                    except LeaseHeld:
-                        return
-                    driven += 1
-                    click.echo(f"run {run_id} {state.status.value}", err=True)
-
-            while True:
-                due = await engine.store.due_runs(utcnow(), limit=concurrency * 4)
-                if due:
-                    await asyncio.gather(*(one(r) for r in due))
-                if once:
-                    return driven
-                if not due:
-                    await asyncio.sleep(poll)
-
-    try:
-        n = _call(main)
-    except KeyboardInterrupt:
-        click.echo("worker stopped", err=True)
-        _hard_exit(EXIT_OK)
-    click.echo(f"drove {n} run(s)", err=True)

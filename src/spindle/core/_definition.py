@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spindle.core._bases import EffectHandler, Executor, Runtime
 from spindle.core._converter import converter, structure, structure_errors
 from spindle.core._nodes import ArtifactSpec, InputSpec, NodeSpec, RetryPolicy, canonical_json
-from spindle.core.errors import SpindleError
+from spindle.core.errors import SpindleError, ValidationError
+
+if TYPE_CHECKING:
+    from spindle.core._workflow import Workflow
 
 _WORKFLOW_FIELDS = (
     "name",
@@ -185,3 +188,30 @@ def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
 
 def _hash(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def input_values(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's inputs: ``given`` over the declared defaults.
+
+    Raises:
+        ValidationError: an input is not declared, or a required one is missing
+            (every problem at once).
+    """
+    problems = []
+    unknown = [k for k in given if k not in workflow.inputs]
+    if unknown:
+        declared = ", ".join(workflow.inputs) or "(none)"
+        problems += [
+            f"unknown input '{k}'; workflow '{workflow.name}' declares: {declared}" for k in unknown
+        ]
+    values: dict[str, Any] = {}
+    for name, spec in workflow.inputs.items():
+        if name in given:
+            values[name] = given[name]
+        elif spec.required:
+            problems.append(f"input '{name}' is required; pass --input {name}=VALUE")
+        else:
+            values[name] = spec.default
+    if problems:
+        raise ValidationError(f"invalid inputs for workflow '{workflow.name}'", problems)
+    return values

@@ -21,8 +21,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from spindle.core import _followon
 from spindle.core._bases import EffectHandler
 from spindle.core._config import Settings, load_settings
+from spindle.core._definition import input_values
+from spindle.core._definitions import Definitions
 from spindle.core._driver import RunDriver
 from spindle.core._events import EventEmitter
 from spindle.core._hooks import make_plugin_manager
@@ -51,9 +54,7 @@ from spindle.core._store import Commit, Store
 from spindle.core._tasks import TaskRunner
 from spindle.core._workflow import LoadPolicy, Workflow
 from spindle.core.errors import (
-    DefinitionChanged,
     LeaseHeld,
-    RunNotFound,
     RunNotWaiting,
     StoreError,
     WaitKeyMismatch,
@@ -160,7 +161,7 @@ class Engine:
         self._run_call = self.chains.wrap("run", self._drive_terminal)
         self.policy = policy if policy is not None else self.settings.load_policy()
         self.workflows: dict[str, Workflow] = dict(workflows or {})
-        self._by_definition: dict[str, Workflow] = {}
+        self.definitions = Definitions(self.store, self.registry, self.policy)
         self._drivers: dict[str, RunDriver] = {}
         self._secrets: dict[str, Secrets] = {}
         self._active: dict[str, asyncio.Task[Any]] = {}
@@ -266,11 +267,8 @@ class Engine:
     ) -> RunState:
         await self.open()
         workflow.validate(self.policy)
-        values = self._inputs(workflow, inputs or {})
-        def_id = workflow.definition_id()
-        if self._by_definition.get(def_id) is not workflow:
-            await self.store.put_definition(def_id, workflow.to_dict())
-            self._by_definition[def_id] = workflow
+        values = input_values(workflow, inputs or {})
+        def_id = await self.definitions.keep(workflow)
         secret_names = {k for k, spec in workflow.inputs.items() if spec.secret}
         stored, clear = Secrets.split(values, secret_names)
         run_id = run_id or uuid.uuid4().hex
@@ -290,29 +288,6 @@ class Engine:
         )
         await self.store.commit(Commit(state, create=True, lease=lease))
         return state
-
-    def _inputs(self, workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
-        from spindle.core.errors import ValidationError
-
-        problems = []
-        unknown = [k for k in given if k not in workflow.inputs]
-        if unknown:
-            declared = ", ".join(workflow.inputs) or "(none)"
-            problems += [
-                f"unknown input '{k}'; workflow '{workflow.name}' declares: {declared}"
-                for k in unknown
-            ]
-        values: dict[str, Any] = {}
-        for name, spec in workflow.inputs.items():
-            if name in given:
-                values[name] = given[name]
-            elif spec.required:
-                problems.append(f"input '{name}' is required; pass --input {name}=VALUE")
-            else:
-                values[name] = spec.default
-        if problems:
-            raise ValidationError(f"invalid inputs for workflow '{workflow.name}'", problems)
-        return values
 
     async def run(
         self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
@@ -381,7 +356,7 @@ class Engine:
                 if state.status.terminal:
                     return state
                 ledger = await self.store.ledger(run_id)
-            wf = await self._workflow_for(state, workflow, force, ledger)
+            wf = await self.definitions.for_run(state, workflow, force, ledger)
             self._drivers[run_id] = RunDriver(
                 self, state, wf, lease.token, ledger, fresh=created is not None
             )
@@ -405,37 +380,6 @@ class Engine:
     async def _drive_terminal(self, state: RunState) -> RunState:
         return await self._drivers[state.run_id].drive()
 
-    async def _workflow_for(
-        self, state: RunState, given: Workflow | None, force: bool, ledger: Sequence[StepRecord]
-    ) -> Workflow:
-        if given is None:
-            cached = self._by_definition.get(state.definition_id)
-            if cached is not None:
-                return cached
-            data = await self.store.get_definition(state.definition_id)
-            wf = Workflow.from_dict(data, registry=self.registry)
-            self._by_definition[state.definition_id] = wf
-            return wf
-        def_id = given.definition_id()
-        if def_id == state.definition_id:
-            return given
-        old = (await self.store.get_definition(state.definition_id)).get("node_hashes", {})
-        new = given.node_hashes()
-        completed = {r.node_id for r in ledger if r.kind == StepKind.NODE}
-        changed = sorted(n for n in completed if old.get(n) != new.get(n))
-        if changed and not force:
-            raise DefinitionChanged(
-                f"run {state.run_id}: the workflow changed in node(s) that already completed: "
-                f"{', '.join(changed)}; resume with force to continue anyway, or start a new "
-                f"run",
-                changed,
-            )
-        given.validate(self.policy)
-        await self.store.put_definition(def_id, given.to_dict())
-        self._by_definition[def_id] = given
-        state.definition_id = def_id
-        return given
-
     # --- finishing -----------------------------------------------------------------------
 
     async def handoff(
@@ -447,68 +391,20 @@ class Engine:
         relative_to: Workflow | None = None,
         envelope: HandoffEnvelope | None = None,
     ) -> str:
-        """Hand ``payload`` from ``source`` to a follow-on run of ``target``.
-
-        Persists an envelope (unless given one already persisted), starts the target
-        workflow with the payload as its inputs (a mapping) or as input ``payload``,
-        acknowledges the envelope with the new run id, emits ``handoff_created`` and
-        drives the follow-on run. Returns its id.
-        """
-        if envelope is None:
-            envelope = HandoffEnvelope(uuid.uuid4().hex, source.run_id, target, payload)
-            await self.store.put_handoff(envelope)
-        wf = self.resolve_workflow(target, relative_to)
-        inputs = payload if isinstance(payload, Mapping) else {"payload": payload}
-        child = await self.start(wf, inputs, labels={"handoff_from": source.run_id})
-        await self.store.ack_handoff(envelope.envelope_id, child)
-        if self.emitter.active:
-            fresh = await self.store.load_run(source.run_id)
-            event = self.emitter.build(
-                fresh,
-                LifecycleEventType.HANDOFF_CREATED,
-                envelope_id=envelope.envelope_id,
-                target=target,
-                follow_on_run_id=child,
-            )
-            source.event_seq = fresh.event_seq
-            await self.store.commit(Commit(fresh))
-            await self.emitter.send([event])
-        await self.drive(child, workflow=wf)
-        return child
+        """Hand ``payload`` from ``source`` to a follow-on run of ``target``; see
+        :func:`spindle.core._followon.handoff`. Returns the follow-on run's id."""
+        return await _followon.handoff(
+            self, source, target, payload, relative_to=relative_to, envelope=envelope
+        )
 
     def resolve_workflow(self, target: str, relative_to: Workflow | None = None) -> Workflow:
         """Find a workflow by name (``workflows=``) or by file path (relative to the
         referring workflow's directory)."""
-        if target in self.workflows:
-            return self.workflows[target]
-        from spindle.core._loader import load_workflow
-
-        path = Path(target)
-        if not path.is_absolute() and relative_to is not None and relative_to.base_dir:
-            path = relative_to.base_dir / path
-        return load_workflow(path, registry=self.registry, policy=self.policy)
+        return _followon.resolve_workflow(self, target, relative_to)
 
     async def after_terminal(self, state: RunState) -> None:
         """Notify a waiting parent run that its child ``state`` ended."""
-        if not (state.parent_run_id and state.parent_wait_key):
-            return
-        try:
-            parent = await self.store.load_run(state.parent_run_id)
-        except RunNotFound:
-            return
-        if parent.status.terminal or not any(w.key == state.parent_wait_key for w in parent.waits):
-            return  # the parent is driving the child inline and will see the result itself
-        error = (
-            None
-            if state.status == RunStatus.COMPLETED
-            else (
-                f"sub-workflow run {state.run_id} {state.status.value}: {state.error or ''}".strip()
-            )
-        )
-        try:
-            await self._answer(parent.run_id, state.parent_wait_key, state.output, error=error)
-        except LeaseHeld as exc:
-            log.warning("could not resume parent run %s yet: %s", parent.run_id, exc)
+        await _followon.after_terminal(self, state)
 
     # --- waits -------------------------------------------------------------------------
 
@@ -580,7 +476,7 @@ class Engine:
             if wait is None:
                 return state  # answered concurrently
             ledger = await self.store.ledger(run_id)
-            wf = await self._workflow_for(state, workflow, force, ledger)
+            wf = await self.definitions.for_run(state, workflow, force, ledger)
             driver = RunDriver(self, state, wf, lease.token, ledger)
             pending = Pending()
             pending.consume.extend(consume)
