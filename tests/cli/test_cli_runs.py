@@ -54,13 +54,19 @@ def event(type_, node=None, run_id="r1", **payload):
 # --- wiring and arguments ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", ["run", "resume", "emit", "cancel", "runs", "show", "ledger", "worker"]
-)
+@pytest.mark.parametrize("name", ["run", "resume", "emit", "cancel", "runs", "show", "ledger"])
 def test_builtin_table_points_at_the_runs_module(name):
     """Each run command is registered lazily as spindle._cli.runs:<name>."""
     assert BUILTIN_COMMANDS[name][0] == f"spindle._cli.runs:{name}"
     assert getattr(runs, name).name == name
+
+
+def test_the_worker_command_lives_in_its_own_module():
+    """`spindle worker` is registered lazily as spindle._cli.worker:worker."""
+    from spindle._cli import worker
+
+    assert BUILTIN_COMMANDS["worker"][0] == "spindle._cli.worker:worker"
+    assert worker.worker.name == "worker"
 
 
 def test_input_values_are_json_when_they_parse_and_text_otherwise():
