@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ class SyncEngine:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.engine, name)
-        if asyncio.iscoroutinefunction(attr):
+        if inspect.iscoroutinefunction(attr):
 
             def call(*args: Any, **kwargs: Any) -> Any:
                 return self._runner.run(attr(*args, **kwargs))
