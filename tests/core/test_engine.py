@@ -349,12 +349,18 @@ def test_wait_until_is_a_durable_timer(sqlite_url, make_engine):
     assert [s.status for s in driven] == [RunStatus.COMPLETED]
 
 
-def test_subworkflow_child_waits_then_completes_the_parent(store_url, make_engine):
-    """A waiting child makes the parent wait; answering the child completes the parent."""
+def parent_and_child() -> tuple[Workflow, Workflow]:
+    """A parent whose one node runs a child that asks a person."""
     child = Workflow("child")
     child.effect("ok", {"kind": "ask_user", "prompt": "ok?"})
     parent = Workflow("parent")
     parent.effect("sub", {"kind": "subworkflow", "workflow": "child"})
+    return parent, child
+
+
+def test_subworkflow_child_waits_then_completes_the_parent(store_url, make_engine):
+    """A waiting child makes the parent wait; answering the child completes the parent."""
+    parent, child = parent_and_child()
 
     async def main():
         async with make_engine(store_url, workflows={"child": child}) as engine:
@@ -373,10 +379,7 @@ def test_subworkflow_child_waits_then_completes_the_parent(store_url, make_engin
 
 def test_cancelling_a_parent_cancels_its_children(store_url, make_engine):
     """Cancel cascades from a waiting parent to its waiting child."""
-    child = Workflow("child")
-    child.effect("ok", {"kind": "ask_user", "prompt": "ok?"})
-    parent = Workflow("parent")
-    parent.effect("sub", {"kind": "subworkflow", "workflow": "child"})
+    parent, child = parent_and_child()
 
     async def main():
         async with make_engine(store_url, workflows={"child": child}) as engine:

@@ -12,10 +12,7 @@ import pytest
 
 import spindle
 from spindle import (
-    EffectHandler,
-    Executor,
     LoadPolicy,
-    Outcome,
     PolicyViolation,
     Registry,
     Runtime,
@@ -27,41 +24,9 @@ from spindle.core._loader import load_workflow, load_workflow_text
 from spindle.core._workflow import current_base_dir
 from spindle.core.errors import PluginLoadError
 
+from .fakes import Ask, Cmd, Code, Echo, Inline
+
 # --- test plugins ------------------------------------------------------------
-
-
-@attrs.define
-class Echo(Runtime[str], kind="echo"):
-    """Return a fixed text."""
-
-    text: str
-
-    async def _setup_runtime(self, task: Any) -> str:
-        return self.text
-
-
-@attrs.define
-class Cmd(Runtime[str], kind="cmd"):
-    """A command-like runtime: its first word is the program it starts."""
-
-    command: str
-    retries: int = 0
-
-    async def _setup_runtime(self, task: Any) -> str:
-        return self.command
-
-    def executables(self) -> list[str] | None:
-        return [self.command.split()[0]]
-
-
-@attrs.define
-class Code(Runtime[str], kind="python_code"):
-    """Stands in for the built-in python_code runtime."""
-
-    code: str
-
-    async def _setup_runtime(self, task: Any) -> str:
-        return self.code
 
 
 @attrs.define
@@ -76,25 +41,6 @@ class Where(Runtime[str], kind="where"):
 
     async def _setup_runtime(self, task: Any) -> str:
         return self.name
-
-
-@attrs.define
-class Ask(EffectHandler, kind="ask_user"):
-    """Ask a person."""
-
-    prompt: str
-    choices: list[str] | None = None
-
-    async def handle(self, run: Any, effect: Any, ctx: Any) -> Any:
-        return self.completed()
-
-
-@attrs.define
-class Inline(Executor[object], kind="inline"):
-    """Run in process."""
-
-    async def _execute(self, payload: object, task: Any) -> Outcome:
-        return Outcome(payload)
 
 
 @pytest.fixture

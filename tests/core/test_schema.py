@@ -12,10 +12,12 @@ import attrs
 import pytest
 import yaml
 
-from spindle import EffectHandler, Executor, Outcome, Registry, Runtime, Workflow
+from spindle import Registry, Runtime, Workflow
 from spindle.core._loader import _Loader, load_workflow_text
 from spindle.core._schema import SCHEMA_DIALECT, group_schema, workflow_schema
 from spindle.core.errors import PluginLoadError
+
+from .fakes import Ask, Inline
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -77,25 +79,6 @@ class Typed(Runtime[Any], kind="typed", description="Every type the schema maps.
 
     async def _setup_runtime(self, task: Any) -> Any:
         return None
-
-
-@attrs.define
-class Ask(EffectHandler, kind="ask_user"):
-    """Ask a person."""
-
-    prompt: str
-    choices: list[str] | None = None
-
-    async def handle(self, run: Any, effect: Any, ctx: Any) -> Any:
-        return self.completed()
-
-
-@attrs.define
-class Inline(Executor[object], kind="inline"):
-    """Run in process."""
-
-    async def _execute(self, payload: object, task: Any) -> Outcome:
-        return Outcome(payload)
 
 
 class BrokenRegistry(Registry):

@@ -13,70 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spindle import (
-    EffectHandler,
-    Outcome,
     Registry,
     Runtime,
     ValidationError,
     Workflow,
 )
-from spindle.core._bases import Executor
 from spindle.core._loader import load_workflow_text
 from spindle.core._workflow import Reference
 
+from .fakes import Ask, Cmd, Code, Echo, Inline
+
 # --- test plugins ------------------------------------------------------------
-
-
-@attrs.define
-class Echo(Runtime[str], kind="echo"):
-    """Return a fixed text."""
-
-    text: str
-
-    async def _setup_runtime(self, task: Any) -> str:
-        return self.text
-
-
-@attrs.define
-class Cmd(Runtime[str], kind="cmd"):
-    """A command-like runtime."""
-
-    command: str
-    retries: int = 0
-
-    async def _setup_runtime(self, task: Any) -> str:
-        return self.command
-
-
-@attrs.define
-class Code(Runtime[str], kind="python_code"):
-    """Stands in for the built-in python_code runtime."""
-
-    code: str
-
-    async def _setup_runtime(self, task: Any) -> str:
-        return self.code
-
-
-@attrs.define
-class Ask(EffectHandler, kind="ask_user"):
-    """Ask a person."""
-
-    prompt: str
-    choices: list[str] | None = None
-
-    async def handle(self, run: Any, effect: Any, ctx: Any) -> Any:
-        return self.completed()
-
-
-@attrs.define
-class Inline(Executor[object], kind="inline"):
-    """Run in process."""
-
-    workers: int = 1
-
-    async def _execute(self, payload: object, task: Any) -> Outcome:
-        return Outcome(payload)
 
 
 class Color(enum.Enum):
