@@ -85,30 +85,24 @@ class RunJournal:
         for n, deps in self._deps.items():
             for d in deps:
                 self._dependants[d].append(n)
-        for rec in ledger:
-            self._replay(rec)
         # Ready-set bookkeeping is incremental (a counter of unfinished dependencies per
-        # node) so a step costs O(dependants), not a scan of the whole graph. A node stays
-        # queued until it is done, so a node that waited or awaits a retry runs again once
-        # its wait is gone.
-        self._remaining = {
-            n: sum(1 for d in deps if not self._done(d)) for n, deps in self._deps.items()
-        }
-        self._persisted_status = state.status
-        self.released = False
-        self._undone = sum(1 for n in self._order if not self._done(n))
-        self._carry: Pending | None = None
-        # Launchable nodes, as a heap of definition positions (so peers start in
-        # definition order and a step pops in O(log n)); ``_queued`` avoids duplicates.
-        # A node leaves the heap when launched and comes back only if it must run
-        # again (an answered call, a retry timer), so fan-outs of thousands of nodes
-        # cost no scan per step.
+        # node) so a step costs O(dependants), not a scan of the whole graph. Launchable
+        # nodes sit in a heap of definition positions (peers start in definition order,
+        # a step pops in O(log n)); ``_queued`` avoids duplicates. A node leaves the heap
+        # when launched and comes back only if it must run again (an answered call, a
+        # retry timer); a node found waiting when popped is dropped until its wait ends.
+        self._remaining = {n: len(deps) for n, deps in self._deps.items()}
+        self._undone = len(self._order)
         self._heap: list[int] = []
         self._queued: set[str] = set()
-        waiting = {w.node_id for w in state.waits}
+        for rec in ledger:
+            self._replay(rec)
         for n, left in self._remaining.items():
-            if left == 0 and not self._done(n) and n not in waiting:
+            if left == 0:
                 self.requeue(n)
+        self._persisted_status = state.status
+        self.released = False
+        self._carry: Pending | None = None
 
     def requeue(self, node_id: str) -> None:
         """Make ``node_id`` launchable (again), unless it is done or already queued."""
@@ -128,7 +122,7 @@ class RunJournal:
                 self.failed.add(rec.node_id)
             elif rec.status == StepStatus.SKIPPED:
                 self.skipped.add(rec.node_id)
-            if not was_done and hasattr(self, "_remaining"):
+            if not was_done and rec.node_id in self._remaining:
                 self._undone -= 1
                 for dep in self._dependants.get(rec.node_id, ()):
                     self._remaining[dep] -= 1
