@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from spindle import Settings, Workflow
-from spindle.core._engine import Engine
+from spindle.core.engine import Engine
 
 
 async def noop() -> None:

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from spindle import Engine, Settings, Workflow
-from spindle.core._context import TaskContext
-from spindle.core._workflow import NodeSpec
+from spindle.core.plugin import TaskContext
+from spindle.core.workflow import NodeSpec
 from spindle.plugins.executors.inline import InlineExecutor
 from spindle.plugins.executors.process_pool import ProcessPoolExecutor, _default_start_method
 from spindle.plugins.executors.subprocess import SubprocessExecutor

@@ -30,9 +30,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from spindle.core._converter import converter
-from spindle.core._models import RunState, RunStatus, StepKind, StepRecord, StepStatus, utcnow
-from spindle.core._store import Commit, Store
+from spindle.core.model import (
+    RunState,
+    RunStatus,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    converter,
+    utcnow,
+)
+from spindle.core.store import Commit, Store
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
 

@@ -3,7 +3,7 @@
 The reference is generated, never edited by hand: every field of every
 built-in kind comes from the plugin classes themselves (attrs fields, their
 defaults, and the ``Attributes:`` sections of their docstrings), through
-:func:`spindle.core._schema.workflow_schema` — the same schema ``spindle
+:func:`spindle.core.workflow.workflow_schema` — the same schema ``spindle
 schema`` prints. Only kinds shipped by the ``spindle`` distribution are
 documented, whatever else is installed.
 
@@ -22,9 +22,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from spindle.core._registry import Registry
-from spindle.core._schema import WORKFLOW_GROUPS, workflow_schema
 from spindle.core.errors import PluginError
+from spindle.core.plugin import Registry
+from spindle.core.workflow import WORKFLOW_GROUPS, workflow_schema
 
 OUT = Path(__file__).with_name("workflow-reference.md")
 DISTRIBUTION = "spindle"

@@ -13,57 +13,10 @@ from typing import TYPE_CHECKING, Any
 from spindle._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from spindle.core._bases import EffectHandler as EffectHandler
-    from spindle.core._bases import Executor as Executor
-    from spindle.core._bases import Outcome as Outcome
-    from spindle.core._bases import Runtime as Runtime
-    from spindle.core._config import Settings as Settings
-    from spindle.core._config import load_settings as load_settings
-    from spindle.core._context import EffectContext as EffectContext
-    from spindle.core._context import TaskContext as TaskContext
-    from spindle.core._converter import converter as converter
-    from spindle.core._engine import Engine as Engine
-    from spindle.core._ledger import LedgerVerification as LedgerVerification
-    from spindle.core._loader import load_workflow as load_workflow
-    from spindle.core._loader import load_workflow_text as load_workflow_text
-    from spindle.core._middleware import Middleware as Middleware
-    from spindle.core._models import ArtifactRef as ArtifactRef
-    from spindle.core._models import AuditEntry as AuditEntry
-    from spindle.core._models import Effect as Effect
-    from spindle.core._models import EffectOutcome as EffectOutcome
-    from spindle.core._models import EffectStatus as EffectStatus
-    from spindle.core._models import HandoffEnvelope as HandoffEnvelope
-    from spindle.core._models import Lease as Lease
-    from spindle.core._models import LifecycleEventType as LifecycleEventType
-    from spindle.core._models import RunLifecycleEvent as RunLifecycleEvent
-    from spindle.core._models import RunState as RunState
-    from spindle.core._models import RunStatus as RunStatus
-    from spindle.core._models import StepKind as StepKind
-    from spindle.core._models import StepRecord as StepRecord
-    from spindle.core._models import StepStatus as StepStatus
-    from spindle.core._models import UnsettledWork as UnsettledWork
-    from spindle.core._models import WaitReason as WaitReason
-    from spindle.core._models import WaitState as WaitState
-    from spindle.core._models import utcnow as utcnow
-    from spindle.core._nodes import ArtifactSpec as ArtifactSpec
-    from spindle.core._nodes import LoadPolicy as LoadPolicy
-    from spindle.core._nodes import NodeSpec as NodeSpec
-    from spindle.core._nodes import RetryPolicy as RetryPolicy
-    from spindle.core._nodes import current_base_dir as current_base_dir
-    from spindle.core._observers import CallbackObserver as CallbackObserver
-    from spindle.core._observers import CompositeObserver as CompositeObserver
-    from spindle.core._observers import NullObserver as NullObserver
-    from spindle.core._observers import ObserverBinding as ObserverBinding
-    from spindle.core._observers import ObserverPlugin as ObserverPlugin
-    from spindle.core._observers import RunObserver as RunObserver
-    from spindle.core._observers import ensure_observer as ensure_observer
-    from spindle.core._registry import PluginPolicy as PluginPolicy
-    from spindle.core._registry import Registry as Registry
-    from spindle.core._store import Commit as Commit
-    from spindle.core._store import InboxEvent as InboxEvent
-    from spindle.core._store import Store as Store
-    from spindle.core._sync import SyncEngine as SyncEngine
-    from spindle.core._workflow import Workflow as Workflow
+    from spindle.core.config._settings import Settings as Settings
+    from spindle.core.config._settings import load_settings as load_settings
+    from spindle.core.engine._engine import Engine as Engine
+    from spindle.core.engine._sync import SyncEngine as SyncEngine
     from spindle.core.errors import ConfigError as ConfigError
     from spindle.core.errors import DefinitionChanged as DefinitionChanged
     from spindle.core.errors import InvalidAnswer as InvalidAnswer
@@ -77,74 +30,121 @@ if TYPE_CHECKING:
     from spindle.core.errors import UnknownKindError as UnknownKindError
     from spindle.core.errors import ValidationError as ValidationError
     from spindle.core.errors import WaitKeyMismatch as WaitKeyMismatch
-    from spindle.core.hookspecs import hookimpl as hookimpl
+    from spindle.core.model._converter import converter as converter
+    from spindle.core.model._effects import Effect as Effect
+    from spindle.core.model._effects import EffectOutcome as EffectOutcome
+    from spindle.core.model._effects import EffectStatus as EffectStatus
+    from spindle.core.model._events import LifecycleEventType as LifecycleEventType
+    from spindle.core.model._events import RunLifecycleEvent as RunLifecycleEvent
+    from spindle.core.model._ledger import LedgerVerification as LedgerVerification
+    from spindle.core.model._ledger import StepKind as StepKind
+    from spindle.core.model._ledger import StepRecord as StepRecord
+    from spindle.core.model._ledger import StepStatus as StepStatus
+    from spindle.core.model._records import ArtifactRef as ArtifactRef
+    from spindle.core.model._records import AuditEntry as AuditEntry
+    from spindle.core.model._records import HandoffEnvelope as HandoffEnvelope
+    from spindle.core.model._records import UnsettledWork as UnsettledWork
+    from spindle.core.model._run import Lease as Lease
+    from spindle.core.model._run import RunState as RunState
+    from spindle.core.model._run import RunStatus as RunStatus
+    from spindle.core.model._run import WaitReason as WaitReason
+    from spindle.core.model._run import WaitState as WaitState
+    from spindle.core.model._time import utcnow as utcnow
+    from spindle.core.plugin._bases import EffectHandler as EffectHandler
+    from spindle.core.plugin._bases import Executor as Executor
+    from spindle.core.plugin._bases import Outcome as Outcome
+    from spindle.core.plugin._bases import Runtime as Runtime
+    from spindle.core.plugin._context import EffectContext as EffectContext
+    from spindle.core.plugin._context import TaskContext as TaskContext
+    from spindle.core.plugin._middleware import Middleware as Middleware
+    from spindle.core.plugin._observers import CallbackObserver as CallbackObserver
+    from spindle.core.plugin._observers import CompositeObserver as CompositeObserver
+    from spindle.core.plugin._observers import NullObserver as NullObserver
+    from spindle.core.plugin._observers import ObserverBinding as ObserverBinding
+    from spindle.core.plugin._observers import ObserverPlugin as ObserverPlugin
+    from spindle.core.plugin._observers import RunObserver as RunObserver
+    from spindle.core.plugin._observers import ensure_observer as ensure_observer
+    from spindle.core.plugin._policy import PluginPolicy as PluginPolicy
+    from spindle.core.plugin._registry import Registry as Registry
+    from spindle.core.plugin.hookspecs import hookimpl as hookimpl
+    from spindle.core.store._contract import Commit as Commit
+    from spindle.core.store._contract import InboxEvent as InboxEvent
+    from spindle.core.store._contract import Store as Store
+    from spindle.core.workflow._loader import load_workflow as load_workflow
+    from spindle.core.workflow._loader import load_workflow_text as load_workflow_text
+    from spindle.core.workflow._nodes import ArtifactSpec as ArtifactSpec
+    from spindle.core.workflow._nodes import LoadPolicy as LoadPolicy
+    from spindle.core.workflow._nodes import NodeSpec as NodeSpec
+    from spindle.core.workflow._nodes import RetryPolicy as RetryPolicy
+    from spindle.core.workflow._nodes import current_base_dir as current_base_dir
+    from spindle.core.workflow._workflow import Workflow as Workflow
 
 _LAZY: dict[str, str] = {
-    "ArtifactRef": "spindle.core._models",
-    "ArtifactSpec": "spindle.core._nodes",
-    "AuditEntry": "spindle.core._models",
-    "CallbackObserver": "spindle.core._observers",
-    "Commit": "spindle.core._store",
-    "CompositeObserver": "spindle.core._observers",
+    "ArtifactRef": "spindle.core.model._records",
+    "ArtifactSpec": "spindle.core.workflow._nodes",
+    "AuditEntry": "spindle.core.model._records",
+    "CallbackObserver": "spindle.core.plugin._observers",
+    "Commit": "spindle.core.store._contract",
+    "CompositeObserver": "spindle.core.plugin._observers",
     "ConfigError": "spindle.core.errors",
     "DefinitionChanged": "spindle.core.errors",
-    "Effect": "spindle.core._models",
-    "EffectContext": "spindle.core._context",
-    "EffectHandler": "spindle.core._bases",
-    "EffectOutcome": "spindle.core._models",
-    "EffectStatus": "spindle.core._models",
-    "Engine": "spindle.core._engine",
-    "Executor": "spindle.core._bases",
-    "HandoffEnvelope": "spindle.core._models",
-    "InboxEvent": "spindle.core._store",
+    "Effect": "spindle.core.model._effects",
+    "EffectContext": "spindle.core.plugin._context",
+    "EffectHandler": "spindle.core.plugin._bases",
+    "EffectOutcome": "spindle.core.model._effects",
+    "EffectStatus": "spindle.core.model._effects",
+    "Engine": "spindle.core.engine._engine",
+    "Executor": "spindle.core.plugin._bases",
+    "HandoffEnvelope": "spindle.core.model._records",
+    "InboxEvent": "spindle.core.store._contract",
     "InvalidAnswer": "spindle.core.errors",
-    "Lease": "spindle.core._models",
-    "LedgerVerification": "spindle.core._ledger",
-    "LifecycleEventType": "spindle.core._models",
-    "LoadPolicy": "spindle.core._nodes",
-    "Middleware": "spindle.core._middleware",
-    "NodeSpec": "spindle.core._nodes",
-    "NullObserver": "spindle.core._observers",
-    "ObserverBinding": "spindle.core._observers",
-    "ObserverPlugin": "spindle.core._observers",
-    "Outcome": "spindle.core._bases",
+    "Lease": "spindle.core.model._run",
+    "LedgerVerification": "spindle.core.model._ledger",
+    "LifecycleEventType": "spindle.core.model._events",
+    "LoadPolicy": "spindle.core.workflow._nodes",
+    "Middleware": "spindle.core.plugin._middleware",
+    "NodeSpec": "spindle.core.workflow._nodes",
+    "NullObserver": "spindle.core.plugin._observers",
+    "ObserverBinding": "spindle.core.plugin._observers",
+    "ObserverPlugin": "spindle.core.plugin._observers",
+    "Outcome": "spindle.core.plugin._bases",
     "PluginLoadError": "spindle.core.errors",
-    "PluginPolicy": "spindle.core._registry",
+    "PluginPolicy": "spindle.core.plugin._policy",
     "PluginPolicyError": "spindle.core.errors",
     "PolicyViolation": "spindle.core.errors",
-    "Registry": "spindle.core._registry",
-    "RetryPolicy": "spindle.core._nodes",
-    "RunLifecycleEvent": "spindle.core._models",
+    "Registry": "spindle.core.plugin._registry",
+    "RetryPolicy": "spindle.core.workflow._nodes",
+    "RunLifecycleEvent": "spindle.core.model._events",
     "RunNotFound": "spindle.core.errors",
     "RunNotWaiting": "spindle.core.errors",
-    "RunObserver": "spindle.core._observers",
-    "RunState": "spindle.core._models",
-    "RunStatus": "spindle.core._models",
-    "Runtime": "spindle.core._bases",
-    "Settings": "spindle.core._config",
+    "RunObserver": "spindle.core.plugin._observers",
+    "RunState": "spindle.core.model._run",
+    "RunStatus": "spindle.core.model._run",
+    "Runtime": "spindle.core.plugin._bases",
+    "Settings": "spindle.core.config._settings",
     "SpindleError": "spindle.core.errors",
-    "StepKind": "spindle.core._models",
-    "StepRecord": "spindle.core._models",
-    "StepStatus": "spindle.core._models",
-    "Store": "spindle.core._store",
-    "SyncEngine": "spindle.core._sync",
-    "TaskContext": "spindle.core._context",
+    "StepKind": "spindle.core.model._ledger",
+    "StepRecord": "spindle.core.model._ledger",
+    "StepStatus": "spindle.core.model._ledger",
+    "Store": "spindle.core.store._contract",
+    "SyncEngine": "spindle.core.engine._sync",
+    "TaskContext": "spindle.core.plugin._context",
     "TaskError": "spindle.core.errors",
     "UnknownKindError": "spindle.core.errors",
-    "UnsettledWork": "spindle.core._models",
+    "UnsettledWork": "spindle.core.model._records",
     "ValidationError": "spindle.core.errors",
     "WaitKeyMismatch": "spindle.core.errors",
-    "WaitReason": "spindle.core._models",
-    "WaitState": "spindle.core._models",
-    "Workflow": "spindle.core._workflow",
-    "converter": "spindle.core._converter",
-    "current_base_dir": "spindle.core._nodes",
-    "ensure_observer": "spindle.core._observers",
-    "hookimpl": "spindle.core.hookspecs",
-    "load_settings": "spindle.core._config",
-    "load_workflow": "spindle.core._loader",
-    "load_workflow_text": "spindle.core._loader",
-    "utcnow": "spindle.core._models",
+    "WaitReason": "spindle.core.model._run",
+    "WaitState": "spindle.core.model._run",
+    "Workflow": "spindle.core.workflow._workflow",
+    "converter": "spindle.core.model._converter",
+    "current_base_dir": "spindle.core.workflow._nodes",
+    "ensure_observer": "spindle.core.plugin._observers",
+    "hookimpl": "spindle.core.plugin.hookspecs",
+    "load_settings": "spindle.core.config._settings",
+    "load_workflow": "spindle.core.workflow._loader",
+    "load_workflow_text": "spindle.core.workflow._loader",
+    "utcnow": "spindle.core.model._time",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

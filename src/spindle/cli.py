@@ -11,7 +11,8 @@ the front door and imports neither click nor any command:
   imports only the subcommand that runs.
 
 Built-in commands are declared in :data:`BUILTIN_COMMANDS` (name → where it
-lives and its one-line help), so listing them imports nothing. ``cli`` (the
+lives and its one-line help; the table is in :mod:`spindle._cli._commands`,
+which the click group reads too), so listing them imports nothing. ``cli`` (the
 click group), ``SpindleGroup`` and ``make_cli`` are importable from here too.
 """
 
@@ -24,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 from spindle._version import __version__
 
 if TYPE_CHECKING:
+    from spindle._cli._commands import BUILTIN_COMMANDS as BUILTIN_COMMANDS
+    from spindle._cli._commands import GROUP_HELP as GROUP_HELP
+    from spindle._cli._commands import HELP_OPTIONS as HELP_OPTIONS
     from spindle._cli._group import SpindleGroup as SpindleGroup
     from spindle._cli._group import cli as cli
     from spindle._cli._group import make_cli as make_cli
@@ -38,42 +42,27 @@ __all__ = [
     "make_cli",
 ]
 
-#: name -> ("module:attr", one-line help); the help is shown without importing.
-BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("spindle._cli.runs:run", "Start a run of a workflow file."),
-    "resume": ("spindle._cli.runs:resume", "Answer a wait, or continue an interrupted run."),
-    "emit": ("spindle._cli.runs:emit", "Deliver an event to the runs waiting for it."),
-    "cancel": ("spindle._cli.runs:cancel", "Cancel a run and its sub-workflows."),
-    "runs": ("spindle._cli.runs:runs", "List runs."),
-    "show": ("spindle._cli.runs:show", "Show a run: status, waits, output, error."),
-    "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),
-    "worker": ("spindle._cli.worker:worker", "Claim and drive runnable runs from a store."),
-    "plugins": (
-        "spindle._cli.plugins:plugins",
-        "List installed plugin kinds (--check loads them).",
-    ),
-    "schema": ("spindle._cli.schema:schema", "Print the JSON Schema of every installed kind."),
-}
-
-#: The top-level help text.
-GROUP_HELP = """spindle: durable, plugin-based workflow runs.
-
-Every step of a run is recorded, so a run survives a crash, can wait for a
-person or an event, and resumes exactly where it stopped.
-"""
-
-HELP_OPTIONS = ["-h", "--help"]
-
 _GROUP_MODULE = "spindle._cli._group"
+_TABLE_MODULE = "spindle._cli._commands"
+_LAZY = {
+    "cli": _GROUP_MODULE,
+    "SpindleGroup": _GROUP_MODULE,
+    "make_cli": _GROUP_MODULE,
+    "BUILTIN_COMMANDS": _TABLE_MODULE,
+    "GROUP_HELP": _TABLE_MODULE,
+    "HELP_OPTIONS": _TABLE_MODULE,
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The click group is built on first use, so importing this module stays cheap.
-    if name in ("cli", "SpindleGroup", "make_cli"):
-        import importlib
+    # The click group is built on first use, and even the command table is read
+    # only when needed, so ``--version`` imports nothing but this module.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spindle.cli' has no attribute {name!r}")
+    import importlib
 
-        return getattr(importlib.import_module(_GROUP_MODULE), name)
-    raise AttributeError(f"module 'spindle.cli' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def _render_help() -> str:
@@ -93,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if untouched and args == ["--version"]:
         sys.stdout.write(f"spindle {__version__}\n")
         raise SystemExit(0)
-    if untouched and len(args) == 1 and args[0] in HELP_OPTIONS:
+    if untouched and len(args) == 1 and args[0] in ("-h", "--help"):  # HELP_OPTIONS
         from spindle._cli import _fasthelp
+        from spindle._cli._commands import BUILTIN_COMMANDS, GROUP_HELP
 
         key = _fasthelp.help_key(GROUP_HELP, BUILTIN_COMMANDS)
         text = _fasthelp.lookup(key)

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from spindle.core._config import Settings
-    from spindle.core._registry import Registry
-    from spindle.core._store import Store
+    from spindle.core.config import Settings
+    from spindle.core.plugin import Registry
+    from spindle.core.store import Store
 
 __all__ = [
     "SpindleConfig",
@@ -125,9 +125,9 @@ def make_distribution(
 
 
 def _reset_default_registry() -> None:
-    registry = sys.modules.get("spindle.core._registry")
-    if registry is not None:
-        registry._DEFAULT = None  # type: ignore[attr-defined]
+    active = sys.modules.get("spindle.core.plugin._active")
+    if active is not None:
+        active.set_default_registry(None)
 
 
 @contextlib.contextmanager
@@ -191,7 +191,7 @@ def installed_distribution(tmp_path: Path) -> Iterator[Callable[..., Path]]:
 @pytest.fixture
 def spindle_registry() -> Registry:
     """A fresh registry without entry points; register kinds on it in code."""
-    from spindle.core._registry import Registry
+    from spindle.core.plugin import Registry
 
     return Registry.for_testing()
 
@@ -252,7 +252,7 @@ class SpindleConfig:
 
     def load(self, **overrides: Any) -> Settings:
         """Load the settings of this directory, with explicit ``overrides``."""
-        from spindle.core._config import load_settings
+        from spindle.core.config import load_settings
 
         return load_settings(self.path, overrides=overrides)
 
@@ -274,7 +274,7 @@ def spindle_store() -> Iterator[Store]:
     """A fresh ``memory://`` store, opened (in its own event loop) and closed after the test."""
     import asyncio  # not at module level: pytest imports this module in every session
 
-    from spindle.core._registry import Registry
+    from spindle.core.plugin import Registry
 
     cls = Registry().get("store", "memory")
     store: Store = cls.from_url("memory://")

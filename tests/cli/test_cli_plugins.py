@@ -99,7 +99,7 @@ def test_plugins_imports_no_plugin_module(tmp_path, upper_dist):
     assert not record.exists()
     imported = [m for m in modules if m.startswith(("spindle.plugins.", "upperpkg"))]
     assert imported == []
-    for heavy in ("rich", "attrs", "attr", "cattrs", "spindle.core._engine"):
+    for heavy in ("rich", "attrs", "attr", "cattrs", "spindle.core.engine._engine"):
         assert heavy not in modules
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from spindle._cli import _render, runs
 from spindle.cli import BUILTIN_COMMANDS, make_cli
-from spindle.core._models import (
+from spindle.core.model import (
     Lease,
     LifecycleEventType,
     RunLifecycleEvent,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from spindle import Settings
-from spindle.core._engine import Engine
+from spindle.core.engine import Engine
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from spindle import EffectHandler, Outcome, Runtime
-from spindle.core._bases import Executor
+from spindle.core.plugin import Executor
 
 
 @attrs.define

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from spindle import Settings, load_settings
-from spindle.core._config import DEFAULT_STORE, _key_lines
+from spindle.core.config import DEFAULT_STORE
+from spindle.core.config._settings import _key_lines
 from spindle.core.errors import ConfigError
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from spindle.core import _discovery
-from spindle.core._discovery import EntryPointInfo, cache_file, discover, scan_path
+from spindle.core.plugin import EntryPointInfo, _discovery, discover
+from spindle.core.plugin._discovery import cache_file, scan_path
 from spindle.testing import make_distribution
 
 
@@ -299,7 +299,7 @@ def test_cache_dir_defaults_to_the_user_cache(monkeypatch, tmp_path):
 
 WRITER = """
 import json, os, sys, tempfile
-from spindle.core._discovery import cache_file, discover
+from spindle.core.plugin._discovery import cache_file, discover
 site, scratch, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bad = 0
 for i in range(rounds):

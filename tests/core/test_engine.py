@@ -19,8 +19,7 @@ from spindle import (
     hookimpl,
     utcnow,
 )
-from spindle.core._ledger import verify
-from spindle.core._models import StepKind, StepStatus
+from spindle.core.model import StepKind, StepStatus, verify
 
 from .conftest import run
 
@@ -579,7 +578,7 @@ def test_cancel_of_an_unknown_run_raises_run_not_found(store_url, make_engine):
 
 
 def secret_workflow() -> Workflow:
-    from spindle.core._workflow import InputSpec
+    from spindle.core.workflow import InputSpec
 
     wf = Workflow("secretive", inputs={"token": InputSpec(secret=True), "user": "ada"})
     wf.effect("approve", {"kind": "ask_user", "prompt": "go?"})
@@ -638,7 +637,7 @@ def test_a_secret_missing_in_another_process_parks_the_run(sqlite_url, make_engi
 
 def test_command_output_logs_never_hold_a_secret(sqlite_url, tmp_path, make_engine):
     """A command printing a secret input leaves only *** in its log files and result."""
-    from spindle.core._workflow import InputSpec
+    from spindle.core.workflow import InputSpec
 
     secret = "hunter2-very-secret"
     wf = Workflow("loud", inputs={"token": InputSpec(secret=True)})

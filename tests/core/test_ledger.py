@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spindle.core._ledger import body_from_converter, chain, verify
-from spindle.core._models import StepKind, StepRecord, StepStatus
+from spindle.core.model import StepKind, StepRecord, StepStatus, chain, verify
+from spindle.core.model._ledger import body_from_converter
 
 json_data = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -19,10 +19,9 @@ from spindle import (
     Settings,
     ValidationError,
 )
-from spindle.core._config import PolicySettings
-from spindle.core._loader import load_workflow, load_workflow_text
-from spindle.core._workflow import current_base_dir
+from spindle.core.config import PolicySettings
 from spindle.core.errors import PluginLoadError
+from spindle.core.workflow import current_base_dir, load_workflow, load_workflow_text
 
 from .fakes import Ask, Cmd, Code, Echo, Inline
 

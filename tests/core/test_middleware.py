@@ -9,8 +9,8 @@ import pytest
 from attrs import define, field
 
 from spindle import Middleware
-from spindle.core import _middleware
-from spindle.core._middleware import EMPTY_CHAINS, MiddlewareChains, compose
+from spindle.core.plugin import MiddlewareChains, _middleware, compose
+from spindle.core.plugin._middleware import EMPTY_CHAINS
 
 
 @define

@@ -9,8 +9,8 @@ import pytest
 from attrs import define
 
 from spindle import PluginLoadError, PluginPolicy, Registry, Runtime, UnknownKindError, hookimpl
-from spindle.core._hooks import make_plugin_manager
 from spindle.core.errors import PluginPolicyError, ValidationError
+from spindle.core.plugin import make_plugin_manager
 
 
 def runtime_source(cls_name: str = "Upper", kind: str = "upper", record: Path | None = None) -> str:

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from spindle import Registry, Runtime, Workflow
-from spindle.core._loader import _Loader, load_workflow_text
-from spindle.core._schema import SCHEMA_DIALECT, group_schema, workflow_schema
 from spindle.core.errors import PluginLoadError
+from spindle.core.workflow import SCHEMA_DIALECT, group_schema, load_workflow_text, workflow_schema
+from spindle.core.workflow._loader import _Loader
 
 from .fakes import Ask, Inline
 

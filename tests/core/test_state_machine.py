@@ -18,11 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from spindle import RunStatus, Settings, Workflow
-from spindle.core._engine import Engine
-from spindle.core._ledger import verify
-from spindle.core._models import StepKind, StepStatus
-from spindle.core._sync import SyncEngine
+from spindle.core.engine import Engine, SyncEngine
 from spindle.core.errors import InvalidAnswer, RunNotWaiting, WaitKeyMismatch
+from spindle.core.model import StepKind, StepStatus, verify
 
 KEYS = ["k0", "k1"]
 LEGAL = {

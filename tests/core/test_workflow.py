@@ -18,8 +18,7 @@ from spindle import (
     ValidationError,
     Workflow,
 )
-from spindle.core._loader import load_workflow_text
-from spindle.core._workflow import Reference
+from spindle.core.workflow import Reference, load_workflow_text
 
 from .fakes import Ask, Cmd, Code, Echo, Inline
 

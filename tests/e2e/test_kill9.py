@@ -29,7 +29,7 @@ DRIVER = textwrap.dedent(
     """
     import asyncio, json, os, sys, time
     from spindle import Settings, Workflow
-    from spindle.core._engine import Engine
+    from spindle.core.engine import Engine
     from spindle.core.errors import RunNotFound
 
     EFFECTS = os.environ["EFFECTS_DIR"]

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from spindle.core._context import TaskContext
-from spindle.core._registry import Registry
-from spindle.core._workflow import ArtifactSpec, NodeSpec
+from spindle.core.plugin import Registry, TaskContext
+from spindle.core.workflow import ArtifactSpec, NodeSpec
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from spindle.core._context import Suspend
-from spindle.core._workflow import ArtifactSpec
 from spindle.core.errors import TaskError
+from spindle.core.plugin import Suspend
+from spindle.core.workflow import ArtifactSpec
 from spindle.plugins.executors._detached import EffectUnavailable
 from spindle.plugins.executors.inline import InlineExecutor
 from spindle.plugins.executors.process_pool import ProcessPoolExecutor

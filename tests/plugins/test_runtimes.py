@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spindle import converter
-from spindle.core._context import TaskContext
-from spindle.core._workflow import ArtifactSpec, InputSpec, NodeSpec, Workflow, _base_dir_context
 from spindle.core.errors import TaskError, ValidationError
+from spindle.core.plugin import TaskContext
+from spindle.core.workflow import ArtifactSpec, InputSpec, NodeSpec, Workflow
+from spindle.core.workflow._nodes import _base_dir_context
 from spindle.plugins.executors.inline import InlineExecutor
 from spindle.plugins.executors.subprocess import SubprocessExecutor
 from spindle.plugins.payloads import CommandPayload, PythonCall

@@ -9,7 +9,7 @@ import pytest
 from attrs import define
 
 from spindle import Executor, Outcome, Registry, RunState, Runtime
-from spindle.core._middleware import MiddlewareChains
+from spindle.core.plugin import MiddlewareChains
 from spindle.plugins.middleware.timing import TimingMiddleware, stage_of
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from spindle.core._models import StepKind, StepRecord, StepStatus
-from spindle.core._store import Store
+from spindle.core.model import StepKind, StepRecord, StepStatus
+from spindle.core.store import Store
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spindle.core._models import (
+from spindle.core.errors import ConfigError, LeaseLost, LedgerError, RunNotFound, StoreError
+from spindle.core.model import (
     AuditEntry,
     HandoffEnvelope,
     RunState,
@@ -26,8 +27,7 @@ from spindle.core._models import (
     WaitReason,
     WaitState,
 )
-from spindle.core._store import Commit, Store
-from spindle.core.errors import ConfigError, LeaseLost, LedgerError, RunNotFound, StoreError
+from spindle.core.store import Commit, Store
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 Chain = Callable[..., list[StepRecord]]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spindle.core._models import RunState
-from spindle.core._store import Commit
 from spindle.core.errors import ConfigError
+from spindle.core.model import RunState
+from spindle.core.store import Commit
 from spindle.plugins.stores.memory import MemoryStore
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from spindle.core._models import RunState, RunStatus, StepRecord
-from spindle.core._store import Commit
 from spindle.core.errors import ConfigError, LeaseLost, SchemaTooNew, StoreCorrupt, StoreError
+from spindle.core.model import RunState, RunStatus, StepRecord
+from spindle.core.store import Commit
 from spindle.plugins.stores._sqlite_schema import SCHEMA_VERSION
 from spindle.plugins.stores.sqlite import SQLiteStore
 
@@ -211,8 +211,8 @@ CHILD = textwrap.dedent(
     """
     import asyncio, json, sys, time
     from datetime import UTC, datetime
-    from spindle.core._models import RunState
-    from spindle.core._store import Commit
+    from spindle.core.model import RunState
+    from spindle.core.store import Commit
     from spindle.plugins.stores.sqlite import SQLiteStore
 
     async def main(url, mode, owner, start, count):

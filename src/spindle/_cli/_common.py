@@ -25,8 +25,8 @@ from spindle.core.errors import SpindleError
 if TYPE_CHECKING:
     import pluggy
 
-    from spindle.core._config import Settings
-    from spindle.core._registry import Registry
+    from spindle.core.config import Settings
+    from spindle.core.plugin import Registry
 
 __all__ = [
     "EXIT_FAILED",
@@ -123,7 +123,7 @@ def cli_settings(**overrides: Any) -> Settings:
 
     ``None`` overrides (flags not given) are ignored.
     """
-    from spindle.core._config import load_settings
+    from spindle.core.config import load_settings
 
     return load_settings(overrides=overrides)
 
@@ -134,7 +134,7 @@ def cli_registry(settings: Settings | None = None) -> Registry:
     Without ``settings`` and without a configuration file, the settings
     machinery is not imported at all (``spindle plugins`` stays fast).
     """
-    from spindle.core._registry import Registry
+    from spindle.core.plugin import Registry
 
     if settings is None and has_config_file():
         settings = cli_settings()
@@ -145,7 +145,7 @@ def cli_registry(settings: Settings | None = None) -> Registry:
 
 def plugin_manager(settings: Settings | None = None) -> pluggy.PluginManager:
     """The pluggy manager with hooks from entry points and the ``hooks`` setting."""
-    from spindle.core._hooks import make_plugin_manager
+    from spindle.core.plugin import make_plugin_manager
 
     settings = settings if settings is not None else cli_settings()
     return make_plugin_manager(registry=cli_registry(settings), modules=settings.hooks)

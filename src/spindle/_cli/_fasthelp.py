@@ -9,7 +9,7 @@ and the command list — built-in names and one-line helps, and the
 resizing the terminal changes the key, so the next ``--help`` is rendered by
 click again and cached.
 
-Only the standard library and :mod:`spindle.core._discovery` are imported.
+Only the standard library and :mod:`spindle.core.plugin._discovery` are imported.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import sys
 from collections.abc import Container
 
 from spindle._version import __version__
-from spindle.core._discovery import cache_dir, discover, write_atomic
+from spindle.core.plugin import discover
+from spindle.core.plugin._discovery import cache_dir, write_atomic
 
 __all__ = ["cli_entry_points", "help_key", "lookup", "store", "terminal_width"]
 

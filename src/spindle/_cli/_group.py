@@ -18,9 +18,9 @@ from typing import Any
 
 import click
 
+from spindle._cli._commands import BUILTIN_COMMANDS, GROUP_HELP, HELP_OPTIONS
 from spindle._cli._fasthelp import cli_entry_points
 from spindle._version import __version__
-from spindle.cli import BUILTIN_COMMANDS, GROUP_HELP, HELP_OPTIONS
 
 __all__ = ["SpindleGroup", "cli", "make_cli"]
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from spindle.core._engine import Engine
-    from spindle.core._models import Lease, RunLifecycleEvent, RunState, StepRecord, WaitState
+    from spindle.core.engine import Engine
+    from spindle.core.model import Lease, RunLifecycleEvent, RunState, StepRecord, WaitState
 
 __all__ = [
     "Progress",
@@ -174,8 +174,8 @@ def interrupted(state: RunState, lease: Lease | None, host: str) -> bool:
         return False
     if lease is None or not lease.owner:
         return True
-    from spindle.core._leases import pid_alive
-    from spindle.core._models import utcnow
+    from spindle.core.engine import pid_alive
+    from spindle.core.model import utcnow
 
     if lease.expires_at <= utcnow():
         return True

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from spindle._cli._common import EXIT_FAILED, cli_registry, echo_json, handle_errors
-from spindle.core._plugin import GROUPS
+from spindle.core.plugin import GROUPS
 
 if TYPE_CHECKING:
-    from spindle.core._registry import KindInfo
+    from spindle.core.plugin import KindInfo
 
 __all__ = ["plugins"]
 

@@ -45,8 +45,8 @@ from spindle._cli._render import (
 )
 
 if TYPE_CHECKING:
-    from spindle.core._engine import Engine
-    from spindle.core._models import RunState
+    from spindle.core.engine import Engine
+    from spindle.core.model import RunState
 
 __all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show"]
 
@@ -63,7 +63,7 @@ def _exit(code: int) -> NoReturn:
 
 
 def _engine(store: str | None, observers: list[Any] | None = None) -> Engine:
-    from spindle.core._engine import Engine
+    from spindle.core.engine import Engine
 
     return Engine.from_config(
         overrides={"store": store} if store else None, observers=observers or ()
@@ -181,8 +181,8 @@ def run(
     Exits 0 when the run completed, 3 when it waits (the output says how to
     answer), 1 when it failed, 2 when the file or an input is invalid.
     """
-    from spindle.core._loader import load_workflow
     from spindle.core.errors import SpindleError
+    from spindle.core.workflow import load_workflow
 
     values = _parse_inputs(inputs)
     progress = Progress() if not (quiet or as_json or detach) else None
@@ -293,7 +293,7 @@ def resume(
             before = await engine.get_run(run_id)
             wf = None
             if workflow_file is not None:
-                from spindle.core._loader import load_workflow
+                from spindle.core.workflow import load_workflow
 
                 wf = load_workflow(workflow_file, registry=engine.registry, policy=engine.policy)
             if progress is not None:
@@ -499,7 +499,7 @@ def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
 
     records = _call(main)
     if as_json:
-        from spindle.core._converter import converter
+        from spindle.core.model import converter
 
         echo_json({"run_id": run_id, "records": [converter.unstructure(r) for r in records]})
         return

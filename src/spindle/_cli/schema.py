@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from spindle._cli._common import cli_registry, handle_errors
-from spindle.core._schema import WORKFLOW_GROUPS, group_schema, workflow_schema
+from spindle.core.workflow import WORKFLOW_GROUPS, group_schema, workflow_schema
 
 __all__ = ["schema"]
 

@@ -33,8 +33,8 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them."""
 
     async def main() -> int:
-        from spindle.core._models import utcnow
         from spindle.core.errors import LeaseHeld, SpindleError
+        from spindle.core.model import utcnow
 
         driven = 0
         async with _engine(store) as engine:

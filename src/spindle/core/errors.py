@@ -13,6 +13,7 @@ wrong and how to fix it.
     │   ├── UnknownKindError (LookupError)     no plugin of that kind installed
     │   └── PluginPolicyError (PermissionError) kind refused by allow/deny lists
     ├── ConfigError (ValueError)                spindle.toml / env / flags
+    ├── KindMissing (KeyError)                  a plugin mapping without 'kind'
     ├── ValidationError (ValueError)            workflow definitions, all problems at once
     │   └── PolicyViolation (PermissionError)  workflow refused by a load policy
     ├── RunError
@@ -43,6 +44,7 @@ __all__ = [
     "DefinitionChanged",
     "HookError",
     "InvalidAnswer",
+    "KindMissing",
     "LeaseHeld",
     "LeaseLost",
     "LedgerError",
@@ -123,6 +125,16 @@ class PluginPolicyError(PluginError, PermissionError):
 
 class ConfigError(SpindleError, ValueError):
     """Configuration (``spindle.toml``, ``SPINDLE_*``, CLI flags) is invalid."""
+
+
+class KindMissing(SpindleError, KeyError):
+    """A plugin mapping (``runtime:``, ``effect:`` ...) has no ``kind`` key."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"missing 'kind': say which {group} to use")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ValidationError(SpindleError, ValueError):

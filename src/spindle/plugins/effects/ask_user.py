@@ -7,8 +7,8 @@ from typing import Any
 from attrs import define
 
 from spindle import EffectContext, EffectHandler, EffectOutcome, RunState, WaitReason, WaitState
-from spindle.core._models import Effect
 from spindle.core.errors import InvalidAnswer
+from spindle.core.model import Effect
 
 
 @define

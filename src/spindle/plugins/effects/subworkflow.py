@@ -16,8 +16,8 @@ from spindle import (
     WaitReason,
     WaitState,
 )
-from spindle.core._models import Effect
 from spindle.core.errors import RunNotFound
+from spindle.core.model import Effect
 
 
 @define

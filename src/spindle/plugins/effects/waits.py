@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from attrs import define
 
 from spindle import EffectContext, EffectHandler, EffectOutcome, RunState, WaitReason, WaitState
-from spindle.core._models import Effect
+from spindle.core.model import Effect
 
 
 @define

@@ -4,7 +4,7 @@
 ``python_code`` snippets run in a worker thread (:func:`asyncio.to_thread`),
 so a slow or blocking task never stalls the loop that drives other nodes,
 timers and heartbeats. Exceptions propagate unchanged (the engine records
-them); so does :class:`~spindle.core._context.Suspend`, the signal a task
+them); so does :class:`~spindle.core.plugin.Suspend`, the signal a task
 raises through ``ctx.ask_user`` & co.
 
 A timeout or cancel stops waiting for a sync function, but Python cannot

@@ -63,7 +63,7 @@ class StageTiming:
 
 
 def stage_of(args: tuple[Any, ...]) -> tuple[str, str]:
-    """Tell ``(stage, kind)`` from a stage's arguments (see :mod:`spindle.core._middleware`)."""
+    """Tell ``(stage, kind)`` from a stage's arguments (see :class:`spindle.Middleware`)."""
     first = args[0] if args else None
     if isinstance(first, Runtime):
         return "runtime", first.kind_name

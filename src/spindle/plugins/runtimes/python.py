@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define, field
 
 from spindle import Runtime, TaskError, converter
-from spindle.core._workflow import current_base_dir
+from spindle.core.workflow import current_base_dir
 from spindle.plugins._references import display_name, import_reference, reference_of
 from spindle.plugins.payloads import PythonCall
 

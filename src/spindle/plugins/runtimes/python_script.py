@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define, field
 
 from spindle import Runtime, TaskError
-from spindle.core._workflow import current_base_dir
+from spindle.core.workflow import current_base_dir
 from spindle.plugins.payloads import ScriptPayload
 from spindle.plugins.runtimes._common import prepare_outputs, resolve_dir, task_env
 

@@ -20,21 +20,19 @@ from typing import Any, TypeVar
 
 from attrs import define, field
 
-from spindle.core._converter import converter
-from spindle.core._models import ArtifactRef, AuditEntry, HandoffEnvelope, utcnow
-from spindle.core._store import InboxEvent, Store
 from spindle.core.errors import ConfigError, RunNotFound, StoreCorrupt, StoreError
-from spindle.plugins.stores._common import (
+from spindle.core.model import ArtifactRef, AuditEntry, HandoffEnvelope, converter, utcnow
+from spindle.core.store import (
+    InboxEvent,
+    Store,
     artifact_digest,
     check_ack,
     check_durability,
     digest_hex,
-    dumps,
     from_epoch,
     new_event,
-    to_json,
-    write_atomically,
 )
+from spindle.plugins.stores._common import dumps, to_json, write_atomically
 from spindle.plugins.stores._sqlite_schema import connect
 
 __all__ = ["SQLiteBase"]

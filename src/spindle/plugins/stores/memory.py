@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import attrs
 from attrs import define, field
 
-from spindle.core._models import (
+from spindle.core.errors import ConfigError, RunNotFound, StoreError
+from spindle.core.model import (
     ArtifactRef,
     AuditEntry,
     HandoffEnvelope,
@@ -32,9 +33,10 @@ from spindle.core._models import (
     StepRecord,
     utcnow,
 )
-from spindle.core._store import Commit, InboxEvent, Store
-from spindle.core.errors import ConfigError, RunNotFound, StoreError
-from spindle.plugins.stores._common import (
+from spindle.core.store import (
+    Commit,
+    InboxEvent,
+    Store,
     artifact_digest,
     check_ack,
     check_aware,
@@ -46,12 +48,10 @@ from spindle.plugins.stores._common import (
     lease_lost,
     may_acquire,
     new_event,
-    parse_options,
     run_exists,
-    split_url,
-    to_json,
     unconsumable,
 )
+from spindle.plugins.stores._common import parse_options, split_url, to_json
 
 __all__ = ["MemoryStore"]
 

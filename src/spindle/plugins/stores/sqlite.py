@@ -27,27 +27,20 @@ from urllib.parse import unquote
 
 from attrs import define
 
-from spindle.core._models import (
-    Lease,
-    RunState,
-    RunStatus,
-    StepRecord,
-)
-from spindle.core._store import Commit
 from spindle.core.errors import ConfigError, LedgerError, StoreError
-from spindle.plugins.stores._common import (
+from spindle.core.model import Lease, RunState, RunStatus, StepRecord
+from spindle.core.store import (
+    Commit,
     check_aware,
     check_records,
-    dumps,
     event_waits,
     from_epoch,
     lease_expiry,
     lease_lost,
-    parse_options,
     run_exists,
-    split_url,
     unconsumable,
 )
+from spindle.plugins.stores._common import dumps, parse_options, split_url
 from spindle.plugins.stores._sqlite_base import SQLiteBase
 from spindle.plugins.stores._sqlite_schema import SEQ_BITS
 

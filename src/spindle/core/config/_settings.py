@@ -1,0 +1,344 @@
+"""Settings: ``spindle.toml`` or ``[tool.spindle]``, then ``SPINDLE_*``, then flags.
+
+Precedence (later wins): built-in defaults, the file in the working
+directory (``spindle.toml``, else ``pyproject.toml``'s ``[tool.spindle]``),
+``SPINDLE_<FIELD>`` environment variables for scalar fields (``SPINDLE_STORE``,
+``SPINDLE_CONCURRENCY``...), and explicit overrides (CLI flags). Unknown keys
+are rejected with the file and line they are on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import define, field
+
+from spindle.core.errors import ConfigError
+from spindle.core.model import converter, structure_errors
+
+__all__ = ["DEFAULT_STORE", "PluginSettings", "PolicySettings", "Settings", "load_settings"]
+
+DEFAULT_STORE = "sqlite:///.spindle/spindle.db"
+
+
+@define
+class PluginSettings:
+    """``[plugins]``: which distributions and kinds may load, and duplicate preferences."""
+
+    allow_distributions: list[str] = field(factory=list)
+    deny_distributions: list[str] = field(factory=list)
+    allow_kinds: list[str] = field(factory=list)
+    deny_kinds: list[str] = field(factory=list)
+    prefer: dict[str, str] = field(factory=dict)
+
+
+@define
+class PolicySettings:
+    """``[policy]``: what workflow definitions may use (see ``LoadPolicy``)."""
+
+    allow_kinds: list[str] | None = None
+    deny_kinds: list[str] = field(factory=list)
+    allowed_executables: list[str] | None = None
+
+
+@define
+class Settings:
+    """Every setting, with its default.
+
+    Attributes:
+        store: store URL (``sqlite:///path``, ``memory://``, ``postgresql://...``).
+        durability: ``normal`` (survives a killed process) or ``full`` (fsync each commit).
+        runs_dir: where each run's working directory is created.
+        concurrency: how many ready nodes of one run execute at once.
+        max_steps: ledger records a run may write before it is failed (runaway guard).
+        lease_ttl: seconds a run lease lasts without a heartbeat.
+        max_inline_sleep: timers due within this many seconds are awaited in-process;
+            longer ones leave the run waiting for a worker or ``spindle resume``.
+        result_inline_limit: results larger than this many bytes go to the artifact
+            store and the ledger keeps a reference.
+        hooks: modules with ``@hookimpl`` functions to load.
+        observers: ``[{kind = "jsonl", path = "events.jsonl", required = false}]``.
+        middleware: ``[{kind = "timing", priority = 0}]``.
+    """
+
+    store: str = DEFAULT_STORE
+    durability: str = "normal"
+    runs_dir: str = ".spindle/runs"
+    concurrency: int = 8
+    max_steps: int = 100_000
+    lease_ttl: float = 30.0
+    max_inline_sleep: float = 60.0
+    result_inline_limit: int = 65_536
+    hooks: list[str] = field(factory=list)
+    observers: list[dict[str, Any]] = field(factory=list)
+    middleware: list[dict[str, Any]] = field(factory=list)
+    plugins: PluginSettings = field(factory=PluginSettings)
+    policy: PolicySettings = field(factory=PolicySettings)
+    #: The file the settings were read from (not a setting: never read from a file).
+    source: str | None = field(default=None, init=False, eq=False)
+
+    def load_policy(self) -> Any:
+        """The workflow :class:`LoadPolicy` these settings describe, or None if unrestricted."""
+        from spindle.core.workflow import LoadPolicy
+
+        p = self.policy
+        if p.allow_kinds is None and not p.deny_kinds and p.allowed_executables is None:
+            return None
+        return LoadPolicy(
+            allow_kinds=p.allow_kinds,
+            deny_kinds=list(p.deny_kinds),
+            allowed_executables=p.allowed_executables,
+        )
+
+
+_SCALARS = {
+    a.name: a.type
+    for a in attrs.fields(Settings)
+    if a.name
+    in (
+        "store",
+        "durability",
+        "runs_dir",
+        "concurrency",
+        "max_steps",
+        "lease_ttl",
+        "max_inline_sleep",
+        "result_inline_limit",
+    )
+}
+
+
+# --- locating a problem in the file ------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_QUOTED_KEY = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'")
+
+
+def _split_key(text: str) -> list[str] | None:
+    """Split a TOML key (``a."b.c".d``) into its parts; None if it is not a key."""
+    parts: list[str] = []
+    rest = text.strip()
+    while True:
+        quoted = _QUOTED_KEY.match(rest)
+        bare = _BARE_KEY.match(rest)
+        if quoted:
+            parts.append(quoted.group(1) if quoted.group(1) is not None else quoted.group(2))
+            rest = rest[quoted.end() :].lstrip()
+        elif bare:
+            parts.append(bare.group())
+            rest = rest[bare.end() :].lstrip()
+        else:
+            return None
+        if not rest:
+            return parts
+        if rest[0] != ".":
+            return None
+        rest = rest[1:].lstrip()
+
+
+def _assignment_key(line: str) -> str | None:
+    """The key of a ``key = value`` line (the text before the first unquoted ``=``)."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "=":
+            return line[:i]
+    return None
+
+
+def _key_lines(text: str, prefix: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    """Map each key path defined in TOML ``text`` under ``prefix`` to its first line.
+
+    Best effort, line by line (no value parsing): every table header and
+    ``key = value`` line registers its full path and each path prefix, so a
+    problem deep inside a value still finds the line of its nearest key.
+    Arrays of tables (``[[observers]]``) register their index too.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[["):
+            parts = _split_key(stripped[2 : stripped.find("]]")])
+            if parts is None:
+                continue
+            index = counts.get(tuple(parts), 0)
+            counts[tuple(parts)] = index + 1
+            full = table = (*parts, str(index))
+        elif stripped.startswith("["):
+            parts = _split_key(stripped[1 : stripped.find("]")])
+            if parts is None:
+                continue
+            full = table = tuple(parts)
+        else:
+            key = _assignment_key(stripped)
+            parts = _split_key(key) if key is not None else None
+            if parts is None:
+                continue
+            full = (*table, *parts)
+        if full[: len(prefix)] != prefix:
+            continue
+        relative = full[len(prefix) :]
+        for n in range(1, len(relative) + 1):
+            lines.setdefault(relative[:n], number)
+    return lines
+
+
+def _locate(data: Any, dotted: str) -> tuple[str, ...]:
+    """Split a dotted problem path into real keys, using ``data`` for keys with dots."""
+    parts = dotted.split(".") if dotted else []
+    out: list[str] = []
+    node = data
+    i = 0
+    while i < len(parts):
+        if isinstance(node, dict):
+            for j in range(len(parts), i, -1):
+                key = ".".join(parts[i:j])
+                if key in node:
+                    out.append(key)
+                    node = node[key]
+                    i = j
+                    break
+            else:  # a key the data does not have (an unknown field's parent is known)
+                out.append(parts[i])
+                node = None
+                i += 1
+        elif isinstance(node, list) and parts[i].isdigit() and int(parts[i]) < len(node):
+            out.append(parts[i])
+            node = node[int(parts[i])]
+            i += 1
+        else:
+            out.extend(parts[i:])
+            break
+    return tuple(out)
+
+
+def _render_key(keys: tuple[str, ...]) -> str:
+    return ".".join(k if _BARE_KEY.fullmatch(k) else f'"{k}"' for k in keys)
+
+
+class _Origins:
+    """Where each top-level setting came from, to point an error at the right place."""
+
+    def __init__(self, source: str | None, text: str, section: str | None) -> None:
+        self.source = source
+        self.prefix = tuple(section.split(".")) if section else ()
+        self.lines = _key_lines(text, self.prefix) if text else {}
+        self.by_key: dict[str, str] = {}
+
+    def where(self, keys: tuple[str, ...]) -> tuple[str, str]:
+        """``(place, shown path)``: ``file:line`` / ``environment variable X`` / ``override``."""
+        origin = self.by_key.get(keys[0], "file") if keys else "file"
+        if origin != "file" or self.source is None:
+            return (origin if origin != "file" else "settings"), _render_key(keys)
+        for n in range(len(keys), 0, -1):
+            line = self.lines.get(keys[:n])
+            if line is not None:
+                return f"{self.source}:{line}", _render_key((*self.prefix, *keys))
+        return self.source, _render_key((*self.prefix, *keys))
+
+
+def _read_file(cwd: Path) -> tuple[dict[str, Any], str | None, str, str | None]:
+    """Return (data, file, text, section) from spindle.toml or pyproject.toml."""
+    own = cwd / "spindle.toml"
+    if own.is_file():
+        text = own.read_text(encoding="utf-8")
+        try:
+            return tomllib.loads(text), str(own), text, None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{own}: invalid TOML: {exc}") from exc
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        text = pyproject.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from exc
+        section = data.get("tool", {}).get("spindle")
+        if isinstance(section, dict):
+            return section, str(pyproject), text, "tool.spindle"
+    return {}, None, "", None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """Settings from ``SPINDLE_*`` variables: ``{field: (value, variable name)}``."""
+    out: dict[str, tuple[Any, str]] = {}
+    for name, typ in _SCALARS.items():
+        var = f"SPINDLE_{name.upper()}"
+        raw = environ.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            if typ in (int, "int"):
+                out[name] = (int(raw), var)
+            elif typ in (float, "float"):
+                out[name] = (float(raw), var)
+            else:
+                out[name] = (raw, var)
+        except ValueError:
+            raise ConfigError(
+                f"environment variable {var}={raw!r} is not a valid {getattr(typ, '__name__', typ)}"
+            ) from None
+    hooks = environ.get("SPINDLE_HOOKS")
+    if hooks:
+        out["hooks"] = ([h.strip() for h in hooks.split(",") if h.strip()], "SPINDLE_HOOKS")
+    return out
+
+
+def load_settings(
+    cwd: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    use_file: bool = True,
+) -> Settings:
+    """Load settings from the working directory, the environment and ``overrides``.
+
+    Raises:
+        ConfigError: a file is not valid TOML, a key is unknown (with file and
+            line) or a value has the wrong type.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    data, source, text, section = _read_file(base) if use_file else ({}, None, "", None)
+    origins = _Origins(source, text, section)
+    merged: dict[str, Any] = dict(data)
+    for name, (value, var) in _env_overrides(os.environ if environ is None else environ).items():
+        merged[name] = value
+        origins.by_key[name] = f"environment variable {var}"
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            merged[name] = value
+            origins.by_key[name] = "explicit override"
+    try:
+        settings = converter.structure(merged, Settings)
+    except Exception as exc:
+        lines = []
+        for problem in structure_errors(exc, "$"):
+            message, _, at = problem.rpartition(" @ ")
+            keys = _locate(merged, at[2:] if at.startswith("$.") else "")
+            where, shown = origins.where(keys)
+            lines.append(f"{where}: {message} @ {shown}" if shown else f"{where}: {message}")
+        raise ConfigError("invalid spindle settings:\n  " + "\n  ".join(lines)) from exc
+    if settings.durability not in ("normal", "full"):
+        where, _ = origins.where(("durability",))
+        raise ConfigError(
+            f"{where}: durability must be 'normal' or 'full', got {settings.durability!r}"
+        )
+    if settings.concurrency < 1:
+        where, _ = origins.where(("concurrency",))
+        raise ConfigError(f"{where}: concurrency must be at least 1, got {settings.concurrency}")
+    settings.source = source
+    return settings

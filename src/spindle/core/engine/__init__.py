@@ -1,0 +1,32 @@
+"""The engine layer: the top of the kernel. ``Engine`` keeps the public run API
+and delegates to services that take only what they need. Imports every
+other layer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from spindle.core._lazy import lazy_facade
+
+if TYPE_CHECKING:
+    from spindle.core.engine._engine import Engine as Engine
+    from spindle.core.engine._engine import open_store as open_store
+    from spindle.core.engine._events import EventEmitter as EventEmitter
+    from spindle.core.engine._finish import FinishingRun as FinishingRun
+    from spindle.core.engine._leases import Leases as Leases
+    from spindle.core.engine._leases import pid_alive as pid_alive
+    from spindle.core.engine._sync import SyncEngine as SyncEngine
+
+_LAZY: dict[str, str] = {
+    "Engine": "spindle.core.engine._engine",
+    "EventEmitter": "spindle.core.engine._events",
+    "FinishingRun": "spindle.core.engine._finish",
+    "Leases": "spindle.core.engine._leases",
+    "SyncEngine": "spindle.core.engine._sync",
+    "open_store": "spindle.core.engine._engine",
+    "pid_alive": "spindle.core.engine._leases",
+}
+
+__getattr__, __dir__ = lazy_facade(__name__, _LAZY)
+__all__ = sorted(_LAZY)

@@ -1,0 +1,51 @@
+"""Lifecycle events: numbering per run and dispatch to observers.
+
+Events are built only when an observer is bound, so an engine without
+observers pays one attribute check per event site. Sequence numbers come from
+``RunState.event_seq`` and are persisted with the next commit, so they stay
+gap-free and monotonic per run across processes. Events are emitted *after*
+the commit that makes them true.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from spindle.core.model import LifecycleEventType, RunLifecycleEvent, RunState, utcnow
+from spindle.core.plugin import CompositeObserver
+
+__all__ = ["EventEmitter"]
+
+
+class EventEmitter:
+    """Numbers events per run and hands them to the engine's observers."""
+
+    def __init__(self, observers: CompositeObserver) -> None:
+        self.observers = observers
+        self.active = observers.active
+
+    def build(
+        self, state: RunState, type_: LifecycleEventType, node_id: str | None = None, **payload: Any
+    ) -> RunLifecycleEvent | None:
+        """Number a new event for ``state`` (advancing ``event_seq``); None without observers."""
+        if not self.active:
+            return None
+        state.event_seq += 1
+        return RunLifecycleEvent(
+            event_id=uuid.uuid4().hex,
+            run_id=state.run_id,
+            type=type_,
+            sequence=state.event_seq,
+            occurred_at=utcnow(),
+            node_id=node_id,
+            payload=payload,
+        )
+
+    async def send(self, events: list[RunLifecycleEvent | None]) -> None:
+        """Deliver built events in order (after their commit)."""
+        if not self.active:
+            return
+        for event in events:
+            if event is not None:
+                await self.observers.on_event(event)

@@ -1,0 +1,183 @@
+"""The finish lifecycle: unsettled-work snapshot and the ``spindle_on_finish`` chain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.errors import HookError
+from spindle.core.model import (
+    AuditEntry,
+    HandoffEnvelope,
+    LifecycleEventType,
+    RunLifecycleEvent,
+    RunState,
+    RunStatus,
+    StepKind,
+    StepStatus,
+    UnsettledWork,
+    WaitReason,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from spindle.core.engine._driver import RunDriver
+    from spindle.core.engine._engine import Engine
+    from spindle.core.engine._events import EventEmitter
+    from spindle.core.engine._journal import Pending
+    from spindle.core.store import Store
+
+__all__ = ["FinishingRun", "finish_run", "run_finish_hooks", "snapshot_unsettled"]
+
+
+class FinishingRun:
+    """What a ``spindle_on_finish`` implementation may act on.
+
+    Attributes:
+        state: the run's state (read it; change it only through the methods).
+        output: the output as the previous hook left it.
+    """
+
+    def __init__(self, state: RunState, output: Any, store: Store, emitter: EventEmitter) -> None:
+        self.state = state
+        self.output = output
+        self._store = store
+        self._emitter = emitter
+        self.handoffs: list[HandoffEnvelope] = []
+        self.events: list[RunLifecycleEvent | None] = []
+        self.fail_reason: str | None = None
+        self.source = ""
+
+    @property
+    def run_id(self) -> str:
+        """The finishing run's id."""
+        return self.state.run_id
+
+    async def audit(self, message: str, **data: Any) -> AuditEntry:
+        """Persist an audit entry (per-run monotonic ``seq``) and emit an ``audit`` event."""
+        self.state.audit_seq += 1
+        entry = AuditEntry(
+            self.state.run_id, self.state.audit_seq, message, dict(data), self.source, utcnow()
+        )
+        await self._store.append_audit(entry)
+        self.events.append(
+            self._emitter.build(
+                self.state,
+                LifecycleEventType.AUDIT,
+                message=message,
+                seq=entry.seq,
+                data=dict(data),
+            )
+        )
+        return entry
+
+    async def handoff(self, target: str, payload: Any = None) -> HandoffEnvelope:
+        """Persist an envelope; the engine starts ``target`` with ``payload`` after finishing."""
+        env = HandoffEnvelope(uuid.uuid4().hex, self.state.run_id, target, payload, utcnow())
+        await self._store.put_handoff(env)
+        self.handoffs.append(env)
+        return env
+
+    def set_disposition(self, disposition: str, *, fail: bool = False) -> None:
+        """Label how the run ended (kept on the run); ``fail=True`` ends it as failed."""
+        self.state.disposition = disposition
+        if fail:
+            self.fail_reason = f"disposition '{disposition}' set by {self.source or 'a hook'}"
+
+
+async def snapshot_unsettled(
+    state: RunState, store: Store, in_flight: list[str], event_keys: Iterable[str] = ()
+) -> UnsettledWork:
+    """Collect what is still outstanding for a finishing run.
+
+    ``event_keys`` are the keys the workflow's ``wait_event`` nodes listen on:
+    events delivered under them that no run consumed count as undelivered.
+    """
+    children = [
+        r.run_id for r in await store.list_runs(parent_run_id=state.run_id) if not r.status.terminal
+    ]
+    timers = [w for w in state.waits if w.reason in (WaitReason.TIMER, WaitReason.RETRY)]
+    keys = {w.event_key for w in state.waits if w.event_key} | set(event_keys)
+    undelivered = [e.event_id for k in sorted(keys) for e in await store.pending_events(k)]
+    handoffs = [h.envelope_id for h in await store.handoffs(state.run_id, open_only=True)]
+    return UnsettledWork(children, timers, undelivered, list(in_flight), handoffs)
+
+
+async def run_finish_hooks(
+    pm: pluggy.PluginManager, finishing: FinishingRun, unsettled: UnsettledWork
+) -> Any:
+    """Call each ``spindle_on_finish`` implementation in pluggy order, chaining the output.
+
+    Raises:
+        HookError: an implementation raised; the message names its plugin.
+    """
+    for impl in pm.hook.spindle_on_finish.get_hookimpls()[::-1]:
+        finishing.source = impl.plugin_name
+        try:
+            offered = {"run": finishing, "output": finishing.output, "unsettled": unsettled}
+            # pluggy lets an implementation accept a subset of the spec's arguments.
+            result = impl.function(**{k: offered[k] for k in impl.argnames})
+            if hasattr(result, "__await__"):
+                result = await result
+        except Exception as exc:
+            raise HookError(
+                f"on_finish hook '{impl.plugin_name}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if result is not None:
+            finishing.output = result
+    finishing.source = ""
+    return finishing.output
+
+
+def final_status(finishing: FinishingRun) -> RunStatus:
+    """The status a finishing run ends with, after its hooks."""
+    return RunStatus.FAILED if finishing.fail_reason else RunStatus.COMPLETED
+
+
+async def finish_run(engine: Engine, driver: RunDriver, pending: Pending) -> None:
+    """Run the finish lifecycle for a run with no node left, and commit the end state."""
+    state = driver.state
+    output = await driver.output()
+    finishing = FinishingRun(state, output, engine.store, engine.emitter)
+    try:
+        if engine.has_finish_hooks:
+            # A finish that crashed after writing audit entries runs again: number
+            # the new entries after the ones already kept.
+            kept = await engine.store.audit(state.run_id)
+            if kept:
+                state.audit_seq = max(state.audit_seq, kept[-1].seq)
+            unsettled = await snapshot_unsettled(state, engine.store, list(driver.inflight))
+            output = await run_finish_hooks(engine.pm, finishing, unsettled)
+    except Exception as exc:
+        pending.events.extend(finishing.events)
+        await driver.fail_run(str(exc), pending)
+        return
+    pending.events.extend(finishing.events)
+    status = final_status(finishing)
+    state.output = driver.secrets.scrub(output)
+    state.status = status
+    if status == RunStatus.FAILED:
+        state.error = finishing.fail_reason
+    driver.record(
+        pending,
+        "",
+        StepKind.RUN,
+        StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED,
+        f"{state.run_id}:run",
+        result=driver._storable("", output),
+        error=state.error,
+    )
+    driver.event(
+        pending,
+        LifecycleEventType.RUN_COMPLETED
+        if status == RunStatus.COMPLETED
+        else LifecycleEventType.RUN_FAILED,
+    )
+    pending.release = True
+    await driver.commit(pending)
+    for env in finishing.handoffs:
+        await engine.handoff(state, env.target, env.payload, relative_to=driver.wf, envelope=env)
+    await engine.after_terminal(state)

@@ -1,0 +1,89 @@
+"""Run leases: who drives a run, taken over at once from dead local processes.
+
+A lease is an expiring claim with a fencing token. A lease whose holder was a
+process on this host that no longer exists is taken over immediately (so
+``spindle resume`` right after a crash just works); any other only once it
+expires. While driving, a heartbeat renews it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from spindle.core.errors import LeaseHeld
+from spindle.core.model import Lease, utcnow
+from spindle.core.store import Store
+
+__all__ = ["Leases", "pid_alive"]
+
+log = logging.getLogger("spindle.engine")
+
+
+class Leases:
+    """Acquires and renews run leases in a store for one engine (``owner``)."""
+
+    def __init__(self, store: Store, owner: str, host: str, ttl: float) -> None:
+        self.store = store
+        self.owner = owner
+        self.host = host
+        self.ttl = ttl
+
+    async def acquire(self, run_id: str) -> Lease:
+        """Take the run's lease; take it over at once from a dead process on this host.
+
+        Raises:
+            RunNotFound: no such run.
+            LeaseHeld: a live process (or one on another host, until expiry) holds it.
+        """
+        ttl = self.ttl
+        lease = await self.store.acquire_lease(
+            run_id, owner=self.owner, host=self.host, pid=os.getpid(), ttl=ttl, now=utcnow()
+        )
+        if lease is not None:
+            return lease
+        held = await self.store.get_lease(run_id)
+        if held is not None and held.host == self.host and not pid_alive(held.pid):
+            lease = await self.store.acquire_lease(
+                run_id,
+                owner=self.owner,
+                host=self.host,
+                pid=os.getpid(),
+                ttl=ttl,
+                now=utcnow(),
+                steal_token=held.token,
+            )
+            if lease is not None:
+                log.info("took over run %s from dead process %s", run_id, held.pid)
+                return lease
+        who = f"process {held.pid} on {held.host}" if held else "another process"
+        until = f" until {held.expires_at.isoformat()}" if held else ""
+        raise LeaseHeld(
+            f"run {run_id} is being driven by {who} (lease held{until}); wait for "
+            f"it to finish, or retry after the lease expires"
+        )
+
+    async def heartbeat(self, run_id: str, token: int, on_lost: Callable[[], None]) -> None:
+        """Renew the lease every third of its life; call ``on_lost`` if it was taken over."""
+        ttl = self.ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            ok = await self.store.renew_lease(
+                run_id, owner=self.owner, token=token, ttl=ttl, now=utcnow()
+            )
+            if not ok:
+                log.warning("lease on run %s was taken over; stopping", run_id)
+                on_lost()
+                return
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

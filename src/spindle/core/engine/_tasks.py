@@ -1,0 +1,126 @@
+"""Running one task: runtime, executor choice, execution, declared outputs."""
+
+from __future__ import annotations
+
+import json as _json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.errors import TaskError
+from spindle.core.model import converter
+from spindle.core.store import Store
+from spindle.core.workflow import canonical_json
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from spindle.core.plugin import Executor, Registry, TaskContext
+    from spindle.core.workflow import NodeSpec
+
+__all__ = ["TaskRunner"]
+
+
+class TaskRunner:
+    """Runs task nodes for an engine; keeps one executor instance per kind (pools)."""
+
+    def __init__(self, pm: pluggy.PluginManager, registry: Registry, store: Store) -> None:
+        self.pm = pm
+        self.registry = registry
+        self.store = store
+        # One instance per distinct configuration: every node asking for
+        # {kind: process_pool} shares one pool, not one pool per node. Keyed by the
+        # kind (defaults) or by the canonical JSON of a node's executor options.
+        self.executors: dict[str, Executor[Any]] = {}
+
+    async def aclose(self) -> None:
+        """Close every executor this runner created."""
+        for ex in self.executors.values():
+            await ex.aclose()
+        self.executors.clear()
+
+    async def run_task(self, task: TaskContext) -> Any:
+        """Prepare the payload (runtime) and run it (executor); return the result value."""
+        node = task.node
+        runtime = node.runtime
+        assert runtime is not None
+        payload = await runtime.setup_runtime(task)
+        if node.executor is not None:
+            executor = self.shared(node.executor)
+        else:
+            executor = self.executor_for(node, payload, runtime.default_executor)
+        task.executor = executor
+        if not isinstance(payload, executor.accepts):
+            kinds = ", ".join(t.__name__ for t in executor.accepts)
+            raise TaskError(
+                f"node '{node.id}': executor '{executor.kind_name}' cannot run a "
+                f"{type(payload).__name__} (it accepts {kinds}); choose another executor "
+                f"for this node",
+                node_id=node.id,
+            )
+        outcome = await executor.execute(payload, task)
+        return outcome.value
+
+    def shared(self, configured: Executor[Any]) -> Executor[Any]:
+        """The engine's instance for a node's configured executor (equal options share)."""
+        key = "node:" + canonical_json(converter.unstructure(configured))
+        return self.executors.setdefault(key, configured)
+
+    def executor_for(self, node: NodeSpec, payload: Any, default: str) -> Executor[Any]:
+        """The executor for a node that names none: the hook's choice, else ``default``."""
+        kind = default
+        select = self.pm.hook.spindle_select_executor
+        if select.get_hookimpls():
+            kind = select(node=node, payload=payload) or default
+        ex = self.executors.get(kind)
+        if ex is None:
+            ex = self.registry.create("executor", {"kind": kind}, path=f"nodes.{node.id}.executor")
+            self.executors[kind] = ex
+        return ex
+
+    async def collect_outputs(
+        self, run_id: str, node: NodeSpec, task: TaskContext, value: Any
+    ) -> dict[str, Any]:
+        """Check and store a node's declared outputs; return what downstream nodes receive."""
+        out: dict[str, Any] = {}
+        for name, spec in node.outputs.items():
+            path = task.outputs.get(name)
+            if spec.kind in ("file", "json"):
+                if path is None or not path.is_file():
+                    raise TaskError(
+                        f"node '{node.id}' did not produce output '{name}': expected a file at "
+                        f"{path}",
+                        node_id=node.id,
+                    )
+                data = path.read_bytes()
+                await self.store.put_artifact(run_id, data, name=f"{node.id}.{name}")
+                if spec.kind == "json":
+                    try:
+                        out[name] = _json.loads(data)
+                    except ValueError as exc:
+                        raise TaskError(
+                            f"node '{node.id}': output '{name}' at {path} is not "
+                            f"valid JSON ({exc})",
+                            node_id=node.id,
+                        ) from exc
+                else:
+                    out[name] = str(path)
+            elif spec.kind == "folder":
+                if path is None or not path.is_dir():
+                    raise TaskError(
+                        f"node '{node.id}' did not produce output '{name}': expected a folder "
+                        f"at {path}",
+                        node_id=node.id,
+                    )
+                out[name] = str(path)
+            else:
+                if spec.key:
+                    if not isinstance(value, Mapping) or spec.key not in value:
+                        raise TaskError(
+                            f"node '{node.id}': output '{name}' needs key "
+                            f"'{spec.key}' in the returned mapping",
+                            node_id=node.id,
+                        )
+                    out[name] = value[spec.key]
+                else:
+                    out[name] = value
+        return out

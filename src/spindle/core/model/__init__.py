@@ -1,0 +1,80 @@
+"""The model layer: plain attrs data and the one cattrs converter.
+
+Run state and waits, effects and outcomes, ledger records and their hash
+chain, lifecycle events, audit entries and handoffs, idempotency key
+formats, secrets. Imports only :mod:`spindle.core.errors`, attrs and cattrs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from spindle.core._lazy import lazy_facade
+
+if TYPE_CHECKING:
+    from spindle.core.model._converter import converter as converter
+    from spindle.core.model._converter import structure as structure
+    from spindle.core.model._converter import structure_errors as structure_errors
+    from spindle.core.model._converter import unstructure as unstructure
+    from spindle.core.model._effects import Effect as Effect
+    from spindle.core.model._effects import EffectOutcome as EffectOutcome
+    from spindle.core.model._effects import EffectStatus as EffectStatus
+    from spindle.core.model._events import LifecycleEventType as LifecycleEventType
+    from spindle.core.model._events import RunLifecycleEvent as RunLifecycleEvent
+    from spindle.core.model._ledger import LedgerVerification as LedgerVerification
+    from spindle.core.model._ledger import StepKind as StepKind
+    from spindle.core.model._ledger import StepRecord as StepRecord
+    from spindle.core.model._ledger import StepStatus as StepStatus
+    from spindle.core.model._ledger import chain as chain
+    from spindle.core.model._ledger import normalize_result as normalize_result
+    from spindle.core.model._ledger import record_hash as record_hash
+    from spindle.core.model._ledger import verify as verify
+    from spindle.core.model._records import ArtifactRef as ArtifactRef
+    from spindle.core.model._records import AuditEntry as AuditEntry
+    from spindle.core.model._records import HandoffEnvelope as HandoffEnvelope
+    from spindle.core.model._records import UnsettledWork as UnsettledWork
+    from spindle.core.model._run import TERMINAL_STATUSES as TERMINAL_STATUSES
+    from spindle.core.model._run import Lease as Lease
+    from spindle.core.model._run import RunState as RunState
+    from spindle.core.model._run import RunStatus as RunStatus
+    from spindle.core.model._run import WaitReason as WaitReason
+    from spindle.core.model._run import WaitState as WaitState
+    from spindle.core.model._secrets import REDACTED as REDACTED
+    from spindle.core.model._secrets import Secrets as Secrets
+    from spindle.core.model._time import utcnow as utcnow
+
+_LAZY: dict[str, str] = {
+    "ArtifactRef": "spindle.core.model._records",
+    "AuditEntry": "spindle.core.model._records",
+    "Effect": "spindle.core.model._effects",
+    "EffectOutcome": "spindle.core.model._effects",
+    "EffectStatus": "spindle.core.model._effects",
+    "HandoffEnvelope": "spindle.core.model._records",
+    "Lease": "spindle.core.model._run",
+    "LedgerVerification": "spindle.core.model._ledger",
+    "LifecycleEventType": "spindle.core.model._events",
+    "REDACTED": "spindle.core.model._secrets",
+    "RunLifecycleEvent": "spindle.core.model._events",
+    "RunState": "spindle.core.model._run",
+    "RunStatus": "spindle.core.model._run",
+    "Secrets": "spindle.core.model._secrets",
+    "StepKind": "spindle.core.model._ledger",
+    "StepRecord": "spindle.core.model._ledger",
+    "StepStatus": "spindle.core.model._ledger",
+    "TERMINAL_STATUSES": "spindle.core.model._run",
+    "UnsettledWork": "spindle.core.model._records",
+    "WaitReason": "spindle.core.model._run",
+    "WaitState": "spindle.core.model._run",
+    "chain": "spindle.core.model._ledger",
+    "converter": "spindle.core.model._converter",
+    "normalize_result": "spindle.core.model._ledger",
+    "record_hash": "spindle.core.model._ledger",
+    "structure": "spindle.core.model._converter",
+    "structure_errors": "spindle.core.model._converter",
+    "unstructure": "spindle.core.model._converter",
+    "utcnow": "spindle.core.model._time",
+    "verify": "spindle.core.model._ledger",
+}
+
+__getattr__, __dir__ = lazy_facade(__name__, _LAZY)
+__all__ = sorted(_LAZY)

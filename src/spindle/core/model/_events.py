@@ -1,0 +1,44 @@
+"""Lifecycle events: what observers receive, one per thing that happened to a run."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field
+
+__all__ = ["LifecycleEventType", "RunLifecycleEvent"]
+
+
+class LifecycleEventType(enum.StrEnum):
+    """Every lifecycle event an observer can receive."""
+
+    RUN_STARTED = "run_started"
+    NODE_STARTED = "node_started"
+    NODE_COMPLETED = "node_completed"
+    NODE_FAILED = "node_failed"
+    NODE_RETRYING = "node_retrying"
+    RUN_WAITING = "run_waiting"
+    RUN_RESUMED = "run_resumed"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    HANDOFF_CREATED = "handoff_created"
+    AUDIT = "audit"
+
+
+@define(frozen=True)
+class RunLifecycleEvent:
+    """One thing that happened to a run, as observers see it.
+
+    ``sequence`` is per run, gap-free and monotonic across process restarts.
+    """
+
+    event_id: str
+    run_id: str
+    type: LifecycleEventType
+    sequence: int
+    occurred_at: datetime
+    node_id: str | None = None
+    payload: dict[str, Any] = field(factory=dict)

@@ -1,0 +1,211 @@
+"""The ledger: its records and their hash chain.
+
+A ledger is the append-only list of :class:`StepRecord` of one run.
+``record_hash = sha256(prev_hash + canonical_body)`` where the body is the
+record without its two hash fields, serialized with sorted keys. Editing,
+removing or reordering any record breaks every later link, and
+:func:`verify` reports the *first* bad index — including index 0, whose
+``prev_hash`` must be empty.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field
+
+from spindle.core.model._converter import converter
+from spindle.core.model._time import _CANONICAL, _ENCODE_STR, _iso, _iso_json
+
+__all__ = [
+    "LedgerVerification",
+    "StepKind",
+    "StepRecord",
+    "StepStatus",
+    "chain",
+    "normalize_result",
+    "record_hash",
+    "verify",
+]
+
+
+class StepKind(enum.StrEnum):
+    """What a ledger record is about."""
+
+    NODE = "node"  # a node's final outcome
+    CALL = "call"  # an effect or memoized sub-step inside a node (ctx.step, ctx.ask_user)
+    RETRY = "retry"  # a failed attempt that will be retried after a durable backoff
+    WAIT = "wait"  # a node suspended on an effect
+    RESUME = "resume"  # an answer delivered to a wait
+    RUN = "run"  # run-level transitions (cancelled, finished, failed)
+
+
+class StepStatus(enum.StrEnum):
+    """The outcome a ledger record states."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    WAITING = "waiting"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+@define
+class StepRecord:
+    """One append-only ledger entry.
+
+    ``seq`` is gap-free from 0 per run; ``record_hash`` is the SHA-256 of
+    ``prev_hash`` and the record's canonical body, so any edit breaks the chain.
+    """
+
+    run_id: str
+    seq: int
+    node_id: str
+    kind: StepKind
+    status: StepStatus
+    idempotency_key: str
+    attempt: int = 1
+    result: Any = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    prev_hash: str = ""
+    record_hash: str = ""
+    _canonical: str | None = field(default=None, init=False, eq=False, repr=False)
+
+    def canonical_body(self) -> str:
+        """The record without its hashes as canonical JSON: what ``record_hash`` covers.
+
+        Canonical means ``json.dumps(..., sort_keys=True, separators=(",", ":"),
+        ensure_ascii=False)`` of :meth:`to_dict` minus the hashes. Stores may keep
+        this text (plus the two hashes) instead of serializing the record again.
+        It is computed once per record and written out field by field, because it
+        runs on every durable step (a test checks it against ``json.dumps``).
+        """
+        body = self._canonical
+        if body is None:
+            enc = _ENCODE_STR
+            result = self.result
+            if result is None:
+                result_text = "null"
+            elif isinstance(result, str):
+                result_text = enc(result)
+            else:
+                result_text = _CANONICAL(result)
+            body = self._canonical = (
+                f'{{"attempt":{self.attempt:d},'
+                f'"error":{"null" if self.error is None else enc(self.error)},'
+                f'"finished_at":{_iso_json(self.finished_at)},'
+                f'"idempotency_key":{enc(self.idempotency_key)},'
+                f'"kind":{enc(self.kind.value)},'
+                f'"node_id":{enc(self.node_id)},'
+                f'"result":{result_text},'
+                f'"run_id":{enc(self.run_id)},'
+                f'"seq":{self.seq:d},'
+                f'"started_at":{_iso_json(self.started_at)},'
+                f'"status":{enc(self.status.value)}}}'
+            )
+        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (what the converter gives, written out for speed:
+        stores and the hash chain call this once per durable step)."""
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "node_id": self.node_id,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "idempotency_key": self.idempotency_key,
+            "attempt": self.attempt,
+            "result": self.result,
+            "error": self.error,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "prev_hash": self.prev_hash,
+            "record_hash": self.record_hash,
+        }
+
+
+def _unstructure_step(record: StepRecord) -> dict[str, Any]:
+    return record.to_dict()
+
+
+# Ledger records are written out by hand (StepRecord.to_dict): faster, and it
+# leaves out the cached canonical body.
+converter.register_unstructure_hook(StepRecord, _unstructure_step)
+
+
+def _body(record: StepRecord) -> str:
+    return record.canonical_body()
+
+
+def body_from_converter(record: StepRecord) -> str:
+    """The canonical body via the generic converter (the reference for :func:`_body`)."""
+    data = converter.unstructure(record)
+    data.pop("prev_hash", None)
+    data.pop("record_hash", None)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(record: StepRecord, prev_hash: str) -> str:
+    """The hash ``record`` must carry when it follows a record hashed ``prev_hash``."""
+    return hashlib.sha256((prev_hash + "\n" + _body(record)).encode()).hexdigest()
+
+
+def chain(record: StepRecord, prev_hash: str) -> StepRecord:
+    """Set ``record``'s ``prev_hash`` and ``record_hash`` in place and return it."""
+    record._canonical = None  # computed afresh from the record as it is now
+    record.prev_hash = prev_hash
+    record.record_hash = record_hash(record, prev_hash)
+    return record
+
+
+def normalize_result(value: Any) -> Any:
+    """Return ``value`` as it will read back from any store (JSON round trip).
+
+    Hashing the round-tripped form keeps verification stable when JSON changes
+    a value's shape (tuples become lists, integer keys become strings).
+
+    Raises:
+        TypeError: the value cannot be represented as JSON.
+    """
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    unstructured = converter.unstructure(value)
+    return json.loads(json.dumps(unstructured, ensure_ascii=False))
+
+
+@define
+class LedgerVerification:
+    """The result of :func:`verify`: ``ok``, the record ``count``, the first bad index."""
+
+    ok: bool
+    count: int
+    first_bad_index: int | None = None
+    reason: str | None = None
+
+
+def verify(records: Sequence[StepRecord]) -> LedgerVerification:
+    """Check ``seq`` continuity and every hash link; report the first bad index."""
+    prev = ""
+    for i, rec in enumerate(records):
+        if rec.seq != i:
+            return LedgerVerification(
+                False, len(records), i, f"record {i} has seq {rec.seq}, expected {i}"
+            )
+        if rec.prev_hash != prev:
+            return LedgerVerification(
+                False, len(records), i, f"record {i} does not link to the record before it"
+            )
+        if record_hash(rec, prev) != rec.record_hash:
+            return LedgerVerification(
+                False, len(records), i, f"record {i} was changed after it was written"
+            )
+        prev = rec.record_hash
+    return LedgerVerification(True, len(records))

@@ -1,0 +1,135 @@
+"""The base classes plugin authors subclass: runtimes, executors, effect handlers.
+
+(Stores live in :mod:`spindle.core.store`, observers and middleware beside
+this module; each group base records itself with :class:`Plugin`, so the
+registry finds it without importing any of them.)
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, final
+
+from attrs import define, field
+
+from spindle.core.model import EffectOutcome
+from spindle.core.plugin import _structure  # noqa: F401 - plugin classes need its converter hooks
+from spindle.core.plugin._plugin import Plugin
+
+if TYPE_CHECKING:
+    from spindle.core.model import Effect, RunState, WaitState
+    from spindle.core.plugin._context import EffectContext, TaskContext
+    from spindle.core.workflow import NodeSpec
+
+__all__ = ["EffectHandler", "Executor", "Outcome", "Runtime"]
+
+T = TypeVar("T")
+
+
+@define
+class Outcome:
+    """What an executor reports for one payload.
+
+    ``value`` becomes the node's result. ``stdout``/``stderr`` hold the tail
+    of the task's output (the full text is kept in the run dir by executors
+    that capture it); ``exit_code`` is set for processes.
+    """
+
+    value: Any = None
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    duration: float = 0.0
+    details: dict[str, Any] = field(factory=dict)
+
+
+class Runtime(Plugin, Generic[T], group="runtime"):
+    """Prepares a payload of type ``T`` for an executor from a node's task context.
+
+    Implement ``_setup_runtime``; callers use :meth:`setup_runtime`, which runs
+    the runtime middleware around it. ``default_executor`` names the executor
+    kind used when a node does not choose one. ``check`` reports definition
+    problems at load time, before anything runs.
+    """
+
+    default_executor: ClassVar[str] = "inline"
+
+    @abc.abstractmethod
+    async def _setup_runtime(self, task: TaskContext) -> T:
+        """Build the payload for ``task``."""
+
+    @final
+    async def setup_runtime(self, task: TaskContext) -> T:
+        """Prepare the payload through the runtime middleware chain."""
+        result: T = await task.middleware.runtime(self, task)
+        return result
+
+    def check(self, node: NodeSpec, available: set[str]) -> list[str]:
+        """Return problems with this runtime's configuration for ``node`` (none by default).
+
+        Args:
+            node: the node being loaded.
+            available: what a task may refer to: the node's input and output names,
+                ``"ctx"``, and ``"inputs.NAME"`` for every workflow input.
+        """
+        return []
+
+    def executables(self) -> list[str] | None:
+        """The programs this runtime starts, for load policies (None: not a process runtime)."""
+        return None
+
+
+class Executor(Plugin, Generic[T], group="executor"):
+    """Executes a payload of type ``T`` somewhere and reports an :class:`Outcome`.
+
+    Implement ``_execute``; callers use :meth:`execute`, which runs the execute
+    middleware. ``accepts`` lists payload types this executor can run; the
+    engine refuses a node that pairs it with a runtime producing anything else.
+    """
+
+    accepts: ClassVar[tuple[type, ...]] = (object,)
+
+    @abc.abstractmethod
+    async def _execute(self, payload: T, task: TaskContext) -> Outcome:
+        """Run ``payload`` and return its outcome; raise to fail the node."""
+
+    @final
+    async def execute(self, payload: T, task: TaskContext) -> Outcome:
+        """Run the payload through the execute middleware chain."""
+        result: Outcome = await task.middleware.execute(self, payload, task)
+        return result
+
+    async def aclose(self) -> None:
+        """Release pools or connections; called when the engine closes."""
+
+
+class EffectHandler(Plugin, group="effect"):
+    """Resolves an :class:`Effect` a node requests: now, later (a wait), or never.
+
+    The handler's attrs fields are the effect's options (``prompt``, ``choices``,
+    ``key``...). ``handle`` returns an :class:`EffectOutcome`. When the outcome
+    is a wait, the classmethod ``accept`` later validates the payload a ``resume`` delivers and
+    returns the value to record (raise :class:`~spindle.InvalidAnswer` to refuse it).
+    """
+
+    @abc.abstractmethod
+    async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
+        """Resolve ``effect`` for ``run``."""
+
+    @classmethod
+    def accept(cls, wait: WaitState, payload: Any) -> Any:
+        """Validate a resume payload for ``wait`` and return the value to record.
+
+        A classmethod: the wait itself carries what validation needs (``choices``),
+        so a run resumed in another process validates without the handler's config.
+        """
+        return payload
+
+    def check(self, node: NodeSpec) -> list[str]:
+        """Return problems with this effect's configuration (none by default)."""
+        return []
+
+    @staticmethod
+    def completed(value: Any = None) -> EffectOutcome:
+        """Shorthand for :meth:`EffectOutcome.completed`."""
+        return EffectOutcome.completed(value)

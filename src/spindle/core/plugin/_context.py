@@ -1,0 +1,237 @@
+"""What a task sees: the task context (``task`` / ``ctx``) and the effect context.
+
+The effect API of :class:`TaskContext` is synchronous and does no I/O, so it
+works the same from ``async def`` tasks, from sync tasks in a worker thread,
+and inside ``python_code``: each call gets the next *call index* of the node
+and an idempotency key ``RUN:NODE:INDEX``. When the ledger already holds an
+answer for that key the call returns it; otherwise
+
+* ``ctx.step(fn, ...)`` runs ``fn`` and keeps its result, committed with the
+  node's next ledger write (so a re-run after a wait or retry returns it
+  without redoing the side effect);
+* ``ctx.ask_user`` / ``ctx.wait_for_event`` / ``ctx.sleep`` / ``ctx.effect``
+  raise :class:`Suspend`, which unwinds the task; the engine handles the
+  effect and, once it is answered, calls the task again from the top.
+
+:class:`Suspend` derives from ``BaseException`` so a task's ``except
+Exception`` cannot swallow it by accident.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from attrs import define, field
+
+from spindle.core.errors import TaskError
+from spindle.core.model import Effect, StepRecord, utcnow
+from spindle.core.plugin._middleware import EMPTY_CHAINS, MiddlewareChains
+
+if TYPE_CHECKING:
+    from spindle.core.plugin._bases import Executor, Runtime
+    from spindle.core.plugin._registry import Registry
+    from spindle.core.store import Store
+    from spindle.core.workflow import NodeSpec, Workflow
+
+__all__ = ["EffectContext", "Suspend", "TaskContext"]
+
+R = TypeVar("R")
+
+_MISSING = object()
+
+
+class Suspend(BaseException):
+    """Raised inside a task to hand an effect to the engine; never catch it."""
+
+    def __init__(self, effect: Effect) -> None:
+        super().__init__(effect.kind)
+        self.effect = effect
+
+
+@define(eq=False)
+class TaskContext:
+    """Everything a runtime, an executor and a Python task receive about one node.
+
+    Attributes:
+        run_id: the run's id.
+        node_id: the node's id (``{task.name}`` in command templates).
+        node: the node's definition.
+        inputs: the node's resolved inputs by parameter name.
+        outputs: declared outputs by name, as absolute paths (file/folder/json) or None.
+        run_dir: the run's working directory; relative paths resolve here. It is
+            created on first access, so tasks that never touch it cost no mkdir.
+        workflow_inputs: the run's inputs (secrets redacted only in records, not here).
+        attempt: 1 for the first try, then 2, 3... on retries.
+        idempotency_key: ``RUN:NODE`` — stable across retries and re-runs, for
+            making a task's own side effects idempotent.
+        secret_values: the clear values of the run's secret inputs, so executors that
+            write output to disk can redact them (:meth:`redact`).
+    """
+
+    run_id: str
+    node_id: str
+    node: NodeSpec
+    inputs: dict[str, Any]
+    outputs: dict[str, Path | None]
+    _run_dir: Path = field(alias="run_dir")
+    workflow_inputs: Mapping[str, Any] = field(factory=dict)
+    attempt: int = 1
+    runtime: Runtime[Any] | None = None
+    executor: Executor[Any] | None = None
+    middleware: MiddlewareChains = EMPTY_CHAINS
+    workflow: Workflow | None = None
+    recorded: Mapping[str, StepRecord] = field(factory=dict)
+    new_calls: dict[str, Any] = field(factory=dict)
+    secret_values: tuple[str, ...] = ()
+    _call_index: int = 0
+
+    _dir_ready: bool = field(default=False, init=False)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's working directory (created on first access)."""
+        if not self._dir_ready:
+            self._run_dir.mkdir(parents=True, exist_ok=True)
+            self._dir_ready = True
+        return self._run_dir
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret input value replaced by ``***``."""
+        for value in self.secret_values:
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    @property
+    def idempotency_key(self) -> str:
+        """``RUN:NODE``: the same on every attempt of this node in this run."""
+        return f"{self.run_id}:{self.node_id}"
+
+    @property
+    def name(self) -> str:
+        """The node id (``{task.name}``)."""
+        return self.node_id
+
+    # --- call keys ------------------------------------------------------------
+
+    def next_call_key(self) -> str:
+        """Reserve the next call index of this node and return its key."""
+        key = f"{self.run_id}:{self.node_id}:{self._call_index}"
+        self._call_index += 1
+        return key
+
+    def _recorded(self, key: str) -> Any:
+        if key in self.new_calls:
+            return self.new_calls[key]
+        rec = self.recorded.get(key)
+        if rec is None:
+            return _MISSING
+        if rec.status == "completed":
+            return rec.result
+        if rec.status == "failed":
+            # A wait that ended badly (e.g. wait_for_event timed out) fails the
+            # call the same way every time the task re-runs.
+            raise TaskError(f"node '{self.node_id}': {rec.error}", node_id=self.node_id)
+        return _MISSING
+
+    # --- the effect API ------------------------------------------------------------
+
+    def step(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run ``fn(*args, **kwargs)`` once per run; later calls return the kept result.
+
+        The result must be JSON-serializable (it goes in the ledger).
+        """
+        key = self.next_call_key()
+        found = self._recorded(key)
+        if found is not _MISSING:
+            return found  # type: ignore[no-any-return]
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            raise TypeError(
+                "ctx.step() got a coroutine; use 'await ctx.astep(fn, ...)' for async functions"
+            )
+        self.new_calls[key] = value
+        return value
+
+    async def astep(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
+        """Async twin of :meth:`step` for ``async def`` sub-steps."""
+        key = self.next_call_key()
+        found = self._recorded(key)
+        if found is not _MISSING:
+            return found  # type: ignore[no-any-return]
+        value = await fn(*args, **kwargs)
+        self.new_calls[key] = value
+        return value
+
+    def effect(self, kind: str, **params: Any) -> Any:
+        """Request an effect of ``kind``; returns its recorded value, or suspends the task."""
+        key = self.next_call_key()
+        found = self._recorded(key)
+        if found is not _MISSING:
+            return found
+        raise Suspend(Effect(kind=kind, params=params, key=key))
+
+    def ask_user(
+        self, prompt: str, choices: list[str] | None = None, *, key: str | None = None
+    ) -> Any:
+        """Ask a person; returns their answer once it is given (``spindle resume``)."""
+        params: dict[str, Any] = {"prompt": prompt}
+        if choices is not None:
+            params["choices"] = list(choices)
+        if key is not None:
+            params["key"] = key
+        return self.effect("ask_user", **params)
+
+    def wait_for_event(self, key: str, *, timeout: float | None = None) -> Any:
+        """Wait for ``spindle emit KEY``; returns the event payload."""
+        params: dict[str, Any] = {"key": key}
+        if timeout is not None:
+            params["timeout"] = timeout
+        return self.effect("wait_event", **params)
+
+    def sleep(self, until: datetime | timedelta | float) -> Any:
+        """Durably sleep until an aware datetime, or for a timedelta / seconds."""
+        if isinstance(until, int | float):
+            until = timedelta(seconds=until)
+        if isinstance(until, timedelta):
+            # A re-run computes a new deadline, but then the recorded answer is
+            # returned and the deadline is never used.
+            until = utcnow() + until
+        return self.effect("wait_until", until=until)
+
+
+@define(eq=False)
+class EffectContext:
+    """What an effect handler receives besides the run and the effect.
+
+    ``engine`` is the :class:`~spindle.Engine` (for sub-workflows and handoffs),
+    ``store`` the run's store, ``node`` the requesting node's definition and
+    ``workflow`` the run's workflow (``base_dir`` resolves relative file paths).
+    ``wait_key`` is the key a wait created now should use unless the effect
+    names its own; ``call_key`` is set when a task asked mid-function;
+    ``inputs`` are the node's resolved inputs.
+    """
+
+    engine: Any
+    store: Store
+    registry: Registry
+    node_id: str
+    node: NodeSpec | None
+    workflow: Workflow | None
+    run_dir: Path
+    wait_key: str
+    call_key: str | None = None
+    inputs: dict[str, Any] = field(factory=dict)
+    now: datetime = field(factory=utcnow)
+
+    def resolve_path(self, path: str) -> Path:
+        """Resolve ``path`` against the workflow file's directory (or the cwd)."""
+        p = Path(path)
+        if p.is_absolute():
+            return p
+        base = self.workflow.base_dir if self.workflow and self.workflow.base_dir else Path.cwd()
+        return base / p

@@ -1,0 +1,171 @@
+"""Observers: read-only listeners for lifecycle events.
+
+Anything with ``async on_event(event)`` is a :class:`RunObserver`; a plain
+function (sync or async) taking the event is accepted too
+(:func:`ensure_observer`). :class:`CompositeObserver` fans one event out to
+many bindings: a *required* observer's failure propagates to the engine
+(which records it and fails the operation); an optional one's failure is
+logged with the observer's name and the event type, and dispatch continues.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from attrs import define, field
+
+from spindle.core.model import RunLifecycleEvent
+from spindle.core.plugin._plugin import Plugin
+
+__all__ = [
+    "CallbackObserver",
+    "CompositeObserver",
+    "NullObserver",
+    "ObserverBinding",
+    "ObserverPlugin",
+    "RunObserver",
+    "ensure_observer",
+]
+
+log = logging.getLogger("spindle.observers")
+
+
+@runtime_checkable
+class RunObserver(Protocol):
+    """Anything that wants to hear about lifecycle events."""
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Receive one event; must not change run state."""
+
+
+@define
+class ObserverPlugin(Plugin, group="observer"):
+    """Convenience base for observer plugins configured from ``spindle.toml``.
+
+    Observers need not subclass it — the registry accepts any class with
+    ``async on_event`` — but subclasses get config structuring and listing
+    metadata like every other kind.
+    """
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Receive one event (subclasses override)."""
+
+    async def aclose(self) -> None:
+        """Flush and release resources (files, exporters)."""
+
+
+class NullObserver:
+    """Ignores every event; the engine skips building events when this is all it has."""
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Do nothing."""
+
+
+class CallbackObserver:
+    """Wraps a plain function (sync or async) taking the event."""
+
+    def __init__(
+        self, callback: Callable[[RunLifecycleEvent], Any], name: str | None = None
+    ) -> None:
+        self.callback = callback
+        self.name = name or getattr(callback, "__qualname__", repr(callback))
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Call the callback, awaiting it if it returns an awaitable."""
+        result = self.callback(event)
+        if inspect.isawaitable(result):
+            await result
+
+    def __repr__(self) -> str:
+        return f"CallbackObserver({self.name})"
+
+
+@define
+class ObserverBinding:
+    """An observer and whether its failures must propagate (``required``)."""
+
+    observer: RunObserver
+    required: bool = False
+    name: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            self.name = getattr(self.observer, "name", None) or type(self.observer).__qualname__
+
+
+def ensure_observer(obj: RunObserver | Callable[[RunLifecycleEvent], Any] | None) -> RunObserver:
+    """Turn ``None``, a callable or an observer into an observer.
+
+    Raises:
+        TypeError: ``obj`` is none of those.
+    """
+    if obj is None:
+        return NullObserver()
+    if isinstance(obj, RunObserver):
+        return obj
+    if callable(obj):
+        return CallbackObserver(obj)
+    raise TypeError(
+        f"expected an observer (with 'async on_event(event)'), a callable or None, "
+        f"got {type(obj).__name__} {obj!r}"
+    )
+
+
+@define
+class CompositeObserver:
+    """Dispatches each event to every binding, in order."""
+
+    bindings: list[ObserverBinding] = field(factory=list)
+
+    @classmethod
+    def of(cls, observers: Iterable[Any], *, required: bool = False) -> CompositeObserver:
+        """Bind each of ``observers`` (observers, callables or bindings)."""
+        bindings = [
+            o if isinstance(o, ObserverBinding) else ObserverBinding(ensure_observer(o), required)
+            for o in observers
+        ]
+        return cls([b for b in bindings if not isinstance(b.observer, NullObserver)])
+
+    def add(self, observer: Any, *, required: bool = False) -> None:
+        """Bind one more observer."""
+        self.bindings.append(ObserverBinding(ensure_observer(observer), required))
+
+    @property
+    def active(self) -> bool:
+        """Whether any observer is bound (the engine builds no events otherwise)."""
+        return bool(self.bindings)
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Deliver ``event`` to each binding; re-raise the first required failure."""
+        first_error: BaseException | None = None
+        for b in self.bindings:
+            try:
+                await b.observer.on_event(event)
+            except Exception as exc:
+                if b.required:
+                    if first_error is None:
+                        first_error = exc
+                    continue
+                log.warning(
+                    "observer %s failed on %s for run %s: %s: %s",
+                    b.name,
+                    event.type.value,
+                    event.run_id,
+                    type(exc).__name__,
+                    exc,
+                )
+        if first_error is not None:
+            raise first_error
+
+    async def aclose(self) -> None:
+        """Close every observer that has ``aclose``."""
+        for b in self.bindings:
+            close = getattr(b.observer, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception as exc:  # closing one must not stop closing the rest
+                    log.warning("observer %s failed to close: %s", b.name, exc)

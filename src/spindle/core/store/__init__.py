@@ -1,0 +1,66 @@
+"""The store layer: the contract every store implements, and the rules every
+store applies the same way (ledger continuity, fencing, lease eligibility).
+Imports the plugin layer and below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from spindle.core._lazy import lazy_facade
+
+if TYPE_CHECKING:
+    from spindle.core.store._contract import ArtifactStore as ArtifactStore
+    from spindle.core.store._contract import AuditStore as AuditStore
+    from spindle.core.store._contract import Commit as Commit
+    from spindle.core.store._contract import InboxEvent as InboxEvent
+    from spindle.core.store._contract import InboxStore as InboxStore
+    from spindle.core.store._contract import LeaseStore as LeaseStore
+    from spindle.core.store._contract import LedgerStore as LedgerStore
+    from spindle.core.store._contract import RunStore as RunStore
+    from spindle.core.store._contract import Store as Store
+    from spindle.core.store._rules import DURABILITIES as DURABILITIES
+    from spindle.core.store._rules import artifact_digest as artifact_digest
+    from spindle.core.store._rules import check_ack as check_ack
+    from spindle.core.store._rules import check_aware as check_aware
+    from spindle.core.store._rules import check_durability as check_durability
+    from spindle.core.store._rules import check_records as check_records
+    from spindle.core.store._rules import digest_hex as digest_hex
+    from spindle.core.store._rules import event_waits as event_waits
+    from spindle.core.store._rules import from_epoch as from_epoch
+    from spindle.core.store._rules import lease_expiry as lease_expiry
+    from spindle.core.store._rules import lease_lost as lease_lost
+    from spindle.core.store._rules import may_acquire as may_acquire
+    from spindle.core.store._rules import new_event as new_event
+    from spindle.core.store._rules import run_exists as run_exists
+    from spindle.core.store._rules import unconsumable as unconsumable
+
+_LAZY: dict[str, str] = {
+    "ArtifactStore": "spindle.core.store._contract",
+    "AuditStore": "spindle.core.store._contract",
+    "Commit": "spindle.core.store._contract",
+    "DURABILITIES": "spindle.core.store._rules",
+    "InboxEvent": "spindle.core.store._contract",
+    "InboxStore": "spindle.core.store._contract",
+    "LeaseStore": "spindle.core.store._contract",
+    "LedgerStore": "spindle.core.store._contract",
+    "RunStore": "spindle.core.store._contract",
+    "Store": "spindle.core.store._contract",
+    "artifact_digest": "spindle.core.store._rules",
+    "check_ack": "spindle.core.store._rules",
+    "check_aware": "spindle.core.store._rules",
+    "check_durability": "spindle.core.store._rules",
+    "check_records": "spindle.core.store._rules",
+    "digest_hex": "spindle.core.store._rules",
+    "event_waits": "spindle.core.store._rules",
+    "from_epoch": "spindle.core.store._rules",
+    "lease_expiry": "spindle.core.store._rules",
+    "lease_lost": "spindle.core.store._rules",
+    "may_acquire": "spindle.core.store._rules",
+    "new_event": "spindle.core.store._rules",
+    "run_exists": "spindle.core.store._rules",
+    "unconsumable": "spindle.core.store._rules",
+}
+
+__getattr__, __dir__ = lazy_facade(__name__, _LAZY)
+__all__ = sorted(_LAZY)

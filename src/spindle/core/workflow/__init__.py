@@ -1,0 +1,51 @@
+"""The workflow layer: nodes, the workflow graph and its builder, the YAML/JSON
+loader and the JSON Schema. Imports the plugin layer and below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from spindle.core._lazy import lazy_facade
+
+if TYPE_CHECKING:
+    from spindle.core.workflow._definition import input_values as input_values
+    from spindle.core.workflow._loader import SUFFIXES as SUFFIXES
+    from spindle.core.workflow._loader import load_workflow as load_workflow
+    from spindle.core.workflow._loader import load_workflow_text as load_workflow_text
+    from spindle.core.workflow._nodes import ArtifactSpec as ArtifactSpec
+    from spindle.core.workflow._nodes import InputSpec as InputSpec
+    from spindle.core.workflow._nodes import LoadPolicy as LoadPolicy
+    from spindle.core.workflow._nodes import NodeSpec as NodeSpec
+    from spindle.core.workflow._nodes import Reference as Reference
+    from spindle.core.workflow._nodes import RetryPolicy as RetryPolicy
+    from spindle.core.workflow._nodes import canonical_json as canonical_json
+    from spindle.core.workflow._nodes import current_base_dir as current_base_dir
+    from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
+    from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
+    from spindle.core.workflow._schema import group_schema as group_schema
+    from spindle.core.workflow._schema import workflow_schema as workflow_schema
+    from spindle.core.workflow._workflow import Workflow as Workflow
+
+_LAZY: dict[str, str] = {
+    "ArtifactSpec": "spindle.core.workflow._nodes",
+    "InputSpec": "spindle.core.workflow._nodes",
+    "LoadPolicy": "spindle.core.workflow._nodes",
+    "NodeSpec": "spindle.core.workflow._nodes",
+    "Reference": "spindle.core.workflow._nodes",
+    "RetryPolicy": "spindle.core.workflow._nodes",
+    "SCHEMA_DIALECT": "spindle.core.workflow._schema",
+    "SUFFIXES": "spindle.core.workflow._loader",
+    "WORKFLOW_GROUPS": "spindle.core.workflow._schema",
+    "Workflow": "spindle.core.workflow._workflow",
+    "canonical_json": "spindle.core.workflow._nodes",
+    "current_base_dir": "spindle.core.workflow._nodes",
+    "group_schema": "spindle.core.workflow._schema",
+    "input_values": "spindle.core.workflow._definition",
+    "load_workflow": "spindle.core.workflow._loader",
+    "load_workflow_text": "spindle.core.workflow._loader",
+    "workflow_schema": "spindle.core.workflow._schema",
+}
+
+__getattr__, __dir__ = lazy_facade(__name__, _LAZY)
+__all__ = sorted(_LAZY)

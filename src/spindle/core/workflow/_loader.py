@@ -1,0 +1,291 @@
+"""Loading workflow files: YAML or JSON in, a validated :class:`Workflow` out.
+
+Every problem :meth:`Workflow.from_dict` reports as ``"message @ dotted.path"``
+is rewritten as ``"FILE:LINE: message @ dotted.path"``, where LINE is the line
+of the deepest part of the path present in the file (a missing field points at
+the mapping that should hold it). A YAML syntax error names the file, line and
+column; a missing file names the path.
+
+Scalars follow the YAML 1.2 core schema rather than PyYAML's YAML 1.1 default,
+so a file means what it looks like and what its JSON twin means:
+``yes``/``no``/``on``/``off`` are strings (``choices: [yes, no]`` is two
+strings), only ``true``/``false`` are booleans; ``12:30`` is a string, not
+the sexagesimal integer 750; ``2024-01-01`` is a string (a ``datetime`` field
+parses ISO-8601 itself). Duplicate keys in a mapping are an error rather than
+last-one-wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from spindle.core.errors import ValidationError
+from spindle.core.workflow._nodes import LoadPolicy
+from spindle.core.workflow._workflow import Workflow
+
+if TYPE_CHECKING:
+    from spindle.core.config import Settings
+    from spindle.core.plugin import Registry
+
+__all__ = ["SUFFIXES", "load_workflow", "load_workflow_text"]
+
+#: File name suffixes :func:`load_workflow` reads.
+SUFFIXES = (".yaml", ".yml", ".json")
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema booleans and numbers, and no timestamps."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    _INT,
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0b[01_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_workflow(
+    path: str | os.PathLike[str],
+    *,
+    registry: Registry | None = None,
+    policy: LoadPolicy | None = None,
+    settings: Settings | None = None,
+) -> Workflow:
+    """Load and validate the workflow in a ``.yaml``, ``.yml`` or ``.json`` file.
+
+    Relative references in the file (a ``python`` runtime's ``"module:function"``,
+    an effect's file path) resolve against the file's directory, which becomes
+    the workflow's ``base_dir``.
+
+    Args:
+        path: the workflow file.
+        registry: where plugin kinds are looked up (the default registry if None).
+        policy: what the definition may use; refused kinds or executables raise
+            :class:`~spindle.PolicyViolation` before anything runs.
+        settings: when ``policy`` is None, its ``[policy]`` section is applied
+            (``Settings.load_policy()``); without either, nothing is refused.
+
+    Returns:
+        The validated workflow.
+
+    Raises:
+        ValidationError: the file is missing, unreadable, not valid YAML/JSON or
+            not a valid workflow; ``problems`` holds one ``FILE:LINE: message @ path``
+            line per problem, all of them at once.
+        PolicyViolation: the policy refuses a node (names the node and the kind).
+
+    Example::
+
+        wf = spindle.load_workflow("examples/greet.yaml")
+    """
+    shown = os.fspath(path)
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES:
+        raise ValidationError(
+            f"cannot load workflow file {shown}: unsupported file type "
+            f"'{p.suffix or '(none)'}'; use one of {', '.join(SUFFIXES)}"
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationError(f"workflow file not found: {shown}") from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"cannot read workflow file {shown}: not UTF-8 text (byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read workflow file {shown}: {exc.strerror or exc}") from None
+    resolved = p.resolve()
+    return load_workflow_text(
+        text,
+        filename=shown,
+        registry=registry,
+        policy=policy,
+        settings=settings,
+        base_dir=resolved.parent,
+        source=str(resolved),
+        json_only=p.suffix.lower() == ".json",
+    )
+
+
+def load_workflow_text(
+    text: str,
+    *,
+    filename: str = "<string>",
+    registry: Registry | None = None,
+    policy: LoadPolicy | None = None,
+    settings: Settings | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    source: str | None = None,
+    json_only: bool = False,
+) -> Workflow:
+    """Load and validate a workflow from YAML (or JSON) text.
+
+    Args:
+        text: the definition.
+        filename: how problems name the text (``FILE:LINE: ...``).
+        registry: where plugin kinds are looked up (the default registry if None).
+        policy: what the definition may use (see :func:`load_workflow`).
+        settings: supplies the policy when ``policy`` is None.
+        base_dir: where relative references resolve (default: none, the cwd).
+        source: recorded as the workflow's ``source`` (default: ``filename``).
+        json_only: the text is JSON; when it is JSON that YAML cannot read
+            (tabs), it is parsed as JSON, without line numbers.
+
+    Raises:
+        ValidationError: see :func:`load_workflow`.
+        PolicyViolation: see :func:`load_workflow`.
+    """
+    data, lines, duplicates = _parse(text, filename, json_only=json_only)
+    if data is None:
+        raise ValidationError(
+            f"{filename}: the workflow file is empty",
+            [f"{filename}:1: expected a mapping with 'name' and 'nodes' @ $"],
+        )
+    if policy is None and settings is not None:
+        policy = settings.load_policy()
+    try:
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                "a workflow definition must be a mapping",
+                [f"expected a mapping with 'name' and 'nodes', got {type(data).__name__} @ $"],
+            )
+        bd = Path(base_dir) if base_dir is not None else None
+        wf = Workflow.from_dict(data, registry=registry, base_dir=bd, source=source)
+        if duplicates:
+            raise ValidationError(f"workflow '{wf.name}' is invalid")
+        return wf.validate(policy)
+    except ValidationError as exc:
+        located = [*duplicates, *(_locate(p, filename, lines) for p in exc.problems)]
+        raise type(exc)(f"{filename}: {exc.summary}", sorted(located, key=_line_of)) from None
+
+
+def _parse(text: str, filename: str, *, json_only: bool) -> tuple[Any, dict[str, int], list[str]]:
+    """Return (data, line per dotted path, duplicate-key problems)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        if json_only:
+            return _parse_json(text, filename), {}, []
+        raise ValidationError(f"{filename}: invalid YAML", [_yaml_problem(exc, filename)]) from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{filename}: invalid YAML", [f"{filename}: {exc}"]) from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    duplicates: list[str] = []
+    if node is not None:
+        lines["$"] = node.start_mark.line + 1
+        _walk(node, "", lines, duplicates, filename, set())
+    return data, lines, duplicates
+
+
+def _parse_json(text: str, filename: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{filename}: invalid JSON", [f"{filename}:{exc.lineno}:{exc.colno}: {exc.msg}"]
+        ) from None
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, filename: str) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark is not None else filename
+    message = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context:
+        ctx = exc.context
+        if exc.context_mark is not None and exc.context_mark is not exc.problem_mark:
+            ctx += f" at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        message = f"{exc.problem} ({ctx})"
+    return f"{where}: {message}"
+
+
+def _walk(
+    node: yaml.Node,
+    path: str,
+    lines: dict[str, int],
+    duplicates: list[str],
+    filename: str,
+    active: set[int],
+) -> None:
+    """Record the line of every mapping key and list item below ``node``."""
+    if id(node) in active:  # a recursive alias: its lines are already recorded
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                duplicates.append(
+                    f"{filename}:{line}: duplicate key '{key}' (first defined on line "
+                    f"{seen[key]}) @ {child}"
+                )
+            seen.setdefault(key, line)
+            lines[child] = line  # the last occurrence is the one that was loaded
+            _walk(value_node, child, lines, duplicates, filename, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            child = f"{path}.{i}" if path else str(i)
+            lines[child] = item.start_mark.line + 1
+            _walk(item, child, lines, duplicates, filename, active)
+    active.discard(id(node))
+
+
+def _line_of(problem: str) -> int:
+    """The line a located problem is on (problems read in file order; unplaced ones last)."""
+    match = _LINE.match(problem)
+    return int(match.group(1)) if match else 1 << 31
+
+
+_LINE = re.compile(r"^.*?:(\d+): ")
+
+
+def _locate(problem: str, filename: str, lines: Mapping[str, int]) -> str:
+    """``"message @ a.b.c"`` → ``"FILE:LINE: message @ a.b.c"`` (line of the deepest known part)."""
+    _, sep, path = problem.rpartition(" @ ")
+    if not sep:
+        return f"{filename}: {problem}"
+    parts = path.split(".")
+    while parts:
+        line = lines.get(".".join(parts))
+        if line is not None:
+            return f"{filename}:{line}: {problem}"
+        parts.pop()
+    line = lines.get("$")
+    return f"{filename}:{line}: {problem}" if line is not None else f"{filename}: {problem}"

@@ -1,0 +1,249 @@
+"""The pieces of a workflow definition: nodes, references, retries, artifacts, policy.
+
+:class:`~spindle.core.workflow.Workflow` assembles these; they are plain attrs
+data so both authoring forms (files and Python) produce the same model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from attrs import define, field
+
+from spindle.core.model import converter
+from spindle.core.plugin import EffectHandler, Executor, Runtime
+
+__all__ = [
+    "ArtifactSpec",
+    "InputSpec",
+    "LoadPolicy",
+    "NodeSpec",
+    "Reference",
+    "RetryPolicy",
+    "canonical_json",
+    "current_base_dir",
+]
+
+ArtifactKind = Literal["file", "folder", "json", "value"]
+
+
+def canonical_json(data: Any) -> str:
+    """Serialize ``data`` deterministically (sorted keys, no spaces) for hashing."""
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    unstructured = converter.unstructure(obj)
+    if unstructured is obj:
+        raise TypeError(f"cannot serialize {type(obj).__name__} {obj!r} to JSON")
+    return unstructured
+
+
+@define
+class RetryPolicy:
+    """How a failing node is retried.
+
+    The delay before attempt ``n+1`` is ``backoff * multiplier**(n-1)``, capped
+    at ``max_backoff``, then spread by ``±jitter`` (a fraction). ``retry_on``
+    lists exception class names (``ConnectionError`` or ``mod.Error``) that
+    retry; empty means every failure retries. Timeouts retry like failures.
+
+    Attributes:
+        max_attempts: tries in all, the first included (1: no retry).
+        backoff: seconds to wait after the first failure.
+        multiplier: factor the wait grows by after each further failure.
+        max_backoff: the longest wait, in seconds.
+        jitter: spread each wait by up to this fraction, up or down.
+        retry_on: exception class names that retry; empty: every failure retries.
+    """
+
+    max_attempts: int = 1
+    backoff: float = 0.0
+    multiplier: float = 2.0
+    max_backoff: float = 300.0
+    jitter: float = 0.0
+    retry_on: list[str] = field(factory=list)
+
+    def delay(self, attempt: int, rand: float = 0.5) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based); ``rand`` in [0, 1)."""
+        base = min(self.backoff * (self.multiplier ** max(attempt - 1, 0)), self.max_backoff)
+        spread = base * self.jitter * (2 * rand - 1)
+        return max(0.0, base + spread)
+
+    def retries(self, error_type: str, error_mro: Iterable[str] = ()) -> bool:
+        """Whether a failure of class ``error_type`` (with base names ``error_mro``) retries."""
+        if not self.retry_on:
+            return True
+        names = {error_type, *error_mro}
+        short = {n.rsplit(".", 1)[-1] for n in names}
+        return any(r in names or r in short for r in self.retry_on)
+
+
+@define
+class ArtifactSpec:
+    """A declared node output (or input) artifact.
+
+    ``file``/``folder`` are paths relative to the run dir that must exist after
+    the node; ``json`` is a file holding JSON; ``value`` is a key of the node's
+    returned mapping (or the whole result when ``key`` is empty).
+
+    Attributes:
+        kind: ``file``, ``folder``, ``json`` or ``value``.
+        path: where the file, folder or JSON file is, relative to the run dir.
+        key: for ``value``: the key of the node's returned mapping (empty: all of it).
+        description: what the output holds.
+    """
+
+    kind: ArtifactKind = "value"
+    path: str | None = None
+    key: str | None = None
+    description: str | None = None
+
+
+@define
+class InputSpec:
+    """A workflow input: a default, whether it is required, whether it is secret.
+
+    Attributes:
+        default: the value used when a run does not give one.
+        required: a run must give a value.
+        secret: redacted from the ledger, logs and events.
+        description: what the input is for.
+    """
+
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    description: str | None = None
+
+
+@define
+class NodeSpec:
+    """One node: a task (``runtime`` + optional ``executor``) or an ``effect``.
+
+    Attributes:
+        id: the node's id, unique in its workflow.
+        runtime: prepares the task's payload (``{kind: ..., ...}``).
+        executor: runs the payload (default: the runtime's ``default_executor``).
+        effect: what the node asks of the engine instead of running a task.
+        inputs: parameter name to reference (``inputs.NAME``, ``NODE``,
+            ``NODE.OUTPUT``) or literal (``{value: ...}``).
+        outputs: declared outputs by name.
+        after: nodes this one runs after, without taking their data.
+        retry: how a failure is retried.
+        timeout: seconds an attempt may take before it fails.
+        continue_on_failure: the run goes on when this node fails.
+        description: what the node does.
+    """
+
+    id: str
+    runtime: Runtime[Any] | None = None
+    executor: Executor[Any] | None = None
+    effect: EffectHandler | None = None
+    inputs: dict[str, Any] = field(factory=dict)
+    outputs: dict[str, ArtifactSpec] = field(factory=dict)
+    after: list[str] = field(factory=list)
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    continue_on_failure: bool = False
+    description: str | None = None
+
+    def references(self) -> list[Reference]:
+        """Every reference in this node's ``inputs`` mapping."""
+        out = []
+        for name, value in self.inputs.items():
+            if isinstance(value, str):
+                out.append(Reference.parse(value, name))
+        return out
+
+
+@define(frozen=True)
+class Reference:
+    """A parsed input reference: ``inputs.NAME``, ``NODE`` or ``NODE.OUTPUT``."""
+
+    text: str
+    target: str  # node id, or "inputs"
+    member: str | None  # input name / output name
+    param: str
+
+    @classmethod
+    def parse(cls, text: str, param: str) -> Reference:
+        """Split ``text`` at its first dot."""
+        head, _, tail = text.partition(".")
+        return cls(text, head, tail or None, param)
+
+    @property
+    def is_workflow_input(self) -> bool:
+        """Whether this names a workflow input rather than a node."""
+        return self.target == "inputs"
+
+
+@define
+class LoadPolicy:
+    """What a workflow definition may use; enforced before anything runs.
+
+    Kinds are ``"group.kind"`` (``"runtime.python_code"``). ``allowed_executables``
+    (when set) lists the programs a ``command`` node may start.
+    """
+
+    allow_kinds: list[str] | None = None
+    deny_kinds: list[str] = field(factory=list)
+    allowed_executables: list[str] | None = None
+
+    def problems(self, node: NodeSpec) -> list[str]:
+        """Return a line for each thing in ``node`` this policy refuses."""
+        out: list[str] = []
+        for group, plugin in (
+            ("runtime", node.runtime),
+            ("executor", node.executor),
+            ("effect", node.effect),
+        ):
+            if plugin is None:
+                continue
+            name = f"{group}.{plugin.kind_name}"
+            if name in self.deny_kinds or (
+                self.allow_kinds is not None and name not in self.allow_kinds
+            ):
+                out.append(
+                    f"node '{node.id}': {group} kind '{plugin.kind_name}' is not allowed "
+                    f"by the load policy @ nodes.{node.id}.{group}.kind"
+                )
+        if self.allowed_executables is not None and node.runtime is not None:
+            exes = node.runtime.executables()
+            if exes is not None:
+                for exe in exes:
+                    if exe not in self.allowed_executables:
+                        out.append(
+                            f"node '{node.id}': executable '{exe}' is not in the policy's "
+                            f"allowed executables ({', '.join(self.allowed_executables) or 'none'})"
+                            f" @ nodes.{node.id}.runtime"
+                        )
+        return out
+
+
+# The directory a workflow file lives in, so plugins can resolve relative
+# references ("mymodule:fn" next to the file) while their config is structured.
+_BASE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "spindle_base_dir", default=None
+)
+
+
+@contextlib.contextmanager
+def _base_dir_context(path: Path | None) -> Iterator[None]:
+    token = _BASE_DIR.set(path)
+    try:
+        yield
+    finally:
+        _BASE_DIR.reset(token)
+
+
+def current_base_dir() -> Path | None:
+    """The directory of the workflow file being loaded, if any (for plugin config hooks)."""
+    return _BASE_DIR.get()
