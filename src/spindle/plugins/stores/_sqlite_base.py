@@ -1,10 +1,11 @@
 """The SQLite store's connection, and the tables kept beside runs and ledgers.
 
-:class:`~spindle.plugins.stores.sqlite.SQLiteStore` is split in two so each
+:class:`~spindle.plugins.stores.sqlite.SQLiteStore` is split in layers so each
 module holds one concept: this base owns the connection (opening, the write
 transaction, reading back JSON) and the tables around runs -- definitions,
-the inbox, artifacts, audit entries and handoffs; ``sqlite.py`` holds what a
-run's progress goes through: the commit, the ledger and leases.
+the inbox, artifacts, audit entries and handoffs; ``_sqlite_commit.py`` holds
+the commit a run's progress goes through, and ``sqlite.py`` reading runs and
+ledgers, and leases.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ T = TypeVar("T")
 
 @define
 class SQLiteBase(Store):
-    """A SQLite file's connection and the side tables (the rest is ``SQLiteStore``).
+    """A SQLite file's connection and the side tables (``SQLiteCommitter`` adds the commit).
 
     Args:
         path: the database file (relative paths are taken from the current
