@@ -1,28 +1,33 @@
-"""Turning plain data into workflow nodes and back: structuring, checks, hashing.
+"""Turning plain data into workflows and their nodes and back: structuring, checks, hashing.
 
 The file format and the stored definition are the same plain data; these
-helpers convert between it and :class:`~spindle.core.workflow.NodeSpec`,
-collecting every problem with its path instead of stopping at the first.
+helpers convert between it and :class:`~spindle.core.workflow.Workflow` (with
+its :class:`~spindle.core.workflow.NodeSpec` nodes), collecting every problem
+with its path instead of stopping at the first.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.errors import SpindleError, ValidationError
 from spindle.core.model import converter, structure, structure_errors
-from spindle.core.plugin import EffectHandler, Executor, Runtime
+from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
+from spindle.core.workflow._analysis import structural_problems
 from spindle.core.workflow._nodes import (
     ArtifactSpec,
     InputSpec,
     NodeSpec,
     RetryPolicy,
+    _base_dir_context,
     canonical_json,
 )
 
 if TYPE_CHECKING:
+    from spindle.core.plugin import Registry
     from spindle.core.workflow._workflow import Workflow
 
 _WORKFLOW_FIELDS = (
@@ -194,6 +199,97 @@ def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
 
 def _hash(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def _workflow_from_dict(
+    cls: type[Workflow],
+    data: Mapping[str, Any],
+    *,
+    registry: Registry | None,
+    source: str | None,
+    base_dir: str | Path | None,
+) -> Workflow:
+    """Build ``cls`` from plain data, every problem at once (:meth:`Workflow.from_dict`).
+
+    Raises:
+        ValidationError: with one ``"message @ dotted.path"`` line per problem.
+    """
+    from spindle.core.plugin import default_registry
+
+    reg = registry or default_registry()
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            "a workflow definition must be a mapping",
+            [f"expected a mapping, got {type(data).__name__} @ $"],
+        )
+    problems: list[str] = []
+    for key in data:
+        if key not in _WORKFLOW_FIELDS:
+            problems.append(
+                f"unknown field '{key}'; known fields: {', '.join(_WORKFLOW_FIELDS[:6])} @ {key}"
+            )
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append("required field 'name' missing or not a string @ name")
+        name = "<unnamed>"
+    inputs = _structure_inputs(data.get("inputs"), problems)
+    output = data.get("output")
+    if output is not None and not isinstance(output, str):
+        problems.append(
+            f"expected a string naming a node (NODE or NODE.OUTPUT), got "
+            f"{type(output).__name__} {output!r} @ output"
+        )
+        output = None
+    max_steps = data.get("max_steps")
+    if max_steps is not None and (type(max_steps) is not int or max_steps < 1):
+        problems.append(
+            f"expected a positive integer, got {type(max_steps).__name__} {max_steps!r} @ max_steps"
+        )
+        max_steps = None
+    for key in ("base_dir", "source"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            problems.append(
+                f"expected a string, got {type(data[key]).__name__} {data[key]!r} @ {key}"
+            )
+    bd = base_dir if base_dir is not None else data.get("base_dir")
+    wf = cls(
+        name,
+        output=output,
+        base_dir=bd if isinstance(bd, str | Path) else None,
+        source=source or _str_or_none(data.get("source")),
+        max_steps=max_steps,
+        registry=reg,
+    )
+    wf.inputs = inputs
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, Mapping):
+        problems.append(
+            "required field 'nodes' missing or not a mapping of node id to node @ nodes"
+        )
+        raw_nodes = {}
+    broken: dict[str, set[str]] = {}
+    with using_registry(reg), _base_dir_context(wf.base_dir):
+        for key, raw in raw_nodes.items():
+            nid = str(key)
+            path = f"nodes.{nid}"
+            if not isinstance(raw, Mapping):
+                problems.append(
+                    f"expected a mapping for node '{nid}', got "
+                    f"{type(raw).__name__} {raw!r} @ {path}"
+                )
+                wf.nodes[nid] = NodeSpec(id=nid)
+                broken[nid] = {"*"}
+                continue
+            node, errs, failed = _structure_node(nid, raw, path)
+            problems.extend(errs)
+            wf.nodes[nid] = node
+            if failed:
+                broken[nid] = failed
+    # graph checks run on what did load, so one pass reports everything
+    problems.extend(structural_problems(wf, broken))
+    if problems:
+        raise ValidationError(f"workflow '{name}' is invalid", problems)
+    return wf
 
 
 def input_values(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,181 @@
+"""Analysing a workflow: its structural problems, dependency cycles and run order.
+
+:class:`~spindle.core.workflow.Workflow` delegates ``problems``, ``validate``
+and ``order`` here (and caches what they find); these functions read only
+its public attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from spindle.core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from spindle.core.workflow._nodes import Reference
+    from spindle.core.workflow._workflow import Workflow
+
+__all__ = ["dependency_order", "find_cycle", "structural_problems"]
+
+
+def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[str]:
+    """Every structural problem of ``wf`` (references, cycles, plugin checks), one line each.
+
+    Checks that a field which failed to load would skew are skipped:
+    ``broken`` maps a node id to the fields that could not be structured
+    (``"*"``: the whole node), so a bad ``outputs`` mapping is reported
+    once, not again as every reference to those outputs.
+    """
+    out: list[str] = []
+    if not wf.nodes:
+        out.append(f"workflow '{wf.name}' has no nodes @ nodes")
+    for nid, node in wf.nodes.items():
+        where = f"nodes.{nid}"
+        failed = broken.get(nid, set())
+        if "." in nid or nid in ("", "inputs"):
+            out.append(
+                f"node id '{nid}' is not allowed: it cannot be empty, contain '.' "
+                f"(references are written NODE.OUTPUT) or be 'inputs' @ {where}"
+            )
+        if "*" in failed:
+            continue
+        if (node.runtime is None) == (node.effect is None) and not (failed & {"runtime", "effect"}):
+            out.append(f"node '{nid}' needs exactly one of 'runtime' or 'effect' @ {where}")
+        if node.executor is not None and node.runtime is None and "runtime" not in failed:
+            out.append(f"node '{nid}': 'executor' needs a 'runtime' @ {where}.executor")
+        for ref in node.references():
+            out.extend(_reference_problems(wf, nid, ref, broken))
+        for i, a in enumerate(node.after):
+            if a not in wf.nodes:
+                out.append(f"node '{nid}' runs after unknown node '{a}' @ {where}.after.{i}")
+        if node.retry is not None and node.retry.max_attempts < 1:
+            out.append(
+                f"node '{nid}': retry.max_attempts must be at least 1 @ {where}.retry.max_attempts"
+            )
+        if node.timeout is not None and node.timeout <= 0:
+            out.append(f"node '{nid}': timeout must be positive @ {where}.timeout")
+        for oname, spec in node.outputs.items():
+            if spec.kind in ("file", "folder", "json") and not spec.path:
+                out.append(
+                    f"node '{nid}': output '{oname}' of kind '{spec.kind}' needs a "
+                    f"'path' @ {where}.outputs.{oname}.path"
+                )
+        if failed & {"inputs", "outputs"}:
+            continue  # plugin checks would miss names that failed to load
+        # plain names: what the node supplies; "inputs.NAME": every workflow input
+        available = {*node.inputs, *node.outputs, "ctx", *(f"inputs.{k}" for k in wf.inputs)}
+        if node.runtime is not None:
+            out.extend(
+                f"node '{nid}': {p} @ {where}.runtime" for p in node.runtime.check(node, available)
+            )
+        if node.effect is not None:
+            out.extend(f"node '{nid}': {p} @ {where}.effect" for p in node.effect.check(node))
+    if wf.output is not None:
+        target, _, member = wf.output.partition(".")
+        if target not in wf.nodes:
+            out.append(f"workflow output refers to unknown node '{target}' @ output")
+        elif (
+            member
+            and member not in wf.nodes[target].outputs
+            and not (broken.get(target, set()) & {"*", "outputs"})
+        ):
+            outs = ", ".join(wf.nodes[target].outputs) or "(none)"
+            out.append(
+                f"workflow output refers to output '{member}' which node '{target}' "
+                f"does not declare (its outputs: {outs}) @ output"
+            )
+    cycle = find_cycle(wf)
+    if cycle:
+        out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")
+    return out
+
+
+def _reference_problems(
+    wf: Workflow, nid: str, ref: Reference, broken: Mapping[str, set[str]]
+) -> list[str]:
+    where = f"nodes.{nid}.inputs.{ref.param}"
+    if ref.is_workflow_input:
+        if ref.member is None or ref.member not in wf.inputs:
+            known = ", ".join(wf.inputs) or "(none)"
+            return [
+                f"node '{nid}': input '{ref.param}' refers to unknown workflow input "
+                f"'{ref.text}'; declared inputs: {known} @ {where}"
+            ]
+        return []
+    if ref.target not in wf.nodes:
+        return [
+            f"node '{nid}': input '{ref.param}' refers to unknown node '{ref.target}' @ {where}"
+        ]
+    if ref.target == nid:
+        return [f"node '{nid}' refers to itself @ {where}"]
+    target = wf.nodes[ref.target]
+    if (
+        ref.member is not None
+        and ref.member not in target.outputs
+        and not broken.get(ref.target, set()) & {"*", "outputs"}
+    ):
+        outs = ", ".join(target.outputs) or "(none)"
+        return [
+            f"node '{nid}': input '{ref.param}' refers to output '{ref.member}' which "
+            f"node '{ref.target}' does not declare (its outputs: {outs}) @ {where}"
+        ]
+    return []
+
+
+def find_cycle(wf: Workflow) -> list[str] | None:
+    """A dependency cycle as ``[a, b, ..., a]``, or None when the graph has none."""
+    # iterative depth-first search: a long chain must not hit the recursion limit
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in wf.nodes:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        pending: list[Iterator[str]] = [iter(wf.dependencies(root))]
+        state[root] = 1
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif dep not in wf.nodes or state.get(dep) == 2:
+                continue
+            elif state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            else:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(iter(wf.dependencies(dep)))
+    return None
+
+
+def dependency_order(wf: Workflow) -> list[str]:
+    """Node ids in a dependency-respecting order (definition order among peers).
+
+    Raises:
+        ValidationError: the dependencies form a cycle.
+    """
+    import heapq
+
+    position = {n: i for i, n in enumerate(wf.nodes)}
+    remaining = dict.fromkeys(wf.nodes, 0)
+    dependants: dict[str, list[str]] = {n: [] for n in wf.nodes}
+    for n in wf.nodes:
+        for d in wf.dependencies(n):
+            if d in wf.nodes:
+                remaining[n] += 1
+                dependants[d].append(n)
+    heap = [position[n] for n, left in remaining.items() if left == 0]
+    heapq.heapify(heap)
+    names = list(wf.nodes)
+    out: list[str] = []
+    while heap:
+        n = names[heapq.heappop(heap)]
+        out.append(n)
+        for m in dependants[n]:
+            remaining[m] -= 1
+            if remaining[m] == 0:
+                heapq.heappush(heap, position[m])
+    if len(out) != len(wf.nodes):
+        raise ValidationError(f"workflow '{wf.name}' has a dependency cycle")
+    return out
