@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.engine._assembly import open_store as open_store
     from spindle.core.engine._engine import Engine as Engine
-    from spindle.core.engine._engine import open_store as open_store
     from spindle.core.engine._events import EventEmitter as EventEmitter
     from spindle.core.engine._finish import FinishingRun as FinishingRun
     from spindle.core.engine._leases import Leases as Leases
@@ -24,7 +24,7 @@ _LAZY: dict[str, str] = {
     "FinishingRun": "spindle.core.engine._finish",
     "Leases": "spindle.core.engine._leases",
     "SyncEngine": "spindle.core.engine._sync",
-    "open_store": "spindle.core.engine._engine",
+    "open_store": "spindle.core.engine._assembly",
     "pid_alive": "spindle.core.engine._leases",
 }
 

@@ -1,4 +1,5 @@
-"""The finish lifecycle: unsettled-work snapshot and the ``spindle_on_finish`` chain."""
+"""The finish lifecycle: the unsettled-work snapshot, the ``spindle_on_finish`` chain,
+and the commit that ends a run with no node left."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from spindle.core.engine._results import storable
 from spindle.core.errors import HookError
 from spindle.core.model import (
     AuditEntry,
@@ -18,16 +20,17 @@ from spindle.core.model import (
     StepStatus,
     UnsettledWork,
     WaitReason,
+    follow_on_run_id,
+    run_key,
     utcnow,
 )
 
 if TYPE_CHECKING:
     import pluggy
 
-    from spindle.core.engine._driver import RunDriver
-    from spindle.core.engine._engine import Engine
     from spindle.core.engine._events import EventEmitter
-    from spindle.core.engine._journal import Pending
+    from spindle.core.engine._journal import Pending, RunJournal
+    from spindle.core.engine._services import Services
     from spindle.core.store import Store
 
 __all__ = ["FinishingRun", "finish_run", "run_finish_hooks", "snapshot_unsettled"]
@@ -137,47 +140,69 @@ def final_status(finishing: FinishingRun) -> RunStatus:
     return RunStatus.FAILED if finishing.fail_reason else RunStatus.COMPLETED
 
 
-async def finish_run(engine: Engine, driver: RunDriver, pending: Pending) -> None:
-    """Run the finish lifecycle for a run with no node left, and commit the end state."""
-    state = driver.state
-    output = await driver.output()
-    finishing = FinishingRun(state, output, engine.store, engine.emitter)
+async def finish_run(
+    services: Services,
+    journal: RunJournal,
+    pending: Pending,
+    output: Any,
+    *,
+    in_flight: list[str],
+    event_keys: Iterable[str],
+) -> list[HandoffEnvelope]:
+    """Run the finish lifecycle of a run with no node left, and commit its end.
+
+    Returns the handoff envelopes the hooks created, for the engine to take up
+    once the end is committed (their ``handoff_created`` events ride with it).
+
+    Raises:
+        HookError: a hook raised; ``pending`` then holds what the hooks had
+            emitted, for the caller to fail the run with.
+    """
+    state = journal.state
+    finishing = FinishingRun(state, output, services.store, services.emitter)
     try:
-        if engine.has_finish_hooks:
+        if services.has_finish_hooks:
             # A finish that crashed after writing audit entries runs again: number
             # the new entries after the ones already kept.
-            kept = await engine.store.audit(state.run_id)
+            kept = await services.store.audit(state.run_id)
             if kept:
                 state.audit_seq = max(state.audit_seq, kept[-1].seq)
-            unsettled = await snapshot_unsettled(state, engine.store, list(driver.inflight))
-            output = await run_finish_hooks(engine.pm, finishing, unsettled)
-    except Exception as exc:
+            unsettled = await snapshot_unsettled(state, services.store, in_flight, event_keys)
+            output = await run_finish_hooks(services.pm, finishing, unsettled)
+    except HookError:
+        raise
+    except Exception as exc:  # reading the audit trail or the snapshot failed
+        raise HookError(str(exc)) from exc
+    finally:
         pending.events.extend(finishing.events)
-        await driver.fail_run(str(exc), pending)
-        return
-    pending.events.extend(finishing.events)
     status = final_status(finishing)
-    state.output = driver.secrets.scrub(output)
+    state.output = journal.secrets.scrub(output)
     state.status = status
     if status == RunStatus.FAILED:
         state.error = finishing.fail_reason
-    driver.record(
+    journal.record(
         pending,
         "",
         StepKind.RUN,
         StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED,
-        f"{state.run_id}:run",
-        result=driver._storable("", output),
+        run_key(state.run_id),
+        result=storable("", output),
         error=state.error,
     )
-    driver.event(
+    for env in finishing.handoffs:
+        journal.event(
+            pending,
+            LifecycleEventType.HANDOFF_CREATED,
+            envelope_id=env.envelope_id,
+            target=env.target,
+            follow_on_run_id=follow_on_run_id(env.envelope_id),
+        )
+    journal.event(
         pending,
         LifecycleEventType.RUN_COMPLETED
         if status == RunStatus.COMPLETED
         else LifecycleEventType.RUN_FAILED,
     )
     pending.release = True
-    await driver.commit(pending)
-    for env in finishing.handoffs:
-        await engine.handoff(state, env.target, env.payload, relative_to=driver.wf, envelope=env)
-    await engine.after_terminal(state)
+    await journal.commit(pending)
+    return finishing.handoffs

@@ -38,32 +38,60 @@ class Leases:
             RunNotFound: no such run.
             LeaseHeld: a live process (or one on another host, until expiry) holds it.
         """
-        ttl = self.ttl
-        lease = await self.store.acquire_lease(
-            run_id, owner=self.owner, host=self.host, pid=os.getpid(), ttl=ttl, now=utcnow()
-        )
+        lease = await self.try_acquire(run_id)
         if lease is not None:
             return lease
         held = await self.store.get_lease(run_id)
-        if held is not None and held.host == self.host and not pid_alive(held.pid):
-            lease = await self.store.acquire_lease(
-                run_id,
-                owner=self.owner,
-                host=self.host,
-                pid=os.getpid(),
-                ttl=ttl,
-                now=utcnow(),
-                steal_token=held.token,
-            )
-            if lease is not None:
-                log.info("took over run %s from dead process %s", run_id, held.pid)
-                return lease
         who = f"process {held.pid} on {held.host}" if held else "another process"
         until = f" until {held.expires_at.isoformat()}" if held else ""
         raise LeaseHeld(
             f"run {run_id} is being driven by {who} (lease held{until}); wait for "
             f"it to finish, or retry after the lease expires"
         )
+
+    async def try_acquire(self, run_id: str) -> Lease | None:
+        """Take the run's lease if nobody live holds it; None when somebody does.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        lease = await self._take(run_id, None)
+        if lease is not None:
+            return lease
+        held = await self.store.get_lease(run_id)
+        if held is not None and held.host == self.host and not pid_alive(held.pid):
+            lease = await self._take(run_id, held.token)
+            if lease is not None:
+                log.info("took over run %s from dead process %s", run_id, held.pid)
+            return lease
+        return None
+
+    async def take_over(self, run_id: str) -> Lease | None:
+        """Take the run's lease even from a live holder, whose next write then fails
+        (its fencing token is stale). None only if the lease changed hands meanwhile."""
+        held = await self.store.get_lease(run_id)
+        return await self._take(run_id, held.token if held is not None else None)
+
+    async def _take(self, run_id: str, steal: int | None) -> Lease | None:
+        return await self.store.acquire_lease(
+            run_id,
+            owner=self.owner,
+            host=self.host,
+            pid=os.getpid(),
+            ttl=self.ttl,
+            now=utcnow(),
+            steal_token=steal,
+        )
+
+    async def release(self, run_id: str, token: int) -> None:
+        """Give the lease up (no-op when it is no longer ours)."""
+        await self.store.release_lease(run_id, owner=self.owner, token=token)
+
+    def held_by_live_driver(self, lease: Lease | None) -> bool:
+        """Whether ``lease`` is a live claim: unexpired, and not left by a dead local process."""
+        if lease is None or lease.expires_at <= utcnow():
+            return False
+        return not (lease.host == self.host and not pid_alive(lease.pid))
 
     async def heartbeat(self, run_id: str, token: int, on_lost: Callable[[], None]) -> None:
         """Renew the lease every third of its life; call ``on_lost`` if it was taken over."""
@@ -80,6 +108,7 @@ class Leases:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

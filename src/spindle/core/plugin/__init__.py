@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from spindle.core.plugin._bases import Outcome as Outcome
     from spindle.core.plugin._bases import Runtime as Runtime
     from spindle.core.plugin._context import EffectContext as EffectContext
+    from spindle.core.plugin._context import RunLinks as RunLinks
     from spindle.core.plugin._context import Suspend as Suspend
     from spindle.core.plugin._context import TaskContext as TaskContext
     from spindle.core.plugin._discovery import EntryPointInfo as EntryPointInfo
@@ -72,6 +73,7 @@ _LAZY: dict[str, str] = {
     "Plugin": "spindle.core.plugin._plugin",
     "PluginPolicy": "spindle.core.plugin._policy",
     "Registry": "spindle.core.plugin._registry",
+    "RunLinks": "spindle.core.plugin._context",
     "RunObserver": "spindle.core.plugin._observers",
     "Runtime": "spindle.core.plugin._bases",
     "STAGES": "spindle.core.plugin._middleware",

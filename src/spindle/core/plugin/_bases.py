@@ -129,6 +129,14 @@ class EffectHandler(Plugin, group="effect"):
         """Return problems with this effect's configuration (none by default)."""
         return []
 
+    def event_keys(self) -> list[str]:
+        """The event keys this effect waits on (none by default).
+
+        A finishing run's unsettled-work snapshot counts events delivered under
+        these keys that no run consumed (``undelivered_events``).
+        """
+        return []
+
     @staticmethod
     def completed(value: Any = None) -> EffectOutcome:
         """Shorthand for :meth:`EffectOutcome.completed`."""

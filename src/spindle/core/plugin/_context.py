@@ -23,21 +23,22 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from attrs import define, field
 
 from spindle.core.errors import TaskError
-from spindle.core.model import Effect, StepRecord, utcnow
+from spindle.core.model import Effect, StepRecord, call_key, node_key, utcnow
 from spindle.core.plugin._middleware import EMPTY_CHAINS, MiddlewareChains
 
 if TYPE_CHECKING:
+    from spindle.core.model import RunState
     from spindle.core.plugin._bases import Executor, Runtime
     from spindle.core.plugin._registry import Registry
     from spindle.core.store import Store
     from spindle.core.workflow import NodeSpec, Workflow
 
-__all__ = ["EffectContext", "Suspend", "TaskContext"]
+__all__ = ["EffectContext", "RunLinks", "Suspend", "TaskContext"]
 
 R = TypeVar("R")
 
@@ -109,7 +110,7 @@ class TaskContext:
     @property
     def idempotency_key(self) -> str:
         """``RUN:NODE``: the same on every attempt of this node in this run."""
-        return f"{self.run_id}:{self.node_id}"
+        return node_key(self.run_id, self.node_id)
 
     @property
     def name(self) -> str:
@@ -120,7 +121,7 @@ class TaskContext:
 
     def next_call_key(self) -> str:
         """Reserve the next call index of this node and return its key."""
-        key = f"{self.run_id}:{self.node_id}:{self._call_index}"
+        key = call_key(self.run_id, self.node_id, self._call_index)
         self._call_index += 1
         return key
 
@@ -204,19 +205,58 @@ class TaskContext:
         return self.effect("wait_until", until=until)
 
 
+@runtime_checkable
+class RunLinks(Protocol):
+    """What an effect handler may do with other runs: ``ctx.runs`` of its :class:`EffectContext`.
+
+    The engine implements it for the node that made the request. Runs started
+    here are linked to that request: their ids derive from it, so a node that
+    runs again after a crash finds the run it started instead of starting a
+    second one.
+    """
+
+    def resolve(self, target: str) -> Workflow:
+        """The workflow ``target`` names: one the engine knows by name, or a file
+        (a relative path is taken from the requesting workflow's directory).
+
+        Raises:
+            ValidationError: the file is not a valid workflow (or is refused by the
+                engine's load policy).
+        """
+        ...
+
+    async def run_child(self, workflow: Workflow, inputs: Mapping[str, Any]) -> RunState:
+        """Start the sub-workflow run of this request (or find it) and drive it.
+
+        The child's end answers the requesting node's wait; nothing else can.
+        Returns the child's state once it stopped: completed, failed,
+        cancelled, or waiting (then the node waits on it too).
+        """
+        ...
+
+    async def hand_off(self, target: str, payload: Any = None) -> str:
+        """Hand ``payload`` to a follow-on run of ``target``, start and drive it.
+
+        The envelope is kept in the store and acknowledged by the follow-on run;
+        ``handoff_created`` is emitted with the requesting node's commit.
+        Returns the follow-on run's id.
+        """
+        ...
+
+
 @define(eq=False)
 class EffectContext:
     """What an effect handler receives besides the run and the effect.
 
-    ``engine`` is the :class:`~spindle.Engine` (for sub-workflows and handoffs),
-    ``store`` the run's store, ``node`` the requesting node's definition and
-    ``workflow`` the run's workflow (``base_dir`` resolves relative file paths).
-    ``wait_key`` is the key a wait created now should use unless the effect
-    names its own; ``call_key`` is set when a task asked mid-function;
-    ``inputs`` are the node's resolved inputs.
+    ``runs`` starts and links other runs (sub-workflows, handoffs), ``store``
+    is the run's store, ``node`` the requesting node's definition and
+    ``workflow`` the run's workflow (``base_dir`` resolves relative file
+    paths). ``wait_key`` is the key a wait created now should use unless the
+    effect names its own; ``call_key`` is set when a task asked
+    mid-function; ``inputs`` are the node's resolved inputs.
     """
 
-    engine: Any
+    runs: RunLinks
     store: Store
     registry: Registry
     node_id: str

@@ -6,9 +6,16 @@ from typing import Any
 
 from attrs import define
 
-from spindle import EffectContext, EffectHandler, EffectOutcome, RunState, WaitReason, WaitState
+from spindle import (
+    Effect,
+    EffectContext,
+    EffectHandler,
+    EffectOutcome,
+    RunState,
+    WaitReason,
+    WaitState,
+)
 from spindle.core.errors import InvalidAnswer
-from spindle.core.model import Effect
 
 
 @define

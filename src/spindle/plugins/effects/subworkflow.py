@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from attrs import define, field
 
 from spindle import (
+    Effect,
     EffectContext,
     EffectHandler,
     EffectOutcome,
@@ -16,8 +16,6 @@ from spindle import (
     WaitReason,
     WaitState,
 )
-from spindle.core.errors import RunNotFound
-from spindle.core.model import Effect
 
 
 @define
@@ -41,30 +39,16 @@ class SubworkflowHandler(EffectHandler, kind="subworkflow"):
 
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Start (or find) the child run and drive it."""
-        engine = ctx.engine
-        wf = engine.resolve_workflow(self.workflow, ctx.workflow)
-        child_id = uuid.uuid5(uuid.NAMESPACE_URL, f"spindle:{run.run_id}:{effect.key}").hex
-        try:
-            child = await engine.get_run(child_id)
-        except RunNotFound:
-            await engine.start(
-                wf,
-                {**self.inputs, **ctx.inputs},
-                run_id=child_id,
-                parent_run_id=run.run_id,
-                parent_wait_key=ctx.wait_key,
-            )
-            child = await engine.get_run(child_id)
-        if not child.status.terminal:
-            child = await engine.drive(child_id, workflow=wf)
+        wf = ctx.runs.resolve(self.workflow)
+        child = await ctx.runs.run_child(wf, {**self.inputs, **ctx.inputs})
         if child.status == RunStatus.COMPLETED:
             return EffectOutcome.completed(child.output)
         if child.status.terminal:
             return EffectOutcome.failed(
-                f"sub-workflow run {child_id} ({wf.name}) {child.status.value}: {child.error}"
+                f"sub-workflow run {child.run_id} ({wf.name}) {child.status.value}: {child.error}"
             )
         return EffectOutcome.waiting(
-            WaitState(ctx.wait_key, WaitReason.SUBWORKFLOW, ctx.node_id, child_run_id=child_id)
+            WaitState(ctx.wait_key, WaitReason.SUBWORKFLOW, ctx.node_id, child_run_id=child.run_id)
         )
 
 
@@ -74,6 +58,8 @@ class HandoffHandler(EffectHandler, kind="handoff"):
 
     The envelope is persisted, the target run started and the envelope
     acknowledged; the node's result is ``{"run_id": ..., "target": ...}``.
+    A node that runs again (after a crash) finds the same envelope and the
+    same follow-on run, so a handoff is made once.
 
     Attributes:
         target: the follow-on workflow: a file (relative to this one) or a known name.
@@ -86,5 +72,5 @@ class HandoffHandler(EffectHandler, kind="handoff"):
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Start the follow-on run."""
         payload = self.payload if self.payload is not None else dict(ctx.inputs)
-        follow_on = await ctx.engine.handoff(run, self.target, payload, relative_to=ctx.workflow)
+        follow_on = await ctx.runs.hand_off(self.target, payload)
         return EffectOutcome.completed({"run_id": follow_on, "target": self.target})

@@ -6,8 +6,15 @@ from datetime import datetime, timedelta
 
 from attrs import define
 
-from spindle import EffectContext, EffectHandler, EffectOutcome, RunState, WaitReason, WaitState
-from spindle.core.model import Effect
+from spindle import (
+    Effect,
+    EffectContext,
+    EffectHandler,
+    EffectOutcome,
+    RunState,
+    WaitReason,
+    WaitState,
+)
 
 
 @define
@@ -40,6 +47,10 @@ class WaitEventHandler(EffectHandler, kind="wait_event"):
         if self.timeout is not None and self.timeout <= 0:
             return [f"wait_event timeout must be positive, got {self.timeout}"]
         return []
+
+    def event_keys(self) -> list[str]:
+        """The one key this node waits on."""
+        return [self.key]
 
 
 @define

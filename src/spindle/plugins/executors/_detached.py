@@ -31,8 +31,9 @@ class EffectUnavailable(SpindleError, RuntimeError):
 class DetachedContext:
     """What a task in another process knows about its node; effects raise.
 
-    Attributes mirror :class:`~spindle.TaskContext`; ``executor`` names the
-    executor kind for error messages.
+    Attributes mirror :class:`~spindle.TaskContext` (``idempotency_key`` is
+    ``RUN:NODE``, copied from it); ``executor`` names the executor kind for
+    error messages.
     """
 
     run_id: str
@@ -43,6 +44,7 @@ class DetachedContext:
     workflow_inputs: dict[str, Any] = field(factory=dict)
     attempt: int = 1
     executor: str = ""
+    idempotency_key: str = ""
 
     @classmethod
     def from_task(cls, task: TaskContext, executor: str) -> DetachedContext:
@@ -56,12 +58,8 @@ class DetachedContext:
             workflow_inputs=dict(task.workflow_inputs),
             attempt=task.attempt,
             executor=executor,
+            idempotency_key=task.idempotency_key,
         )
-
-    @property
-    def idempotency_key(self) -> str:
-        """``RUN:NODE``, as on the live context."""
-        return f"{self.run_id}:{self.node_id}"
 
     @property
     def name(self) -> str:

@@ -1,0 +1,238 @@
+"""One attempt of one node: its inputs, its context, its task or its effect.
+
+:meth:`Attempts.run` never raises for what a node does: whatever happens
+(a result, an exception, a mid-function effect, an effect's outcome) comes
+back as a :class:`Finished` for the outcome handling to record. Nothing
+here writes to the store's runs or ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from attrs import define
+
+from spindle.core.engine._results import pick
+from spindle.core.errors import SecretUnavailable, TaskTimeout
+from spindle.core.model import (
+    Effect,
+    EffectOutcome,
+    Secrets,
+    call_wait_key,
+    converter,
+    node_key,
+    utcnow,
+)
+from spindle.core.plugin import EffectContext, EffectHandler, RunLinks, Suspend, TaskContext
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from spindle.core.engine._journal import RunJournal
+    from spindle.core.engine._ready import ReadySet
+    from spindle.core.engine._results import Results
+    from spindle.core.engine._services import Services
+    from spindle.core.model import RunState
+    from spindle.core.workflow import NodeSpec, Workflow
+
+__all__ = ["Attempts", "Finished", "FinishedKind", "LinksFactory"]
+
+#: Builds the ``ctx.runs`` of an effect request: (node, effect key, wait key) -> links.
+LinksFactory = Callable[["NodeSpec", str, str], RunLinks]
+
+
+class FinishedKind(enum.Enum):
+    """How an attempt ended."""
+
+    OK = "ok"  # the task returned a value
+    ERROR = "error"  # the task (or preparing it) raised
+    SUSPEND = "suspend"  # the task asked for an effect mid-function
+    EFFECT = "effect"  # an effect node's handler decided
+    SKIP = "skip"  # a dependency failed, so the node does not run
+
+
+@define
+class Finished:
+    """What one node attempt produced, before it is committed."""
+
+    node_id: str
+    kind: FinishedKind
+    started_at: datetime
+    value: Any = None
+    error: BaseException | None = None
+    effect: Effect | None = None
+    outcome: EffectOutcome | None = None
+    ctx: TaskContext | None = None
+    links: RunLinks | None = None
+
+
+class Attempts:
+    """Runs attempts of the nodes of one run."""
+
+    def __init__(
+        self,
+        services: Services,
+        state: RunState,
+        workflow: Workflow,
+        ready: ReadySet,
+        journal: RunJournal,
+        results: Results,
+        secrets: Secrets,
+        links: LinksFactory,
+    ) -> None:
+        self.services = services
+        self.state = state
+        self.wf = workflow
+        self.ready = ready
+        self.journal = journal
+        self.results = results
+        self.secrets = secrets
+        self._links = links
+        self.run_dir = services.run_dir(state.run_id)
+        self.inputs_view = {**state.inputs, **secrets.values}
+
+    async def run(self, node_id: str) -> Finished:
+        """Attempt ``node_id`` once and report how it ended."""
+        node = self.wf.nodes[node_id]
+        started = utcnow()
+        if self.ready.blocked(node_id):
+            return Finished(node_id, FinishedKind.SKIP, started)
+        try:
+            inputs = await self.resolve_inputs(node)
+        except Exception as exc:
+            return Finished(node_id, FinishedKind.ERROR, started, error=exc)
+        if node.effect is not None:
+            params = converter.unstructure(node.effect)
+            params.pop("kind", None)
+            effect = Effect(node.effect.kind_name, params, node_key(self.state.run_id, node_id))
+            try:
+                outcome, links = await self.handle_effect(node, effect, node.effect, inputs, None)
+            except Exception as exc:
+                return Finished(node_id, FinishedKind.ERROR, started, error=exc)
+            return Finished(
+                node_id, FinishedKind.EFFECT, started, effect=effect, outcome=outcome, links=links
+            )
+        ctx = self.task_context(node, inputs)
+        try:
+            if node.timeout is not None:
+                try:
+                    async with asyncio.timeout(node.timeout):
+                        value = await self.services.node_call(ctx)
+                except TimeoutError:
+                    raise TaskTimeout(
+                        f"node '{node_id}' timed out after {node.timeout:g}s", node_id=node_id
+                    ) from None
+            else:
+                value = await self.services.node_call(ctx)
+        except Suspend as s:
+            return Finished(node_id, FinishedKind.SUSPEND, started, effect=s.effect, ctx=ctx)
+        except Exception as exc:
+            return Finished(node_id, FinishedKind.ERROR, started, error=exc, ctx=ctx)
+        return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx)
+
+    # --- inputs and contexts ---------------------------------------------------------
+
+    def workflow_input(self, name: str) -> Any:
+        """A workflow input's value; a secret not given to this process is an error."""
+        spec = self.wf.inputs.get(name)
+        if spec is not None and spec.secret and name not in self.secrets.values:
+            raise SecretUnavailable(
+                f"secret input '{name}' of run {self.state.run_id} is not available in this "
+                f"process (secrets are never stored); pass it again: spindle resume "
+                f"{self.state.run_id} --input {name}=VALUE"
+            )
+        return self.inputs_view.get(name)
+
+    async def result_of(self, node_id: str) -> Any:
+        """A completed node's result, fetched from the artifact store if it was offloaded."""
+        return await self.results.fetch(self.ready.results.get(node_id))
+
+    async def resolve_inputs(self, node: NodeSpec) -> dict[str, Any]:
+        """The node's ``inputs`` mapping with every reference replaced by its value."""
+        out: dict[str, Any] = {}
+        for name, ref in node.inputs.items():
+            if isinstance(ref, dict):
+                out[name] = ref.get("value")
+                continue
+            head, _, member = ref.partition(".")
+            if head == "inputs":
+                out[name] = self.workflow_input(member)
+                continue
+            out[name] = pick(self.wf.nodes[head], await self.result_of(head), member or None)
+        return out
+
+    def task_context(self, node: NodeSpec, inputs: dict[str, Any]) -> TaskContext:
+        """The context a task (its runtime and executor) receives."""
+        run_dir = self.run_dir
+        if node.outputs:
+            run_dir.mkdir(parents=True, exist_ok=True)  # the task writes its outputs here
+        outputs = {
+            name: (run_dir / spec.path if spec.path else None)
+            for name, spec in node.outputs.items()
+        }
+        return TaskContext(
+            run_id=self.state.run_id,
+            node_id=node.id,
+            node=node,
+            inputs=inputs,
+            outputs=outputs,
+            run_dir=run_dir,
+            workflow_inputs=_WorkflowInputs(self),
+            secret_values=self.secrets.texts,
+            attempt=self.journal.attempts.get(node.id, 1),
+            runtime=node.runtime,
+            executor=node.executor,
+            middleware=self.services.chains,
+            workflow=self.wf,
+            recorded=self.journal.calls,
+        )
+
+    async def handle_effect(
+        self,
+        node: NodeSpec,
+        effect: Effect,
+        handler: EffectHandler,
+        inputs: dict[str, Any],
+        call: str | None,
+    ) -> tuple[EffectOutcome, RunLinks]:
+        """Hand ``effect`` to ``handler`` through the effect middleware; return its outcome
+        and the links it could start runs through."""
+        wait_key = node.id if call is None else call_wait_key(node.id, call)
+        links = self._links(node, effect.key, wait_key)
+        ectx = EffectContext(
+            links,
+            self.services.store,
+            self.services.registry,
+            node.id,
+            node,
+            self.wf,
+            self.run_dir,
+            wait_key,
+            call,
+            inputs,
+        )
+        outcome: EffectOutcome = await self.services.chains.effect(
+            handler, self.state, effect, ectx
+        )
+        return outcome, links
+
+
+class _WorkflowInputs(Mapping[str, Any]):
+    """The run's inputs as a task sees them: a secret this process lacks raises."""
+
+    def __init__(self, attempts: Attempts) -> None:
+        self._attempts = attempts
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._attempts.inputs_view:
+            raise KeyError(name)
+        return self._attempts.workflow_input(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._attempts.inputs_view)
+
+    def __len__(self) -> int:
+        return len(self._attempts.inputs_view)

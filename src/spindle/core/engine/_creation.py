@@ -1,0 +1,62 @@
+"""Creating a run: validated inputs, the definition kept, secrets split from what is stored."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.engine._journal import RunJournal
+from spindle.core.model import Lease, RunState, RunStatus, Secrets
+from spindle.core.workflow import input_values
+
+if TYPE_CHECKING:
+    from spindle.core.engine._active import ActiveRuns
+    from spindle.core.engine._services import Services
+    from spindle.core.workflow import LoadPolicy, Workflow
+
+__all__ = ["create_run"]
+
+
+async def create_run(
+    services: Services,
+    active: ActiveRuns,
+    policy: LoadPolicy | None,
+    workflow: Workflow,
+    inputs: Mapping[str, Any] | None,
+    *,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    parent_wait_key: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    lease: Lease | None = None,
+) -> RunState:
+    """Record a new run of ``workflow`` (pending, or running and leased to us with ``lease``).
+
+    The clear values of its secret inputs are held for its first drive, never stored.
+
+    Raises:
+        ValidationError: the workflow is invalid or an input is unknown/missing.
+        PolicyViolation: the workflow is refused by the load policy.
+    """
+    workflow.validate(policy)
+    values = input_values(workflow, inputs or {})
+    def_id = await services.definitions.keep(workflow)
+    secret_names = {k for k, spec in workflow.inputs.items() if spec.secret}
+    stored, clear = Secrets.split(values, secret_names)
+    run_id = run_id or uuid.uuid4().hex
+    state = RunState(
+        run_id=run_id,
+        workflow=workflow.name,
+        # A run created leased is driven at once: it starts life running, which
+        # spares its first step a status change.
+        status=RunStatus.RUNNING if lease is not None else RunStatus.PENDING,
+        inputs=stored,
+        parent_run_id=parent_run_id,
+        parent_wait_key=parent_wait_key,
+        definition_id=def_id,
+        labels=dict(labels or {}),
+    )
+    await RunJournal(services.store, services.emitter, state, None).create(lease)
+    active.give(run_id, clear)
+    return state

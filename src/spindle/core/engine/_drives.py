@@ -1,0 +1,152 @@
+"""The one way a run is driven: under its lease, loaded once, settled after.
+
+:meth:`Drives.drive` takes (or is handed) the run's lease, records the
+drive in an :class:`~spindle.core.engine._active.ActiveRun`, loads the run
+and its ledger once, builds the :class:`RunDriver`, answers a wait first if
+asked to, and runs the ``run`` middleware stage around the driver's loop.
+While the drive lasts the lease is renewed and the inbox watched for a
+cancel from another process. Once the run ended, what its end sets off
+(handoffs, cancelling children, the parent's wait) is settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from spindle.core.engine._active import ActiveRun, Stop, StopKind
+from spindle.core.engine._driver import RunDriver
+from spindle.core.errors import LeaseLost
+from spindle.core.model import RunState, cancel_request_key
+
+if TYPE_CHECKING:
+    from spindle.core.engine._active import ActiveRuns
+    from spindle.core.engine._answers import Answer
+    from spindle.core.engine._followon import FollowOn
+    from spindle.core.engine._services import Services
+    from spindle.core.model import Lease
+    from spindle.core.workflow import Workflow
+
+__all__ = ["Drives"]
+
+
+class Drives:
+    """Drives runs for one engine."""
+
+    def __init__(self, services: Services, active: ActiveRuns, follow_on: FollowOn) -> None:
+        self._services = services
+        self._active = active
+        self._follow_on = follow_on
+        self._run_call = services.chains.wrap("run", self._drive_terminal)
+
+    async def drive(
+        self,
+        run_id: str,
+        *,
+        workflow: Workflow | None = None,
+        force: bool = False,
+        lease: Lease | None = None,
+        created: RunState | None = None,
+        answer: Answer | None = None,
+    ) -> RunState:
+        """Drive ``run_id`` under a lease (taken here unless given), answering ``answer``
+        first; the run's state is loaded once and its ledger read once."""
+        if lease is None:
+            lease = await self._services.leases.acquire(run_id)
+        active = self._active.begin(run_id, lease, asyncio.current_task())
+        driver: RunDriver | None = None
+        loaded: RunState | None = None
+        try:
+            with self._keepalive(active):
+                if created is not None:
+                    # The first lease ever taken on the run we just created: nobody else
+                    # can have changed it, so there is nothing to read back.
+                    state, ledger, ended = created, [], False
+                else:
+                    state = await self._services.store.load_run(run_id)
+                    ended = state.status.terminal
+                    if ended and answer is None:
+                        return state
+                    ledger = await self._services.store.ledger(run_id)
+                loaded = state
+                wf = await self._services.definitions.for_run(state, workflow, force, ledger)
+                driver = active.driver = RunDriver(
+                    self._services,
+                    self._follow_on,
+                    active,
+                    state,
+                    wf,
+                    ledger,
+                    fresh=created is not None,
+                )
+                early = await driver.answer(answer) if answer is not None else None
+                result: RunState = early if early is not None else await self._run_call(state)
+        except LeaseLost:
+            # Another process took the lease (a cancel that could not wait): report
+            # how it left the run, if it ended it.
+            state = await self._services.store.load_run(run_id)
+            if not state.status.terminal:
+                raise
+            return state
+        finally:
+            released = driver is not None and driver.journal.released
+            self._active.end(active, run_ended=loaded is not None and loaded.status.terminal)
+            if not released:
+                with contextlib.suppress(Exception):
+                    await self._services.leases.release(run_id, lease.token)
+        if result.status.terminal and not ended:
+            assert driver is not None  # a drive that changed the run had a driver
+            await self._follow_on.settle(result, driver.handoffs, driver.wf)
+        return result
+
+    @contextlib.contextmanager
+    def _keepalive(self, active: ActiveRun) -> Iterator[None]:
+        """While a drive lasts: renew its lease, and look for cancel requests.
+
+        Both start only once the drive outlives their first interval: most drives
+        end sooner and should not pay for a task.
+        """
+        loop = asyncio.get_running_loop()
+        limits = self._services.limits
+        started: list[asyncio.Task[None]] = []
+
+        def lost() -> None:
+            active.request_stop(Stop(StopKind.LOST))
+
+        def heartbeat() -> None:
+            beat = self._services.leases.heartbeat(active.run_id, active.lease.token, lost)
+            started.append(asyncio.ensure_future(beat))
+
+        def watch() -> None:
+            started.append(asyncio.ensure_future(self._watch_cancel(active)))
+
+        timers = [
+            loop.call_later(limits.lease_ttl / 3, heartbeat),
+            loop.call_later(limits.cancel_poll, watch),
+        ]
+        try:
+            yield
+        finally:
+            for timer in timers:
+                timer.cancel()
+            for task in started:
+                task.cancel()
+
+    async def _watch_cancel(self, active: ActiveRun) -> None:
+        """Poll the inbox for a cancel request from another process; stop the drive on one."""
+        key = cancel_request_key(active.run_id)
+        while True:
+            for event in await self._services.store.pending_events(key):
+                reason = event.payload.get("reason") if isinstance(event.payload, dict) else None
+                active.request_stop(
+                    Stop(StopKind.CANCEL, str(reason or "cancelled"), event.event_id)
+                )
+                return
+            await asyncio.sleep(self._services.limits.cancel_poll)
+
+    async def _drive_terminal(self, state: RunState) -> RunState:
+        active = self._active.get(state.run_id)
+        assert active is not None and active.driver is not None  # set by _drive
+        return await active.driver.drive()

@@ -1,0 +1,105 @@
+"""How a run ends: its output, whether it failed, and the batches that end it.
+
+The driver ends a run by committing one of these batches through its
+journal; a cancel recorded by another process uses the same one, so every
+cancelled run reads alike whoever cancelled it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.engine._results import pick
+from spindle.core.model import LifecycleEventType, RunStatus, StepKind, StepStatus, run_key
+
+if TYPE_CHECKING:
+    from spindle.core.engine._journal import Pending, RunJournal
+    from spindle.core.engine._ready import ReadySet
+    from spindle.core.workflow import Workflow
+
+__all__ = ["cancel_batch", "event_keys", "fail_batch", "run_failure", "run_output"]
+
+
+def cancel_batch(journal: RunJournal, reason: str, event_id: str | None = None) -> Pending:
+    """The batch that ends a run as cancelled (and gives its lease up)."""
+    state = journal.state
+    pending = journal.pending()
+    journal.record(
+        pending, "", StepKind.RUN, StepStatus.CANCELLED, run_key(state.run_id), error=reason
+    )
+    state.status = RunStatus.CANCELLED
+    state.error = journal.secrets.scrub(reason)
+    state.waits = []
+    journal.event(pending, LifecycleEventType.RUN_CANCELLED, reason=reason)
+    if event_id is not None:
+        pending.consume.append(event_id)
+    pending.release = True
+    return pending
+
+
+def fail_batch(journal: RunJournal, message: str, pending: Pending | None = None) -> Pending:
+    """The batch (``pending``, or a new one) that ends a run as failed with ``message``."""
+    state = journal.state
+    pending = pending or journal.pending()
+    state.status = RunStatus.FAILED
+    state.error = journal.secrets.scrub(message)
+    state.waits = []
+    journal.record(
+        pending, "", StepKind.RUN, StepStatus.FAILED, run_key(state.run_id), error=message
+    )
+    journal.event(pending, LifecycleEventType.RUN_FAILED, error=message)
+    pending.release = True
+    return pending
+
+
+async def run_output(
+    workflow: Workflow, ready: ReadySet, fetch: Callable[[str], Awaitable[Any]]
+) -> Any:
+    """The run's output: the ``output`` node's result (or ``NODE.OUTPUT``), else every
+    completed leaf's result by node id."""
+    if workflow.output:
+        head, _, member = workflow.output.partition(".")
+        return pick(workflow.nodes[head], await fetch(head), member or None)
+    leaves = [n for n in ready.leaves() if n in ready.results]
+    return {n: pick(workflow.nodes[n], await fetch(n), None) for n in leaves}
+
+
+def run_failure(workflow: Workflow, ready: ReadySet) -> str | None:
+    """Why a run with no node left failed, or None when it completed.
+
+    A node that failed without ``continue_on_failure`` fails the run; failures
+    the nodes tolerate fail it only when no path completed — neither the
+    output node (when the workflow names one) nor any leaf. The message names
+    each failed node with the first line of its error.
+    """
+    failed = ready.failed
+    if not failed:
+        return None
+    untolerated = [
+        n for n in ready.order if n in failed and not workflow.nodes[n].continue_on_failure
+    ]
+    if untolerated:
+        return "; ".join(_first_line(failed[n]) for n in untolerated)
+    if workflow.output:
+        if workflow.output.partition(".")[0] in ready.results:
+            return None
+    elif any(n in ready.results for n in ready.leaves()):
+        return None
+    return "every path of the run failed: " + "; ".join(
+        _first_line(failed[n]) for n in ready.order if n in failed
+    )
+
+
+def event_keys(workflow: Workflow) -> list[str]:
+    """The event keys the workflow's effect nodes wait on (for the unsettled snapshot)."""
+    keys: list[str] = []
+    for node in workflow.nodes.values():
+        if node.effect is not None:
+            keys.extend(node.effect.event_keys())
+    return keys
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text

@@ -1,0 +1,107 @@
+"""The ready set of a run: which nodes are done, and which may start next.
+
+Bookkeeping is incremental — a counter of unfinished dependencies per node —
+so a step costs O(dependants), not a scan of the graph. Launchable nodes
+sit in a heap of definition positions (peers start in definition order, a
+pop costs O(log n)); a node leaves the heap when launched and comes back
+only if it must run again (an answered mid-function call, a retry timer).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Container
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.model import StepKind, StepRecord, StepStatus
+
+if TYPE_CHECKING:
+    from spindle.core.workflow import Workflow
+
+__all__ = ["ReadySet"]
+
+
+class ReadySet:
+    """Dependencies, done nodes and the launch order of one run's graph.
+
+    Attributes:
+        order: node ids in a dependency-respecting order (definition order among peers).
+        deps: each node's dependencies.
+        results: completed nodes' results, as the ledger holds them.
+        failed: failed nodes, each with its error text.
+        skipped: nodes skipped because a dependency failed.
+        undone: how many nodes have not ended yet.
+    """
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.order = workflow.order()
+        self._position = {n: i for i, n in enumerate(self.order)}
+        self.deps = {n: workflow.dependencies(n) for n in self.order}
+        self._dependants: dict[str, list[str]] = {n: [] for n in self.order}
+        for n, deps in self.deps.items():
+            for d in deps:
+                self._dependants[d].append(n)
+        self._remaining = {n: len(deps) for n, deps in self.deps.items()}
+        self.undone = len(self.order)
+        self._heap: list[int] = []
+        self._queued: set[str] = set()
+        self.results: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+        self.skipped: set[str] = set()
+        for n, left in self._remaining.items():
+            if left == 0:
+                self.requeue(n)
+
+    def replay(self, rec: StepRecord) -> None:
+        """Take a node's outcome record into account (from the ledger or a new commit)."""
+        if rec.kind != StepKind.NODE:
+            return
+        nid = rec.node_id
+        was_done = self.done(nid)
+        if rec.status == StepStatus.COMPLETED:
+            self.results[nid] = rec.result
+            self.failed.pop(nid, None)
+        elif rec.status == StepStatus.FAILED:
+            self.failed[nid] = rec.error or f"node '{nid}' failed"
+        elif rec.status == StepStatus.SKIPPED:
+            self.skipped.add(nid)
+        if not was_done and nid in self._remaining and self.done(nid):
+            self.undone -= 1
+            for dep in self._dependants.get(nid, ()):
+                self._remaining[dep] -= 1
+                if self._remaining[dep] == 0:
+                    self.requeue(dep)
+
+    def done(self, node_id: str) -> bool:
+        """Whether ``node_id`` ended (completed, failed or skipped)."""
+        return node_id in self.results or node_id in self.failed or node_id in self.skipped
+
+    def blocked(self, node_id: str) -> bool:
+        """Whether a dependency of ``node_id`` failed or was skipped (so it is skipped)."""
+        return any(d in self.failed or d in self.skipped for d in self.deps[node_id])
+
+    def requeue(self, node_id: str) -> None:
+        """Make ``node_id`` launchable (again), unless it is done or already queued."""
+        if node_id not in self._queued and not self.done(node_id):
+            self._queued.add(node_id)
+            heapq.heappush(self._heap, self._position[node_id])
+
+    def pop(self, room: int, busy: Container[str]) -> list[str]:
+        """Up to ``room`` launchable nodes, in definition order, none of them in ``busy``.
+
+        A node may have been queued before it started waiting or ended; one found
+        busy (in flight, waiting) is dropped here and queued again when that ends.
+        """
+        out: list[str] = []
+        heap, names = self._heap, self.order
+        while heap and len(out) < room:
+            nid = names[heapq.heappop(heap)]
+            self._queued.discard(nid)
+            if nid in busy or self.done(nid):
+                continue
+            out.append(nid)
+        return out
+
+    def leaves(self) -> list[str]:
+        """Nodes nothing depends on, in order."""
+        return [n for n in self.order if not self._dependants[n]]

@@ -1,0 +1,80 @@
+"""Node results as the ledger keeps them: JSON data, large ones in the artifact store.
+
+A result is normalized to what any store reads back (a JSON round trip), and
+one larger than ``result_inline_limit`` bytes is kept as an artifact; the
+ledger then holds ``{"$artifact": {"digest": ..., "size": ...}}``, fetched
+again whenever a downstream node or the run's output needs the value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.errors import TaskError
+from spindle.core.model import normalize_result
+
+if TYPE_CHECKING:
+    from spindle.core.store import Store
+    from spindle.core.workflow import NodeSpec
+
+__all__ = ["ARTIFACT", "Results", "pick", "storable"]
+
+#: The key of a result kept in the artifact store: ``{"$artifact": {digest, size}}``.
+ARTIFACT = "$artifact"
+
+
+def storable(node_id: str, value: Any) -> Any:
+    """``value`` as the ledger will hold it.
+
+    Raises:
+        TaskError: the value cannot be represented as JSON.
+    """
+    try:
+        return normalize_result(value)
+    except (TypeError, ValueError) as exc:
+        raise TaskError(
+            f"node '{node_id}' returned a value that cannot be recorded ({exc}); return "
+            f"JSON-compatible data (dicts, lists, strings, numbers) or write a file output",
+            node_id=node_id,
+        ) from exc
+
+
+def pick(node: NodeSpec, result: Any, member: str | None) -> Any:
+    """What a reference to ``node`` (or ``node.member``) resolves to, given its result."""
+    if not node.outputs or not isinstance(result, dict):
+        return result
+    if member:
+        return result.get("outputs", {}).get(member)
+    return result.get("value")
+
+
+class Results:
+    """Offloads large results of one run to the artifact store and fetches them back."""
+
+    def __init__(self, store: Store, run_id: str, inline_limit: int) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.inline_limit = inline_limit
+
+    async def offload(self, node_id: str, value: Any) -> Any:
+        """Keep a large result in the artifact store; return what the ledger holds."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        limit = self.inline_limit
+        if isinstance(value, str) and len(value) * 4 <= limit:
+            return value  # cheap bound: a str never takes more than 4 bytes per char
+        data = json.dumps(value, ensure_ascii=False).encode()
+        if len(data) <= limit:
+            return value
+        ref = await self.store.put_artifact(
+            self.run_id, data, name=f"{node_id}.result", media_type="application/json"
+        )
+        return {ARTIFACT: {"digest": ref.digest, "size": ref.size}}
+
+    async def fetch(self, result: Any) -> Any:
+        """A result as the node returned it, fetched from the artifact store if offloaded."""
+        if isinstance(result, dict) and len(result) == 1 and ARTIFACT in result:
+            data = await self.store.get_artifact(result[ARTIFACT]["digest"])
+            return json.loads(data)
+        return result
