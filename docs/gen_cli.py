@@ -138,6 +138,25 @@ def render_command(name: str, cmd: click.Command, root: click.Context) -> str:
     return "\n".join(lines)
 
 
+def _group_options(group: click.Group, root: click.Context) -> list[str]:
+    """The table of the options given before the command (``spindle -v run ...``)."""
+    rows = []
+    for opt in group.get_params(root):
+        record = opt.get_help_record(root) if isinstance(opt, click.Option) else None
+        if record is not None:
+            rows.append(f"| `{_cell(record[0])}` | {_cell(record[1])} |")
+    if not rows:
+        return []
+    return [
+        "Options of `spindle` itself, given before the command:",
+        "",
+        "| Option | Description |",
+        "|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def render() -> str:
     """The whole ``docs/cli.md``."""
     from spindle.cli import BUILTIN_COMMANDS, make_cli
@@ -154,13 +173,22 @@ def render() -> str:
         _help_text(group.help),
         "",
         "```text",
-        "spindle [--version] [-h | --help] COMMAND [ARGS]...",
+        "spindle [--version] [-h | --help] [-v | -vv] COMMAND [ARGS]...",
         "```",
         "",
+        *_group_options(group, root),
         "Every command accepts `-h`/`--help`. Commands that touch runs take `--store URL`; "
         "without it the store comes from `SPINDLE_STORE`, `spindle.toml` "
         "(see [configuration](configuration.md)), or `sqlite:///.spindle/spindle.db`. "
         "`--json` prints one JSON document for scripts instead of text.",
+        "",
+        "Log records from spindle's loggers are printed on stderr as "
+        "`LOGGER: LEVEL: message` (`spindle.engine: INFO: took over run ...`): warnings "
+        "and errors always; `-v` adds INFO records (the settings file and store in use, "
+        "lease takeovers), `-vv` DEBUG ones (such as the `timing` middleware's). The "
+        "events of a configured `log` observer are shown without `-v` (see "
+        "[configuration](configuration.md#observers-and-middleware)). Stdout carries only "
+        "the command's output, so `--json` stays one JSON document.",
         "",
         "Exit codes shared by the run commands: **0** completed, **3** waiting, "
         "**1** failed or cancelled, **2** usage or input error (one `error: ...` line "

@@ -134,6 +134,80 @@ def test_binding_name_defaults_to_observer_name_or_class():
     assert ObserverBinding(Anonymous()).name.endswith("Anonymous")
 
 
+async def collect_async(e):
+    SEEN.append(("async", e.event_id))
+
+
+def collect_sync(e):
+    SEEN.append(("sync", e.event_id))
+
+
+SEEN: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def seen():
+    """What the module-level collecting functions received."""
+    SEEN.clear()
+    yield SEEN
+    SEEN.clear()
+
+
+@pytest.mark.parametrize("fn", [collect_async, collect_sync], ids=["async", "sync"])
+def test_a_binding_of_a_plain_function_delivers_every_event(fn, seen):
+    """ObserverBinding(fn) with a plain function (async or sync) calls it for each event."""
+    composite = CompositeObserver([ObserverBinding(fn)])
+
+    asyncio.run(composite.on_event(event(seq=1)))
+    asyncio.run(composite.on_event(event(seq=2)))
+
+    assert [event_id for _, event_id in seen] == ["e1", "e2"]
+
+
+def test_a_binding_of_a_plain_function_is_named_after_its_qualname():
+    """A binding of a function wraps it in a CallbackObserver named after its qualname."""
+    binding = ObserverBinding(collect_async, required=True)
+
+    assert isinstance(binding.observer, CallbackObserver)
+    assert binding.observer.callback is collect_async
+    assert binding.name == "collect_async"
+    assert binding.required
+
+
+def test_a_required_binding_of_a_plain_function_propagates_its_failure():
+    """A required binding of a raising function raises its error from dispatch."""
+
+    def broken(e):
+        raise RuntimeError("callback broke")
+
+    composite = CompositeObserver([ObserverBinding(broken, required=True)])
+
+    with pytest.raises(RuntimeError, match="callback broke"):
+        asyncio.run(composite.on_event(event()))
+
+
+def test_an_optional_binding_of_a_plain_function_logs_its_failure_by_name(caplog):
+    """An optional binding of a raising function logs the function's qualname and the error."""
+
+    def broken(e):
+        raise RuntimeError("callback broke")
+
+    composite = CompositeObserver([ObserverBinding(broken)])
+
+    with caplog.at_level(logging.WARNING, logger="spindle.observers"):
+        asyncio.run(composite.on_event(event()))
+
+    [record] = caplog.records
+    assert "broken" in record.getMessage()
+    assert "callback broke" in record.getMessage()
+
+
+def test_a_binding_of_something_else_raises_type_error():
+    """ObserverBinding of neither an observer nor a callable raises TypeError naming both."""
+    with pytest.raises(TypeError, match=r"observer .*on_event.*callable"):
+        ObserverBinding(42)
+
+
 def test_aclose_closes_every_observer_even_if_one_fails(caplog):
     """aclose() closes each observer; one failing to close is logged, the rest still close."""
     closed = []
@@ -197,3 +271,30 @@ def test_ensure_observer_rejects_other_objects():
     """Anything else raises TypeError saying what is accepted."""
     with pytest.raises(TypeError, match="on_event"):
         ensure_observer(42)
+
+
+def test_an_engine_delivers_events_to_a_bound_plain_function(make_engine):
+    """Engine(observers=[ObserverBinding(fn, required=True)]) calls fn for the run's events."""
+    from spindle import RunStatus, Workflow
+
+    types = []
+
+    async def record(e):
+        types.append(e.type.value)
+
+    wf = Workflow("one")
+
+    @wf.node
+    def only() -> str:
+        return "done"
+
+    async def main():
+        binding = ObserverBinding(record, required=True)
+        async with make_engine("memory://", observers=[binding]) as engine:
+            return await engine.run(wf)
+
+    state = asyncio.run(main())
+
+    assert state.status == RunStatus.COMPLETED
+    assert types[0] == "run_started" and types[-1] == "run_completed"
+    assert "node_completed" in types

@@ -83,6 +83,55 @@ def test_log_observer_logs_payloads_as_received(caplog):
     assert "'token': '***'" in caplog.text
 
 
+@pytest.fixture
+def quiet_logger(request):
+    """A logger of this test's own, whose parent logs only warnings."""
+    parent = logging.getLogger(f"quiet{id(request)}")
+    parent.setLevel(logging.WARNING)
+    child = logging.getLogger(f"{parent.name}.events")
+    yield child
+    parent.setLevel(logging.NOTSET)
+    child.setLevel(logging.NOTSET)
+
+
+def test_log_observer_shows_its_records_under_a_warnings_only_parent(caplog, quiet_logger):
+    """A log observer gives its logger its level, so its INFO records are emitted."""
+    obs = LogObserver(logger=quiet_logger.name)
+
+    with caplog.at_level(logging.INFO):  # the root logger, which the parent overrides
+        asyncio.run(obs.on_event(event()))
+
+    [record] = [r for r in caplog.records if r.name == quiet_logger.name]
+    assert (record.name, record.levelno) == (quiet_logger.name, logging.INFO)
+    assert quiet_logger.level == logging.INFO
+
+
+def test_log_observer_keeps_a_level_the_application_set(caplog, quiet_logger):
+    """A level set on the observer's logger beforehand is kept: that is how a host silences it."""
+    quiet_logger.setLevel(logging.ERROR)
+    obs = LogObserver(logger=quiet_logger.name)
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(obs.on_event(event()))
+
+    assert caplog.records == []
+    assert quiet_logger.level == logging.ERROR
+
+
+def test_a_second_log_observer_at_a_lower_level_lowers_the_level(caplog, quiet_logger):
+    """Two log observers on one logger both get their records out, the more verbose included."""
+    LogObserver(level="INFO", logger=quiet_logger.name)
+    debug = LogObserver(level="DEBUG", logger=quiet_logger.name)
+    LogObserver(level="WARNING", logger=quiet_logger.name)
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(debug.on_event(event()))
+
+    [record] = [r for r in caplog.records if r.name == quiet_logger.name]
+    assert record.levelno == logging.DEBUG
+    assert quiet_logger.level == logging.DEBUG
+
+
 def test_log_observer_rejects_an_unknown_level():
     """An unknown level is a ValidationError naming the config path."""
     reg = Registry.for_testing([LogObserver])

@@ -8,7 +8,9 @@
   registry, so a broken one fails only when it is used — with an error that
   names its distribution and entry point;
 * the ``spindle_add_cli_commands`` hook is called only when a name is neither
-  built in nor an entry point, never for ``--help``.
+  built in nor an entry point, never for ``--help``;
+* the group's own ``-v/--verbose`` sets up logging on stderr
+  (:mod:`spindle._cli._logging`) when a command runs, never for ``--help``.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class SpindleGroup(click.Group):
             for name in self.list_commands(ctx)
             if name.startswith(incomplete)
         ]
-        # Options of the group itself (--help, --version) come from click.
+        # Options of the group itself (--help, --version, --verbose) come from click.
         items.extend(click.Command.shell_complete(self, ctx, incomplete))
         return items
 
@@ -182,8 +184,25 @@ def make_cli() -> SpindleGroup:
     @click.version_option(
         __version__, "--version", prog_name="spindle", message="%(prog)s %(version)s"
     )
-    def spindle() -> None:
-        """Run a ``spindle`` subcommand (the group itself does nothing)."""
+    @click.option(
+        "-v",
+        "--verbose",
+        "verbosity",
+        count=True,
+        help="Log more on stderr: -v adds INFO records, -vv DEBUG "
+        "(warnings and errors are always shown).",
+    )
+    @click.pass_context
+    def spindle(ctx: click.Context, verbosity: int) -> None:
+        """Set up logging on stderr for the subcommand that runs."""
+        import logging
+
+        from spindle._cli._logging import configure_logging
+
+        previous = configure_logging(verbosity)
+        # Restored when the command ends, so one in-process invocation (CliRunner,
+        # a host calling main()) does not leave its verbosity to the next.
+        ctx.call_on_close(lambda: logging.getLogger("spindle").setLevel(previous))
 
     return spindle
 

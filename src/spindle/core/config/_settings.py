@@ -9,12 +9,14 @@ are rejected with the file and line they are on.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from attrs import define, field
@@ -25,6 +27,8 @@ from spindle.core.model import converter, structure_errors
 __all__ = ["DEFAULT_STORE", "PluginSettings", "PolicySettings", "Settings", "load_settings"]
 
 DEFAULT_STORE = "sqlite:///.spindle/spindle.db"
+
+log = logging.getLogger("spindle.config")
 
 
 @define
@@ -341,4 +345,30 @@ def load_settings(
         where, _ = origins.where(("concurrency",))
         raise ConfigError(f"{where}: concurrency must be at least 1, got {settings.concurrency}")
     settings.source = source
+    if log.isEnabledFor(logging.INFO):
+        store_origin = origins.by_key.get("store") or (source if "store" in data else None)
+        _log_loaded(settings, base, store_origin)
     return settings
+
+
+def _log_loaded(settings: Settings, base: Path, store_origin: str | None) -> None:
+    """Say at INFO where the settings and the store came from (what ``spindle -v`` shows)."""
+    if settings.source is not None:
+        where = f"settings from {settings.source}"
+    else:
+        where = f"no spindle.toml or [tool.spindle] in {base}, default settings"
+    store = _without_password(settings.store)
+    log.info("%s; store %s (%s)", where, store, store_origin or "default")
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for a log line."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -4,16 +4,132 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from spindle.core.engine._engine import Engine
 
 __all__ = ["SyncEngine"]
 
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop on a thread of its own, for callers whose thread already runs one.
+
+    The thread runs an :class:`asyncio.Runner`, so closing it cleans up as
+    :func:`asyncio.run` does (remaining tasks cancelled, async generators and
+    the default executor shut down).
+    """
+
+    loop: asyncio.AbstractEventLoop
+    _stop: asyncio.Future[None]
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="spindle-sync-engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        try:
+            with asyncio.Runner() as runner:
+                runner.run(self._serve())
+        finally:
+            self._ready.set()  # never leave __init__ waiting, even if the loop failed
+
+    async def _serve(self) -> None:
+        # Both are set before __init__ returns (it waits for _ready).
+        self.loop = asyncio.get_running_loop()
+        self._stop = self.loop.create_future()
+        self._ready.set()
+        await self._stop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this thread's loop and block until it is done."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Interrupted while waiting (Ctrl-C): do not leave the call running behind.
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Stop the loop and wait for the thread to finish."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._release)
+        self._thread.join()
+
+    def _release(self) -> None:
+        if not self._stop.done():
+            self._stop.set_result(None)
+
+
+class _BlockingRunner:
+    """Runs a coroutine to completion for a synchronous caller.
+
+    Without an event loop running in the calling thread it uses an
+    :class:`asyncio.Runner` (one loop, reused). With one running (Jupyter, an
+    async web app calling sync code) it cannot nest a loop there, so it runs
+    the coroutine on a helper thread with its own loop, created on first need
+    and reused. :meth:`close` closes both.
+    """
+
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()
+        self._thread: _LoopThread | None = None
+        self.closed = False
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to completion and return its result or raise its exception."""
+        if self.closed:
+            coro.close()  # never awaited: close it so Python does not warn
+            raise RuntimeError("SyncEngine is closed; create a new SyncEngine to go on")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._runner.run(coro)
+        if self._thread is None:
+            self._thread = _LoopThread()
+        elif running is self._thread.loop:
+            coro.close()
+            raise RuntimeError(
+                "SyncEngine was called from inside one of its own calls (a sync observer or "
+                "task calling it back), which would wait on itself forever; use the async "
+                "Engine (await engine.method(...)) there"
+            )
+        return self._thread.run(coro)
+
+    def close(self) -> None:
+        """Close the event loops (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._thread is not None:
+                self._thread.close()
+        finally:
+            self._runner.close()
+
 
 class SyncEngine:
     """The synchronous face of :class:`Engine`: every coroutine method, called blocking.
+
+    Each coroutine method of the wrapped engine becomes a blocking call that
+    returns the coroutine's result or raises its exception unchanged.
+
+    Where the calls run: when the calling thread runs no event loop (a script,
+    a test, a sync web app) they run on one event loop owned by this object.
+    When it does (a Jupyter cell, sync code called from an async web app), a
+    second loop cannot be started in that thread, so they run on a helper
+    thread with its own event loop, started on first need and reused; the
+    caller's thread, and so its loop, is blocked until the call is done.
+    Async code that can ``await`` should use :class:`Engine` directly.
+    :meth:`close` closes the engine and both loops.
 
     Example::
 
@@ -23,7 +139,7 @@ class SyncEngine:
 
     def __init__(self, engine: Engine | None = None, **kwargs: Any) -> None:
         self.engine = engine if engine is not None else Engine(**kwargs)
-        self._runner = asyncio.Runner()
+        self._runner = _BlockingRunner()
 
     @classmethod
     def from_config(cls, cwd: str | Path | None = None, **kwargs: Any) -> SyncEngine:
@@ -42,9 +158,13 @@ class SyncEngine:
         return attr
 
     def close(self) -> None:
-        """Close the engine and its event loop."""
-        self._runner.run(self.engine.aclose())
-        self._runner.close()
+        """Close the engine and its event loops; closing again does nothing."""
+        if self._runner.closed:
+            return
+        try:
+            self._runner.run(self.engine.aclose())
+        finally:
+            self._runner.close()
 
     def __enter__(self) -> SyncEngine:
         return self

@@ -83,19 +83,6 @@ class CallbackObserver:
         return f"CallbackObserver({self.name})"
 
 
-@define
-class ObserverBinding:
-    """An observer and whether its failures must propagate (``required``)."""
-
-    observer: RunObserver
-    required: bool = False
-    name: str = ""
-
-    def __attrs_post_init__(self) -> None:
-        if not self.name:
-            self.name = getattr(self.observer, "name", None) or type(self.observer).__qualname__
-
-
 def ensure_observer(obj: RunObserver | Callable[[RunLifecycleEvent], Any] | None) -> RunObserver:
     """Turn ``None``, a callable or an observer into an observer.
 
@@ -115,6 +102,32 @@ def ensure_observer(obj: RunObserver | Callable[[RunLifecycleEvent], Any] | None
 
 
 @define
+class ObserverBinding:
+    """An observer and whether its failures must propagate (``required``).
+
+    ``observer`` may be anything :func:`ensure_observer` accepts: an observer,
+    or a plain function (sync or async) taking the event, which is wrapped in
+    a :class:`CallbackObserver`. The binding's ``name`` (used when an optional
+    observer's failure is logged) defaults to the observer's ``name``, which
+    for a function is its qualified name, else to the observer's class name.
+
+    Example::
+
+        async def notify(event: RunLifecycleEvent) -> None: ...
+
+        Engine(observers=[ObserverBinding(notify, required=True)])
+    """
+
+    observer: RunObserver = field(converter=ensure_observer)
+    required: bool = False
+    name: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            self.name = getattr(self.observer, "name", None) or type(self.observer).__qualname__
+
+
+@define
 class CompositeObserver:
     """Dispatches each event to every binding, in order."""
 
@@ -124,14 +137,13 @@ class CompositeObserver:
     def of(cls, observers: Iterable[Any], *, required: bool = False) -> CompositeObserver:
         """Bind each of ``observers`` (observers, callables or bindings)."""
         bindings = [
-            o if isinstance(o, ObserverBinding) else ObserverBinding(ensure_observer(o), required)
-            for o in observers
+            o if isinstance(o, ObserverBinding) else ObserverBinding(o, required) for o in observers
         ]
         return cls([b for b in bindings if not isinstance(b.observer, NullObserver)])
 
     def add(self, observer: Any, *, required: bool = False) -> None:
         """Bind one more observer."""
-        self.bindings.append(ObserverBinding(ensure_observer(observer), required))
+        self.bindings.append(ObserverBinding(observer, required))
 
     @property
     def active(self) -> bool:
