@@ -401,3 +401,19 @@ def test_fail_exits_with_the_given_code(runner):
     result = runner.invoke(waiting)
 
     assert (result.exit_code, result.stderr) == (EXIT_WAITING, "error: still waiting\n")
+
+
+def test_plugins_lists_hook_modules_without_pluggy(tmp_path, installed_distribution):
+    """Listing hook modules imports none of them, nor pluggy, attrs or cattrs."""
+    site = installed_distribution(
+        "spindle-badhooks",
+        entry_points={"spindle.hooks": {"bad": "listedhooks"}},
+        modules={"listedhooks.py": "raise RuntimeError('must not be imported by a listing')\n"},
+    )
+
+    proc, modules = run_spindle(tmp_path, "plugins", "--group", "hooks", sites=[site])
+
+    assert proc.returncode == 0, proc.stderr
+    assert "spindle-badhooks" in proc.stdout
+    for name in ("listedhooks", "pluggy", "attrs", "attr", "cattrs"):
+        assert name not in modules

@@ -47,6 +47,9 @@ FORBIDDEN = (
     "spindle.core.engine._engine",
     "spindle.core.plugin._registry",
 )
+#: Imported only to fill an empty entry-point cache: discovery scans through
+#: importlib.metadata, so only a --help answered from the cache avoids it.
+SCANNER = ("importlib.metadata",)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +76,7 @@ def spindle_modules(modules: list[str]) -> set[str]:
 
 
 def test_help_imports_no_plugin_or_engine():
-    """The first --help (rendered by click) imports no plugin, engine, rich or attrs."""
+    """A first --help (cache empty, rendered by click) imports no plugin, engine, rich or attrs."""
     out, modules = modules_for("--help")
 
     assert "Commands:" in out
@@ -83,11 +86,12 @@ def test_help_imports_no_plugin_or_engine():
         if m not in ALLOWED_SPINDLE
     )
     for name in FORBIDDEN:
-        assert name not in modules, f"{name} imported by spindle --help"
+        if name not in SCANNER:
+            assert name not in modules, f"{name} imported by spindle --help"
 
 
 def test_repeated_help_imports_not_even_click():
-    """Once rendered, --help is answered from the cache: not even click is imported."""
+    """Once cached, --help imports neither click nor importlib.metadata."""
     first, _ = modules_for("--help")
 
     second, modules = modules_for("--help")

@@ -139,6 +139,99 @@ def test_first_copy_of_a_distribution_wins(tmp_path):
     assert [(e.version, e.location) for e in found] == [("1.0", str(first))]
 
 
+def test_discovery_agrees_with_importlib_metadata(tmp_path):
+    """discover() finds exactly the spindle entry points that importlib.metadata sees."""
+    from importlib.metadata import distributions
+
+    site = tmp_path / "site"
+    for i in range(3):
+        make_distribution(
+            site,
+            f"Agree_Dist.{i}",
+            f"1.{i}",
+            entry_points={
+                "spindle.runtime": {f"r{i}": f"agree{i}.mod:R"},
+                "spindle.hooks": {f"h{i}": f"agree{i}.hooks"},
+                "console_scripts": {f"agree{i}": f"agree{i}:main"},
+            },
+        )
+
+    found = {(e.distribution, e.version, e.group, e.kind, e.value) for e in scan_path([str(site)])}
+
+    expected = {
+        (d.metadata["Name"], d.version, ep.group.removeprefix("spindle."), ep.name, ep.value)
+        for d in distributions(path=[str(site)])
+        for ep in d.entry_points
+        if ep.group.startswith("spindle.")
+    }
+    assert found == expected and len(found) == 6
+
+
+def test_core_metadata_version_wins_over_the_directory_name(tmp_path):
+    """The version comes from METADATA (read by importlib.metadata), not the directory name."""
+    info = tmp_path / "renamed-9.9.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Renamed\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text("[spindle.effect]\nr = renamed:R\n")
+
+    [ep] = discover([str(tmp_path)], use_cache=False)
+
+    assert (ep.distribution, ep.version) == ("Renamed", "1.2")
+
+
+def test_undecodable_metadata_falls_back_to_the_directory_name(tmp_path):
+    """A distribution whose METADATA is not UTF-8 is still found, named after its directory."""
+    one_plugin(tmp_path, name="good-dist", kind="good")
+    bad = one_plugin(tmp_path, name="bad-dist", version="2.0", kind="bad")
+    (bad / "bad_dist-2.0.dist-info" / "METADATA").write_bytes(b"Name: bad\xff\nVersion: 9\n")
+
+    found = discover([str(tmp_path)], use_cache=False)
+
+    assert sorted((e.kind, e.distribution, e.version) for e in found) == [
+        ("bad", "bad-dist", "2.0"),
+        ("good", "good-dist", "1.0"),
+    ]
+
+
+def test_undecodable_entry_points_file_skips_only_that_distribution(tmp_path):
+    """A distribution whose entry_points.txt is not UTF-8 is skipped; the others are found."""
+    one_plugin(tmp_path, name="good-dist", kind="good")
+    bad = one_plugin(tmp_path, name="bad-dist", kind="bad")
+    (bad / "bad_dist-1.0.dist-info" / "entry_points.txt").write_bytes(
+        b"[spindle.runtime]\nb\xff=x\n"
+    )
+
+    assert [e.kind for e in discover([str(tmp_path)], use_cache=False)] == ["good"]
+
+
+WARM = """
+import json, sys
+from spindle.core.plugin._discovery import discover
+found = discover([sys.argv[1]])
+print(json.dumps([[e.kind for e in found], "importlib.metadata" in sys.modules]))
+"""
+
+
+def test_warm_cache_answers_without_importlib_metadata(tmp_path, cache):
+    """An unchanged entry is answered from the cache; only a scan imports importlib.metadata."""
+    site = str(one_plugin(tmp_path / "site"))
+    env = {**os.environ, "SPINDLE_CACHE_DIR": str(cache.parent)}
+
+    def run() -> list:
+        proc = subprocess.run(
+            [sys.executable, "-c", WARM, site],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(proc.stdout)
+
+    assert run() == [["upper"], True]
+    assert run() == [["upper"], False]
+
+
 # --- cache ----------------------------------------------------------------------------
 
 

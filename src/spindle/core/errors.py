@@ -83,6 +83,10 @@ class PluginLoadError(PluginError, ImportError):
     """An entry point is broken: import failed, wrong base class, or duplicate kind.
 
     Raised when the broken kind is *used*; listing and other kinds keep working.
+    Besides the message, it carries the parts: the ``group`` and ``kind``, the
+    entry point's ``value`` (``module:attr``), the ``distribution`` and its
+    ``version``, and the ``reason`` alone (what was wrong, without where),
+    when one entry point is to blame.
     """
 
     def __init__(
@@ -93,12 +97,16 @@ class PluginLoadError(PluginError, ImportError):
         kind: str = "",
         distribution: str = "",
         value: str = "",
+        version: str = "",
+        reason: str = "",
     ) -> None:
         super().__init__(message)
         self.group = group
         self.kind = kind
         self.distribution = distribution
         self.value = value
+        self.version = version
+        self.reason = reason
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

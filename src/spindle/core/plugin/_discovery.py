@@ -1,26 +1,35 @@
-"""Find ``spindle.*`` entry points without importing anything, and cache the answer.
+"""Find ``spindle.*`` entry points through ``importlib.metadata``, and cache the answer.
 
-``importlib.metadata`` builds a ``Distribution`` object per installed package
-and parses every metadata file: O(installed distributions) on each process
-start. spindle only needs its own groups, so this module reads the
-``entry_points.txt`` files directly and keeps the result in a small JSON
-cache.
+``importlib.metadata`` is the source of truth: each metadata directory
+(``*.dist-info`` / ``*.egg-info``) of a ``sys.path`` entry is opened as a
+``Distribution`` (``Distribution.at``), which gives its ``entry_points.txt``
+and its name and version from the core metadata. Only the ``spindle.*``
+sections are kept; they are parsed here, line by line, because
+``importlib.metadata``'s own parser rejects a whole file for one malformed
+line (and keeps the spaces of ``[ group ]``), and one broken distribution
+must never hide the entry points of the others or crash discovery.
 
-The cache holds one record per ``sys.path`` entry: the entry's *listing*
-(each ``*.dist-info`` / ``*.egg-info`` directory name with the mtime of its
-``entry_points.txt``) and the entry points found there. On start-up each
-entry is listed again (one ``scandir`` and one ``stat`` per metadata
-directory, no file read); an entry whose listing is unchanged reuses its
-record, any other entry is rescanned. Installing or removing a distribution
-adds or removes a metadata directory and rewriting one changes its mtime, so
-the cache never needs manual invalidation; keeping records per entry means a
-different working directory (``python -m`` puts it on ``sys.path``) only
-rescans that one entry. The file is per interpreter and written atomically
-(temp file + ``os.replace``), so processes sharing it never read half a file;
-when the directory is not writable the result is simply not kept.
+Parsing the metadata of every installed distribution on each process start
+is O(installed distributions), so the answer is kept in a small JSON cache
+layered over ``importlib.metadata``. The cache holds one record per
+``sys.path`` entry: the entry's *listing* (each metadata directory name with
+the mtime of its ``entry_points.txt``) and the entry points found there. On
+start-up each entry is listed again (one ``listdir`` and one ``stat`` per
+metadata directory, no file read); an entry whose listing is unchanged
+reuses its record without importing ``importlib.metadata`` at all, any other
+entry is scanned through it again. The scan opens exactly the listed
+directories, so a record always describes the set its listing names.
+Installing or removing a distribution adds or removes a metadata directory
+and rewriting one changes its mtime, so the cache never needs manual
+invalidation; keeping records per entry means a different working directory
+(``python -m`` puts it on ``sys.path``) only rescans that one entry. The file
+is per interpreter and written atomically (temp file + ``os.replace``), so
+processes sharing it never read half a file; when the directory is not
+writable the result is simply not kept.
 
 This module is on the path of ``spindle --help``: it imports only the
-standard library, and nothing heavy (no attrs, no ``importlib.metadata``).
+standard library, nothing heavy (no attrs), and ``importlib.metadata`` only
+when an entry has to be scanned.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ __all__ = [
     "write_atomic",
 ]
 
-_CACHE_FORMAT = 3  # bump when the scan or the record layout changes
+_CACHE_FORMAT = 4  # bump when the scan or the record layout changes
 _PREFIX = "spindle."
 #: Records kept for sys.path entries not on the current path (other venvs' cwd...).
 _MAX_STALE_ENTRIES = 64
@@ -134,36 +143,20 @@ def list_entry(entry: str) -> Listing:
     return found
 
 
-def _read_headers(meta_dir: str) -> tuple[str, str]:
-    """Return ``(Name, Version)`` from a metadata dir's METADATA/PKG-INFO headers."""
-    name = version = ""
-    for meta in ("METADATA", "PKG-INFO"):
-        try:
-            with open(os.path.join(meta_dir, meta), encoding="utf-8") as f:
-                for line in f:
-                    if line.startswith("Name:"):
-                        name = line.split(":", 1)[1].strip()
-                    elif line.startswith("Version:"):
-                        version = line.split(":", 1)[1].strip()
-                    if (name and version) or not line.strip():
-                        break
-        except (OSError, UnicodeDecodeError):
-            continue
-        break
-    return name, version
-
-
-def _dist_name_version(dirname: str, meta_dir: str) -> tuple[str, str]:
+def _name_from_dir(dirname: str) -> tuple[str, str]:
+    """``(name, version)`` spelled by a metadata directory's name (``my_pkg-1.0.dist-info``)."""
     stem = dirname.rsplit(".", 1)[0]
-    dir_name, _, dir_version = stem.partition("-")
-    # The directory name is normalized (``my_pkg-1.0``); METADATA has the real
-    # spelling and, for egg-info dirs (often unversioned), the version.
-    name, version = _read_headers(meta_dir)
-    return name or dir_name.replace("_", "-"), dir_version or version or "unknown"
+    name, _, version = stem.partition("-")
+    return name.replace("_", "-"), version
 
 
 def _parse_entry_points(text: str) -> Iterable[tuple[str, str, str]]:
-    """Yield ``(group, name, value)`` for ``spindle.*`` sections of an entry_points.txt."""
+    """Yield ``(group, name, value)`` for ``spindle.*`` sections of an entry_points.txt.
+
+    Tolerant where ``importlib.metadata.EntryPoints`` is not: comment lines
+    (``#`` or ``;``), spaces inside ``[ group ]`` and lines without ``=`` are
+    skipped instead of failing the whole file.
+    """
     section = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -181,32 +174,55 @@ def _parse_entry_points(text: str) -> Iterable[tuple[str, str, str]]:
 
 
 def scan_entry(entry: str, listing: Sequence[tuple[str, int]]) -> list[EntryPointInfo]:
-    """Read the entry-point files of one ``sys.path`` entry (its ``listing``).
+    """Read the distributions of one ``sys.path`` entry (its ``listing``) with importlib.metadata.
 
-    Within the entry, the first metadata directory of a distribution wins
-    (stale copies left by a broken upgrade are ignored).
+    Each listed metadata directory with an ``entry_points.txt`` is opened as
+    an ``importlib.metadata.Distribution``; its name and version come from
+    its core metadata (``METADATA``, or ``PKG-INFO`` for egg-info), falling
+    back to the directory name when the metadata lacks them or cannot be
+    decoded. Within the entry, the first metadata directory of a distribution
+    wins (stale copies left by a broken upgrade are ignored). A distribution
+    whose ``entry_points.txt`` cannot be read is skipped.
     """
+    # Imported here, not at module level: the warm path (every entry's
+    # listing unchanged) is answered from the cache without it.
+    from importlib.metadata import Distribution
+
     out: list[EntryPointInfo] = []
     seen: set[str] = set()
     base = entry or "."
     for dirname, mtime in listing:
         if mtime < 0:
-            continue
-        meta_dir = os.path.join(base, dirname)
+            continue  # no entry_points.txt: nothing declared
+        # The listed directories, not distributions(path=[entry]): the scan
+        # must read exactly what the cache record's listing names, in its
+        # (sorted, so deterministic) order; distributions() yields os.listdir
+        # order and also looks into zip files the listing cannot see change.
+        dist = Distribution.at(os.path.join(base, dirname))
         try:
-            with open(os.path.join(meta_dir, "entry_points.txt"), encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError):
+            text = dist.read_text("entry_points.txt") or ""
+        except (OSError, ValueError):  # unreadable, or not UTF-8
             continue
         if _PREFIX not in text:
-            continue
-        dist, version = _dist_name_version(dirname, meta_dir)
-        key = normalize_name(dist)
+            continue  # only distributions declaring spindle groups pay for the metadata
+        name, version = _name_from_dir(dirname)
+        try:
+            meta = dist.metadata
+        except (OSError, ValueError):
+            pass  # undecodable core metadata: the directory name still says who it is
+        else:
+            # PackageMetadata has no .get() on 3.11, and indexing a missing
+            # key is deprecated from 3.12 on: test membership first.
+            headers = {key: meta[key] for key in ("Name", "Version") if key in meta}
+            name = headers.get("Name") or name
+            version = headers.get("Version") or version
+        version = version or "unknown"
+        key = normalize_name(name)
         if key in seen:
             continue
         seen.add(key)
         for group, kind, value in _parse_entry_points(text):
-            out.append(EntryPointInfo(group, kind, value, dist, version, entry))
+            out.append(EntryPointInfo(group, kind, value, name, version, entry))
     return out
 
 

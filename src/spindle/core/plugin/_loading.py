@@ -47,13 +47,17 @@ def load_entry_point(ep: EntryPointInfo) -> Any:
         for part in attr.strip().split(".") if attr.strip() else []:
             obj = getattr(obj, part)
     except Exception as exc:
+        failed = (
+            f"failed to import ({type(exc).__name__}: {exc}). Fix or uninstall {ep.distribution}."
+        )
         raise PluginLoadError(
-            f"{ep.group} '{ep.kind}' cannot be loaded: {where} failed to import "
-            f"({type(exc).__name__}: {exc}). Fix or uninstall {ep.distribution}.",
+            f"{ep.group} '{ep.kind}' cannot be loaded: {where} {failed}",
             group=ep.group,
             kind=ep.kind,
             distribution=ep.distribution,
             value=ep.value,
+            version=ep.version,
+            reason=f"it {failed}",
         ) from exc
     problem = shape_problem(ep.group, obj)
     if (
@@ -67,12 +71,15 @@ def load_entry_point(ep: EntryPointInfo) -> Any:
             f"the class declares kind '{obj.kind_name}' but the entry point is named '{ep.kind}'"
         )
     if problem:
+        stop = "" if problem.endswith((".", "?")) else "."
         raise PluginLoadError(
-            f"{ep.group} '{ep.kind}' cannot be loaded: {where}: {problem}.",
+            f"{ep.group} '{ep.kind}' cannot be loaded: {where}: {problem}{stop}",
             group=ep.group,
             kind=ep.kind,
             distribution=ep.distribution,
             value=ep.value,
+            version=ep.version,
+            reason=problem,
         )
     return obj
 
@@ -82,7 +89,9 @@ def shape_problem(group: str, obj: Any) -> str | None:
 
     Class-based groups need a subclass of the group's base. The base is looked
     up where it recorded itself, never imported: an object that subclasses it
-    has imported it already.
+    has imported it already. A hook module must pass
+    :func:`~spindle.core.plugin._hooks.hook_problems` (each ``@hookimpl`` a
+    known hook, accepted by pluggy).
     """
     if group in BASE_NAMES and group != "observer":
         base = Plugin.group_base(group)
@@ -97,6 +106,13 @@ def shape_problem(group: str, obj: Any) -> str | None:
         click = sys.modules.get("click")
         if click is None or not isinstance(obj, click.Command):
             return f"{qualname(obj)} is not a click command"
+    if group == "hooks":
+        # Imported here: pluggy is needed only once a hook module is loaded,
+        # never to list kinds.
+        from spindle.core.plugin._hooks import hook_problems
+
+        problems = hook_problems(obj)
+        return "; ".join(problems) if problems else None
     return None
 
 

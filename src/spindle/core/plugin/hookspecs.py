@@ -2,8 +2,10 @@
 
 Implement any of these in a module and load it through the ``spindle.hooks``
 entry-point group, the ``hooks = ["module"]`` config key, or
-``Engine(hooks=[module])``. Every hook is called with keyword arguments; a
-misspelled implementation fails at start-up (``check_pending``).
+``Engine(hooks=[module])``. Every hook is called with keyword arguments. A
+misspelled implementation is caught at start-up: an installed module with
+one is skipped with a warning, a module named in config or code fails with
+``PluginLoadError`` (see ``docs/hooks.md``, "Broken hook modules").
 
 Import the marker as ``from spindle import hookimpl``.
 """
