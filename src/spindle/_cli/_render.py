@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -106,6 +106,10 @@ def how_to_continue(state: RunState) -> list[str]:
 
 def print_outcome(state: RunState) -> None:
     """The end of ``run`` / ``resume``: status and output on stdout, the error on stderr."""
+    if state.status.value == "cancelled":
+        reason = f": {state.error}" if state.error else ""
+        click.echo(f"run {state.run_id} was cancelled{reason}")
+        return
     click.echo(f"run {state.run_id} {state.status.value}")
     if state.status.value == "completed" and state.output is not None:
         click.echo(f"output: {short(state.output)}")
@@ -125,13 +129,13 @@ def cell(text: str, width: int = 60) -> str:
     return lines[0] + (" ..." if len(lines) > 1 else "")
 
 
-def print_runs(states: Sequence[RunState]) -> None:
-    """The ``spindle runs`` table."""
+def print_runs(states: Sequence[RunState], stopped: Container[str] = ()) -> None:
+    """The ``spindle runs`` table; runs in ``stopped`` show as ``interrupted``."""
     rows = [
         (
             s.run_id,
             s.workflow,
-            s.status.value,
+            "interrupted" if s.run_id in stopped else s.status.value,
             s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             cell(f"waits on {', '.join(w.key for w in s.waits)}" if s.waits else (s.error or "")),
         )

@@ -10,13 +10,9 @@ engine from ``spindle.toml``, ``SPINDLE_*`` and ``--store``, and turns a
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,87 +20,43 @@ from spindle._cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    EXIT_WAITING,
     echo_json,
     fail,
     json_option,
     store_option,
 )
+from spindle._cli._inspect import ledger, runs, show
 from spindle._cli._render import (
     Progress,
     answer_at_terminal,
     ask,
     document,
-    interrupted,
-    node_rows,
     parse_value,
-    print_ledger,
     print_outcome,
-    print_runs,
-    print_show,
+)
+from spindle._cli._running import (
+    call,
+    cancelled,
+    exit_with,
+    give_secrets,
+    hard_exit,
+    interrupted_exit,
+    make_engine,
+    secret_flags,
+)
+from spindle._cli._running import (
+    status_code as _status_code,
 )
 
 if TYPE_CHECKING:
-    from spindle.core.engine import Engine
     from spindle.core.model import RunState
 
 __all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show"]
 
-T = TypeVar("T")
-
-#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
-EXIT_INTERRUPTED = 130
+# The commands that only read runs live beside these; this module is where the
+# command table finds the whole family.
 
 _STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"]
-
-
-def _exit(code: int) -> NoReturn:
-    raise click.exceptions.Exit(code)
-
-
-def _engine(store: str | None, observers: list[Any] | None = None) -> Engine:
-    from spindle.core.engine import Engine
-
-    return Engine.from_config(
-        overrides={"store": store} if store else None, observers=observers or ()
-    )
-
-
-def _call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine factory; a :class:`SpindleError` becomes ``error: ...`` and exit 2.
-
-    On Ctrl-C the coroutine is cancelled (the engine releases its lease and
-    closes the store) and KeyboardInterrupt propagates *without* closing the
-    event loop's thread pool: closing it would wait for a Python task still
-    running in a thread, which cannot be stopped. See :func:`_hard_exit`.
-    """
-    from spindle.core.errors import SpindleError
-
-    runner = asyncio.Runner()
-    try:
-        result = runner.run(fn())
-    except KeyboardInterrupt:
-        raise
-    except SpindleError as exc:
-        runner.close()
-        fail(str(exc), EXIT_USAGE)
-    except BaseException:
-        runner.close()
-        raise
-    runner.close()
-    return result
-
-
-def _hard_exit(code: int) -> NoReturn:
-    """Exit now, without waiting for worker threads.
-
-    Used after Ctrl-C, once the run's state is committed and the store closed: a
-    node still running in a thread is abandoned (it was not recorded as completed,
-    so ``spindle resume`` runs it again), rather than keeping the user waiting.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -117,39 +69,14 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _status_code(state: RunState) -> int:
-    """0 completed, 1 failed or cancelled, 3 not finished (waiting, pending, running)."""
-    if not state.status.terminal:
-        return EXIT_WAITING
-    return EXIT_OK if state.status.value == "completed" else EXIT_FAILED
-
-
 def _finish(state: RunState, as_json: bool) -> NoReturn:
     if as_json:
         echo_json(document(state))
     else:
         print_outcome(state)
-    _exit(_status_code(state))
-
-
-def _interrupted(
-    run_id: str | None, secrets: list[str] | None, progress: Progress | None
-) -> NoReturn:
-    if progress is not None:
-        progress.close()  # before the hard exit: a live spinner hides the cursor
-    if run_id:
-        click.echo(
-            f"\ninterrupted: run {run_id} is recorded and can continue where it stopped: "
-            f"spindle resume {run_id}{_secret_flags(secrets)}",
-            err=True,
-        )
-    else:
-        click.echo("\ninterrupted", err=True)
-    _hard_exit(EXIT_INTERRUPTED)
-
-
-def _secret_flags(secrets: list[str] | None) -> str:
-    return "".join(f" --input {name}=VALUE" for name in secrets or ())
+    if cancelled(state):
+        hard_exit(EXIT_FAILED)  # without waiting for a task left running in a thread
+    exit_with(_status_code(state))
 
 
 @click.command("run")
@@ -188,7 +115,7 @@ def run(
     progress = Progress() if not (quiet or as_json or detach) else None
     started: dict[str, str] = {}
     try:
-        engine = _engine(store, [progress] if progress else None)
+        engine = make_engine(store, [progress] if progress else None)
         # Loaded before the store is opened: a bad file leaves nothing behind.
         wf = load_workflow(file, registry=engine.registry, policy=engine.policy)
     except SpindleError as exc:
@@ -210,16 +137,16 @@ def run(
 
     secrets = [name for name, spec in wf.inputs.items() if spec.secret]
     try:
-        state = _call(main)
+        state = call(main, abandon=cancelled)
     except KeyboardInterrupt:
-        _interrupted(started.get("run_id"), secrets, progress)
+        interrupted_exit(started.get("run_id"), secrets, progress)
     finally:
         if progress is not None:
             progress.close()
     if secrets and not state.status.terminal:
         click.echo(
             f"note: secret inputs are never stored; give them again when you continue: "
-            f"spindle resume {state.run_id}{_secret_flags(secrets)} ...",
+            f"spindle resume {state.run_id}{secret_flags(secrets)} ...",
             err=True,
         )
     if detach:
@@ -230,7 +157,7 @@ def run(
                 f"run {state.run_id} recorded; a worker drives it (spindle worker), "
                 f"or drive it here: spindle resume {state.run_id}"
             )
-        _exit(EXIT_OK)
+        exit_with(EXIT_OK)
     _finish(state, as_json)
 
 
@@ -289,7 +216,7 @@ def resume(
     async def main() -> RunState:
         from spindle.core.errors import InvalidAnswer
 
-        async with _engine(store, [progress] if progress else None) as engine:
+        async with make_engine(store, [progress] if progress else None) as engine:
             before = await engine.get_run(run_id)
             wf = None
             if workflow_file is not None:
@@ -299,7 +226,7 @@ def resume(
             if progress is not None:
                 progress.main_run = run_id
             if not before.status.terminal:
-                await _give_secrets(engine, before, secrets)
+                await give_secrets(engine, before, secrets)
             user = [w for w in before.waits if w.reason.value == "user"]
             target = next((w for w in user if w.key == key), None) if key else None
             if key is None and len(before.waits) == 1 and user:
@@ -324,9 +251,9 @@ def resume(
             return state
 
     try:
-        state = _call(main)
+        state = call(main, abandon=cancelled)
     except KeyboardInterrupt:
-        _interrupted(run_id, None, progress)
+        interrupted_exit(run_id, None, progress)
     except click.exceptions.Abort:
         fail("no answer given", EXIT_USAGE)
     finally:
@@ -335,42 +262,6 @@ def resume(
     for note in notes:
         click.echo(note, err=True)
     _finish(state, as_json)
-
-
-async def _secret_names(engine: Engine, state: RunState) -> list[str]:
-    if not state.definition_id:
-        return []
-    definition = await engine.store.get_definition(state.definition_id)
-    declared = definition.get("inputs") or {}
-    return [
-        name for name, spec in declared.items() if isinstance(spec, dict) and spec.get("secret")
-    ]
-
-
-async def _give_secrets(engine: Engine, state: RunState, values: dict[str, Any]) -> None:
-    """Hand the engine the run's secret inputs again (secrets are never stored).
-
-    Every declared secret must be given: a node that needs one this process
-    does not hold would fail the run, so the command refuses before resuming.
-    """
-    from spindle.core.errors import ValidationError
-
-    names = await _secret_names(engine, state)
-    wrong = [n for n in values if n not in names]
-    if wrong:
-        raise ValidationError(
-            f"--input on resume gives secret inputs again, and run {state.run_id} "
-            f"({state.workflow}) has no secret input {', '.join(repr(n) for n in wrong)}; "
-            f"its secret inputs: {', '.join(names) or '(none)'}"
-        )
-    missing = [n for n in names if n not in values]
-    if missing:
-        raise ValidationError(
-            f"run {state.run_id} has secret inputs, which are never stored: give them "
-            f"again with spindle resume {state.run_id}{_secret_flags(missing)} "
-            f"(plus --key/--payload to answer a wait)"
-        )
-    engine.give_secrets(state.run_id, values)
 
 
 @click.command("emit")
@@ -383,10 +274,10 @@ def emit(key: str, payload: str | None, store: str | None, as_json: bool) -> Non
     value = parse_value(payload) if payload is not None else None
 
     async def main() -> list[str]:
-        async with _engine(store) as engine:
+        async with make_engine(store) as engine:
             return await engine.emit(key, value)
 
-    resumed = _call(main)
+    resumed = call(main)
     if as_json:
         echo_json({"key": key, "resumed": resumed})
     elif resumed:
@@ -404,129 +295,16 @@ def cancel(run_id: str, reason: str, store: str | None, as_json: bool) -> None:
     """Cancel a run (and its sub-workflow runs). A finished run is left as it is."""
 
     async def main() -> tuple[RunState, bool]:
-        async with _engine(store) as engine:
+        async with make_engine(store) as engine:
             before = await engine.get_run(run_id)
             if before.status.terminal:
                 return before, False
             return await engine.cancel(run_id, reason), True
 
-    state, changed = _call(main)
+    state, changed = call(main)
     if as_json:
         echo_json({**document(state), "cancelled_now": changed})
     elif changed:
         click.echo(f"run {run_id} cancelled")
     else:
         click.echo(f"run {run_id} has already {state.status.value}; nothing to cancel")
-
-
-@click.command("runs")
-@click.option("--status", "status", default=None, type=click.Choice(_STATUSES))
-@click.option("--workflow", default=None, help="Only runs of this workflow name.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
-@store_option
-@json_option
-def runs(
-    status: str | None, workflow: str | None, limit: int, store: str | None, as_json: bool
-) -> None:
-    """List runs, newest first."""
-
-    async def main() -> list[RunState]:
-        async with _engine(store) as engine:
-            return await engine.list_runs(status=status, workflow=workflow, limit=limit)
-
-    states = _call(main)
-    if as_json:
-        echo_json({"runs": [document(s) for s in states]})
-        return
-    if not states:
-        click.echo("no runs" + (f" with status {status}" if status else ""))
-        return
-    print_runs(states)
-
-
-@click.command("show")
-@click.argument("run_id")
-@store_option
-@json_option
-def show(run_id: str, store: str | None, as_json: bool) -> None:
-    """Show a run: status, nodes, waits (with prompt and choices), output, error."""
-
-    async def main() -> tuple[RunState, dict[str, Any], list[RunState], bool]:
-        async with _engine(store) as engine:
-            state = await engine.get_run(run_id)
-            records = await engine.ledger(run_id)
-            lease = await engine.store.get_lease(run_id)
-            children = await engine.store.list_runs(parent_run_id=run_id)
-            order: list[str] = []
-            if state.definition_id:
-                definition = await engine.store.get_definition(state.definition_id)
-                order = list(definition.get("nodes", {}))
-            stopped = interrupted(state, lease, engine.host)
-            return state, node_rows(order, records), children, stopped
-
-    state, nodes, children, stopped = _call(main)
-    if as_json:
-        echo_json(
-            {
-                **document(state),
-                "interrupted": stopped,
-                "nodes": nodes,
-                "children": [c.run_id for c in children],
-            }
-        )
-    else:
-        print_show(state, nodes, children, stopped)
-    _exit(_status_code(state))
-
-
-@click.command("ledger")
-@click.argument("args", nargs=-1, required=True, metavar="[verify] RUN_ID")
-@store_option
-@json_option
-def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
-    """Print a run's ledger, or check its hash chain: spindle ledger verify RUN_ID."""
-    if args[0] == "verify":
-        if len(args) != 2:
-            fail("usage: spindle ledger verify RUN_ID")
-        _verify(args[1], store, as_json)
-    if len(args) != 1:
-        fail("usage: spindle ledger RUN_ID  |  spindle ledger verify RUN_ID")
-    run_id = args[0]
-
-    async def main() -> list[Any]:
-        async with _engine(store) as engine:
-            return await engine.ledger(run_id)
-
-    records = _call(main)
-    if as_json:
-        from spindle.core.model import converter
-
-        echo_json({"run_id": run_id, "records": [converter.unstructure(r) for r in records]})
-        return
-    print_ledger(records)
-
-
-def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
-    async def main() -> Any:
-        async with _engine(store) as engine:
-            return await engine.verify_ledger(run_id)
-
-    result = _call(main)
-    if as_json:
-        echo_json(
-            {
-                "run_id": run_id,
-                "ok": result.ok,
-                "count": result.count,
-                "first_bad_index": result.first_bad_index,
-                "reason": result.reason,
-            }
-        )
-    elif result.ok:
-        click.echo(f"ledger of run {run_id} is intact: {result.count} records, hash chain ok")
-    else:
-        click.echo(
-            f"ledger of run {run_id} is BROKEN: first bad record at index "
-            f"{result.first_bad_index} of {result.count} ({result.reason})"
-        )
-    _exit(EXIT_OK if result.ok else EXIT_FAILED)

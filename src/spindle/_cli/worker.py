@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from spindle._cli._common import EXIT_OK, store_option
-from spindle._cli.runs import _call, _engine, _hard_exit
+from spindle._cli._running import call, hard_exit, make_engine
 
 __all__ = ["worker"]
 
@@ -37,7 +37,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
         from spindle.core.model import utcnow
 
         driven = 0
-        async with _engine(store) as engine:
+        async with make_engine(store) as engine:
             sem = asyncio.Semaphore(concurrency)
 
             async def one(run_id: str) -> None:
@@ -69,8 +69,8 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
                     await asyncio.sleep(poll)
 
     try:
-        n = _call(main)
+        n = call(main)
     except KeyboardInterrupt:
         click.echo("worker stopped", err=True)
-        _hard_exit(EXIT_OK)
+        hard_exit(EXIT_OK)
     click.echo(f"drove {n} run(s)", err=True)

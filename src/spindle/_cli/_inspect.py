@@ -1,0 +1,153 @@
+"""CLI commands that read runs without changing them: runs, show, ledger (and verify).
+
+They are listed in the command table as ``spindle._cli.runs:NAME``, with the
+commands that change runs (:mod:`spindle._cli.runs` imports them from here).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from spindle._cli._common import EXIT_FAILED, EXIT_OK, echo_json, fail, json_option, store_option
+from spindle._cli._render import (
+    document,
+    interrupted,
+    node_rows,
+    print_ledger,
+    print_runs,
+    print_show,
+)
+from spindle._cli._running import call, exit_with, make_engine, status_code
+
+if TYPE_CHECKING:
+    from spindle.core.model import RunState
+
+__all__ = ["ledger", "runs", "show"]
+
+_STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"]
+
+
+@click.command("runs")
+@click.option("--status", "status", default=None, type=click.Choice(_STATUSES))
+@click.option("--workflow", default=None, help="Only runs of this workflow name.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@store_option
+@json_option
+def runs(
+    status: str | None, workflow: str | None, limit: int, store: str | None, as_json: bool
+) -> None:
+    """List runs, newest first.
+
+    A run whose driver died (its lease expired, or its process on this host is
+    gone) shows as ``interrupted``: ``spindle resume RUN_ID`` continues it.
+    """
+
+    async def main() -> tuple[list[RunState], set[str]]:
+        async with make_engine(store) as engine:
+            states = await engine.list_runs(status=status, workflow=workflow, limit=limit)
+            stopped = {
+                s.run_id
+                for s in states
+                if s.status.value == "running"
+                and interrupted(s, await engine.store.get_lease(s.run_id), engine.host)
+            }
+            return states, stopped
+
+    states, stopped = call(main)
+    if as_json:
+        echo_json({"runs": [{**document(s), "interrupted": s.run_id in stopped} for s in states]})
+        return
+    if not states:
+        click.echo("no runs" + (f" with status {status}" if status else ""))
+        return
+    print_runs(states, stopped)
+
+
+@click.command("show")
+@click.argument("run_id")
+@store_option
+@json_option
+def show(run_id: str, store: str | None, as_json: bool) -> None:
+    """Show a run: status, nodes, waits (with prompt and choices), output, error."""
+
+    async def main() -> tuple[RunState, dict[str, Any], list[RunState], bool]:
+        async with make_engine(store) as engine:
+            state = await engine.get_run(run_id)
+            records = await engine.ledger(run_id)
+            lease = await engine.store.get_lease(run_id)
+            children = await engine.store.list_runs(parent_run_id=run_id)
+            order: list[str] = []
+            if state.definition_id:
+                definition = await engine.store.get_definition(state.definition_id)
+                order = list(definition.get("nodes", {}))
+            stopped = interrupted(state, lease, engine.host)
+            return state, node_rows(order, records), children, stopped
+
+    state, nodes, children, stopped = call(main)
+    if as_json:
+        echo_json(
+            {
+                **document(state),
+                "interrupted": stopped,
+                "nodes": nodes,
+                "children": [c.run_id for c in children],
+            }
+        )
+    else:
+        print_show(state, nodes, children, stopped)
+    exit_with(status_code(state))
+
+
+@click.command("ledger")
+@click.argument("args", nargs=-1, required=True, metavar="[verify] RUN_ID")
+@store_option
+@json_option
+def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
+    """Print a run's ledger, or check its hash chain: spindle ledger verify RUN_ID."""
+    if args[0] == "verify":
+        if len(args) != 2:
+            fail("usage: spindle ledger verify RUN_ID")
+        _verify(args[1], store, as_json)
+    if len(args) != 1:
+        fail("usage: spindle ledger RUN_ID  |  spindle ledger verify RUN_ID")
+    run_id = args[0]
+
+    async def main() -> list[Any]:
+        async with make_engine(store) as engine:
+            return await engine.ledger(run_id)
+
+    records = call(main)
+    if as_json:
+        from spindle.core.model import converter
+
+        echo_json({"run_id": run_id, "records": [converter.unstructure(r) for r in records]})
+        return
+    print_ledger(records)
+
+
+def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
+    async def main() -> Any:
+        async with make_engine(store) as engine:
+            return await engine.verify_ledger(run_id)
+
+    result = call(main)
+    if as_json:
+        echo_json(
+            {
+                "run_id": run_id,
+                "ok": result.ok,
+                "count": result.count,
+                "first_bad_index": result.first_bad_index,
+                "reason": result.reason,
+            }
+        )
+    elif result.ok:
+        click.echo(f"ledger of run {run_id} is intact: {result.count} records, hash chain ok")
+    else:
+        click.echo(
+            f"ledger of run {run_id} is BROKEN: first bad record at index "
+            f"{result.first_bad_index} of {result.count} ({result.reason})"
+        )
+    exit_with(EXIT_OK if result.ok else EXIT_FAILED)

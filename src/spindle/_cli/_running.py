@@ -1,0 +1,165 @@
+"""How the run commands run: the engine a command builds, the event loop it runs in,
+and leaving it — exit codes, Ctrl-C, secret inputs given again.
+
+Exit codes (design.md): 0 completed, 3 waiting, 1 failed or cancelled, 2 usage
+or input error; 130 when Ctrl-C stops ``run``/``resume`` (the run stays
+recorded and ``spindle resume RUN_ID`` continues it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from spindle._cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, fail
+
+if TYPE_CHECKING:
+    from spindle._cli._render import Progress
+    from spindle.core.engine import Engine
+    from spindle.core.model import RunState
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "call",
+    "cancelled",
+    "exit_with",
+    "give_secrets",
+    "hard_exit",
+    "interrupted_exit",
+    "make_engine",
+    "secret_flags",
+    "secret_names",
+    "status_code",
+]
+
+T = TypeVar("T")
+
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+def exit_with(code: int) -> NoReturn:
+    raise click.exceptions.Exit(code)
+
+
+def make_engine(store: str | None, observers: list[Any] | None = None) -> Engine:
+    from spindle.core.engine import Engine
+
+    return Engine.from_config(
+        overrides={"store": store} if store else None, observers=observers or ()
+    )
+
+
+def call(
+    fn: Callable[[], Coroutine[Any, Any, T]], *, abandon: Callable[[T], bool] | None = None
+) -> T:
+    """Run a coroutine factory; a :class:`SpindleError` becomes ``error: ...`` and exit 2.
+
+    On Ctrl-C the coroutine is cancelled (the engine releases its lease and
+    closes the store) and KeyboardInterrupt propagates *without* closing the
+    event loop's thread pool: closing it would wait for a Python task still
+    running in a thread, which cannot be stopped. See :func:`hard_exit`. The
+    same holds for a result ``abandon`` says to leave (a cancelled run whose
+    task may still run in a thread): the caller then ends with :func:`hard_exit`.
+    """
+    from spindle.core.errors import SpindleError
+
+    runner = asyncio.Runner()
+    try:
+        result = runner.run(fn())
+    except KeyboardInterrupt:
+        raise
+    except SpindleError as exc:
+        runner.close()
+        fail(str(exc), EXIT_USAGE)
+    except BaseException:
+        runner.close()
+        raise
+    if abandon is None or not abandon(result):
+        runner.close()
+    return result
+
+
+def cancelled(state: RunState) -> bool:
+    """Whether a run ended cancelled: its tasks may still run in threads, never wait for them."""
+    return state.status.value == "cancelled"
+
+
+def hard_exit(code: int) -> NoReturn:
+    """Exit now, without waiting for worker threads.
+
+    Used after Ctrl-C, once the run's state is committed and the store closed: a
+    node still running in a thread is abandoned (it was not recorded as completed,
+    so ``spindle resume`` runs it again), rather than keeping the user waiting.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def interrupted_exit(
+    run_id: str | None, secrets: list[str] | None, progress: Progress | None
+) -> NoReturn:
+    if progress is not None:
+        progress.close()  # before the hard exit: a live spinner hides the cursor
+    if run_id:
+        click.echo(
+            f"\ninterrupted: run {run_id} is recorded and can continue where it stopped: "
+            f"spindle resume {run_id}{secret_flags(secrets)}",
+            err=True,
+        )
+    else:
+        click.echo("\ninterrupted", err=True)
+    hard_exit(EXIT_INTERRUPTED)
+
+
+def secret_flags(secrets: list[str] | None) -> str:
+    return "".join(f" --input {name}=VALUE" for name in secrets or ())
+
+
+async def secret_names(engine: Engine, state: RunState) -> list[str]:
+    if not state.definition_id:
+        return []
+    definition = await engine.store.get_definition(state.definition_id)
+    declared = definition.get("inputs") or {}
+    return [
+        name for name, spec in declared.items() if isinstance(spec, dict) and spec.get("secret")
+    ]
+
+
+async def give_secrets(engine: Engine, state: RunState, values: dict[str, Any]) -> None:
+    """Hand the engine the run's secret inputs again (secrets are never stored).
+
+    Every declared secret must be given: a node that needs one this process
+    does not hold would fail the run, so the command refuses before resuming.
+    """
+    from spindle.core.errors import ValidationError
+
+    names = await secret_names(engine, state)
+    wrong = [n for n in values if n not in names]
+    if wrong:
+        raise ValidationError(
+            f"--input on resume gives secret inputs again, and run {state.run_id} "
+            f"({state.workflow}) has no secret input {', '.join(repr(n) for n in wrong)}; "
+            f"its secret inputs: {', '.join(names) or '(none)'}"
+        )
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ValidationError(
+            f"run {state.run_id} has secret inputs, which are never stored: give them "
+            f"again with spindle resume {state.run_id}{secret_flags(missing)} "
+            f"(plus --key/--payload to answer a wait)"
+        )
+    engine.give_secrets(state.run_id, values)
+
+
+def status_code(state: RunState) -> int:
+    """0 completed, 1 failed or cancelled, 3 not finished (waiting, pending, running)."""
+    if not state.status.terminal:
+        return EXIT_WAITING
+    return EXIT_OK if state.status.value == "completed" else EXIT_FAILED
