@@ -167,6 +167,21 @@ def test_yaml_one_point_two_scalars_keep_yes_no_and_times_as_strings(write, regi
     }
 
 
+def test_a_lone_point_is_a_string_not_a_broken_number(registry):
+    """ "." and "-." are strings (YAML 1.2 floats need a digit); ".5" and "1." are floats."""
+    wf = load_workflow_text(
+        textwrap.dedent("""
+            name: s
+            inputs: {here: ., minus: -., half: .5, one: 1., big: 1_000.5}
+            nodes:
+              a: {effect: {kind: ask_user, prompt: "ok?"}}
+        """),
+        registry=registry,
+    )
+    defaults = {k: v.default for k, v in wf.inputs.items()}
+    assert defaults == {"here": ".", "minus": "-.", "half": 0.5, "one": 1.0, "big": 1000.5}
+
+
 def test_load_workflow_is_exported_from_spindle():
     """spindle.load_workflow is the loader."""
     assert spindle.load_workflow is load_workflow

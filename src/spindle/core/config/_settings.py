@@ -62,6 +62,8 @@ class Settings:
         concurrency: how many ready nodes of one run execute at once.
         max_steps: ledger records a run may write before it is failed (runaway guard).
         lease_ttl: seconds a run lease lasts without a heartbeat.
+        cancel_grace: seconds ``cancel`` waits for another live process driving the
+            run to stop it itself, before taking the run's lease over from it.
         max_inline_sleep: timers due within this many seconds are awaited in-process;
             longer ones leave the run waiting for a worker or ``spindle resume``.
         result_inline_limit: results larger than this many bytes go to the artifact
@@ -77,6 +79,7 @@ class Settings:
     concurrency: int = 8
     max_steps: int = 100_000
     lease_ttl: float = 30.0
+    cancel_grace: float = 10.0
     max_inline_sleep: float = 60.0
     result_inline_limit: int = 65_536
     hooks: list[str] = field(factory=list)
@@ -112,6 +115,7 @@ _SCALARS = {
         "concurrency",
         "max_steps",
         "lease_ttl",
+        "cancel_grace",
         "max_inline_sleep",
         "result_inline_limit",
     )

@@ -61,6 +61,7 @@ class Limits:
             max_inline_sleep=settings.max_inline_sleep,
             result_inline_limit=settings.result_inline_limit,
             lease_ttl=settings.lease_ttl,
+            cancel_grace=settings.cancel_grace,
         )
 
 
