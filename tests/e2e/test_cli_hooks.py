@@ -78,3 +78,15 @@ def test_plugins_without_check_lists_the_module_without_importing_it(spindle, ba
     assert proc.returncode == 0, proc.stderr
     assert "spindle-badhooks" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_a_hook_module_the_policy_denies_is_left_out_quietly(spindle, examples, write, bad_hooks):
+    """A hook module refused by [plugins] deny_kinds is not loaded and breaks nothing."""
+    write("spindle.toml", '[plugins]\ndeny_kinds = ["hooks.bad"]\n')
+
+    proc = spindle("run", "examples/hello.yaml", env=bad_hooks)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "output: Hello, world!" in proc.stdout
+    assert "badhooks" not in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from spindle.core.errors import PluginLoadError
+from spindle.core.errors import PluginLoadError, PluginPolicyError
 from spindle.core.plugin import hookspecs
 
 if TYPE_CHECKING:
@@ -129,7 +129,8 @@ def make_plugin_manager(
     :func:`hook_problems` first. An entry-point hook module that cannot be
     loaded or fails the check is skipped with a warning on the
     ``spindle.core.plugin._hooks`` logger, naming its distribution, entry
-    point and the bad hook; the others are registered.
+    point and the bad hook; one the ``[plugins]`` policy refuses is left out;
+    the others are registered.
 
     Raises:
         PluginLoadError: a hook module named in config or given in code cannot
@@ -141,6 +142,10 @@ def make_plugin_manager(
         for kind in registry.names("hooks"):
             try:
                 obj = registry.get("hooks", kind)
+            except PluginPolicyError as err:
+                # Refused on purpose by the [plugins] allow/deny lists: left out quietly.
+                _log.info("hook module '%s' is not loaded: %s", kind, err)
+                continue
             except PluginLoadError as err:
                 _log.warning("%s", _skipped(err))
                 continue
