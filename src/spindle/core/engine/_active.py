@@ -19,10 +19,10 @@ import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from attrs import define, field, frozen
+from attrs import define, frozen
 
 from spindle.core.errors import LeaseHeld
-from spindle.core.model import Lease, Secrets
+from spindle.core.model import NO_SECRETS, Lease, Secrets
 
 if TYPE_CHECKING:
     from spindle.core.engine._driver import RunDriver
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["ActiveRun", "ActiveRuns", "Stop", "StopKind"]
 
 
-class StopKind(enum.Enum):
+class StopKind(enum.StrEnum):
     """Why a drive must stop before the run would stop by itself."""
 
     CANCEL = "cancel"  # somebody cancelled the run: the driver records it
@@ -62,9 +62,20 @@ class ActiveRun:
     secrets: Secrets
     task: asyncio.Task[Any] | None
     driver: RunDriver | None = None
-    finished: asyncio.Event = field(factory=asyncio.Event)
     #: A stop asked for before the driver existed; the driver takes it on start.
     early_stop: Stop | None = None
+    ended: bool = False
+    #: The task renewing the lease and watching for cancel requests, once started.
+    keeper: asyncio.Task[None] | None = None
+    _finished: asyncio.Event | None = None
+
+    async def wait_ended(self) -> None:
+        """Wait until this drive has ended (made on demand: most drives are never awaited)."""
+        if self.ended:
+            return
+        if self._finished is None:
+            self._finished = asyncio.Event()
+        await self._finished.wait()
 
     def request_stop(self, stop: Stop) -> None:
         """Ask the drive to stop (the first request wins)."""
@@ -100,7 +111,7 @@ class ActiveRuns:
                 f"run {run_id} is already being driven by this engine; wait for that "
                 f"drive to finish"
             )
-        secrets = self._given.pop(run_id, None) or Secrets()
+        secrets = self._given.pop(run_id, None) or NO_SECRETS
         active = self._runs[run_id] = ActiveRun(run_id, lease, secrets, task)
         return active
 
@@ -115,8 +126,10 @@ class ActiveRuns:
         if not run_ended:
             self.give(active.run_id, active.secrets.values)
         active.driver = None
-        active.secrets = Secrets()
-        active.finished.set()
+        active.secrets = NO_SECRETS
+        active.ended = True
+        if active._finished is not None:
+            active._finished.set()
 
     def get(self, run_id: str) -> ActiveRun | None:
         """The record of ``run_id`` if this engine drives it now."""

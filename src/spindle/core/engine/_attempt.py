@@ -30,6 +30,7 @@ from spindle.core.plugin import EffectContext, EffectHandler, RunLinks, Suspend,
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
     from spindle.core.engine._journal import RunJournal
     from spindle.core.engine._ready import ReadySet
@@ -44,7 +45,7 @@ __all__ = ["Attempts", "Finished", "FinishedKind", "LinksFactory"]
 LinksFactory = Callable[["NodeSpec", str, str], RunLinks]
 
 
-class FinishedKind(enum.Enum):
+class FinishedKind(enum.StrEnum):
     """How an attempt ended."""
 
     OK = "ok"  # the task returned a value
@@ -91,8 +92,15 @@ class Attempts:
         self.results = results
         self.secrets = secrets
         self._links = links
-        self.run_dir = services.run_dir(state.run_id)
+        self._run_dir: Path | None = None
         self.inputs_view = {**state.inputs, **secrets.values}
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's working directory (the path is built on first need)."""
+        if self._run_dir is None:
+            self._run_dir = self.services.run_dir(self.state.run_id)
+        return self._run_dir
 
     async def run(self, node_id: str) -> Finished:
         """Attempt ``node_id`` once and report how it ended."""

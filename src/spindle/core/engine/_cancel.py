@@ -63,7 +63,7 @@ class Cancels:
         if here is not None:
             here.request_stop(Stop(StopKind.CANCEL, reason))
             if here.task is not asyncio.current_task():
-                await here.finished.wait()
+                await here.wait_ended()
             await self.follow_on.cancel_children(run_id)
             return await store.load_run(run_id)
         lease = await self.services.leases.try_acquire(run_id)

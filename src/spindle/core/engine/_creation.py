@@ -57,6 +57,6 @@ async def create_run(
         definition_id=def_id,
         labels=dict(labels or {}),
     )
-    await RunJournal(services.store, services.emitter, state, None).create(lease)
+    await RunJournal.create(services.store, state, lease)
     active.give(run_id, clear)
     return state

@@ -111,6 +111,8 @@ class RunDriver:
         self.stop: Stop | None = active.early_stop
         self._task = active.task
         self._in_attempt = False
+        # Hooks do not change while the engine is open; asked once per drive, not per step.
+        self._finish_hooks = services.has_finish_hooks
 
     # --- stopping from outside ----------------------------------------------------
 
@@ -207,8 +209,8 @@ class RunDriver:
                     )
                     return self.state
                 room = self.services.limits.concurrency - len(self.inflight)
-                busy: set[str] = {w.node_id for w in self.state.waits}
-                busy.update(self.inflight)
+                waits = self.state.waits
+                busy = {*self.inflight, *(w.node_id for w in waits)} if waits else self.inflight
                 ready = self.ready.pop(room, busy)
                 if len(ready) == 1 and not self.inflight:
                     # The sequential case: run the one ready node without a Task, which
@@ -289,7 +291,7 @@ class RunDriver:
         self._finished = asyncio.Queue()  # forget the cancelled attempts
 
     async def _handle(self, f: Finished) -> None:
-        last = not self.inflight and not self.services.has_finish_hooks
+        last = not self.inflight and not self._finish_hooks
         ending = await self.outcomes.act(f, last=last)
         if ending is not None:
             await self._end(ending)
@@ -385,7 +387,7 @@ class RunDriver:
                 pending,
                 await self.output(),
                 in_flight=list(self.inflight),
-                event_keys=event_keys(self.wf),
+                event_keys=event_keys(self.wf) if self._finish_hooks else (),
             )
         except HookError as exc:
             await self.fail_run(str(exc), pending)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from spindle.core.engine._active import ActiveRun, Stop, StopKind
@@ -58,31 +57,31 @@ class Drives:
         active = self._active.begin(run_id, lease, asyncio.current_task())
         driver: RunDriver | None = None
         loaded: RunState | None = None
+        keeper = self._keep_alive(active)
         try:
-            with self._keepalive(active):
-                if created is not None:
-                    # The first lease ever taken on the run we just created: nobody else
-                    # can have changed it, so there is nothing to read back.
-                    state, ledger, ended = created, [], False
-                else:
-                    state = await self._services.store.load_run(run_id)
-                    ended = state.status.terminal
-                    if ended and answer is None:
-                        return state
-                    ledger = await self._services.store.ledger(run_id)
-                loaded = state
-                wf = await self._services.definitions.for_run(state, workflow, force, ledger)
-                driver = active.driver = RunDriver(
-                    self._services,
-                    self._follow_on,
-                    active,
-                    state,
-                    wf,
-                    ledger,
-                    fresh=created is not None,
-                )
-                early = await driver.answer(answer) if answer is not None else None
-                result: RunState = early if early is not None else await self._run_call(state)
+            if created is not None:
+                # The first lease ever taken on the run we just created: nobody else
+                # can have changed it, so there is nothing to read back.
+                state, ledger, ended = created, [], False
+            else:
+                state = await self._services.store.load_run(run_id)
+                ended = state.status.terminal
+                if ended and answer is None:
+                    return state
+                ledger = await self._services.store.ledger(run_id)
+            loaded = state
+            wf = await self._services.definitions.for_run(state, workflow, force, ledger)
+            driver = active.driver = RunDriver(
+                self._services,
+                self._follow_on,
+                active,
+                state,
+                wf,
+                ledger,
+                fresh=created is not None,
+            )
+            early = await driver.answer(answer) if answer is not None else None
+            result: RunState = early if early is not None else await self._run_call(state)
         except LeaseLost:
             # Another process took the lease (a cancel that could not wait): report
             # how it left the run, if it ended it.
@@ -91,6 +90,9 @@ class Drives:
                 raise
             return state
         finally:
+            keeper.cancel()
+            if active.keeper is not None:
+                active.keeper.cancel()
             released = driver is not None and driver.journal.released
             self._active.end(active, run_ended=loaded is not None and loaded.status.terminal)
             if not released:
@@ -101,50 +103,39 @@ class Drives:
             await self._follow_on.settle(result, driver.handoffs, driver.wf)
         return result
 
-    @contextlib.contextmanager
-    def _keepalive(self, active: ActiveRun) -> Iterator[None]:
-        """While a drive lasts: renew its lease, and look for cancel requests.
-
-        Both start only once the drive outlives their first interval: most drives
-        end sooner and should not pay for a task.
-        """
-        loop = asyncio.get_running_loop()
+    def _keep_alive(self, active: ActiveRun) -> asyncio.TimerHandle:
+        """Start looking after ``active`` once the drive outlives the first interval: most
+        drives end sooner and should not pay for a task. Cancel the handle when it ends."""
         limits = self._services.limits
-        started: list[asyncio.Task[None]] = []
+        first = min(limits.cancel_poll, limits.lease_ttl / 3)
+        loop = asyncio.get_running_loop()
 
-        def lost() -> None:
-            active.request_stop(Stop(StopKind.LOST))
+        def start() -> None:
+            active.keeper = asyncio.ensure_future(self._keep(active))
 
-        def heartbeat() -> None:
-            beat = self._services.leases.heartbeat(active.run_id, active.lease.token, lost)
-            started.append(asyncio.ensure_future(beat))
+        return loop.call_later(first, start)
 
-        def watch() -> None:
-            started.append(asyncio.ensure_future(self._watch_cancel(active)))
-
-        timers = [
-            loop.call_later(limits.lease_ttl / 3, heartbeat),
-            loop.call_later(limits.cancel_poll, watch),
-        ]
-        try:
-            yield
-        finally:
-            for timer in timers:
-                timer.cancel()
-            for task in started:
-                task.cancel()
-
-    async def _watch_cancel(self, active: ActiveRun) -> None:
-        """Poll the inbox for a cancel request from another process; stop the drive on one."""
+    async def _keep(self, active: ActiveRun) -> None:
+        """While a drive lasts: renew its lease every third of its life, and look for a
+        cancel request from another process every ``cancel_poll`` seconds."""
+        services = self._services
+        limits = services.limits
         key = cancel_request_key(active.run_id)
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + limits.lease_ttl / 3
         while True:
-            for event in await self._services.store.pending_events(key):
+            for event in await services.store.pending_events(key):
                 reason = event.payload.get("reason") if isinstance(event.payload, dict) else None
                 active.request_stop(
                     Stop(StopKind.CANCEL, str(reason or "cancelled"), event.event_id)
                 )
                 return
-            await asyncio.sleep(self._services.limits.cancel_poll)
+            if loop.time() >= renew_at:
+                if not await services.leases.renew(active.run_id, active.lease.token):
+                    active.request_stop(Stop(StopKind.LOST))
+                    return
+                renew_at = loop.time() + limits.lease_ttl / 3
+            await asyncio.sleep(min(limits.cancel_poll, max(0.0, renew_at - loop.time())))
 
     async def _drive_terminal(self, state: RunState) -> RunState:
         active = self._active.get(state.run_id)

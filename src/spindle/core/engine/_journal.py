@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from spindle.core.model import (
+    NO_SECRETS,
     Lease,
     LifecycleEventType,
     RunLifecycleEvent,
@@ -83,7 +84,7 @@ class RunJournal:
         self.emitter = emitter
         self.state = state
         self.token = token
-        self.secrets = secrets or Secrets()
+        self.secrets = secrets or NO_SECRETS
         if position is not None:
             self.count, self.head = position
         else:
@@ -177,11 +178,11 @@ class RunJournal:
 
     # --- the commit path -----------------------------------------------------------
 
-    async def create(self, lease: Lease | None = None) -> None:
-        """Insert the new run; with ``lease`` (token 1) it is leased to us in the same write."""
-        await self.store.commit(Commit(self.state, create=True, lease=lease))
-        if lease is not None:
-            self.token = lease.token
+    @staticmethod
+    async def create(store: Store, state: RunState, lease: Lease | None = None) -> None:
+        """Insert the new run ``state``; with ``lease`` (token 1) it is leased to us in the
+        same write. (A run with no ledger needs no journal to start one.)"""
+        await store.commit(Commit(state, create=True, lease=lease))
 
     async def commit(self, pending: Pending) -> None:
         """Write ``pending`` and the run state in one transaction, then emit its events.

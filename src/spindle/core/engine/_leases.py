@@ -3,15 +3,13 @@
 A lease is an expiring claim with a fencing token. A lease whose holder was a
 process on this host that no longer exists is taken over immediately (so
 ``spindle resume`` right after a crash just works); any other only once it
-expires. While driving, a heartbeat renews it.
+expires. While driving, the drive renews it every third of its life.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Callable
 
 from spindle.core.errors import LeaseHeld
 from spindle.core.model import Lease, utcnow
@@ -93,18 +91,14 @@ class Leases:
             return False
         return not (lease.host == self.host and not pid_alive(lease.pid))
 
-    async def heartbeat(self, run_id: str, token: int, on_lost: Callable[[], None]) -> None:
-        """Renew the lease every third of its life; call ``on_lost`` if it was taken over."""
-        ttl = self.ttl
-        while True:
-            await asyncio.sleep(ttl / 3)
-            ok = await self.store.renew_lease(
-                run_id, owner=self.owner, token=token, ttl=ttl, now=utcnow()
-            )
-            if not ok:
-                log.warning("lease on run %s was taken over; stopping", run_id)
-                on_lost()
-                return
+    async def renew(self, run_id: str, token: int) -> bool:
+        """Extend our lease by its life; False (logged) when it was taken over."""
+        ok = await self.store.renew_lease(
+            run_id, owner=self.owner, token=token, ttl=self.ttl, now=utcnow()
+        )
+        if not ok:
+            log.warning("lease on run %s was taken over; stopping", run_id)
+        return ok
 
 
 def pid_alive(pid: int) -> bool:

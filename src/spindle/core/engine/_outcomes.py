@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,6 @@ from spindle.core.model import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from spindle.core.engine._attempt import Attempts, Finished
     from spindle.core.engine._journal import Pending, RunJournal
     from spindle.core.engine._ready import ReadySet
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["Ending", "EndingKind", "Outcomes", "describe"]
 
 
-class EndingKind(enum.Enum):
+class EndingKind(enum.StrEnum):
     """What the driver must do after an outcome."""
 
     FAIL = "fail"  # end the run as failed (other attempts are stopped first)
@@ -93,15 +92,6 @@ class Outcomes:
         self.ready = ready
         self.results = results
         self.attempts = attempts
-        self._handlers: dict[
-            FinishedKind, Callable[[Pending, NodeSpec, int, Finished, bool], Awaitable[Any]]
-        ] = {
-            FinishedKind.SKIP: self._skipped,
-            FinishedKind.OK: self._returned,
-            FinishedKind.ERROR: self._raised,
-            FinishedKind.SUSPEND: self._suspended,
-            FinishedKind.EFFECT: self._decided,
-        }
 
     async def act(self, f: Finished, *, last: bool) -> Ending | None:
         """Record ``f``; ``last`` says nothing else runs or needs a commit before the finish."""
@@ -119,7 +109,7 @@ class Outcomes:
                     attempt=attempt,
                     result=storable(f.node_id, value),
                 )
-        ending: Ending | None = await self._handlers[f.kind](pending, node, attempt, f, last)
+        ending: Ending | None = await _HANDLERS[f.kind](self, pending, node, attempt, f, last)
         return ending
 
     # --- one handler per kind ----------------------------------------------------
@@ -395,3 +385,15 @@ class Outcomes:
         )
         journal.event(pending, LifecycleEventType.NODE_COMPLETED, node.id)
         return None
+
+
+#: One handler per kind of outcome (looked up per step: built once, not per run).
+_HANDLERS: dict[
+    FinishedKind, Callable[[Outcomes, Pending, NodeSpec, int, Finished, bool], Awaitable[Any]]
+] = {
+    FinishedKind.SKIP: Outcomes._skipped,
+    FinishedKind.OK: Outcomes._returned,
+    FinishedKind.ERROR: Outcomes._raised,
+    FinishedKind.SUSPEND: Outcomes._suspended,
+    FinishedKind.EFFECT: Outcomes._decided,
+}

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from spindle.core.model._run import RunStatus as RunStatus
     from spindle.core.model._run import WaitReason as WaitReason
     from spindle.core.model._run import WaitState as WaitState
+    from spindle.core.model._secrets import NO_SECRETS as NO_SECRETS
     from spindle.core.model._secrets import REDACTED as REDACTED
     from spindle.core.model._secrets import Secrets as Secrets
     from spindle.core.model._time import utcnow as utcnow
@@ -65,6 +66,7 @@ _LAZY: dict[str, str] = {
     "Lease": "spindle.core.model._run",
     "LedgerVerification": "spindle.core.model._ledger",
     "LifecycleEventType": "spindle.core.model._events",
+    "NO_SECRETS": "spindle.core.model._secrets",
     "REDACTED": "spindle.core.model._secrets",
     "RESERVED_EVENT_PREFIX": "spindle.core.model._keys",
     "RunLifecycleEvent": "spindle.core.model._events",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "Secrets"]
+__all__ = ["NO_SECRETS", "REDACTED", "Secrets"]
 
 REDACTED = "***"
 
@@ -62,3 +62,7 @@ class Secrets:
         stored = {k: (REDACTED if k in secret_names else v) for k, v in inputs.items()}
         clear = {k: v for k, v in inputs.items() if k in secret_names}
         return stored, clear
+
+
+#: No secrets: what a run without secret inputs (or without them given) holds.
+NO_SECRETS = Secrets()
