@@ -28,7 +28,6 @@ from spindle.core.model import (
     follow_on_run_id,
     handoff_envelope_id,
 )
-from spindle.core.workflow import load_workflow
 
 if TYPE_CHECKING:
     from spindle.core.engine._services import Services
@@ -80,6 +79,9 @@ class FollowOn:
         the referring workflow's directory), loaded under the engine's load policy."""
         if target in self.workflows:
             return self.workflows[target]
+        # The file loader (and YAML) is imported only by runs that start other runs.
+        from spindle.core.workflow import load_workflow
+
         path = Path(target)
         if not path.is_absolute() and relative_to is not None and relative_to.base_dir:
             path = relative_to.base_dir / path

@@ -11,7 +11,6 @@ itself (the ``hooks`` setting, ``Engine(hooks=...)``) fails loudly with a
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 from collections.abc import Iterable
@@ -46,6 +45,8 @@ def _unknown_hook(name: str, known: list[str]) -> str:
     # Compare without the shared prefix: every name starts with "spindle_",
     # which would make any two look alike.
     stems = {k.removeprefix(_PREFIX): k for k in known}
+    import difflib  # only for a misspelled hook: kept off every engine's start-up
+
     close = difflib.get_close_matches(name.removeprefix(_PREFIX), list(stems), n=1)
     if close:
         return f"'{name}' is not a spindle hook; did you mean '{stems[close[0]]}'?"
