@@ -16,7 +16,7 @@ lost lease stops them and writes nothing more.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from spindle.core.engine._active import Stop, StopKind
 from spindle.core.engine._answers import AlreadyAnswered, Answer, choose_wait
@@ -238,7 +238,7 @@ class RunDriver:
         await self._started(node_id)
         self._in_attempt = True
         try:
-            return await self.attempts.run(node_id)
+            finished = await self.attempts.run(node_id)
         except asyncio.CancelledError:
             if self.stop is None or self._task is None:
                 raise
@@ -246,6 +246,10 @@ class RunDriver:
             return None
         finally:
             self._in_attempt = False
+        if self.stop is not None and self._task is not None and self._task.cancelling():
+            # The task swallowed our stop's cancellation: take it back all the same.
+            self._task.uncancel()
+        return finished
 
     async def _launch(self, ready: list[str]) -> None:
         for nid in ready:
@@ -370,10 +374,6 @@ class RunDriver:
 
     # --- ending --------------------------------------------------------------------
 
-    async def output(self) -> Any:
-        """The run's output: the ``output`` node's result (or ``NODE.OUTPUT``), else leaves."""
-        return await run_output(self.wf, self.ready, self.attempts.result_of)
-
     async def _finish(self) -> None:
         pending = self.journal.pending()
         failure = run_failure(self.wf, self.ready)
@@ -385,7 +385,7 @@ class RunDriver:
                 self.services,
                 self.journal,
                 pending,
-                await self.output(),
+                await run_output(self.wf, self.ready, self.attempts.result_of),
                 in_flight=list(self.inflight),
                 event_keys=event_keys(self.wf) if self._finish_hooks else (),
             )
