@@ -188,6 +188,24 @@ def test_a_stale_holder_gets_lease_lost_when_the_run_goes_on_elsewhere(sqlite_ur
     assert final.status == RunStatus.COMPLETED
 
 
+def test_a_second_drive_in_the_same_engine_is_refused_and_harms_nothing(store_url, make_engine):
+    """Driving a run this engine drives already raises LeaseHeld; the first drive goes on."""
+    from spindle.core.errors import LeaseHeld
+
+    async def main():
+        async with make_engine(store_url) as engine:
+            wf = sleepy(0.3)
+            task = asyncio.ensure_future(engine.run(wf, run_id="r1"))
+            await _until(lambda: _status_is(engine, "r1", RunStatus.RUNNING))
+            with pytest.raises(LeaseHeld, match="already being driven by this engine"):
+                await engine.drive("r1", workflow=wf)
+            with pytest.raises(LeaseHeld):
+                await engine.resume("r1")
+            return await task
+
+    assert run(main()).status == RunStatus.COMPLETED
+
+
 # --- a cancelled or failed child settles its parent ------------------------------------
 
 

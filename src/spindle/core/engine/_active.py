@@ -103,17 +103,28 @@ class ActiveRuns:
         """Record a drive of ``run_id`` starting under ``lease``.
 
         Raises:
-            LeaseHeld: this engine drives the run already (a lease is re-entrant
-                for its owner, so the engine itself must refuse a second drive).
+            LeaseHeld: this engine drives the run already (see :meth:`refuse_second`).
+        """
+        self.refuse_second(run_id)
+        secrets = self._given.pop(run_id, None) or NO_SECRETS
+        active = self._runs[run_id] = ActiveRun(run_id, lease, secrets, task)
+        return active
+
+    def refuse_second(self, run_id: str) -> None:
+        """Refuse a second drive of a run this engine drives already.
+
+        A lease is re-entrant for its owner, so the engine itself must refuse:
+        taking the lease again would bump the fencing token under the drive in
+        progress.
+
+        Raises:
+            LeaseHeld: this engine drives ``run_id`` now.
         """
         if run_id in self._runs:
             raise LeaseHeld(
                 f"run {run_id} is already being driven by this engine; wait for that "
                 f"drive to finish"
             )
-        secrets = self._given.pop(run_id, None) or NO_SECRETS
-        active = self._runs[run_id] = ActiveRun(run_id, lease, secrets, task)
-        return active
 
     def end(self, active: ActiveRun, *, run_ended: bool) -> None:
         """Drop the record of a drive that ended.

@@ -53,7 +53,7 @@ class Drives:
         """Drive ``run_id`` under a lease (taken here unless given), answering ``answer``
         first; the run's state is loaded once and its ledger read once."""
         if lease is None:
-            lease = await self._services.leases.acquire(run_id)
+            lease = await self.acquire(run_id)
         active = self._active.begin(run_id, lease, asyncio.current_task())
         driver: RunDriver | None = None
         loaded: RunState | None = None
@@ -102,6 +102,15 @@ class Drives:
             assert driver is not None  # a drive that changed the run had a driver
             await self._follow_on.settle(result, driver.handoffs, driver.wf)
         return result
+
+    async def acquire(self, run_id: str) -> Lease:
+        """Take the lease to drive ``run_id``.
+
+        Raises:
+            LeaseHeld: another live process drives the run, or this engine does.
+        """
+        self._active.refuse_second(run_id)
+        return await self._services.leases.acquire(run_id)
 
     def _keep_alive(self, active: ActiveRun) -> asyncio.TimerHandle:
         """Start looking after ``active`` once the drive outlives the first interval: most
