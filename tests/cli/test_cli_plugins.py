@@ -103,6 +103,18 @@ def test_plugins_imports_no_plugin_module(tmp_path, upper_dist):
         assert heavy not in modules
 
 
+def test_plugins_without_verbose_does_not_set_up_logging(tmp_path, upper_dist):
+    """The listing logs nothing, so it spares itself importing logging; -v still sets it up."""
+    site, _ = upper_dist
+
+    quiet, modules = run_spindle(tmp_path, "plugins", sites=[site])
+    loud, verbose_modules = run_spindle(tmp_path, "-v", "plugins", sites=[site])
+
+    assert quiet.returncode == loud.returncode == 0
+    assert "logging" not in modules
+    assert "spindle._cli._logging" in verbose_modules
+
+
 def test_plugins_check_imports_and_describes(tmp_path, upper_dist):
     """`spindle plugins --check` imports each kind and shows its description."""
     site, record = upper_dist

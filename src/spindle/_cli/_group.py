@@ -172,6 +172,11 @@ class SpindleGroup(click.Group):
             ctx.fail(f"No such command '{name}' (hook plugins could not be loaded: {exc}).")
 
 
+#: Commands that only read metadata (no store, no run): logging is set up for them
+#: only with -v, which keeps ``spindle plugins`` as fast as a listing should be.
+_QUIET_COMMANDS = frozenset({"plugins", "schema"})
+
+
 def make_cli() -> SpindleGroup:
     """Build the ``spindle`` group (a fresh one: tests use it to keep state apart)."""
 
@@ -195,6 +200,8 @@ def make_cli() -> SpindleGroup:
     @click.pass_context
     def spindle(ctx: click.Context, verbosity: int) -> None:
         """Set up logging on stderr for the subcommand that runs."""
+        if not verbosity and ctx.invoked_subcommand in _QUIET_COMMANDS:
+            return  # they log nothing by default: spare them importing logging
         import logging
 
         from spindle._cli._logging import configure_logging
