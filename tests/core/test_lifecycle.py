@@ -124,6 +124,25 @@ async def _status_is(engine: Any, run_id: str, status: RunStatus) -> bool:
         return False
 
 
+def test_a_cancel_interrupts_a_timer_awaited_in_process(store_url, make_engine):
+    """A short timer the driver sleeps through in-process does not delay a cancel."""
+    wf = Workflow("napping")
+    wf.effect("nap", {"kind": "wait_until", "seconds": 20})
+
+    async def main():
+        async with make_engine(store_url) as engine:
+            task = asyncio.ensure_future(engine.run(wf, run_id="r1"))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await engine.cancel("r1", "no time")
+            driven = await task
+            return driven, time.monotonic() - started
+
+    driven, took = run(main())
+    assert driven.status == RunStatus.CANCELLED and driven.error == "no time"
+    assert took < 5
+
+
 def test_a_cancel_request_from_another_engine_reaches_the_driver(sqlite_url, make_engine):
     """Another engine (another process) asks through the inbox; the driver records it."""
 

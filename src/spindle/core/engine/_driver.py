@@ -16,7 +16,8 @@ lost lease stops them and writes nothing more.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 from spindle.core.engine._active import Stop, StopKind
 from spindle.core.engine._answers import AlreadyAnswered, Answer, choose_wait
@@ -27,6 +28,7 @@ from spindle.core.engine._ending import (
     fail_batch,
     run_failure,
     run_output,
+    wait_batch,
 )
 from spindle.core.engine._finish import finish_run
 from spindle.core.engine._journal import Pending, RunJournal
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
     from spindle.core.workflow import Workflow
 
 __all__ = ["RunDriver"]
+
+T = TypeVar("T")
 
 
 class RunDriver:
@@ -125,7 +129,7 @@ class RunDriver:
             task.cancel()
         self._finished.put_nowait(None)
         if self._in_attempt and self._task is not None:
-            self._task.cancel()  # the one attempt runs in the drive's own task
+            self._task.cancel()  # an attempt, or a short timer, awaited in the drive's task
 
     async def _stopped(self, stop: Stop) -> RunState:
         await self._cancel_inflight()
@@ -236,9 +240,14 @@ class RunDriver:
 
     async def _attempt_here(self, node_id: str) -> Finished | None:
         await self._started(node_id)
+        return await self._interruptibly(self.attempts.run(node_id))
+
+    async def _interruptibly(self, work: Awaitable[T]) -> T | None:
+        """Await ``work`` in the drive's own task so that a stop can interrupt it;
+        None when it did (the loop then carries the stop out)."""
         self._in_attempt = True
         try:
-            finished = await self.attempts.run(node_id)
+            done = await work
         except asyncio.CancelledError:
             if self.stop is None or self._task is None:
                 raise
@@ -247,9 +256,9 @@ class RunDriver:
         finally:
             self._in_attempt = False
         if self.stop is not None and self._task is not None and self._task.cancelling():
-            # The task swallowed our stop's cancellation: take it back all the same.
+            # The work swallowed our stop's cancellation: take it back all the same.
             self._task.uncancel()
-        return finished
+        return done
 
     async def _launch(self, ready: list[str]) -> None:
         for nid in ready:
@@ -324,7 +333,9 @@ class RunDriver:
         if delay > self.services.limits.max_inline_sleep:
             return False
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._interruptibly(asyncio.sleep(delay))
+            if self.stop is not None:
+                return True  # the loop carries the stop out
         await self.fire_timer(wait)
         return True
 
@@ -349,27 +360,12 @@ class RunDriver:
     async def _park(self, pending: Pending, node_id: str | None, message: str) -> None:
         """Stop without failing: the run waits until it is resumed with what it lacks."""
         await self._cancel_inflight()
-        self.state.status = RunStatus.WAITING
-        self.state.error = self.journal.secrets.scrub(message)
-        self.journal.event(
-            pending, LifecycleEventType.RUN_WAITING, node_id, waits=[], reason=message
-        )
-        pending.release = True
-        await self.journal.commit(pending)
+        await self.journal.commit(wait_batch(self.journal, pending, node_id, reason=message))
         self.parked = True
 
     async def _suspend(self) -> RunState:
-        pending = self.journal.pending()
-        self.state.status = RunStatus.WAITING
-        first = self.state.waits[0]
-        self.journal.event(
-            pending,
-            LifecycleEventType.RUN_WAITING,
-            first.node_id,
-            waits=[w.key for w in self.state.waits],
-        )
-        pending.release = True
-        await self.journal.commit(pending)
+        node_id = self.state.waits[0].node_id
+        await self.journal.commit(wait_batch(self.journal, self.journal.pending(), node_id))
         return self.state
 
     # --- ending --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""How a run ends: its output, whether it failed, and the batches that end it.
+"""How a drive ends: the run's output, whether it failed, and the batches that end it
+(or leave it waiting).
 
 The driver ends a run by committing one of these batches through its
 journal; a cancel recorded by another process uses the same one, so every
@@ -18,7 +19,14 @@ if TYPE_CHECKING:
     from spindle.core.engine._ready import ReadySet
     from spindle.core.workflow import Workflow
 
-__all__ = ["cancel_batch", "event_keys", "fail_batch", "run_failure", "run_output"]
+__all__ = [
+    "cancel_batch",
+    "event_keys",
+    "fail_batch",
+    "run_failure",
+    "run_output",
+    "wait_batch",
+]
 
 
 def cancel_batch(journal: RunJournal, reason: str, event_id: str | None = None) -> Pending:
@@ -49,6 +57,27 @@ def fail_batch(journal: RunJournal, message: str, pending: Pending | None = None
         pending, "", StepKind.RUN, StepStatus.FAILED, run_key(state.run_id), error=message
     )
     journal.event(pending, LifecycleEventType.RUN_FAILED, error=message)
+    pending.release = True
+    return pending
+
+
+def wait_batch(
+    journal: RunJournal, pending: Pending, node_id: str | None, *, reason: str | None = None
+) -> Pending:
+    """The batch that leaves a run ``waiting`` (and gives its lease up) on its open
+    waits, or, with ``reason``, parked on what it lacks (no wait to answer)."""
+    state = journal.state
+    state.status = RunStatus.WAITING
+    if reason is None:
+        journal.event(
+            pending,
+            LifecycleEventType.RUN_WAITING,
+            node_id,
+            waits=[w.key for w in state.waits],
+        )
+    else:
+        state.error = journal.secrets.scrub(reason)
+        journal.event(pending, LifecycleEventType.RUN_WAITING, node_id, waits=[], reason=reason)
     pending.release = True
     return pending
 
