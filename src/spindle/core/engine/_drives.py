@@ -85,10 +85,10 @@ class Drives:
         except LeaseLost:
             # Another process took the lease (a cancel that could not wait): report
             # how it left the run, if it ended it.
-            state = await self._services.store.load_run(run_id)
+            loaded = state = await self._services.store.load_run(run_id)
             if not state.status.terminal:
                 raise
-            return state
+            return state  # ended elsewhere: its secrets go with this drive's record
         finally:
             keeper.cancel()
             if active.keeper is not None:
