@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from spindle.core.model._records import AuditEntry as AuditEntry
     from spindle.core.model._records import HandoffEnvelope as HandoffEnvelope
     from spindle.core.model._records import UnsettledWork as UnsettledWork
+    from spindle.core.model._retry import RetryPolicy as RetryPolicy
     from spindle.core.model._run import Lease as Lease
     from spindle.core.model._run import RunState as RunState
     from spindle.core.model._run import RunStatus as RunStatus
@@ -75,7 +76,6 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import ArtifactSpec as ArtifactSpec
     from spindle.core.workflow._nodes import LoadPolicy as LoadPolicy
     from spindle.core.workflow._nodes import NodeSpec as NodeSpec
-    from spindle.core.workflow._nodes import RetryPolicy as RetryPolicy
     from spindle.core.workflow._nodes import current_base_dir as current_base_dir
     from spindle.core.workflow._workflow import Workflow as Workflow
 
@@ -113,7 +113,7 @@ _LAZY: dict[str, str] = {
     "PluginPolicyError": "spindle.core.errors",
     "PolicyViolation": "spindle.core.errors",
     "Registry": "spindle.core.plugin._registry",
-    "RetryPolicy": "spindle.core.workflow._nodes",
+    "RetryPolicy": "spindle.core.model._retry",
     "RunLifecycleEvent": "spindle.core.model._events",
     "RunNotFound": "spindle.core.errors",
     "RunNotWaiting": "spindle.core.errors",

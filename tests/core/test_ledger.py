@@ -73,6 +73,27 @@ def test_the_canonical_body_is_sorted_compact_json(
     assert rec.canonical_body() == body_from_converter(rec)
 
 
+@given(result=json_data, name=st.none() | st.text())
+def test_a_named_record_body_is_canonical_and_unnamed_ones_leave_the_name_out(result, name):
+    """A sub-step's name is part of the canonical body; a record without one has no key."""
+    rec = make(3, result)
+    rec.name = name
+    body = rec.canonical_body()
+    assert body == body_from_converter(rec)
+    assert ('"name":' in body) == (name is not None)
+    assert ("name" in rec.to_dict()) == (name is not None)
+
+
+def test_records_written_before_names_existed_keep_their_hashes():
+    """The body of a record without a name is byte for byte what it always was."""
+    rec = make(0, {"i": 0})
+    assert rec.canonical_body() == (
+        '{"attempt":1,"error":null,"finished_at":"2026-01-01T00:00:00+00:00",'
+        '"idempotency_key":"run:n0","kind":"node","node_id":"n0","result":{"i":0},'
+        '"run_id":"run","seq":0,"started_at":"2026-01-01T00:00:00+00:00","status":"completed"}'
+    )
+
+
 @given(st.integers(1, 12))
 def test_a_chained_ledger_verifies(n):
     """Records chained one after another verify with their count."""

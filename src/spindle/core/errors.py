@@ -26,7 +26,9 @@ wrong and how to fix it.
     │   └── LeaseLost                           the lease was taken over mid-drive
     ├── TaskError                               a node failed (carries the node id)
     │   ├── TaskTimeout (TimeoutError)
-    │   └── SecretUnavailable                  a secret input must be given again
+    │   │   └── StepTimeout                    a sub-step ran past its timeout
+    │   ├── SecretUnavailable                  a secret input must be given again
+    │   └── NondeterminismError                sub-steps replayed in another order
     ├── StoreError
     │   ├── StoreCorrupt
     │   └── SchemaTooNew
@@ -48,6 +50,7 @@ __all__ = [
     "LeaseHeld",
     "LeaseLost",
     "LedgerError",
+    "NondeterminismError",
     "PluginError",
     "PluginLoadError",
     "PluginPolicyError",
@@ -58,6 +61,7 @@ __all__ = [
     "SchemaTooNew",
     "SecretUnavailable",
     "SpindleError",
+    "StepTimeout",
     "StoreCorrupt",
     "StoreError",
     "TaskError",
@@ -228,6 +232,18 @@ class TaskTimeout(TaskError, TimeoutError):
 
 class SecretUnavailable(TaskError):
     """A node needs a secret input this process was not given; the run waits for it."""
+
+
+class StepTimeout(TaskTimeout):
+    """A sub-step (``ctx.step(fn, timeout=...)``) ran past its timeout."""
+
+
+class NondeterminismError(TaskError):
+    """A task made its sub-steps in another order than the ledger recorded.
+
+    Replaying would hand a recorded value to a different call, so the node
+    fails instead, naming the step the ledger expected and the one it found.
+    """
 
 
 # --- storage -----------------------------------------------------------------

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import define
 
 from spindle.core.engine._results import pick
+from spindle.core.engine._steps import AttemptSteps
 from spindle.core.errors import SecretUnavailable, TaskTimeout
 from spindle.core.model import (
     Effect,
@@ -29,7 +31,6 @@ from spindle.core.model import (
 from spindle.core.plugin import EffectContext, EffectHandler, RunLinks, Suspend, TaskContext
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from pathlib import Path
 
     from spindle.core.engine._journal import RunJournal
@@ -125,6 +126,14 @@ class Attempts:
             )
         ctx = self.task_context(node, inputs)
         try:
+            return await self._run_task(node, ctx, started)
+        finally:
+            if isinstance(ctx.steps, AttemptSteps):
+                ctx.steps.close()  # a thread still running it can record nothing more
+
+    async def _run_task(self, node: NodeSpec, ctx: TaskContext, started: datetime) -> Finished:
+        node_id = node.id
+        try:
             if node.timeout is not None:
                 try:
                     async with asyncio.timeout(node.timeout):
@@ -196,6 +205,13 @@ class Attempts:
             middleware=self.services.chains,
             workflow=self.wf,
             recorded=self.journal.calls,
+            steps=AttemptSteps(
+                self.journal,
+                self.results,
+                node.id,
+                max_steps=self.wf.max_steps or self.services.limits.max_steps,
+                inline_sleep=self.services.limits.max_inline_sleep,
+            ),
         )
 
     async def handle_effect(

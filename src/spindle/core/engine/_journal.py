@@ -10,6 +10,7 @@ cannot write again. Lifecycle events are emitted only after their commit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from spindle.core.model import (
     StepRecord,
     StepStatus,
     chain,
+    failed_call,
     utcnow,
 )
 from spindle.core.store import Commit
@@ -94,18 +96,29 @@ class RunJournal:
         self.calls: dict[str, StepRecord] = {}
         #: The attempt a node is on, for nodes that failed and are being retried.
         self.attempts: dict[str, int] = {}
+        #: Failed attempts of sub-steps in their node's current attempt, by call key.
+        self.step_failures: dict[str, list[StepRecord]] = {}
         self._on_record = on_record
         for rec in ledger:
             self._replay(rec)
         self._persisted_status = state.status
         self.released = False
         self._carry: Pending | None = None
+        # Sub-steps commit from the tasks that make them, beside the driver's own
+        # commits: one at a time, each numbered and chained when it is written.
+        self._lock = asyncio.Lock()
 
     def _replay(self, rec: StepRecord) -> None:
-        if rec.kind == StepKind.CALL:
+        kind = rec.kind
+        if kind == StepKind.CALL:
             self.calls[rec.idempotency_key] = rec
-        elif rec.kind == StepKind.RETRY:
+        elif kind == StepKind.CALL_FAILURE:
+            self.step_failures.setdefault(failed_call(rec.idempotency_key), []).append(rec)
+        elif kind == StepKind.RETRY:
             self.attempts[rec.node_id] = rec.attempt + 1
+            # A node tried again gives its sub-steps a fresh budget of attempts.
+            for key in [k for k, v in self.step_failures.items() if v[0].node_id == rec.node_id]:
+                del self.step_failures[key]
         if self._on_record is not None:
             self._on_record(rec)
 
@@ -139,15 +152,16 @@ class RunJournal:
         result: Any = None,
         error: str | None = None,
         started_at: Any = None,
+        name: str | None = None,
     ) -> StepRecord:
-        """Append a new record to ``pending`` (numbered and chained now)."""
+        """Append a new record to ``pending``; it is numbered and chained when committed."""
         now = utcnow()
         if self.secrets:
             result = self.secrets.scrub(result)
             error = self.secrets.scrub(error)
         rec = StepRecord(
             self.state.run_id,
-            self.count + len(pending.records),
+            -1,
             node_id,
             kind,
             status,
@@ -157,9 +171,8 @@ class RunJournal:
             error,
             started_at or now,
             now,
+            name=name,
         )
-        prev = pending.records[-1].record_hash if pending.records else self.head
-        chain(rec, prev)
         pending.records.append(rec)
         return rec
 
@@ -190,25 +203,43 @@ class RunJournal:
         Raises:
             LeaseLost: the lease this journal writes under was taken over.
         """
-        if pending.records:
-            self.state.step_count = self.count + len(pending.records)
+        async with self._lock:
+            light = pending.light and self.state.status == self._persisted_status
+            await self._write(pending, state_changed=not light)
+            self._persisted_status = self.state.status
+            self.released = self.released or pending.release
+
+    async def commit_steps(self, pending: Pending) -> None:
+        """Write sub-step records only: the run state's counters move, nothing else.
+
+        A task commits its sub-steps while the driver may be between changing
+        the state and committing it: such a commit must never write the state.
+        """
+        async with self._lock:
+            await self._write(pending, state_changed=False)
+
+    async def _write(self, pending: Pending, *, state_changed: bool) -> None:
+        records = pending.records
+        prev, seq = self.head, self.count
+        for rec in records:
+            rec.seq = seq
+            chain(rec, prev)
+            prev, seq = rec.record_hash, seq + 1
+        if records:
+            self.state.step_count = seq
         self.state.updated_at = utcnow()
-        light = pending.light and self.state.status == self._persisted_status
         await self.store.commit(
             Commit(
                 self.state,
-                pending.records,
+                records,
                 pending.consume,
                 self.token,
-                state_changed=not light,
+                state_changed=state_changed,
                 release_lease=pending.release,
             )
         )
-        self._persisted_status = self.state.status
-        self.released = self.released or pending.release
-        if pending.records:
-            self.count += len(pending.records)
-            self.head = pending.records[-1].record_hash
-            for rec in pending.records:
+        if records:
+            self.count, self.head = seq, prev
+            for rec in records:
                 self._replay(rec)
         await self.emitter.send(pending.events)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from spindle.core.engine._attempt import FinishedKind
-from spindle.core.engine._results import storable
-from spindle.core.errors import SecretUnavailable, SpindleError, TaskError
+from spindle.core.engine._results import describe, storable, traceback_of
+from spindle.core.errors import SecretUnavailable, TaskError
 from spindle.core.model import (
     EffectOutcome,
     EffectStatus,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from spindle.core.model import RunState
     from spindle.core.workflow import NodeSpec, Workflow
 
-__all__ = ["Ending", "EndingKind", "Outcomes", "describe"]
+__all__ = ["Ending", "EndingKind", "Outcomes"]
 
 
 class EndingKind(enum.StrEnum):
@@ -62,14 +62,6 @@ class Ending:
     message: str
     pending: Pending
     node_id: str | None = None
-
-
-def describe(node_id: str, error: BaseException) -> str:
-    """A node's failure as one message that names the node."""
-    if isinstance(error, SpindleError):
-        text = str(error)
-        return text if node_id in text else f"node '{node_id}': {text}"
-    return f"node '{node_id}' failed: {type(error).__name__}: {error}"
 
 
 class Outcomes:
@@ -98,17 +90,6 @@ class Outcomes:
         node = self.wf.nodes[f.node_id]
         attempt = self.journal.attempts.get(f.node_id, 1)
         pending = self.journal.pending()
-        if f.ctx is not None:
-            for key, value in f.ctx.new_calls.items():
-                self.journal.record(
-                    pending,
-                    f.node_id,
-                    StepKind.CALL,
-                    StepStatus.COMPLETED,
-                    key,
-                    attempt=attempt,
-                    result=storable(f.node_id, value),
-                )
         ending: Ending | None = await _HANDLERS[f.kind](self, pending, node, attempt, f, last)
         return ending
 
@@ -185,6 +166,7 @@ class Outcomes:
                 StepStatus.FAILED,
                 attempt_key(self.state.run_id, node.id, attempt),
                 attempt=attempt,
+                result=traceback_of(error),
                 error=message,
                 started_at=f.started_at,
             )
@@ -206,7 +188,9 @@ class Outcomes:
             )
             await self.journal.commit(pending)
             return None
-        return await self._failed(pending, node, message, attempt, f.started_at)
+        return await self._failed(
+            pending, node, message, attempt, f.started_at, traceback_of(error)
+        )
 
     async def _suspended(
         self, pending: Pending, node: NodeSpec, attempt: int, f: Finished, last: bool
@@ -279,6 +263,7 @@ class Outcomes:
                     call,
                     attempt=attempt,
                     result=value,
+                    name=f.effect.kind if f.effect is not None else None,
                 )
             await journal.commit(pending)
             return None
@@ -315,7 +300,13 @@ class Outcomes:
         return await self.results.offload(node.id, value)
 
     async def _failed(
-        self, pending: Pending, node: NodeSpec, message: str, attempt: int, started: Any
+        self,
+        pending: Pending,
+        node: NodeSpec,
+        message: str,
+        attempt: int,
+        started: Any,
+        details: dict[str, str] | None = None,
     ) -> Ending | None:
         """Record ``node`` failed; the run goes on only if the node says ``continue_on_failure``."""
         self.journal.record(
@@ -325,6 +316,7 @@ class Outcomes:
             StepStatus.FAILED,
             node_key(self.state.run_id, node.id),
             attempt=attempt,
+            result=details,
             error=message,
             started_at=started,
         )
@@ -368,6 +360,7 @@ class Outcomes:
                 wait.call_key,
                 result=stored,
                 error=error,
+                name=wait.kind,
             )
             return None
         node = self.wf.nodes[wait.node_id]

@@ -1,4 +1,5 @@
-"""Node results as the ledger keeps them: JSON data, large ones in the artifact store.
+"""Node results as the ledger keeps them (JSON data, large ones in the artifact store),
+and node failures (one message naming the node, the traceback of the task's own code).
 
 A result is normalized to what any store reads back (a JSON round trip), and
 one larger than ``result_inline_limit`` bytes is kept as an artifact; the
@@ -9,16 +10,25 @@ again whenever a downstream node or the run's output needs the value.
 from __future__ import annotations
 
 import json
+import traceback
 from typing import TYPE_CHECKING, Any
 
-from spindle.core.errors import TaskError
+from spindle.core.errors import SpindleError, TaskError
 from spindle.core.model import normalize_result
 
 if TYPE_CHECKING:
     from spindle.core.store import Store
     from spindle.core.workflow import NodeSpec
 
-__all__ = ["ARTIFACT", "Results", "pick", "storable"]
+__all__ = [
+    "ARTIFACT",
+    "TRACEBACK_LIMIT",
+    "Results",
+    "describe",
+    "pick",
+    "storable",
+    "traceback_of",
+]
 
 #: The key of a result kept in the artifact store: ``{"$artifact": {digest, size}}``.
 ARTIFACT = "$artifact"
@@ -78,3 +88,30 @@ class Results:
             data = await self.store.get_artifact(result[ARTIFACT]["digest"])
             return json.loads(data)
         return result
+
+
+#: The most of a traceback a ledger record keeps (its end: where it was raised).
+TRACEBACK_LIMIT = 16_384
+
+
+def traceback_of(error: BaseException) -> dict[str, str] | None:
+    """``{"traceback": text}`` for an error raised by a task's own code, else None.
+
+    spindle's own errors (a command's exit code, a timeout) say all there is
+    in their message; anything else keeps where it was raised, for ``spindle
+    show`` and ``spindle logs`` (secrets are scrubbed from it like any result).
+    """
+    if isinstance(error, SpindleError) or error.__traceback__ is None:
+        return None
+    text = "".join(traceback.format_exception(error))
+    if len(text) > TRACEBACK_LIMIT:
+        text = "...\n" + text[-TRACEBACK_LIMIT:]
+    return {"traceback": text}
+
+
+def describe(node_id: str, error: BaseException) -> str:
+    """A node's failure as one message that names the node."""
+    if isinstance(error, SpindleError):
+        text = str(error)
+        return text if node_id in text else f"node '{node_id}': {text}"
+    return f"node '{node_id}' failed: {type(error).__name__}: {error}"

@@ -23,16 +23,19 @@ if TYPE_CHECKING:
     from spindle.core.model._events import RunLifecycleEvent as RunLifecycleEvent
     from spindle.core.model._keys import RESERVED_EVENT_PREFIX as RESERVED_EVENT_PREFIX
     from spindle.core.model._keys import attempt_key as attempt_key
+    from spindle.core.model._keys import call_failure_key as call_failure_key
     from spindle.core.model._keys import call_key as call_key
     from spindle.core.model._keys import call_wait_key as call_wait_key
     from spindle.core.model._keys import cancel_request_key as cancel_request_key
     from spindle.core.model._keys import child_run_id as child_run_id
+    from spindle.core.model._keys import failed_call as failed_call
     from spindle.core.model._keys import follow_on_run_id as follow_on_run_id
     from spindle.core.model._keys import handoff_envelope_id as handoff_envelope_id
     from spindle.core.model._keys import node_key as node_key
     from spindle.core.model._keys import resume_key as resume_key
     from spindle.core.model._keys import retry_wait_key as retry_wait_key
     from spindle.core.model._keys import run_key as run_key
+    from spindle.core.model._keys import step_backoff_key as step_backoff_key
     from spindle.core.model._ledger import LedgerVerification as LedgerVerification
     from spindle.core.model._ledger import StepKind as StepKind
     from spindle.core.model._ledger import StepRecord as StepRecord
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from spindle.core.model._records import AuditEntry as AuditEntry
     from spindle.core.model._records import HandoffEnvelope as HandoffEnvelope
     from spindle.core.model._records import UnsettledWork as UnsettledWork
+    from spindle.core.model._retry import RetryPolicy as RetryPolicy
     from spindle.core.model._run import TERMINAL_STATUSES as TERMINAL_STATUSES
     from spindle.core.model._run import Lease as Lease
     from spindle.core.model._run import RunState as RunState
@@ -69,6 +73,7 @@ _LAZY: dict[str, str] = {
     "NO_SECRETS": "spindle.core.model._secrets",
     "REDACTED": "spindle.core.model._secrets",
     "RESERVED_EVENT_PREFIX": "spindle.core.model._keys",
+    "RetryPolicy": "spindle.core.model._retry",
     "RunLifecycleEvent": "spindle.core.model._events",
     "RunState": "spindle.core.model._run",
     "RunStatus": "spindle.core.model._run",
@@ -81,12 +86,14 @@ _LAZY: dict[str, str] = {
     "WaitReason": "spindle.core.model._run",
     "WaitState": "spindle.core.model._run",
     "attempt_key": "spindle.core.model._keys",
+    "call_failure_key": "spindle.core.model._keys",
     "call_key": "spindle.core.model._keys",
     "call_wait_key": "spindle.core.model._keys",
     "cancel_request_key": "spindle.core.model._keys",
     "chain": "spindle.core.model._ledger",
     "child_run_id": "spindle.core.model._keys",
     "converter": "spindle.core.model._converter",
+    "failed_call": "spindle.core.model._keys",
     "follow_on_run_id": "spindle.core.model._keys",
     "handoff_envelope_id": "spindle.core.model._keys",
     "node_key": "spindle.core.model._keys",
@@ -95,6 +102,7 @@ _LAZY: dict[str, str] = {
     "resume_key": "spindle.core.model._keys",
     "retry_wait_key": "spindle.core.model._keys",
     "run_key": "spindle.core.model._keys",
+    "step_backoff_key": "spindle.core.model._keys",
     "structure": "spindle.core.model._converter",
     "structure_errors": "spindle.core.model._converter",
     "unstructure": "spindle.core.model._converter",

@@ -19,6 +19,8 @@ class LifecycleEventType(enum.StrEnum):
     NODE_COMPLETED = "node_completed"
     NODE_FAILED = "node_failed"
     NODE_RETRYING = "node_retrying"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
     RUN_WAITING = "run_waiting"
     RUN_RESUMED = "run_resumed"
     RUN_COMPLETED = "run_completed"

@@ -16,6 +16,9 @@ key                     format                        recorded for
                                                       effect (``ctx.step``, ...)
 :func:`attempt_key`     ``RUN:NODE:attemptN``         failed attempt N, to be retried
 :func:`resume_key`      ``RUN:resume:WAIT``           the answer to wait WAIT
+:func:`call_failure_key` ``RUN:NODE:INDEX:failedN``    failed attempt N of a sub-step
+:func:`step_backoff_key` ``RUN:NODE:INDEX.backoffN``   the durable wait before a
+                                                      sub-step's attempt N + 1
 ======================  ============================  ==============================
 
 Wait keys (what ``spindle resume --key`` names) are per run: the node id for
@@ -31,16 +34,19 @@ import uuid
 __all__ = [
     "RESERVED_EVENT_PREFIX",
     "attempt_key",
+    "call_failure_key",
     "call_key",
     "call_wait_key",
     "cancel_request_key",
     "child_run_id",
+    "failed_call",
     "follow_on_run_id",
     "handoff_envelope_id",
     "node_key",
     "resume_key",
     "retry_wait_key",
     "run_key",
+    "step_backoff_key",
 ]
 
 #: Inbox keys under this prefix carry engine requests, not user events.
@@ -70,6 +76,25 @@ def attempt_key(run_id: str, node_id: str, attempt: int) -> str:
 def resume_key(run_id: str, wait_key: str) -> str:
     """The key of the record that answered wait ``wait_key``."""
     return f"{run_id}:resume:{wait_key}"
+
+
+def call_failure_key(run_id: str, node_id: str, index: int, attempt: int) -> str:
+    """The key of failed attempt ``attempt`` (from 1) of sub-step ``index`` of a node."""
+    return f"{call_key(run_id, node_id, index)}:failed{attempt}"
+
+
+def failed_call(failure_key: str) -> str:
+    """The call key a :func:`call_failure_key` belongs to."""
+    return failure_key.rpartition(":failed")[0]
+
+
+def step_backoff_key(run_id: str, node_id: str, index: int, attempt: int) -> str:
+    """The key of the durable wait after failed attempt ``attempt`` of sub-step ``index``.
+
+    Its last segment (after the last ``:``) is ``INDEX.backoffN``, so its wait key
+    (:func:`call_wait_key`) is ``NODE.INDEX.backoffN``, unique in the run.
+    """
+    return f"{call_key(run_id, node_id, index)}.backoff{attempt}"
 
 
 def call_wait_key(node_id: str, call: str) -> str:

@@ -40,6 +40,7 @@ class StepKind(enum.StrEnum):
     NODE = "node"  # a node's final outcome
     CALL = "call"  # an effect or memoized sub-step inside a node (ctx.step, ctx.ask_user)
     RETRY = "retry"  # a failed attempt that will be retried after a durable backoff
+    CALL_FAILURE = "call_failure"  # a sub-step attempt that raised (ctx.step with retry=)
     WAIT = "wait"  # a node suspended on an effect
     RESUME = "resume"  # an answer delivered to a wait
     RUN = "run"  # run-level transitions (cancelled, finished, failed)
@@ -61,6 +62,9 @@ class StepRecord:
 
     ``seq`` is gap-free from 0 per run; ``record_hash`` is the SHA-256 of
     ``prev_hash`` and the record's canonical body, so any edit breaks the chain.
+    ``name`` names a sub-step (``ctx.step(fn, name=...)``, else the function's
+    name); records without one leave it out of their body entirely, so ledgers
+    written before it existed verify unchanged.
     """
 
     run_id: str
@@ -76,6 +80,7 @@ class StepRecord:
     finished_at: datetime | None = None
     prev_hash: str = ""
     record_hash: str = ""
+    name: str | None = None
     _canonical: str | None = field(default=None, init=False, eq=False, repr=False)
 
     def canonical_body(self) -> str:
@@ -97,12 +102,14 @@ class StepRecord:
                 result_text = enc(result)
             else:
                 result_text = _CANONICAL(result)
+            name_text = "" if self.name is None else f'"name":{enc(self.name)},'
             body = self._canonical = (
                 f'{{"attempt":{self.attempt:d},'
                 f'"error":{"null" if self.error is None else enc(self.error)},'
                 f'"finished_at":{_iso_json(self.finished_at)},'
                 f'"idempotency_key":{enc(self.idempotency_key)},'
                 f'"kind":{enc(self.kind.value)},'
+                f"{name_text}"
                 f'"node_id":{enc(self.node_id)},'
                 f'"result":{result_text},'
                 f'"run_id":{enc(self.run_id)},'
@@ -129,6 +136,7 @@ class StepRecord:
             "finished_at": _iso(self.finished_at),
             "prev_hash": self.prev_hash,
             "record_hash": self.record_hash,
+            **({} if self.name is None else {"name": self.name}),
         }
 
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from spindle.core.plugin._bases import Runtime as Runtime
     from spindle.core.plugin._context import EffectContext as EffectContext
     from spindle.core.plugin._context import RunLinks as RunLinks
-    from spindle.core.plugin._context import Suspend as Suspend
     from spindle.core.plugin._context import TaskContext as TaskContext
     from spindle.core.plugin._discovery import EntryPointInfo as EntryPointInfo
     from spindle.core.plugin._discovery import cache_dir as cache_dir
@@ -50,11 +49,16 @@ if TYPE_CHECKING:
     from spindle.core.plugin._policy import PluginPolicy as PluginPolicy
     from spindle.core.plugin._registry import Registry as Registry
     from spindle.core.plugin._registry import default_registry as default_registry
+    from spindle.core.plugin._signals import AttemptAbandoned as AttemptAbandoned
+    from spindle.core.plugin._signals import Suspend as Suspend
     from spindle.core.plugin._structure import structure_plugin as structure_plugin
+    from spindle.core.plugin._substeps import StepHistory as StepHistory
+    from spindle.core.plugin._substeps import StepLog as StepLog
     from spindle.core.plugin.hookspecs import hookimpl as hookimpl
     from spindle.core.plugin.hookspecs import hookspec as hookspec
 
 _LAZY: dict[str, str] = {
+    "AttemptAbandoned": "spindle.core.plugin._signals",
     "CallNext": "spindle.core.plugin._middleware",
     "CallbackObserver": "spindle.core.plugin._observers",
     "CompositeObserver": "spindle.core.plugin._observers",
@@ -77,7 +81,9 @@ _LAZY: dict[str, str] = {
     "RunObserver": "spindle.core.plugin._observers",
     "Runtime": "spindle.core.plugin._bases",
     "STAGES": "spindle.core.plugin._middleware",
-    "Suspend": "spindle.core.plugin._context",
+    "StepHistory": "spindle.core.plugin._substeps",
+    "StepLog": "spindle.core.plugin._substeps",
+    "Suspend": "spindle.core.plugin._signals",
     "TaskContext": "spindle.core.plugin._context",
     "active_registry": "spindle.core.plugin._active",
     "cache_dir": "spindle.core.plugin._discovery",

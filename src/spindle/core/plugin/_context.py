@@ -1,35 +1,33 @@
 """What a task sees: the task context (``task`` / ``ctx``) and the effect context.
 
-The effect API of :class:`TaskContext` is synchronous and does no I/O, so it
-works the same from ``async def`` tasks, from sync tasks in a worker thread,
-and inside ``python_code``: each call gets the next *call index* of the node
-and an idempotency key ``RUN:NODE:INDEX``. When the ledger already holds an
-answer for that key the call returns it; otherwise
+Each sub-step or mid-function effect a task makes gets the node's next
+*call index* and an idempotency key ``RUN:NODE:INDEX``. When the ledger
+already holds an answer for that key the call returns it; otherwise
 
-* ``ctx.step(fn, ...)`` runs ``fn`` and keeps its result, committed with the
-  node's next ledger write (so a re-run after a wait or retry returns it
-  without redoing the side effect);
+* ``ctx.step(fn, ...)`` / ``await ctx.astep(fn, ...)`` (and ``ctx.map``,
+  ``ctx.amap``, ``ctx.gather``) run the function and commit its result before
+  returning (:mod:`spindle.core.plugin._substeps`);
 * ``ctx.ask_user`` / ``ctx.wait_for_event`` / ``ctx.sleep`` / ``ctx.effect``
-  raise :class:`Suspend`, which unwinds the task; the engine handles the
-  effect and, once it is answered, calls the task again from the top.
-
-:class:`Suspend` derives from ``BaseException`` so a task's ``except
-Exception`` cannot swallow it by accident.
+  raise :class:`~spindle.core.plugin.Suspend`, which unwinds the task; the
+  engine handles the effect and, once it is answered, calls the task again
+  from the top.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from attrs import define, field
 
-from spindle.core.errors import TaskError
-from spindle.core.model import Effect, StepRecord, call_key, node_key, utcnow
+from spindle.core.model import Effect, RetryPolicy, StepRecord, call_key, node_key, utcnow
+from spindle.core.plugin._asubsteps import amap_steps, arun_step
 from spindle.core.plugin._middleware import EMPTY_CHAINS, MiddlewareChains
+from spindle.core.plugin._signals import Suspend
+from spindle.core.plugin._substeps import StepLog, map_steps, replayed, run_step
 
 if TYPE_CHECKING:
     from spindle.core.model import RunState
@@ -38,19 +36,9 @@ if TYPE_CHECKING:
     from spindle.core.store import Store
     from spindle.core.workflow import NodeSpec, Workflow
 
-__all__ = ["EffectContext", "RunLinks", "Suspend", "TaskContext"]
+__all__ = ["EffectContext", "RunLinks", "TaskContext"]
 
 R = TypeVar("R")
-
-_MISSING = object()
-
-
-class Suspend(BaseException):
-    """Raised inside a task to hand an effect to the engine; never catch it."""
-
-    def __init__(self, effect: Effect) -> None:
-        super().__init__(effect.kind)
-        self.effect = effect
 
 
 @define(eq=False)
@@ -71,6 +59,8 @@ class TaskContext:
             making a task's own side effects idempotent.
         secret_values: the clear values of the run's secret inputs, so executors that
             write output to disk can redact them (:meth:`redact`).
+        steps: where sub-steps are committed (the engine's; None in a context built
+            by hand, where sub-steps are only kept in memory).
     """
 
     run_id: str
@@ -88,6 +78,7 @@ class TaskContext:
     recorded: Mapping[str, StepRecord] = field(factory=dict)
     new_calls: dict[str, Any] = field(factory=dict)
     secret_values: tuple[str, ...] = ()
+    steps: StepLog | None = None
     _call_index: int = 0
 
     _dir_ready: bool = field(default=False, init=False)
@@ -121,59 +112,114 @@ class TaskContext:
 
     def next_call_key(self) -> str:
         """Reserve the next call index of this node and return its key."""
-        key = call_key(self.run_id, self.node_id, self._call_index)
+        return self.reserve_call()[1]
+
+    def reserve_call(self) -> tuple[int, str]:
+        """Reserve the next call index of this node: ``(index, key)``."""
+        index = self._call_index
         self._call_index += 1
-        return key
+        return index, call_key(self.run_id, self.node_id, index)
 
-    def _recorded(self, key: str) -> Any:
-        if key in self.new_calls:
-            return self.new_calls[key]
-        rec = self.recorded.get(key)
-        if rec is None:
-            return _MISSING
-        if rec.status == "completed":
-            return rec.result
-        if rec.status == "failed":
-            # A wait that ended badly (e.g. wait_for_event timed out) fails the
-            # call the same way every time the task re-runs.
-            raise TaskError(f"node '{self.node_id}': {rec.error}", node_id=self.node_id)
-        return _MISSING
+    # --- sub-steps ----------------------------------------------------------------
 
-    # --- the effect API ------------------------------------------------------------
+    def step(
+        self,
+        fn: Callable[..., R],
+        *args: Any,
+        name: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """Run ``fn(*args, **kwargs)`` as a durable sub-step: committed before it returns,
+        never run again once it completed; replay returns the recorded value.
 
-    def step(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        """Run ``fn(*args, **kwargs)`` once per run; later calls return the kept result.
+        Args:
+            name: the step's name in the ledger and events (default: the function's
+                qualified name); replay checks it, to catch steps made out of order.
+            retry: a :class:`~spindle.RetryPolicy` (or its mapping) for this step alone;
+                each failed attempt is recorded, backoffs longer than the engine's
+                ``max_inline_sleep`` wait on a durable timer.
+            timeout: seconds an attempt may take (a sync function runs on past it,
+                unrecorded: Python cannot stop a thread).
 
-        The result must be JSON-serializable (it goes in the ledger).
+        The value must be JSON-serializable; a large one goes to the artifact store.
+        From an ``async def`` task, use :meth:`astep`. To pass ``fn`` an argument
+        named ``name``, ``retry`` or ``timeout``, bind it first (``functools.partial``).
+
+        Raises:
+            NondeterminismError: the ledger holds another step at this call index.
         """
-        key = self.next_call_key()
-        found = self._recorded(key)
-        if found is not _MISSING:
-            return found  # type: ignore[no-any-return]
-        value = fn(*args, **kwargs)
-        if inspect.isawaitable(value):
-            raise TypeError(
-                "ctx.step() got a coroutine; use 'await ctx.astep(fn, ...)' for async functions"
-            )
-        self.new_calls[key] = value
-        return value
+        return run_step(self, fn, args, kwargs, name=name, retry=retry, timeout=timeout)  # type: ignore[no-any-return]
 
-    async def astep(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
-        """Async twin of :meth:`step` for ``async def`` sub-steps."""
-        key = self.next_call_key()
-        found = self._recorded(key)
-        if found is not _MISSING:
-            return found  # type: ignore[no-any-return]
-        value = await fn(*args, **kwargs)
-        self.new_calls[key] = value
-        return value
+    def astep(
+        self,
+        fn: Callable[..., Awaitable[R]] | Callable[..., R],
+        *args: Any,
+        name: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[R]:
+        """:meth:`step` for ``async def`` tasks: ``await ctx.astep(fn, ...)``.
+
+        ``fn`` may be async, or sync (it then runs in a worker thread). The call
+        index is taken when ``astep`` is called, not when it is awaited, so steps
+        started together (:meth:`gather`) keep their keys whatever finishes first.
+        """
+        return arun_step(self, fn, args, kwargs, name=name, retry=retry, timeout=timeout)
+
+    async def gather(self, *steps: Awaitable[Any]) -> list[Any]:
+        """Await sub-steps (``ctx.astep(...)``) concurrently; their values in call order.
+
+        Each is committed on its own as it completes. The first failure, in call
+        order, is raised once every step has ended.
+        """
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)
+
+    def map(
+        self,
+        fn: Callable[[Any], R],
+        items: Iterable[Any],
+        *,
+        concurrency: int = 8,
+        name: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> list[R]:
+        """``fn(item)`` for each item as a sub-step, ``concurrency`` at a time in threads;
+        the values in item order (keys follow the items, not completion)."""
+        return map_steps(
+            self, fn, items, concurrency=concurrency, name=name, retry=retry, timeout=timeout
+        )
+
+    async def amap(
+        self,
+        fn: Callable[[Any], Awaitable[R]] | Callable[[Any], R],
+        items: Iterable[Any],
+        *,
+        concurrency: int = 8,
+        name: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> list[R]:
+        """:meth:`map` for ``async def`` tasks: ``await ctx.amap(fn, items)``."""
+        return await amap_steps(
+            self, fn, items, concurrency=concurrency, name=name, retry=retry, timeout=timeout
+        )
+
+    # --- mid-function effects ------------------------------------------------------
 
     def effect(self, kind: str, **params: Any) -> Any:
         """Request an effect of ``kind``; returns its recorded value, or suspends the task."""
         key = self.next_call_key()
-        found = self._recorded(key)
-        if found is not _MISSING:
-            return found
+        rec = replayed(self, key, kind)
+        if rec is not None:
+            return rec.result
         raise Suspend(Effect(kind=kind, params=params, key=key))
 
     def ask_user(

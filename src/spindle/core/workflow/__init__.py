@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import LoadPolicy as LoadPolicy
     from spindle.core.workflow._nodes import NodeSpec as NodeSpec
     from spindle.core.workflow._nodes import Reference as Reference
-    from spindle.core.workflow._nodes import RetryPolicy as RetryPolicy
     from spindle.core.workflow._nodes import canonical_json as canonical_json
     from spindle.core.workflow._nodes import current_base_dir as current_base_dir
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
@@ -33,7 +32,6 @@ _LAZY: dict[str, str] = {
     "LoadPolicy": "spindle.core.workflow._nodes",
     "NodeSpec": "spindle.core.workflow._nodes",
     "Reference": "spindle.core.workflow._nodes",
-    "RetryPolicy": "spindle.core.workflow._nodes",
     "SCHEMA_DIALECT": "spindle.core.workflow._schema",
     "SUFFIXES": "spindle.core.workflow._loader",
     "WORKFLOW_GROUPS": "spindle.core.workflow._schema",

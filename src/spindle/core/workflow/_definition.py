@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.errors import SpindleError, ValidationError
-from spindle.core.model import converter, structure, structure_errors
+from spindle.core.model import RetryPolicy, converter, structure, structure_errors
 from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
 from spindle.core.workflow._analysis import structural_problems
 from spindle.core.workflow._nodes import (
     ArtifactSpec,
     InputSpec,
     NodeSpec,
-    RetryPolicy,
     _base_dir_context,
     canonical_json,
 )

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 import attrs
 
 from spindle.core.errors import PluginError
-from spindle.core.model import converter
+from spindle.core.model import RetryPolicy, converter
 from spindle.core.plugin import Plugin
 from spindle.core.workflow._docstrings import attribute_docs, class_summary, markdown
-from spindle.core.workflow._nodes import ArtifactSpec, InputSpec, NodeSpec, RetryPolicy
+from spindle.core.workflow._nodes import ArtifactSpec, InputSpec, NodeSpec
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry

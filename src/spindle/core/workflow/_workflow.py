@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from spindle.core.errors import PolicyViolation, ValidationError
-from spindle.core.model import converter
+from spindle.core.model import RetryPolicy, converter
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
 from spindle.core.workflow._definition import _hash, _node, _node_dict, _workflow_from_dict
@@ -30,7 +30,6 @@ from spindle.core.workflow._nodes import (
     InputSpec,
     LoadPolicy,
     NodeSpec,
-    RetryPolicy,
     _base_dir_context,
 )
 
