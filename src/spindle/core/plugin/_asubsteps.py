@@ -19,6 +19,7 @@ from spindle.core.plugin._signals import Suspend
 from spindle.core.plugin._substeps import (
     Step,
     backoff,
+    ensure_open,
     gave_up,
     label_of,
     policy_of,
@@ -61,6 +62,7 @@ async def _make_async(ctx: TaskContext, step: Step) -> Any:
         if step.key not in ctx.new_calls:
             ctx.new_calls[step.key] = await _call_async(step, ctx.node_id)
         return ctx.new_calls[step.key]
+    ensure_open(log, ctx.node_id)
     history = log.history(step.key)
     if spent(history):
         raise gave_up(ctx, step.label, history)
@@ -81,6 +83,7 @@ async def _make_async(ctx: TaskContext, step: Step) -> Any:
                 key = step_backoff_key(ctx.run_id, ctx.node_id, step.call, attempt)
                 raise Suspend(Effect("wait_until", {"until": due}, key=key)) from exc
             await asyncio.sleep(delay)
+            ensure_open(log, ctx.node_id)
             attempt += 1
             continue
         return await log.completed(step.call, value, name=step.label, attempt=attempt)

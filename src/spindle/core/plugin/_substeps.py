@@ -36,7 +36,7 @@ from spindle.core.model import (
     structure,
     utcnow,
 )
-from spindle.core.plugin._signals import Suspend
+from spindle.core.plugin._signals import AttemptAbandoned, Suspend
 
 if TYPE_CHECKING:
     from spindle.core.plugin._context import TaskContext
@@ -46,6 +46,7 @@ __all__ = [
     "StepHistory",
     "StepLog",
     "backoff",
+    "ensure_open",
     "gave_up",
     "label_of",
     "map_steps",
@@ -77,10 +78,12 @@ class StepLog(Protocol):
         loop: the engine's event loop, where commits run.
         inline_sleep: backoffs up to this many seconds are slept through; longer
             ones suspend the node on a durable timer.
+        open: False once the attempt ended: no further sub-step may run.
     """
 
     loop: asyncio.AbstractEventLoop
     inline_sleep: float
+    open: bool
 
     def history(self, key: str) -> StepHistory:
         """The failed attempts recorded for sub-step ``key``."""
@@ -251,7 +254,17 @@ def _call_sync(step: Step, node_id: str) -> Any:
     return value
 
 
+def ensure_open(log: StepLog, node_id: str) -> None:
+    """Refuse to start a sub-step of an attempt that already ended."""
+    if not log.open:
+        raise AttemptAbandoned(
+            f"node '{node_id}': its attempt already ended (it timed out, or its run was "
+            f"stopped); this sub-step is not run"
+        )
+
+
 def _make_sync(ctx: TaskContext, log: StepLog, step: Step) -> Any:
+    ensure_open(log, ctx.node_id)
     history = log.history(step.key)
     if spent(history):
         raise gave_up(ctx, step.label, history)
@@ -278,6 +291,7 @@ def _make_sync(ctx: TaskContext, log: StepLog, step: Step) -> Any:
                 key = step_backoff_key(ctx.run_id, ctx.node_id, step.call, attempt)
                 raise Suspend(Effect("wait_until", {"until": due}, key=key)) from exc
             time.sleep(delay)
+            ensure_open(log, ctx.node_id)
             attempt += 1
             continue
         return _block(log, log.completed(step.call, value, name=step.label, attempt=attempt))
