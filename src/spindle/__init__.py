@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from spindle.core.errors import WaitKeyMismatch as WaitKeyMismatch
     from spindle.core.model._converter import converter as converter
     from spindle.core.model._effects import Effect as Effect
+    from spindle.core.model._effects import EffectAnswer as EffectAnswer
     from spindle.core.model._effects import EffectOutcome as EffectOutcome
     from spindle.core.model._effects import EffectStatus as EffectStatus
     from spindle.core.model._events import LifecycleEventType as LifecycleEventType
@@ -91,6 +92,7 @@ _LAZY: dict[str, str] = {
     "Effect": "spindle.core.model._effects",
     "EffectContext": "spindle.core.plugin._context",
     "EffectHandler": "spindle.core.plugin._bases",
+    "EffectAnswer": "spindle.core.model._effects",
     "EffectOutcome": "spindle.core.model._effects",
     "EffectStatus": "spindle.core.model._effects",
     "Engine": "spindle.core.engine._engine",

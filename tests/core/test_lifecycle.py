@@ -225,6 +225,30 @@ def test_a_second_drive_in_the_same_engine_is_refused_and_harms_nothing(store_ur
     assert run(main()).status == RunStatus.COMPLETED
 
 
+def test_a_resume_waits_its_turn_while_another_process_holds_the_run(sqlite_url, make_engine):
+    """An answer arriving while another process holds the run briefly is recorded after it."""
+
+    async def main():
+        async with make_engine(sqlite_url) as first, make_engine(sqlite_url) as second:
+            state = await first.run(asking())
+            held = await second.services.leases.try_acquire(state.run_id)
+            assert held is not None
+            release = asyncio.get_running_loop().call_later(
+                0.3,
+                lambda: asyncio.ensure_future(
+                    second.services.leases.release(state.run_id, held.token)
+                ),
+            )
+            started = time.monotonic()
+            done = await first.resume(state.run_id, "approve", "yes")
+            release.cancel()
+            return done, time.monotonic() - started
+
+    done, took = run(main())
+    assert done.status == RunStatus.COMPLETED and done.output == "said yes"
+    assert 0.25 < took < 5
+
+
 # --- a cancelled or failed child settles its parent ------------------------------------
 
 

@@ -10,20 +10,28 @@ driver can commit the answer and drive on in the same breath.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from attrs import define, field
 
 from spindle.core.engine._followon import child_outcome
 from spindle.core.errors import InvalidAnswer, RunNotFound, RunNotWaiting, WaitKeyMismatch
-from spindle.core.model import RunState, WaitReason, WaitState, resume_key
+from spindle.core.model import RunState, StepKind, StepStatus, WaitReason, WaitState, resume_key
 from spindle.core.plugin import EffectHandler
 
 if TYPE_CHECKING:
+    from spindle.core.engine._journal import Pending, RunJournal
     from spindle.core.engine._services import Services
     from spindle.core.workflow import Workflow
 
-__all__ = ["ALREADY_ANSWERED", "AlreadyAnswered", "Answer", "choose_wait"]
+__all__ = [
+    "ALREADY_ANSWERED",
+    "AlreadyAnswered",
+    "Answer",
+    "Choice",
+    "choose_wait",
+    "partial_answer_batch",
+]
 
 #: Kinds of the handlers whose waits carry no ``kind`` (written by older versions).
 _WAIT_KINDS = {
@@ -61,7 +69,19 @@ class AlreadyAnswered:
 
 ALREADY_ANSWERED = AlreadyAnswered()
 
-Choice = tuple[WaitState, Any, str | None]
+
+class Choice(NamedTuple):
+    """An answer checked against its wait: what to record.
+
+    ``keep`` is set when the wait stays open after this answer (a wait that
+    takes several): the wait's new ``data``; ``value`` is then what the answer
+    contributed, for its ledger record.
+    """
+
+    wait: WaitState
+    value: Any
+    error: str | None = None
+    keep: dict[str, Any] | None = None
 
 
 async def choose_wait(
@@ -94,9 +114,8 @@ async def choose_wait(
         if wait is None:
             return ALREADY_ANSWERED  # answered concurrently; nothing to deliver here
         if answer.child is not None:
-            value, error = child_outcome(answer.child)
-            return wait, value, error
-        return wait, _accept(services, workflow, wait, answer.payload), None
+            return Choice(wait, *child_outcome(answer.child))
+        return _accept(services, workflow, wait, answer.payload)
     key = answer.wait_key
     if (
         key is not None
@@ -126,8 +145,8 @@ async def choose_wait(
     if wait.reason == WaitReason.SUBWORKFLOW:
         return await _settled_child(services, rid, wait)
     if wait.reason == WaitReason.RETRY:
-        return wait, None, None
-    return wait, _accept(services, workflow, wait, answer.payload), None
+        return Choice(wait, None)
+    return _accept(services, workflow, wait, answer.payload)
 
 
 async def _settled_child(services: Services, run_id: str, wait: WaitState) -> Choice:
@@ -140,8 +159,7 @@ async def _settled_child(services: Services, run_id: str, wait: WaitState) -> Ch
     if child is not None and child.status.terminal:
         # The child ended but its end did not reach this run (a crash between the
         # two): settle the wait from how the child ended, whatever was given.
-        value, error = child_outcome(child)
-        return wait, value, error
+        return Choice(wait, *child_outcome(child))
     status = child.status.value if child is not None else "missing"
     raise InvalidAnswer(
         f"run {run_id} waits on '{wait.key}' for sub-workflow run {child_id} ({status}); "
@@ -149,8 +167,8 @@ async def _settled_child(services: Services, run_id: str, wait: WaitState) -> Ch
     )
 
 
-def _accept(services: Services, workflow: Workflow, wait: WaitState, payload: Any) -> Any:
-    """The value to record for ``payload``, as the handler that made ``wait`` accepts it."""
+def _accept(services: Services, workflow: Workflow, wait: WaitState, payload: Any) -> Choice:
+    """What to record for ``payload``, as the handler that made ``wait`` decides."""
     node = workflow.nodes.get(wait.node_id)
     handler: type[EffectHandler]
     if wait.call_key is None and node is not None and node.effect is not None:
@@ -158,4 +176,25 @@ def _accept(services: Services, workflow: Workflow, wait: WaitState, payload: An
     else:
         kind = wait.kind or _WAIT_KINDS.get(wait.reason)
         handler = EffectHandler if kind is None else services.registry.get("effect", kind)
-    return handler.accept(wait, payload)
+    decided = handler.answer(wait, payload)
+    if decided.done:
+        return Choice(wait, decided.value)
+    return Choice(wait, payload, keep=decided.data)
+
+
+def partial_answer_batch(
+    journal: RunJournal, answer: Answer, wait: WaitState, value: Any, data: dict[str, Any]
+) -> Pending:
+    """The batch recording an answer that leaves its wait open (``wait.data`` is updated)."""
+    pending = journal.pending()
+    pending.consume.extend(answer.consume)
+    wait.data = data
+    journal.record(
+        pending,
+        wait.node_id,
+        StepKind.RESUME,
+        StepStatus.WAITING,
+        resume_key(journal.state.run_id, wait.key),
+        result={"key": wait.key, "answer": value},
+    )
+    return pending

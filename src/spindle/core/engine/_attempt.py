@@ -22,6 +22,7 @@ from spindle.core.errors import SecretUnavailable, TaskTimeout
 from spindle.core.model import (
     Effect,
     EffectOutcome,
+    LifecycleEventType,
     Secrets,
     call_wait_key,
     converter,
@@ -149,6 +150,22 @@ class Attempts:
         except Exception as exc:
             return Finished(node_id, FinishedKind.ERROR, started, error=exc, ctx=ctx)
         return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx)
+
+    async def announce(self, node_id: str) -> None:
+        """Emit ``node_started`` for the attempt about to run.
+
+        Not tied to a commit: after a crash the node starts again and this event
+        is sent again (at-least-once), with the same sequence number.
+        """
+        emitter = self.services.emitter
+        if emitter.active:
+            event = emitter.build(
+                self.state,
+                LifecycleEventType.NODE_STARTED,
+                node_id,
+                attempt=self.journal.attempts.get(node_id, 1),
+            )
+            await emitter.send([event])
 
     # --- inputs and contexts ---------------------------------------------------------
 

@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spindle.core.engine._active import Stop, StopKind
-from spindle.core.engine._answers import AlreadyAnswered, Answer, choose_wait
+from spindle.core.engine._answers import (
+    AlreadyAnswered,
+    Answer,
+    choose_wait,
+    partial_answer_batch,
+)
 from spindle.core.engine._attempt import Attempts, Finished
 from spindle.core.engine._ending import (
     cancel_batch,
@@ -158,7 +163,9 @@ class RunDriver:
             return self.state
         if choice is None:
             return None  # nothing waits: a plain resume drives on
-        wait, value, error = choice
+        wait, value, error, keep = choice
+        if keep is not None:
+            return await self._keep_waiting(request, wait, value, keep)
         pending = self.journal.pending()
         self.state.waits = [w for w in self.state.waits if w.key != wait.key]
         pending.consume.extend(request.consume)
@@ -174,6 +181,14 @@ class RunDriver:
         await self.journal.commit(pending)
         self.ready.requeue(wait.node_id)
         return None
+
+    async def _keep_waiting(
+        self, request: Answer, wait: WaitState, value: Any, data: dict[str, Any]
+    ) -> RunState:
+        """Record an answer that leaves its wait open, with the wait's new state."""
+        await self.journal.commit(partial_answer_batch(self.journal, request, wait, value, data))
+        request.delivered = True
+        return self.state
 
     def _resumed(self, pending: Pending) -> None:
         if self.state.status in (RunStatus.PENDING, RunStatus.WAITING):
@@ -239,7 +254,7 @@ class RunDriver:
             raise
 
     async def _attempt_here(self, node_id: str) -> Finished | None:
-        await self._started(node_id)
+        await self.attempts.announce(node_id)
         return await self._interruptibly(self.attempts.run(node_id))
 
     async def _interruptibly(self, work: Awaitable[T]) -> T | None:
@@ -265,20 +280,7 @@ class RunDriver:
             task = asyncio.ensure_future(self.attempts.run(nid))
             task.add_done_callback(self._finished.put_nowait)
             self.inflight[nid] = task
-            await self._started(nid)
-
-    async def _started(self, node_id: str) -> None:
-        emitter = self.services.emitter
-        if emitter.active:
-            # Not tied to a commit: after a crash the node starts again and this event
-            # is sent again (at-least-once), with the same sequence number.
-            event = emitter.build(
-                self.state,
-                LifecycleEventType.NODE_STARTED,
-                node_id,
-                attempt=self.journal.attempts.get(node_id, 1),
-            )
-            await emitter.send([event])
+            await self.attempts.announce(nid)
 
     async def _next_finished(self) -> Finished | None:
         # Finished attempts arrive through a queue (their done-callback puts them

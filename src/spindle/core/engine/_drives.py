@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from spindle.core.engine._active import ActiveRun, Stop, StopKind
 from spindle.core.engine._driver import RunDriver
-from spindle.core.errors import LeaseLost
+from spindle.core.errors import LeaseHeld, LeaseLost
 from spindle.core.model import RunState, cancel_request_key
 
 if TYPE_CHECKING:
@@ -111,6 +111,25 @@ class Drives:
         """
         self._active.refuse_second(run_id)
         return await self._services.leases.acquire(run_id)
+
+    async def acquire_patiently(self, run_id: str) -> Lease:
+        """:meth:`acquire`, waiting up to ``answer_patience`` seconds for another process
+        that holds the run — an answer arriving while another is being recorded (two
+        approvers at once) waits its turn instead of failing.
+
+        Raises:
+            LeaseHeld: the run is still held after that, or this engine drives it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._services.limits.answer_patience
+        while True:
+            self._active.refuse_second(run_id)
+            try:
+                return await self._services.leases.acquire(run_id)
+            except LeaseHeld:
+                if loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(0.05)
 
     def _keep_alive(self, active: ActiveRun) -> asyncio.TimerHandle:
         """Start looking after ``active`` once the drive outlives the first interval: most

@@ -280,7 +280,7 @@ class Engine:
         if secrets:
             self.give_secrets(run_id, secrets)
         try:
-            lease = await self._drives.acquire(run_id)
+            lease = await self._drives.acquire_patiently(run_id)
         except LeaseHeld:
             if wait_key is not None:
                 state = await self.store.load_run(run_id)

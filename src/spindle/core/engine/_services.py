@@ -42,6 +42,8 @@ class Limits:
             while a drive lasts longer than that.
         cancel_grace: seconds ``cancel`` waits for a live driver to stop the run itself
             before taking the lease from it.
+        answer_patience: seconds ``resume`` waits for a run another process holds
+            (it may be recording another answer) before it gives up with ``LeaseHeld``.
     """
 
     concurrency: int
@@ -51,6 +53,7 @@ class Limits:
     lease_ttl: float
     cancel_poll: float = 0.25
     cancel_grace: float = 10.0
+    answer_patience: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

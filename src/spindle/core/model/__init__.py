@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from spindle.core.model._converter import structure_errors as structure_errors
     from spindle.core.model._converter import unstructure as unstructure
     from spindle.core.model._effects import Effect as Effect
+    from spindle.core.model._effects import EffectAnswer as EffectAnswer
     from spindle.core.model._effects import EffectOutcome as EffectOutcome
     from spindle.core.model._effects import EffectStatus as EffectStatus
     from spindle.core.model._events import LifecycleEventType as LifecycleEventType
@@ -64,6 +65,7 @@ _LAZY: dict[str, str] = {
     "ArtifactRef": "spindle.core.model._records",
     "AuditEntry": "spindle.core.model._records",
     "Effect": "spindle.core.model._effects",
+    "EffectAnswer": "spindle.core.model._effects",
     "EffectOutcome": "spindle.core.model._effects",
     "EffectStatus": "spindle.core.model._effects",
     "HandoffEnvelope": "spindle.core.model._records",

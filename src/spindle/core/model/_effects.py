@@ -9,7 +9,7 @@ from attrs import define, field
 
 from spindle.core.model._run import WaitState
 
-__all__ = ["Effect", "EffectOutcome", "EffectStatus"]
+__all__ = ["Effect", "EffectAnswer", "EffectOutcome", "EffectStatus"]
 
 
 @define
@@ -63,3 +63,28 @@ class EffectOutcome:
     def failed(cls, error: str) -> EffectOutcome:
         """The effect cannot be resolved; the node fails with ``error``."""
         return cls(EffectStatus.FAILED, error=error)
+
+
+@define
+class EffectAnswer:
+    """What an effect handler makes of one answer to its wait (``EffectHandler.answer``).
+
+    Either the wait is done — ``value`` is recorded as the node's (or the call's)
+    result — or it stays open, keeping ``data`` (the handler's JSON state, e.g.
+    the approvals so far) on the wait for the next answer. Every answer is a
+    ledger record either way.
+    """
+
+    done: bool
+    value: Any = None
+    data: dict[str, Any] = field(factory=dict)
+
+    @classmethod
+    def final(cls, value: Any) -> EffectAnswer:
+        """The wait is answered: record ``value`` and go on."""
+        return cls(True, value)
+
+    @classmethod
+    def keep_waiting(cls, data: dict[str, Any]) -> EffectAnswer:
+        """The wait stays open, with ``data`` as its new state."""
+        return cls(False, data=dict(data))

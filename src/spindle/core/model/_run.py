@@ -56,7 +56,8 @@ class WaitState:
     ``key`` is what ``resume`` names; ``event_key`` is what ``emit`` delivers to
     (for event waits); ``due_at`` is when a timer or retry fires; ``child_run_id``
     links a sub-workflow wait to its child run; ``kind`` is the effect handler
-    kind that created it (it validates the answer).
+    kind that created it (it validates the answer). ``data`` is the handler's
+    own JSON state for a wait that takes several answers (the approvals so far).
     """
 
     key: str
@@ -70,6 +71,7 @@ class WaitState:
     call_key: str | None = None
     created_at: datetime = field(factory=utcnow)
     kind: str | None = None
+    data: dict[str, Any] = field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The wait as JSON-ready data (equal to the converter's output, but faster)."""
@@ -85,6 +87,7 @@ class WaitState:
             "call_key": self.call_key,
             "created_at": _iso(self.created_at),
             "kind": self.kind,
+            "data": dict(self.data),
         }
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, final
 
 from attrs import define, field
 
-from spindle.core.model import EffectOutcome
+from spindle.core.model import EffectAnswer, EffectOutcome
 from spindle.core.plugin import _structure  # noqa: F401 - plugin classes need its converter hooks
 from spindle.core.plugin._plugin import Plugin
 
@@ -115,6 +115,22 @@ class EffectHandler(Plugin, group="effect"):
     @abc.abstractmethod
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Resolve ``effect`` for ``run``."""
+
+    @classmethod
+    def answer(cls, wait: WaitState, payload: Any) -> EffectAnswer:
+        """Decide what one answer to ``wait`` does: end it, or keep it open.
+
+        The default ends the wait with what :meth:`accept` returns. A handler
+        whose wait takes several answers (a quorum, "collect until") overrides
+        it and returns :meth:`EffectAnswer.keep_waiting` with its new state
+        until the wait is done; ``wait.data`` holds that state between answers.
+        Each answer is recorded in the ledger before the next one is read, and
+        answers to one run are taken one at a time.
+
+        Raises:
+            InvalidAnswer: the payload is refused (nothing is recorded).
+        """
+        return EffectAnswer.final(cls.accept(wait, payload))
 
     @classmethod
     def accept(cls, wait: WaitState, payload: Any) -> Any:
