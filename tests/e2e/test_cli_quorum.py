@@ -66,7 +66,7 @@ def test_two_approvers_answering_at_once_both_count(spindle, write):
         spindle.popen("resume", rid, "--payload", json.dumps({"by": who}), "--json")
         for who in ("ada", "bob")
     ]
-    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
 
     codes = sorted(code for _, _, code in results)
     assert codes == [0, 3], results  # one left it waiting, the other ended it

@@ -15,6 +15,8 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("spindle._cli.runs:resume", "Answer a wait, or continue an interrupted run."),
     "emit": ("spindle._cli.runs:emit", "Deliver an event to the runs waiting for it."),
     "cancel": ("spindle._cli.runs:cancel", "Cancel a run and its sub-workflows."),
+    "retry": ("spindle._cli.rerun:retry", "Continue a failed or cancelled run."),
+    "rerun": ("spindle._cli.rerun:rerun", "Run a run again from a node, in a new run."),
     "runs": ("spindle._cli.runs:runs", "List runs."),
     "show": ("spindle._cli.runs:show", "Show a run: status, waits, output, error."),
     "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),

@@ -32,6 +32,8 @@ __all__ = [
     "hard_exit",
     "interrupted_exit",
     "make_engine",
+    "parse_inputs",
+    "report",
     "secret_flags",
     "secret_names",
     "status_code",
@@ -132,7 +134,9 @@ async def secret_names(engine: Engine, state: RunState) -> list[str]:
     ]
 
 
-async def give_secrets(engine: Engine, state: RunState, values: dict[str, Any]) -> None:
+async def give_secrets(
+    engine: Engine, state: RunState, values: dict[str, Any], command: str = "resume"
+) -> None:
     """Hand the engine the run's secret inputs again (secrets are never stored).
 
     Every declared secret must be given: a node that needs one this process
@@ -144,7 +148,7 @@ async def give_secrets(engine: Engine, state: RunState, values: dict[str, Any]) 
     wrong = [n for n in values if n not in names]
     if wrong:
         raise ValidationError(
-            f"--input on resume gives secret inputs again, and run {state.run_id} "
+            f"--input on {command} gives secret inputs again, and run {state.run_id} "
             f"({state.workflow}) has no secret input {', '.join(repr(n) for n in wrong)}; "
             f"its secret inputs: {', '.join(names) or '(none)'}"
         )
@@ -152,8 +156,8 @@ async def give_secrets(engine: Engine, state: RunState, values: dict[str, Any]) 
     if missing:
         raise ValidationError(
             f"run {state.run_id} has secret inputs, which are never stored: give them "
-            f"again with spindle resume {state.run_id}{secret_flags(missing)} "
-            f"(plus --key/--payload to answer a wait)"
+            f"again with spindle {command} {state.run_id}{secret_flags(missing)}"
+            + (" (plus --key/--payload to answer a wait)" if command == "resume" else "")
         )
     engine.give_secrets(state.run_id, values)
 
@@ -163,3 +167,30 @@ def status_code(state: RunState) -> int:
     if not state.status.terminal:
         return EXIT_WAITING
     return EXIT_OK if state.status.value == "completed" else EXIT_FAILED
+
+
+def parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--input NAME=VALUE`` pairs as a mapping (JSON values parsed, else text)."""
+    from spindle._cli._render import parse_value
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            fail(f"--input {pair!r} must look like NAME=VALUE (e.g. --input who=Ada)")
+        out[name.strip()] = parse_value(value)
+    return out
+
+
+def report(state: RunState, as_json: bool) -> NoReturn:
+    """Print how a driven run stands (text or the ``--json`` document) and exit with its code."""
+    from spindle._cli._common import echo_json
+    from spindle._cli._render import document, print_outcome
+
+    if as_json:
+        echo_json(document(state))
+    else:
+        print_outcome(state)
+    if cancelled(state):
+        hard_exit(EXIT_FAILED)  # without waiting for a task left running in a thread
+    exit_with(status_code(state))

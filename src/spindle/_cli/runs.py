@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
 from spindle._cli._common import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     echo_json,
@@ -32,19 +31,23 @@ from spindle._cli._render import (
     ask,
     document,
     parse_value,
-    print_outcome,
 )
 from spindle._cli._running import (
     call,
     cancelled,
     exit_with,
     give_secrets,
-    hard_exit,
     interrupted_exit,
     make_engine,
     secret_flags,
 )
 from spindle._cli._running import (
+    parse_inputs as _parse_inputs,
+)
+from spindle._cli._running import (
+    report as _finish,
+)
+from spindle._cli._running import (  # noqa: F401 - the run commands' exit codes, by name
     status_code as _status_code,
 )
 
@@ -57,26 +60,6 @@ __all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show"]
 # command table finds the whole family.
 
 _STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"]
-
-
-def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            fail(f"--input {pair!r} must look like NAME=VALUE (e.g. --input who=Ada)")
-        out[name.strip()] = parse_value(value)
-    return out
-
-
-def _finish(state: RunState, as_json: bool) -> NoReturn:
-    if as_json:
-        echo_json(document(state))
-    else:
-        print_outcome(state)
-    if cancelled(state):
-        hard_exit(EXIT_FAILED)  # without waiting for a task left running in a thread
-    exit_with(_status_code(state))
 
 
 @click.command("run")

@@ -21,6 +21,7 @@ wrong and how to fix it.
     │   ├── RunNotWaiting
     │   ├── WaitKeyMismatch (ValueError)
     │   ├── InvalidAnswer (ValueError)
+    │   ├── NothingToRetry                     retry of a run that did not fail
     │   ├── DefinitionChanged
     │   ├── LeaseHeld                           another process drives the run
     │   └── LeaseLost                           the lease was taken over mid-drive
@@ -51,6 +52,7 @@ __all__ = [
     "LeaseLost",
     "LedgerError",
     "NondeterminismError",
+    "NothingToRetry",
     "PluginError",
     "PluginLoadError",
     "PluginPolicyError",
@@ -196,6 +198,10 @@ class WaitKeyMismatch(RunError, ValueError):
 
 class InvalidAnswer(RunError, ValueError):
     """A resume payload does not satisfy the wait (e.g. a choice not offered)."""
+
+
+class NothingToRetry(RunError):
+    """``retry`` was asked of a run that did not fail or was not cancelled."""
 
 
 class DefinitionChanged(RunError):

@@ -1,15 +1,31 @@
-"""Building an engine's pieces from settings: its store and its observers."""
+"""Building an engine's pieces from settings: its store, observers and services."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from spindle.core.config import Settings
+from spindle.core.engine._definitions import Definitions
+from spindle.core.engine._events import EventEmitter
+from spindle.core.engine._leases import Leases
+from spindle.core.engine._services import Limits, Services
+from spindle.core.engine._tasks import TaskRunner
 from spindle.core.errors import StoreError
-from spindle.core.plugin import CompositeObserver, ObserverBinding, Registry, ensure_observer
+from spindle.core.plugin import (
+    CompositeObserver,
+    Middleware,
+    MiddlewareChains,
+    ObserverBinding,
+    Registry,
+    ensure_observer,
+    make_plugin_manager,
+)
 from spindle.core.store import Store
+from spindle.core.workflow import LoadPolicy
 
-__all__ = ["build_observers", "open_store"]
+__all__ = ["build_observers", "build_services", "open_store"]
 
 _STORE_ALIASES = {"postgresql": "postgres", "postgres+psycopg": "postgres"}
 
@@ -51,3 +67,46 @@ def build_observers(
         bindings.append(ObserverBinding(ensure_observer(instance), required))
     bindings.extend(given)
     return CompositeObserver.of(bindings)
+
+
+def build_services(
+    settings: Settings,
+    registry: Registry,
+    store: Store | str | None,
+    *,
+    observers: Iterable[Any],
+    middleware: Iterable[Middleware],
+    hooks: Iterable[Any],
+    policy: LoadPolicy | None,
+    owner: str,
+    host: str,
+) -> Services:
+    """The services of an engine, each built once from its settings and arguments.
+
+    The hooks are registered first (``spindle_register_kinds`` may add the very
+    kinds the store, observers and middleware name), then the rest in order.
+    """
+    pm = make_plugin_manager(registry=registry, modules=settings.hooks, plugins=hooks)
+    pm.hook.spindle_register_kinds(registry=registry)
+    pm.hook.spindle_configure.call_historic(kwargs={"config": settings})
+    opened = (
+        store
+        if isinstance(store, Store)
+        else open_store(store or settings.store, registry, durability=settings.durability)
+    )
+    layers = [registry.create("middleware", cfg, path="middleware") for cfg in settings.middleware]
+    chains = MiddlewareChains([*layers, *middleware])
+    tasks = TaskRunner(pm, registry, opened)
+    return Services(
+        store=opened,
+        registry=registry,
+        pm=pm,
+        chains=chains,
+        emitter=EventEmitter(build_observers(registry, settings.observers, observers)),
+        tasks=tasks,
+        leases=Leases(opened, owner, host, settings.lease_ttl),
+        definitions=Definitions(opened, registry, policy),
+        limits=Limits.from_settings(settings),
+        runs_root=Path(settings.runs_dir).absolute(),
+        node_call=chains.wrap("node", tasks.run_task),
+    )

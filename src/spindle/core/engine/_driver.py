@@ -39,6 +39,7 @@ from spindle.core.engine._finish import finish_run
 from spindle.core.engine._journal import Pending, RunJournal
 from spindle.core.engine._outcomes import Ending, EndingKind, Outcomes
 from spindle.core.engine._ready import ReadySet
+from spindle.core.engine._reruns import reopen_batch
 from spindle.core.engine._results import Results
 from spindle.core.errors import HookError, LeaseLost
 from spindle.core.model import (
@@ -189,6 +190,10 @@ class RunDriver:
         await self.journal.commit(partial_answer_batch(self.journal, request, wait, value, data))
         request.delivered = True
         return self.state
+
+    async def reopen(self) -> None:
+        """Open the ended run again (``retry``): its failed and skipped nodes run again."""
+        await self.journal.commit(reopen_batch(self.journal))
 
     def _resumed(self, pending: Pending) -> None:
         if self.state.status in (RunStatus.PENDING, RunStatus.WAITING):

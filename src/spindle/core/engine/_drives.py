@@ -21,11 +21,13 @@ from spindle.core.errors import LeaseHeld, LeaseLost
 from spindle.core.model import RunState, cancel_request_key
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from spindle.core.engine._active import ActiveRuns
     from spindle.core.engine._answers import Answer
     from spindle.core.engine._followon import FollowOn
     from spindle.core.engine._services import Services
-    from spindle.core.model import Lease
+    from spindle.core.model import Lease, StepRecord
     from spindle.core.workflow import Workflow
 
 __all__ = ["Drives"]
@@ -48,10 +50,13 @@ class Drives:
         force: bool = False,
         lease: Lease | None = None,
         created: RunState | None = None,
+        ledger: Sequence[StepRecord] = (),
         answer: Answer | None = None,
+        reopen: bool = False,
     ) -> RunState:
         """Drive ``run_id`` under a lease (taken here unless given), answering ``answer``
-        first; the run's state is loaded once and its ledger read once."""
+        first (or, with ``reopen``, opening the ended run again for a retry); the run's
+        state is loaded once and its ledger read once."""
         if lease is None:
             lease = await self.acquire(run_id)
         active = self._active.begin(run_id, lease, asyncio.current_task())
@@ -61,12 +66,13 @@ class Drives:
         try:
             if created is not None:
                 # The first lease ever taken on the run we just created: nobody else
-                # can have changed it, so there is nothing to read back.
-                state, ledger, ended = created, [], False
+                # can have changed it, so there is nothing to read back (its ledger is
+                # what it was created with).
+                state, ended = created, False
             else:
                 state = await self._services.store.load_run(run_id)
                 ended = state.status.terminal
-                if ended and answer is None:
+                if ended and answer is None and not reopen:
                     return state
                 ledger = await self._services.store.ledger(run_id)
             loaded = state
@@ -80,6 +86,9 @@ class Drives:
                 ledger,
                 fresh=created is not None,
             )
+            if reopen:
+                await driver.reopen()
+                ended = False  # it may end again, and settle again
             early = await driver.answer(answer) if answer is not None else None
             result: RunState = early if early is not None else await self._run_call(state)
         except LeaseLost:

@@ -23,35 +23,25 @@ from typing import Any
 from spindle.core.config import Settings, load_settings
 from spindle.core.engine._active import ActiveRuns
 from spindle.core.engine._answers import Answer
-from spindle.core.engine._assembly import build_observers, open_store
+from spindle.core.engine._assembly import build_services
 from spindle.core.engine._cancel import Cancels
 from spindle.core.engine._creation import create_run
-from spindle.core.engine._definitions import Definitions
 from spindle.core.engine._drives import Drives
-from spindle.core.engine._events import EventEmitter
 from spindle.core.engine._followon import FollowOn, RunOps
-from spindle.core.engine._leases import Leases
-from spindle.core.engine._services import Limits, Services
-from spindle.core.engine._tasks import TaskRunner
+from spindle.core.engine._reading import RunReads
+from spindle.core.engine._reruns import start_rerun
 from spindle.core.errors import LeaseHeld, ValidationError
 from spindle.core.model import (
     RESERVED_EVENT_PREFIX,
-    AuditEntry,
     Lease,
-    LedgerVerification,
     RunState,
-    RunStatus,
-    StepRecord,
     resume_key,
     utcnow,
-    verify,
 )
 from spindle.core.plugin import (
     Middleware,
-    MiddlewareChains,
     Registry,
     default_registry,
-    make_plugin_manager,
 )
 from spindle.core.store import Store
 from spindle.core.workflow import LoadPolicy, Workflow
@@ -59,7 +49,7 @@ from spindle.core.workflow import LoadPolicy, Workflow
 __all__ = ["Engine"]
 
 
-class Engine:
+class Engine(RunReads):
     """Runs workflows durably against a store.
 
     Args:
@@ -92,37 +82,23 @@ class Engine:
     ) -> None:
         self.settings = settings = settings or Settings()
         self.registry = registry = registry or default_registry()
-        self.pm = make_plugin_manager(registry=registry, modules=settings.hooks, plugins=hooks)
-        self.pm.hook.spindle_register_kinds(registry=registry)
-        self.pm.hook.spindle_configure.call_historic(kwargs={"config": settings})
-        self.store = (
-            store
-            if isinstance(store, Store)
-            else open_store(store or settings.store, registry, durability=settings.durability)
-        )
-        self.observers = build_observers(registry, settings.observers, observers)
-        layers = [
-            registry.create("middleware", cfg, path="middleware") for cfg in settings.middleware
-        ]
-        self.chains = MiddlewareChains([*layers, *middleware])
         self.policy = policy if policy is not None else settings.load_policy()
         self.workflows: dict[str, Workflow] = dict(workflows or {})
         self.owner = uuid.uuid4().hex
         self.host = socket.gethostname()
-        tasks = TaskRunner(self.pm, registry, self.store)
-        self.services = Services(
-            store=self.store,
-            registry=registry,
-            pm=self.pm,
-            chains=self.chains,
-            emitter=EventEmitter(self.observers),
-            tasks=tasks,
-            leases=Leases(self.store, self.owner, self.host, settings.lease_ttl),
-            definitions=Definitions(self.store, registry, self.policy),
-            limits=Limits.from_settings(settings),
-            runs_root=Path(settings.runs_dir).absolute(),
-            node_call=self.chains.wrap("node", tasks.run_task),
+        self.services = services = build_services(
+            settings,
+            registry,
+            store,
+            observers=observers,
+            middleware=middleware,
+            hooks=hooks,
+            policy=self.policy,
+            owner=self.owner,
+            host=self.host,
         )
+        self.pm, self.store, self.chains = services.pm, services.store, services.chains
+        self.observers = services.emitter.observers
         self._active = ActiveRuns()
         self._follow_on = FollowOn(
             self.services,
@@ -225,15 +201,14 @@ class Engine:
         Options are those of :meth:`start` (``run_id``, ``labels``).
         """
         # The run is created already leased to this engine: one write instead of two.
-        lease = Lease(
-            self.owner,
-            self.host,
-            os.getpid(),
-            utcnow() + timedelta(seconds=self.settings.lease_ttl),
-            1,
-        )
+        lease = self._new_lease()
         state = await self._create(workflow, inputs, lease=lease, **options)
         return await self._drives.drive(state.run_id, workflow=workflow, lease=lease, created=state)
+
+    def _new_lease(self) -> Lease:
+        """The first lease (token 1) of a run this engine creates to drive at once."""
+        expires = utcnow() + timedelta(seconds=self.settings.lease_ttl)
+        return Lease(self.owner, self.host, os.getpid(), expires, 1)
 
     async def drive(
         self, run_id: str, *, workflow: Workflow | None = None, force: bool = False
@@ -293,6 +268,63 @@ class Engine:
             run_id, workflow=workflow, force=force, lease=lease, answer=answer
         )
 
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        workflow: Workflow | None = None,
+        force: bool = False,
+        secrets: Mapping[str, Any] | None = None,
+    ) -> RunState:
+        """Continue a failed or cancelled run: completed nodes and sub-steps are kept,
+        failed and skipped nodes run again from their next attempt, in the same ledger.
+
+        ``workflow`` is the definition as it is now (see :meth:`drive`), for a fix
+        made since; ``secrets`` gives the run's secret inputs again.
+
+        Raises:
+            RunNotFound, NothingToRetry, LeaseHeld, DefinitionChanged.
+        """
+        await self.open()
+        if secrets:
+            self.give_secrets(run_id, secrets)
+        lease = await self._drives.acquire_patiently(run_id)
+        return await self._drives.drive(
+            run_id, workflow=workflow, force=force, lease=lease, reopen=True
+        )
+
+    async def rerun(
+        self,
+        run_id: str,
+        from_node: str,
+        *,
+        workflow: Workflow | None = None,
+        secrets: Mapping[str, Any] | None = None,
+        new_run_id: str | None = None,
+    ) -> RunState:
+        """Start a new run of ``run_id``'s workflow and inputs that reuses the recorded
+        results of every node but ``from_node`` and its dependants, which run again.
+
+        The new run is labelled ``rerun_of`` (the source) and ``rerun_from``;
+        ``workflow`` replaces the stored definition (its changed nodes must be
+        among those that run again, as for :meth:`drive`).
+
+        Raises:
+            RunNotFound; ValidationError: ``from_node`` is not a node of the workflow.
+        """
+        await self.open()
+        return await start_rerun(
+            self.services,
+            self._drives,
+            self._active,
+            self._new_lease(),
+            run_id,
+            from_node,
+            workflow=workflow,
+            secrets=secrets,
+            new_run_id=new_run_id,
+        )
+
     async def emit(self, event_key: str, payload: Any = None) -> list[str]:
         """Deliver an event; a run waiting on ``event_key`` resumes, else it waits in the inbox.
 
@@ -324,51 +356,6 @@ class Engine:
         if its node says ``continue_on_failure``."""
         await self.open()
         return await self._cancels.cancel(run_id, reason)
-
-    # --- inspection --------------------------------------------------------------------
-
-    async def get_run(self, run_id: str) -> RunState:
-        """The run's state. Raises ``RunNotFound``."""
-        await self.open()
-        return await self.store.load_run(run_id)
-
-    async def list_runs(
-        self,
-        *,
-        status: RunStatus | str | None = None,
-        workflow: str | None = None,
-        limit: int | None = None,
-    ) -> list[RunState]:
-        """Runs, newest first, filtered by status and workflow name."""
-        await self.open()
-        st = RunStatus(status) if status is not None else None
-        return await self.store.list_runs(status=st, workflow=workflow, limit=limit)
-
-    async def ledger(self, run_id: str) -> list[StepRecord]:
-        """Every ledger record of the run. Raises ``RunNotFound``."""
-        await self.open()
-        await self.store.load_run(run_id)
-        return await self.store.ledger(run_id)
-
-    async def verify_ledger(self, run_id: str) -> LedgerVerification:
-        """Check the run's hash chain; report ok, count and the first bad index."""
-        return verify(await self.ledger(run_id))
-
-    async def pending_events(self, key: str | None = None) -> list[Any]:
-        """Events in the inbox that no run has consumed yet (of one key, or all).
-
-        Engine requests kept there (keys starting with ``spindle:``) are not listed.
-        """
-        await self.open()
-        events = await self.store.pending_events(key)
-        if key is None:
-            events = [e for e in events if not e.key.startswith(RESERVED_EVENT_PREFIX)]
-        return events
-
-    async def audit(self, run_id: str) -> list[AuditEntry]:
-        """The run's audit entries."""
-        await self.open()
-        return await self.store.audit(run_id)
 
     async def run_due(self, *, limit: int = 100) -> list[RunState]:
         """Drive every run with due work (pending, or a timer due now); for workers."""

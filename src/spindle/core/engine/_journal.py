@@ -98,6 +98,8 @@ class RunJournal:
         self.attempts: dict[str, int] = {}
         #: Failed attempts of sub-steps in their node's current attempt, by call key.
         self.step_failures: dict[str, list[StepRecord]] = {}
+        #: The attempt each failed node failed on, for a retry to number the next.
+        self._failed_on: dict[str, int] = {}
         self._on_record = on_record
         for rec in ledger:
             self._replay(rec)
@@ -116,11 +118,25 @@ class RunJournal:
             self.step_failures.setdefault(failed_call(rec.idempotency_key), []).append(rec)
         elif kind == StepKind.RETRY:
             self.attempts[rec.node_id] = rec.attempt + 1
-            # A node tried again gives its sub-steps a fresh budget of attempts.
-            for key in [k for k, v in self.step_failures.items() if v[0].node_id == rec.node_id]:
-                del self.step_failures[key]
+            self._fresh_budgets({rec.node_id})
+        elif kind == StepKind.NODE:
+            if rec.status == StepStatus.FAILED:
+                self._failed_on[rec.node_id] = rec.attempt
+            else:
+                self._failed_on.pop(rec.node_id, None)
+        elif kind == StepKind.RUN and rec.status == StepStatus.RETRIED:
+            # The run was opened again: each failed node goes on from its next attempt.
+            for node_id, attempt in self._failed_on.items():
+                self.attempts[node_id] = attempt + 1
+            self._fresh_budgets(set(self._failed_on))
+            self._failed_on.clear()
         if self._on_record is not None:
             self._on_record(rec)
+
+    def _fresh_budgets(self, nodes: set[str]) -> None:
+        """A node tried again gives its sub-steps a fresh budget of attempts."""
+        for key in [k for k, v in self.step_failures.items() if v[0].node_id in nodes]:
+            del self.step_failures[key]
 
     # --- building a batch --------------------------------------------------------
 
@@ -192,10 +208,22 @@ class RunJournal:
     # --- the commit path -----------------------------------------------------------
 
     @staticmethod
-    async def create(store: Store, state: RunState, lease: Lease | None = None) -> None:
+    async def create(
+        store: Store,
+        state: RunState,
+        lease: Lease | None = None,
+        records: Sequence[StepRecord] = (),
+    ) -> None:
         """Insert the new run ``state``; with ``lease`` (token 1) it is leased to us in the
-        same write. (A run with no ledger needs no journal to start one.)"""
-        await store.commit(Commit(state, create=True, lease=lease))
+        same write. ``records`` (results a rerun reuses) are numbered, chained and written
+        with it. (A run with no ledger yet needs no journal to start one.)"""
+        prev = ""
+        for seq, rec in enumerate(records):
+            rec.seq = seq
+            chain(rec, prev)
+            prev = rec.record_hash
+        state.step_count = len(records)
+        await store.commit(Commit(state, records, create=True, lease=lease))
 
     async def commit(self, pending: Pending) -> None:
         """Write ``pending`` and the run state in one transaction, then emit its events.

@@ -55,6 +55,8 @@ class ReadySet:
     def replay(self, rec: StepRecord) -> None:
         """Take a node's outcome record into account (from the ledger or a new commit)."""
         if rec.kind != StepKind.NODE:
+            if rec.kind == StepKind.RUN and rec.status == StepStatus.RETRIED:
+                self.reopen()
             return
         nid = rec.node_id
         was_done = self.done(nid)
@@ -71,6 +73,24 @@ class ReadySet:
                 self._remaining[dep] -= 1
                 if self._remaining[dep] == 0:
                     self.requeue(dep)
+
+    def reopen(self) -> None:
+        """Forget failed and skipped nodes (``spindle retry``): they are to run again.
+
+        Completed nodes stay done; the counters and the queue are rebuilt from them.
+        """
+        self.failed.clear()
+        self.skipped.clear()
+        results = self.results
+        self.undone = sum(1 for n in self.order if n not in results)
+        self._remaining = {
+            n: sum(1 for d in deps if d not in results) for n, deps in self.deps.items()
+        }
+        self._heap.clear()
+        self._queued.clear()
+        for n, left in self._remaining.items():
+            if left == 0:
+                self.requeue(n)
 
     def done(self, node_id: str) -> bool:
         """Whether ``node_id`` ended (completed, failed or skipped)."""

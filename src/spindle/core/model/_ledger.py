@@ -54,6 +54,7 @@ class StepStatus(enum.StrEnum):
     WAITING = "waiting"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    RETRIED = "retried"  # a run record: the ended run was opened again (spindle retry)
 
 
 @define

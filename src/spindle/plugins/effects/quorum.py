@@ -102,6 +102,6 @@ def _decision(wait: WaitState, payload: Any) -> tuple[str, bool]:
             return payload["by"], approve
     raise InvalidAnswer(
         f"answer '{wait.key}' with who decides: --payload '{{\"by\": \"ada\"}}' to approve, "
-        f"'{{\"by\": \"ada\", \"approve\": false}}' to reject (or just '\"ada\"'); "
+        f'\'{{"by": "ada", "approve": false}}\' to reject (or just \'"ada"\'); '
         f"got {payload!r}"
     )

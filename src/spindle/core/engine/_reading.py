@@ -1,0 +1,75 @@
+"""The engine's read-only API: runs, ledgers, the inbox and audit trails, as stored.
+
+:class:`~spindle.core.engine.Engine` inherits it; nothing here changes a run.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from spindle.core.model import (
+    RESERVED_EVENT_PREFIX,
+    AuditEntry,
+    LedgerVerification,
+    RunState,
+    RunStatus,
+    StepRecord,
+    verify,
+)
+from spindle.core.store import Store
+
+__all__ = ["RunReads"]
+
+
+class RunReads(abc.ABC):
+    """Reading runs from the engine's store (opened on first use)."""
+
+    store: Store
+
+    @abc.abstractmethod
+    async def open(self) -> Any:
+        """Open the store."""
+
+    async def get_run(self, run_id: str) -> RunState:
+        """The run's state. Raises ``RunNotFound``."""
+        await self.open()
+        return await self.store.load_run(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunState]:
+        """Runs, newest first, filtered by status and workflow name."""
+        await self.open()
+        st = RunStatus(status) if status is not None else None
+        return await self.store.list_runs(status=st, workflow=workflow, limit=limit)
+
+    async def ledger(self, run_id: str) -> list[StepRecord]:
+        """Every ledger record of the run. Raises ``RunNotFound``."""
+        await self.open()
+        await self.store.load_run(run_id)
+        return await self.store.ledger(run_id)
+
+    async def verify_ledger(self, run_id: str) -> LedgerVerification:
+        """Check the run's hash chain; report ok, count and the first bad index."""
+        return verify(await self.ledger(run_id))
+
+    async def pending_events(self, key: str | None = None) -> list[Any]:
+        """Events in the inbox that no run has consumed yet (of one key, or all).
+
+        Engine requests kept there (keys starting with ``spindle:``) are not listed.
+        """
+        await self.open()
+        events = await self.store.pending_events(key)
+        if key is None:
+            events = [e for e in events if not e.key.startswith(RESERVED_EVENT_PREFIX)]
+        return events
+
+    async def audit(self, run_id: str) -> list[AuditEntry]:
+        """The run's audit entries."""
+        await self.open()
+        return await self.store.audit(run_id)
