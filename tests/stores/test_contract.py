@@ -222,6 +222,40 @@ async def test_first_record_must_start_the_chain(store: Store, chain: Chain) -> 
         await store.load_run("r1")
 
 
+async def test_counters_only_commits_check_the_ledger_too(store: Store, chain: Chain) -> None:
+    """``state_changed=False`` commits (a store's hot path) append in order and refuse a
+    gap, a repeat, a broken chain and a first record that does not start it."""
+    await store.commit(Commit(state(), create=True))
+    hot = {"state_changed": False}
+    with pytest.raises(LedgerError, match="prev_hash"):
+        await store.commit(Commit(state(), chain("r1", 1, head="x"), **hot))
+    records = chain("r1", 3)
+    for record in records:
+        await store.commit(Commit(state(), [record], **hot))
+    head = records[-1].record_hash
+    with pytest.raises(LedgerError, match="expects seq 3"):
+        await store.commit(Commit(state(), chain("r1", 1, start=4, head=head), **hot))
+    with pytest.raises(LedgerError, match="expects seq 3"):
+        await store.commit(Commit(state(), records[-1:], **hot))
+    with pytest.raises(LedgerError, match="prev_hash"):
+        await store.commit(Commit(state(), chain("r1", 1, start=3, head="x"), **hot))
+    assert await store.ledger("r1") == records
+    assert await store.ledger_head("r1") == (3, head)
+
+
+async def test_counters_only_commit_with_stale_token_raises(store: Store, chain: Chain) -> None:
+    """A ``state_changed=False`` commit under a lease taken over raises LeaseLost."""
+    records = chain("r1", 2)
+    await store.commit(Commit(state(), records[:1], create=True))
+    old = await lease(store, owner="w1", ttl=1)
+    await store.commit(Commit(state(), records[1:], token=old.token, state_changed=False))
+    new = await lease(store, owner="w2", now=at(5))
+    more = chain("r1", 1, start=2, head=records[-1].record_hash)
+    with pytest.raises(LeaseLost, match=rf"token {old.token}.*current.*{new.token}"):
+        await store.commit(Commit(state(), more, token=old.token, state_changed=False))
+    assert await store.ledger("r1") == records
+
+
 async def test_record_of_another_run_raises(store: Store, chain: Chain) -> None:
     """A record belonging to another run raises LedgerError."""
     with pytest.raises(LedgerError, match="belongs to run 'r2'"):

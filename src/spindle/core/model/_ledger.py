@@ -104,19 +104,23 @@ class StepRecord:
             else:
                 result_text = _CANONICAL(result)
             name_text = "" if self.name is None else f'"name":{enc(self.name)},'
+            finished = _iso_json(self.finished_at)
+            # A record made in one go starts and ends at one instant (the same object).
+            at_once = self.started_at is self.finished_at
+            started = finished if at_once else _iso_json(self.started_at)
             body = self._canonical = (
                 f'{{"attempt":{self.attempt:d},'
                 f'"error":{"null" if self.error is None else enc(self.error)},'
-                f'"finished_at":{_iso_json(self.finished_at)},'
+                f'"finished_at":{finished},'
                 f'"idempotency_key":{enc(self.idempotency_key)},'
-                f'"kind":{enc(self.kind.value)},'
+                f'"kind":{enc(self.kind)},'  # a StrEnum member is its value
                 f"{name_text}"
                 f'"node_id":{enc(self.node_id)},'
                 f'"result":{result_text},'
                 f'"run_id":{enc(self.run_id)},'
                 f'"seq":{self.seq:d},'
-                f'"started_at":{_iso_json(self.started_at)},'
-                f'"status":{enc(self.status.value)}}}'
+                f'"started_at":{started},'
+                f'"status":{enc(self.status)}}}'
             )
         return body
 

@@ -50,9 +50,13 @@ _INSERT_RUN = (
     " lease_pid, lease_expires_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # The hot path (Commit.state_changed is false) writes only ledger rows; the run's
-# row changes only when its event counter moved (observers are listening).
-_FAST_HEAD = "SELECT lease_token, event_seq FROM runs WHERE run_id = ?"
-_PREVIOUS_HASH = "SELECT record_hash FROM ledger WHERE id = ?"
+# row changes only when its event counter moved (observers are listening). Its
+# checks are one read: the lease token, the event counter and the hash of the
+# record before the new ones (NULL for a first record: ``id = NULL`` matches none).
+_FAST_HEAD = (
+    "SELECT lease_token, event_seq, (SELECT record_hash FROM ledger WHERE id = ?)"
+    " FROM runs WHERE run_id = ?"
+)
 _UPDATE_COUNTERS = "UPDATE runs SET updated_at = ?, event_seq = ? WHERE run_id = ?"
 _RELEASE = (
     "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
@@ -257,20 +261,19 @@ class SQLiteCommitter(SQLiteBase):
         state = commit.state
         run_id = state.run_id
         first = records[0]
-        found = conn.execute(_FAST_HEAD, (run_id,)).fetchone()
+        base = run_no << SEQ_BITS
+        previous = None if first.seq == 0 else base | (first.seq - 1)
+        found = conn.execute(_FAST_HEAD, (previous, run_id)).fetchone()
         if found is None:
             return False
-        token, event_seq = found
+        token, event_seq, before = found
         if commit.token is not None and commit.token != token:
             return False
-        base = run_no << SEQ_BITS
         if first.seq == 0:
             if first.prev_hash:
                 return False
-        else:
-            before = conn.execute(_PREVIOUS_HASH, (base | (first.seq - 1),)).fetchone()
-            if before is None or before[0] != first.prev_hash:
-                return False
+        elif before is None or before != first.prev_hash:
+            return False
         try:
             check_records(run_id, records, first.seq, first.prev_hash)
         except LedgerError:
