@@ -62,6 +62,13 @@ EXIT_CODES: dict[str, list[tuple[str, str]]] = {
         ("1", "`ledger verify`: the chain is broken (the first bad record is named)"),
         ("2", "unknown run, or usage or store error"),
     ],
+    "logs": [
+        ("0", "the output was printed (without `--follow`, whatever the run's status)"),
+        ("1", "`--follow`: the run failed or was cancelled"),
+        ("2", "unknown run or node, `--follow` with `--json`, or usage or store error"),
+        ("3", "`--follow`: the run is waiting, or interrupted (its driver stopped)"),
+        ("130", "`--follow` interrupted with Ctrl-C"),
+    ],
     "worker": [
         ("0", "`--once` finished, or the worker was stopped with Ctrl-C"),
         ("2", "usage or store error"),

@@ -20,6 +20,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("spindle._cli.runs:runs", "List runs."),
     "show": ("spindle._cli.runs:show", "Show a run: status, waits, output, error."),
     "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),
+    "logs": ("spindle._cli.logs:logs", "Print what a run's nodes printed and raised (-f follows)."),
     "worker": ("spindle._cli.worker:worker", "Claim and drive runnable runs from a store."),
     "plugins": (
         "spindle._cli.plugins:plugins",

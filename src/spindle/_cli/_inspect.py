@@ -20,6 +20,7 @@ from spindle._cli._render import (
     print_show,
 )
 from spindle._cli._running import call, exit_with, make_engine, status_code
+from spindle._cli._tracebacks import add_tracebacks
 
 if TYPE_CHECKING:
     from spindle.core.model import RunState
@@ -70,7 +71,12 @@ def runs(
 @store_option
 @json_option
 def show(run_id: str, store: str | None, as_json: bool) -> None:
-    """Show a run: status, nodes, waits (with prompt and choices), output, error."""
+    """Show a run: status, nodes, waits (with prompt and choices), output, error.
+
+    Under a failed node's error comes the end of the traceback its Python code
+    raised (the ledger keeps it); spindle logs RUN_ID NODE prints all of it,
+    with the node's captured output.
+    """
 
     async def main() -> tuple[RunState, dict[str, Any], list[RunState], bool]:
         async with make_engine(store) as engine:
@@ -83,7 +89,9 @@ def show(run_id: str, store: str | None, as_json: bool) -> None:
                 definition = await engine.store.get_definition(state.definition_id)
                 order = list(definition.get("nodes", {}))
             stopped = interrupted(state, lease, engine.host)
-            return state, node_rows(order, records), children, stopped
+            nodes = node_rows(order, records)
+            add_tracebacks(nodes, records)
+            return state, nodes, children, stopped
 
     state, nodes, children, stopped = call(main)
     if as_json:
@@ -91,13 +99,18 @@ def show(run_id: str, store: str | None, as_json: bool) -> None:
             {
                 **document(state),
                 "interrupted": stopped,
-                "nodes": nodes,
+                "nodes": {nid: _node_document(info) for nid, info in nodes.items()},
                 "children": [c.run_id for c in children],
             }
         )
     else:
         print_show(state, nodes, children, stopped)
     exit_with(status_code(state))
+
+
+def _node_document(info: dict[str, Any]) -> dict[str, Any]:
+    """A node's entry in ``show --json``: its row, with ``traceback`` (null when none kept)."""
+    return {k: v for k, v in info.items() if k != "traceback_attempt"}
 
 
 @click.command("ledger")

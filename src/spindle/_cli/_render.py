@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from spindle._cli._tracebacks import show_lines
+
 if TYPE_CHECKING:
     from spindle.core.engine import Engine
     from spindle.core.model import Lease, RunLifecycleEvent, RunState, StepRecord, WaitState
@@ -215,7 +217,7 @@ def print_show(
     children: Sequence[RunState],
     is_interrupted: bool,
 ) -> None:
-    """The human view of one run."""
+    """The human view of one run (a failed node's traceback under its error, when kept)."""
     rid = state.run_id
     status = state.status.value
     if is_interrupted:
@@ -237,6 +239,8 @@ def print_show(
             tries = f"  ({info['attempts']} attempts)" if info["attempts"] > 1 else ""
             click.echo(f"  {nid.ljust(width)}  {info['status']}{took}{tries}")
             for line in (info["error"] or "").splitlines():
+                click.echo(f"  {' ' * width}  {line}")
+            for line in show_lines(rid, nid, info):
                 click.echo(f"  {' ' * width}  {line}")
     if children:
         click.echo("sub-workflow runs:")
