@@ -427,3 +427,43 @@ def test_steps_are_announced_to_observers(store_url, make_engine):
     ]
     sequences = [e.sequence for e in events]
     assert sequences == sorted(sequences) == list(range(1, len(events) + 1))
+
+
+CODE_WITH_A_STEP = """
+import pathlib
+log = pathlib.Path(inputs["log"])
+
+def charge():
+    with log.open("a") as f:
+        f.write("charged\\n")
+    return 42
+
+value = ctx.step(charge, name="charge")
+if ctx.attempt == 1:
+    raise RuntimeError("the mail server is down")
+result = value + 1
+"""
+
+
+def test_a_python_code_node_commits_its_steps_and_keeps_them_on_retry(
+    store_url, make_engine, tmp_path
+):
+    """``python_code`` gets the same ``ctx.step``: a retry after a failure replays it."""
+    log = tmp_path / "charges.log"
+    wf = Workflow("code", inputs={"log": str(log)})
+    wf.task(
+        "pay",
+        {"kind": "python_code", "code": CODE_WITH_A_STEP},
+        retry={"max_attempts": 2, "backoff": 0},
+    )
+
+    async def main():
+        async with make_engine(store_url) as engine:
+            state = await engine.run(wf)
+            return state, await engine.ledger(state.run_id)
+
+    state, records = run(main())
+    assert state.status == RunStatus.COMPLETED, state.error
+    assert state.output == {"pay": 43}
+    assert log.read_text() == "charged\n"  # once, though the node ran twice
+    assert calls_of(records, "pay") == [("0", 42, "charge")]
