@@ -73,6 +73,30 @@ nodes:
 """
 
 
+CHARGE = """\
+import pathlib
+
+
+def charge_card():
+    marker = pathlib.Path("charged-once")
+    if not marker.exists():
+        marker.touch()
+        raise ConnectionError("the card network timed out")
+    return "receipt-1"
+
+
+def pay(ctx):
+    return ctx.step(charge_card, name="charge", retry={"max_attempts": 2, "backoff": 0})
+"""
+
+PAY = """\
+name: pay
+nodes:
+  pay:
+    runtime: {kind: python, function: "charge:pay"}
+"""
+
+
 def _run(spindle, write, text, *args):
     """Run a workflow file; return the run id from `--json`."""
     write("steps.py", STEPS)
@@ -123,6 +147,28 @@ def test_logs_json_is_one_document_of_streams_and_tracebacks(spindle, write):
     assert crash["stdout"] is None and crash["stderr"] is None
     assert [t["attempt"] for t in crash["tracebacks"]] == [1]
     assert "KeyError: 'no entry for 7'" in crash["tracebacks"][0]["traceback"]
+
+
+def test_logs_prints_the_traceback_of_a_sub_step_that_was_tried_again(spindle, write):
+    """A ``ctx.step`` attempt that raised keeps its traceback, though the node completed."""
+    write("charge.py", CHARGE)
+    rid = _run(spindle, write, PAY)
+    proc = spindle("logs", rid)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(
+        "==> pay step 'charge' traceback (attempt 1) <==\nTraceback (most recent call last):\n"
+    )
+    assert 'raise ConnectionError("the card network timed out")' in proc.stdout
+    assert proc.stdout.endswith("ConnectionError: the card network timed out\n")
+    code, doc = spindle.json("logs", rid)
+    assert code == 0
+    [kept] = doc["nodes"]["pay"]["tracebacks"]
+    assert kept["step"] == "charge" and kept["attempt"] == 1
+    assert kept["traceback"] == proc.stdout.split("<==\n", 1)[1]
+    # the node's own failed attempts are marked as not a sub-step's
+    rid = _run(spindle, write, BROKEN)
+    _, doc = spindle.json("logs", rid)
+    assert [t["step"] for t in doc["nodes"]["crash"]["tracebacks"]] == [None]
 
 
 def test_logs_heads_each_attempt_of_a_retried_node(spindle, write):

@@ -6,10 +6,36 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+# The node calls down through six functions, so its traceback is longer than
+# what `show` prints of it.
 STEPS = """\
 def explode(n):
     helper = {"n": n}
     raise KeyError(f"no entry for {helper['n']}")
+
+
+def fetch(n):
+    return explode(n)
+
+
+def parse(n):
+    return fetch(n)
+
+
+def check(n):
+    return parse(n)
+
+
+def load(n):
+    return check(n)
+
+
+def open_entry(n):
+    return load(n)
+
+
+def find(n):
+    return open_entry(n)
 """
 
 BROKEN = """\
@@ -18,7 +44,7 @@ nodes:
   shout:
     runtime: {kind: command, command: "echo to stdout; echo to stderr >&2"}
   crash:
-    runtime: {kind: python, function: "steps:explode"}
+    runtime: {kind: python, function: "steps:find"}
     inputs: {n: inputs.n}
     after: [shout]
 inputs: {n: 7}

@@ -3,7 +3,8 @@
 When a Python task's own code raises, the engine keeps where it was raised
 in the attempt's record: a ``node`` record (the node failed) or a ``retry``
 record (another attempt follows) whose ``result`` is ``{"traceback": TEXT}``,
-secrets already scrubbed. spindle's own errors (a command's exit code, a
+secrets already scrubbed; a failed attempt of a sub-step (``ctx.step``) keeps
+its own in its ``call_failure`` record. spindle's own errors (a command's exit code, a
 timeout) keep none: their message says it all. Everything here reads records
 and never changes them.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from spindle.core.model import StepRecord
 
-__all__ = ["SHOW_LINES", "add_tracebacks", "attempt_traceback", "show_lines"]
+__all__ = ["SHOW_LINES", "add_tracebacks", "attempt_traceback", "show_lines", "step_traceback"]
 
 #: How many trailing lines of a traceback ``spindle show`` prints.
 SHOW_LINES = 15
@@ -28,6 +29,15 @@ def attempt_traceback(record: StepRecord) -> str | None:
     """The traceback a failed attempt's record keeps, else None."""
     if record.kind.value not in _ATTEMPT_KINDS or record.status.value != "failed":
         return None
+    return _kept(record)
+
+
+def step_traceback(record: StepRecord) -> str | None:
+    """The traceback a failed sub-step attempt's record keeps, else None."""
+    return _kept(record) if record.kind.value == "call_failure" else None
+
+
+def _kept(record: StepRecord) -> str | None:
     result = record.result
     if isinstance(result, dict) and isinstance(result.get("traceback"), str):
         text: str = result["traceback"]

@@ -29,7 +29,7 @@ from spindle._cli._running import (
     make_engine,
     status_code,
 )
-from spindle._cli._tracebacks import attempt_traceback
+from spindle._cli._tracebacks import attempt_traceback, step_traceback
 
 if TYPE_CHECKING:
     from spindle.core.engine import Engine
@@ -64,8 +64,10 @@ def logs(run_id: str, node: str | None, follow: bool, store: str | None, as_json
 
     For each node, or only NODE: the stdout and stderr the subprocess executor
     captured (command nodes, and Python nodes given executor: {kind:
-    subprocess}) and the traceback of each failed attempt of Python code. Each
-    block is headed ``==> NODE STREAM (attempt N) <==``. The log files are per
+    subprocess}) and the traceback of each failed attempt of Python code, and
+    of each failed attempt of a sub-step (``ctx.step``) inside it. Each block
+    is headed ``==> NODE STREAM (attempt N) <==`` (``NODE step 'NAME'
+    traceback`` for a sub-step's). The log files are per
     node: a retry appends to them after a ``--- attempt N ---`` line, which
     --json keeps as it is. Secret inputs are shown as ``***``.
     """
@@ -163,7 +165,8 @@ class _Reader:
             n: {
                 **{tail.stream: read_log(tail.path) for tail in tails},
                 "tracebacks": [
-                    {"attempt": a, "traceback": text} for a, text in tracebacks.get(n, [])
+                    {"attempt": a, "step": step, "traceback": text}
+                    for step, a, text in tracebacks.get(n, [])
                 ],
             }
             for n, tails in self.tails.items()
@@ -183,8 +186,9 @@ class _Reader:
             for tail in tails:
                 for attempt, text in tail.poll(final=final):
                     blocks.add(node_id, tail.stream, attempt, text)
-            for attempt, text in tracebacks.get(node_id, []):
-                blocks.add(node_id, "traceback", attempt, text)
+            for step, attempt, text in tracebacks.get(node_id, []):
+                what = "traceback" if step is None else f"step '{step}' traceback"
+                blocks.add(node_id, what, attempt, text)
 
     async def _new_records(self) -> list[StepRecord]:
         # The head is one indexed read; the whole ledger is read only when it grew.
@@ -196,13 +200,22 @@ class _Reader:
         return new
 
 
-def _tracebacks(records: list[StepRecord]) -> dict[str, list[tuple[int, str]]]:
-    """Per node, ``(attempt, traceback)`` of each failed attempt that kept one, in order."""
-    out: dict[str, list[tuple[int, str]]] = {}
+def _tracebacks(records: list[StepRecord]) -> dict[str, list[tuple[str | None, int, str]]]:
+    """Per node, ``(step, attempt, traceback)`` of each failed attempt that kept one, in order.
+
+    ``step`` is None for an attempt of the node, the sub-step's name for a failed
+    attempt of a ``ctx.step`` inside it (one that was tried again, or gave up).
+    """
+    out: dict[str, list[tuple[str | None, int, str]]] = {}
     for rec in records:
+        if not rec.node_id:
+            continue
         text = attempt_traceback(rec)
-        if text is not None and rec.node_id:
-            out.setdefault(rec.node_id, []).append((rec.attempt, text))
+        if text is not None:
+            out.setdefault(rec.node_id, []).append((None, rec.attempt, text))
+        elif (text := step_traceback(rec)) is not None:
+            step = rec.name or rec.idempotency_key.rsplit(":", 2)[-2]
+            out.setdefault(rec.node_id, []).append((step, rec.attempt, text))
     return out
 
 

@@ -9,8 +9,13 @@ again whenever a downstream node or the run's output needs the value.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import os
+import threading
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.errors import SpindleError, TaskError
@@ -103,10 +108,45 @@ def traceback_of(error: BaseException) -> dict[str, str] | None:
     """
     if isinstance(error, SpindleError) or error.__traceback__ is None:
         return None
-    text = "".join(traceback.format_exception(error))
+    shown = traceback.TracebackException.from_exception(error)
+    _trim(shown)
+    text = "".join(shown.format())
     if len(text) > TRACEBACK_LIMIT:
         text = "...\n" + text[-TRACEBACK_LIMIT:]
     return {"traceback": text}
+
+
+_SPINDLE = Path(__file__).parents[2]  # src/spindle, this file being core/engine/_results.py
+#: Where the frames that lead to a task's code live: spindle (engine, executor,
+#: middleware) and the thread and event-loop machinery that calls it.
+_CALLERS = (
+    f"{_SPINDLE}{os.sep}",
+    f"{Path(asyncio.__file__).parent}{os.sep}",
+    f"{Path(concurrent.futures.__file__).parent}{os.sep}",
+    str(threading.__file__),
+)
+
+
+def _trim(shown: traceback.TracebackException) -> None:
+    """Drop the frames before the task's own code, in ``shown`` and what it chains to.
+
+    A traceback starts in the engine: half a dozen frames of spindle and asyncio
+    before the first line the user wrote. Those are left out; every frame from
+    the first one elsewhere on is kept (a ``ctx.step`` frame inside the task
+    stays). A traceback that never leaves spindle is kept whole.
+    """
+    seen: set[int] = set()
+    todo: list[traceback.TracebackException | None] = [shown]
+    while todo:
+        te = todo.pop()
+        if te is None or id(te) in seen:
+            continue
+        seen.add(id(te))
+        frames = te.stack
+        first = next((i for i, f in enumerate(frames) if not f.filename.startswith(_CALLERS)), None)
+        if first:
+            te.stack = traceback.StackSummary.from_list(frames[first:])
+        todo += [te.__cause__, te.__context__]
 
 
 def describe(node_id: str, error: BaseException) -> str:

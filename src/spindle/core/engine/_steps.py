@@ -15,7 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Pending
-from spindle.core.engine._results import storable
+from spindle.core.engine._results import storable, traceback_of
 from spindle.core.errors import TaskError
 from spindle.core.model import (
     LifecycleEventType,
@@ -128,7 +128,7 @@ class AttemptSteps:
             StepStatus.FAILED,
             call_failure_key(journal.state.run_id, node_id, index, attempt),
             attempt=attempt,
-            result={"delay": delay},
+            result={"delay": delay, **(traceback_of(error) or {})},
             error=message,
             name=name,
         )
