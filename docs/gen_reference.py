@@ -35,7 +35,9 @@ _GROUP_INTRO = {
     "executor": "An executor runs the payload somewhere: `executor: {kind: ..., ...}` on a "
     "task node (default: the runtime's own choice).",
     "effect": "An effect is what a node asks of the engine instead of running a task: "
-    "`effect: {kind: ..., ...}`.",
+    "`effect: {kind: ..., ...}`. A wait's `key` is a template filled in when the node runs: "
+    "`{inputs.NAME}` (a workflow input, not a secret), `{run.id}`, or `{NAME}` (one of the "
+    "node's inputs); `{{` and `}}` are literal braces. It is checked when the workflow loads.",
 }
 _OBJECTS = {
     "node": ("Node", "Each entry of `nodes:`."),

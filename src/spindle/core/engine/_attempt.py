@@ -30,6 +30,7 @@ from spindle.core.model import (
     utcnow,
 )
 from spindle.core.plugin import EffectContext, EffectHandler, RunLinks, Suspend, TaskContext
+from spindle.core.workflow import fill_templates
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,11 +116,12 @@ class Attempts:
         except Exception as exc:
             return Finished(node_id, FinishedKind.ERROR, started, error=exc)
         if node.effect is not None:
-            params = converter.unstructure(node.effect)
-            params.pop("kind", None)
-            effect = Effect(node.effect.kind_name, params, node_key(self.state.run_id, node_id))
             try:
-                outcome, links = await self.handle_effect(node, effect, node.effect, inputs, None)
+                handler = fill_templates(node.effect, self.state.run_id, self.state.inputs, inputs)
+                params = converter.unstructure(handler)
+                params.pop("kind", None)
+                effect = Effect(handler.kind_name, params, node_key(self.state.run_id, node_id))
+                outcome, links = await self.handle_effect(node, effect, handler, inputs, None)
             except Exception as exc:
                 return Finished(node_id, FinishedKind.ERROR, started, error=exc)
             return Finished(

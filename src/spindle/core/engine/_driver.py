@@ -390,7 +390,7 @@ class RunDriver:
                 pending,
                 await run_output(self.wf, self.ready, self.attempts.result_of),
                 in_flight=list(self.inflight),
-                event_keys=event_keys(self.wf) if self._finish_hooks else (),
+                event_keys=event_keys(self.wf, self.state) if self._finish_hooks else (),
             )
         except HookError as exc:
             await self.fail_run(str(exc), pending)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._results import pick
 from spindle.core.model import LifecycleEventType, RunStatus, StepKind, StepStatus, run_key
+from spindle.core.workflow import Unfilled, fill_templates
 
 if TYPE_CHECKING:
     from spindle.core.engine._journal import Pending, RunJournal
     from spindle.core.engine._ready import ReadySet
+    from spindle.core.model import RunState
     from spindle.core.workflow import Workflow
 
 __all__ = [
@@ -120,12 +122,18 @@ def run_failure(workflow: Workflow, ready: ReadySet) -> str | None:
     )
 
 
-def event_keys(workflow: Workflow) -> list[str]:
-    """The event keys the workflow's effect nodes wait on (for the unsettled snapshot)."""
+def event_keys(workflow: Workflow, state: RunState) -> list[str]:
+    """The event keys the workflow's effect nodes wait on in this run (for the unsettled
+    snapshot). A key made from a node's inputs is left out: the node's own wait, if it
+    got that far, holds it."""
     keys: list[str] = []
     for node in workflow.nodes.values():
         if node.effect is not None:
-            keys.extend(node.effect.event_keys())
+            try:
+                handler = fill_templates(node.effect, state.run_id, state.inputs, None)
+            except Unfilled:
+                continue
+            keys.extend(handler.event_keys())
     return keys
 
 

@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from spindle.core.model._secrets import NO_SECRETS as NO_SECRETS
     from spindle.core.model._secrets import REDACTED as REDACTED
     from spindle.core.model._secrets import Secrets as Secrets
+    from spindle.core.model._templates import Placeholder as Placeholder
+    from spindle.core.model._templates import TemplateError as TemplateError
+    from spindle.core.model._templates import parse_template as parse_template
+    from spindle.core.model._templates import value_text as value_text
     from spindle.core.model._time import utcnow as utcnow
 
 _LAZY: dict[str, str] = {
@@ -73,6 +77,7 @@ _LAZY: dict[str, str] = {
     "LedgerVerification": "spindle.core.model._ledger",
     "LifecycleEventType": "spindle.core.model._events",
     "NO_SECRETS": "spindle.core.model._secrets",
+    "Placeholder": "spindle.core.model._templates",
     "REDACTED": "spindle.core.model._secrets",
     "RESERVED_EVENT_PREFIX": "spindle.core.model._keys",
     "RetryPolicy": "spindle.core.model._retry",
@@ -84,6 +89,7 @@ _LAZY: dict[str, str] = {
     "StepRecord": "spindle.core.model._ledger",
     "StepStatus": "spindle.core.model._ledger",
     "TERMINAL_STATUSES": "spindle.core.model._run",
+    "TemplateError": "spindle.core.model._templates",
     "UnsettledWork": "spindle.core.model._records",
     "WaitReason": "spindle.core.model._run",
     "WaitState": "spindle.core.model._run",
@@ -100,6 +106,7 @@ _LAZY: dict[str, str] = {
     "handoff_envelope_id": "spindle.core.model._keys",
     "node_key": "spindle.core.model._keys",
     "normalize_result": "spindle.core.model._ledger",
+    "parse_template": "spindle.core.model._templates",
     "record_hash": "spindle.core.model._ledger",
     "resume_key": "spindle.core.model._keys",
     "retry_wait_key": "spindle.core.model._keys",
@@ -109,6 +116,7 @@ _LAZY: dict[str, str] = {
     "structure_errors": "spindle.core.model._converter",
     "unstructure": "spindle.core.model._converter",
     "utcnow": "spindle.core.model._time",
+    "value_text": "spindle.core.model._templates",
     "verify": "spindle.core.model._ledger",
 }
 

@@ -112,6 +112,13 @@ class EffectHandler(Plugin, group="effect"):
     returns the value to record (raise :class:`~spindle.InvalidAnswer` to refuse it).
     """
 
+    #: Names of string fields that are templates: ``{inputs.NAME}`` (a workflow
+    #: input), ``{run.id}`` and ``{NAME}`` (one of the node's own inputs) are
+    #: filled in before :meth:`handle` sees them, so every run of one workflow
+    #: can wait on its own key (``order-{inputs.order}-paid``). The workflow's
+    #: load checks each placeholder names something declared and not secret.
+    templates: ClassVar[tuple[str, ...]] = ()
+
     @abc.abstractmethod
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Resolve ``effect`` for ``run``."""

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
     from spindle.core.workflow._schema import group_schema as group_schema
     from spindle.core.workflow._schema import workflow_schema as workflow_schema
+    from spindle.core.workflow._templates import Unfilled as Unfilled
+    from spindle.core.workflow._templates import fill_templates as fill_templates
+    from spindle.core.workflow._templates import template_problems as template_problems
     from spindle.core.workflow._workflow import Workflow as Workflow
 
 _LAZY: dict[str, str] = {
@@ -34,14 +37,17 @@ _LAZY: dict[str, str] = {
     "Reference": "spindle.core.workflow._nodes",
     "SCHEMA_DIALECT": "spindle.core.workflow._schema",
     "SUFFIXES": "spindle.core.workflow._loader",
+    "Unfilled": "spindle.core.workflow._templates",
     "WORKFLOW_GROUPS": "spindle.core.workflow._schema",
     "Workflow": "spindle.core.workflow._workflow",
     "canonical_json": "spindle.core.workflow._nodes",
     "current_base_dir": "spindle.core.workflow._nodes",
+    "fill_templates": "spindle.core.workflow._templates",
     "group_schema": "spindle.core.workflow._schema",
     "input_values": "spindle.core.workflow._definition",
     "load_workflow": "spindle.core.workflow._loader",
     "load_workflow_text": "spindle.core.workflow._loader",
+    "template_problems": "spindle.core.workflow._templates",
     "workflow_schema": "spindle.core.workflow._schema",
 }
 

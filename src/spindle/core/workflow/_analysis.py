@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from spindle.core.errors import ValidationError
+from spindle.core.workflow._templates import template_problems
 
 if TYPE_CHECKING:
     from spindle.core.workflow._nodes import Reference
@@ -71,6 +72,7 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             )
         if node.effect is not None:
             out.extend(f"node '{nid}': {p} @ {where}.effect" for p in node.effect.check(node))
+            out.extend(template_problems(wf, node, node.effect))
     if wf.output is not None:
         target, _, member = wf.output.partition(".")
         if target not in wf.nodes:

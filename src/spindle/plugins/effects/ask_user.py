@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from attrs import define
 
@@ -28,8 +28,11 @@ class AskUserHandler(EffectHandler, kind="ask_user"):
     Attributes:
         prompt: the question shown to the person (``spindle show``, ``--interactive``).
         choices: the allowed answers; omit for free text.
-        key: the wait key ``spindle resume --key`` names (default: the node id).
+        key: the wait key ``spindle resume --key`` names (default: the node id);
+            a template like ``wait_event``'s (``review-{inputs.ticket}``).
     """
+
+    templates: ClassVar[tuple[str, ...]] = ("key",)
 
     prompt: str
     choices: list[str] | None = None

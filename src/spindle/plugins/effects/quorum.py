@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from attrs import define
 
@@ -34,8 +34,11 @@ class ApprovalQuorumHandler(EffectHandler, kind="approval_quorum"):
         prompt: what the approvers are asked (``spindle show``).
         required: how many distinct approvals end the wait.
         approvers: who may answer; omit to let anyone answer.
-        key: the wait key ``spindle resume --key`` names (default: the node id).
+        key: the wait key ``spindle resume --key`` names (default: the node id);
+            a template like ``wait_event``'s (``sign-off-{inputs.release}``).
     """
+
+    templates: ClassVar[tuple[str, ...]] = ("key",)
 
     prompt: str
     required: int = 2

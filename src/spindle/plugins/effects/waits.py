@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from attrs import define
 
@@ -26,9 +27,14 @@ class WaitEventHandler(EffectHandler, kind="wait_event"):
     no event arrives in time.
 
     Attributes:
-        key: the event key to wait for (``spindle emit KEY``).
+        key: the event key to wait for (``spindle emit KEY``); a template, so
+            ``order-{inputs.order}-paid`` gives each run its own key
+            (``{inputs.NAME}``, ``{run.id}``, ``{NAME}`` for a node input;
+            ``{{``/``}}`` for literal braces).
         timeout: seconds to wait before the node fails; none waits forever.
     """
+
+    templates: ClassVar[tuple[str, ...]] = ("key",)
 
     key: str
     timeout: float | None = None

@@ -15,7 +15,6 @@ value would end it), after a backslash or a ``$``, or after a here-document
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -24,22 +23,9 @@ from typing import Any
 
 from attrs import define
 
+from spindle.core.model._templates import Placeholder, TemplateError, parse_template, value_text
+
 __all__ = ["Placeholder", "Template", "TemplateError", "executables", "quote_value"]
-
-_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_NAME = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*\Z")
-
-
-class TemplateError(ValueError):
-    """A template is malformed (an unmatched brace, an empty or odd placeholder)."""
-
-
-@define(frozen=True)
-class Placeholder:
-    """One ``{dotted.name}`` in a template."""
-
-    text: str
-    parts: tuple[str, ...]
 
 
 _BREAKS = frozenset(" \t\n;&|()<>")
@@ -147,51 +133,24 @@ class Template:
             TemplateError: a brace is unmatched, a placeholder is not a dotted name, or
                 it stands where a shell-quoted word is not safe.
         """
-        items: list[str | Placeholder] = []
-        literal: list[str] = []
+        items = parse_template(source, what)
         shell = _ShellScan()
-        pos = 0
-        for m in _TOKEN.finditer(source):
-            literal.append(source[pos : m.start()])
-            pos = m.end()
-            token = m.group(0)
-            if token == "{{":
-                literal.append("{")
-            elif token == "}}":
-                literal.append("}")
-            elif m.group(1) is None:
-                raise TemplateError(
-                    f"unmatched '{token}' at position {m.start() + 1} in {what}; "
-                    f"write '{token}{token}' for a literal brace"
-                )
-            else:
-                name = m.group(1)
-                if not _NAME.match(name):
-                    raise TemplateError(
-                        f"malformed placeholder '{token}' in {what}; placeholders are dotted "
-                        f"names like '{{inputs.x}}' (write '{{{{' and '}}}}' for literal braces)"
+        for item in items:
+            if isinstance(item, str):
+                shell.feed(item)
+                continue
+            problem = shell.problem()
+            if problem is not None:
+                hint = ""
+                if shell.dollar:
+                    name = ".".join(item.parts)
+                    hint = (
+                        f"; drop the '$' for the value, or write '${{{{{name}}}}}' for a "
+                        f"shell variable"
                     )
-                if literal:
-                    text = "".join(literal)
-                    shell.feed(text)
-                    items.append(text)
-                    literal = []
-                problem = shell.problem()
-                if problem is not None:
-                    hint = ""
-                    if shell.dollar:
-                        hint = (
-                            f"; drop the '$' for the value, or write '${{{{{name}}}}}' for a "
-                            f"shell variable"
-                        )
-                    raise TemplateError(f"placeholder '{token}' in {what} {problem}{hint}")
-                shell.placeholder()
-                items.append(Placeholder(token, tuple(name.split("."))))
-        literal.append(source[pos:])
-        text = "".join(literal)
-        if text:
-            items.append(text)
-        return cls(source, tuple(items))
+                raise TemplateError(f"placeholder '{item.text}' in {what} {problem}{hint}")
+            shell.placeholder()
+        return cls(source, items)
 
     @property
     def placeholders(self) -> list[Placeholder]:
@@ -208,23 +167,8 @@ class Template:
 
 
 def quote_value(value: Any) -> str:
-    """Shell-quote ``value`` as one word.
-
-    Strings and paths are used as they are, numbers in decimal, booleans as
-    ``true``/``false``, None as an empty string; anything else (lists,
-    mappings) as compact JSON.
-    """
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int | float | PathLike):
-        text = str(value)
-    elif value is None:
-        text = ""
-    else:
-        text = json.dumps(value, separators=(",", ":"), default=str)
-    return shlex.quote(text)
+    """Shell-quote ``value`` as one word (written as :func:`value_text` says)."""
+    return shlex.quote(value_text(value))
 
 
 # --- what a command line starts, for load policies ----------------------------------
