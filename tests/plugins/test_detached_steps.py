@@ -91,6 +91,10 @@ def doomed_step(ctx: Any) -> None:
     ctx.step(always_fails, name="down", retry={"max_attempts": 2, "backoff": 0})
 
 
+def napping_step(ctx: Any) -> None:
+    ctx.step(time.sleep, 5, name="nap", timeout=0.2)
+
+
 def renamed_step(ctx: Any, log: str) -> str:
     ctx.step(record, log, "x", name="first-name" if ctx.attempt == 1 else "second-name")
     if ctx.attempt == 1:
@@ -293,6 +297,19 @@ def test_a_long_step_backoff_waits_on_a_durable_timer(executor, tmp_path, log):
     assert states[-1].status == RunStatus.COMPLETED and states[-1].output == 3
     assert runs(log) == ["try 1", "try 2", "try 3"]
     assert len(calls(records, StepKind.CALL_FAILURE)) == 2
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_step_timeout_in_another_process_fails_the_step(executor, tmp_path):
+    """A step past its timeout raises StepTimeout in the child; the failure is recorded."""
+    wf = one_node(napping_step, executor)
+    started = time.monotonic()
+    state, records = asyncio.run(run_once(tmp_path, wf, {}))
+    assert state.status == RunStatus.FAILED
+    assert "node 'n': step 'nap' timed out after 0.2s" in state.error
+    (failure,) = calls(records, StepKind.CALL_FAILURE)
+    assert failure.error.startswith("StepTimeout: ") and failure.name == "nap"
+    assert time.monotonic() - started < 4  # the child did not wait for the sleep to end
 
 
 # --- the child dies; secrets ------------------------------------------------------------------

@@ -19,7 +19,8 @@ ledger before it returns, as in the engine's process (see
 :mod:`spindle.plugins.executors._channel`).
 
 A timeout or cancel stops waiting, but a call already running in a worker
-runs on to its end (the pool cannot interrupt it).
+runs on to its end (the pool cannot interrupt it); its later sub-steps are
+refused, so nothing more of it is recorded.
 """
 
 from __future__ import annotations
