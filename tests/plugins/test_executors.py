@@ -14,7 +14,6 @@ import pytest
 from spindle.core.errors import TaskError
 from spindle.core.plugin import Suspend
 from spindle.core.workflow import ArtifactSpec
-from spindle.plugins.executors._detached import EffectUnavailable
 from spindle.plugins.executors.inline import InlineExecutor
 from spindle.plugins.executors.process_pool import ProcessPoolExecutor
 from spindle.plugins.executors.subprocess import SubprocessExecutor
@@ -58,6 +57,10 @@ def asks(ctx):
 
 def dies():
     os._exit(7)
+
+
+def steps_twice(ctx, x):
+    return {"pid": os.getpid(), "values": [ctx.step(square, x), ctx.step(square, x)]}
 
 
 def square(x):
@@ -423,11 +426,24 @@ def test_a_python_call_that_exits_without_a_result_reports_the_code(make_task, r
     assert info.value.details["exit_code"] == 7
 
 
-def test_effects_in_a_subprocess_raise_a_clear_error(make_task, run_node):
-    """ctx.ask_user in another process raises EffectUnavailable naming the inline executor."""
+def test_effects_in_a_subprocess_suspend_the_task(make_task, run_node):
+    """ctx.ask_user in a subprocess raises Suspend here with the child's effect request."""
     rt = PythonRuntime(function=asks)
-    with pytest.raises(EffectUnavailable, match=r"ctx.ask_user\(\) is not available in node 'n'"):
+    with pytest.raises(Suspend) as info:
         run_node(make_task(rt, SubprocessExecutor()))
+    effect = info.value.effect
+    assert (effect.kind, effect.params, effect.key) == (
+        "ask_user",
+        {"prompt": "Publish?"},
+        "run-1:n:0",
+    )
+
+
+def test_steps_in_a_subprocess_without_an_engine_run_once_in_the_child(make_task, run_node):
+    """With a context built by hand, ctx.step runs in the child and keeps its value in memory."""
+    rt = PythonRuntime(function=steps_twice)
+    value = run_node(make_task(rt, SubprocessExecutor(), inputs={"x": 4})).value
+    assert value["values"] == [16, 16] and value["pid"] != os.getpid()
 
 
 # --- process pool -----------------------------------------------------------------------
@@ -472,15 +488,14 @@ def test_process_pool_runs_calls_in_parallel_in_other_processes(make_task):
     assert max(s for _, s, _ in results) < min(e for _, _, e in results)  # all overlapped
 
 
-def test_process_pool_passes_a_data_only_ctx_and_raises_originals(make_task):
-    """ctx arrives as a stand-in; exceptions come back as their own type."""
+def test_process_pool_passes_a_stand_in_ctx_and_raises_originals(make_task):
+    """ctx arrives as a stand-in; exceptions come back as their own type, effects suspend."""
     outcomes = run_with_pool(
         make_task, [(whoami, {"x": 1}), (fails, {"x": 9}), (asks, {})], max_workers=2
     )
     assert outcomes[0].value["node"] == "n0" and outcomes[0].value["pid"] != os.getpid()
     assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "bad 9"
-    assert isinstance(outcomes[2], EffectUnavailable)
-    assert "executor 'process_pool'" in str(outcomes[2])
+    assert isinstance(outcomes[2], Suspend) and outcomes[2].effect.kind == "ask_user"
 
 
 def test_process_pool_refuses_a_lambda(make_task):

@@ -79,7 +79,8 @@ class PythonCall:
         function: the callable itself (sync or async).
         kwargs: keyword arguments by parameter name; the value for a ``ctx``
             parameter is the live :class:`~spindle.TaskContext`, which
-            out-of-process executors replace by a data-only stand-in.
+            out-of-process executors replace by a stand-in whose durable calls
+            (:class:`~spindle.core.plugin.DurableCalls`) reach the engine's.
         reference: ``"module:qualname"`` when the callable can be imported by
             that name in a fresh interpreter, else None (lambdas, local
             functions, functions of ``__main__``).

@@ -3,7 +3,8 @@
 The ``Plugin`` root and its groups, entry-point discovery and its cache, the
 registry and its policy, configuration as a tagged union per group, the kind
 bases (``Runtime``, ``Executor``, ``EffectHandler``), middleware, observers,
-the task and effect contexts, the hook specifications and the plugin
+the task and effect contexts (and the durable calls a task context
+makes, ``DurableCalls``), the hook specifications and the plugin
 manager. Imports the model layer and below.
 """
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from spindle.core.plugin._bases import Executor as Executor
     from spindle.core.plugin._bases import Outcome as Outcome
     from spindle.core.plugin._bases import Runtime as Runtime
+    from spindle.core.plugin._calls import DurableCalls as DurableCalls
     from spindle.core.plugin._context import EffectContext as EffectContext
     from spindle.core.plugin._context import RunLinks as RunLinks
     from spindle.core.plugin._context import TaskContext as TaskContext
@@ -62,6 +64,7 @@ _LAZY: dict[str, str] = {
     "CallNext": "spindle.core.plugin._middleware",
     "CallbackObserver": "spindle.core.plugin._observers",
     "CompositeObserver": "spindle.core.plugin._observers",
+    "DurableCalls": "spindle.core.plugin._calls",
     "EffectContext": "spindle.core.plugin._context",
     "EffectHandler": "spindle.core.plugin._bases",
     "EntryPointInfo": "spindle.core.plugin._discovery",

@@ -29,7 +29,7 @@ from spindle.core.plugin._substeps import (
 )
 
 if TYPE_CHECKING:
-    from spindle.core.plugin._context import TaskContext
+    from spindle.core.plugin._calls import DurableCalls
 
 __all__ = ["amap_steps", "arun_step"]
 
@@ -53,7 +53,7 @@ async def _call_async(step: Step, node_id: str) -> Any:
         ) from None
 
 
-async def _make_async(ctx: TaskContext, step: Step) -> Any:
+async def _make_async(ctx: DurableCalls, step: Step) -> Any:
     rec = replayed(ctx, step.key, step.label)
     log = ctx.steps
     if rec is not None:
@@ -90,7 +90,7 @@ async def _make_async(ctx: TaskContext, step: Step) -> Any:
 
 
 def arun_step(
-    ctx: TaskContext,
+    ctx: DurableCalls,
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
@@ -106,7 +106,7 @@ def arun_step(
 
 
 async def amap_steps(
-    ctx: TaskContext,
+    ctx: DurableCalls,
     fn: Callable[[Any], Any],
     items: Iterable[Any],
     *,

@@ -39,7 +39,7 @@ from spindle.core.model import (
 from spindle.core.plugin._signals import AttemptAbandoned, Suspend
 
 if TYPE_CHECKING:
-    from spindle.core.plugin._context import TaskContext
+    from spindle.core.plugin._calls import DurableCalls
 
 __all__ = [
     "Step",
@@ -74,16 +74,22 @@ class StepHistory(NamedTuple):
 class StepLog(Protocol):
     """The engine's side of one node attempt's sub-steps (``TaskContext.steps``).
 
+    A context in another process implements it too, forwarding each call to
+    the engine's (the ``subprocess`` and ``process_pool`` executors do).
+
     Attributes:
         loop: the engine's event loop, where commits run.
         inline_sleep: backoffs up to this many seconds are slept through; longer
             ones suspend the node on a durable timer.
-        open: False once the attempt ended: no further sub-step may run.
     """
 
     loop: asyncio.AbstractEventLoop
     inline_sleep: float
-    open: bool
+
+    @property
+    def open(self) -> bool:
+        """False once the attempt ended: no further sub-step may run."""
+        ...
 
     def history(self, key: str) -> StepHistory:
         """The failed attempts recorded for sub-step ``key``."""
@@ -115,7 +121,7 @@ def label_of(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
 
 
-def replayed(ctx: TaskContext, key: str, label: str) -> StepRecord | None:
+def replayed(ctx: DurableCalls, key: str, label: str) -> StepRecord | None:
     """The completed record of call ``key``, checked to be the call ``label``; None if
     the call has not completed.
 
@@ -170,7 +176,7 @@ def spent(history: StepHistory) -> bool:
     return not isinstance(last.result, dict) or last.result.get("delay") is None
 
 
-def gave_up(ctx: TaskContext, label: str, history: StepHistory) -> TaskError:
+def gave_up(ctx: DurableCalls, label: str, history: StepHistory) -> TaskError:
     error = history.last.error if history.last is not None else "it failed"
     return TaskError(
         f"node '{ctx.node_id}': step '{label}' failed for good when it first ran ({error}); "
@@ -192,7 +198,7 @@ class Step(NamedTuple):
     timeout: float | None
 
 
-def backoff(ctx: TaskContext, log: StepLog, step: Step, history: StepHistory) -> float:
+def backoff(ctx: DurableCalls, log: StepLog, step: Step, history: StepHistory) -> float:
     """Seconds still to wait for the last failure's backoff (0: none). A backoff longer
     than ``inline_sleep`` suspends the node on a durable timer instead."""
     last = history.last
@@ -263,7 +269,7 @@ def ensure_open(log: StepLog, node_id: str) -> None:
         )
 
 
-def _make_sync(ctx: TaskContext, log: StepLog, step: Step) -> Any:
+def _make_sync(ctx: DurableCalls, log: StepLog, step: Step) -> Any:
     ensure_open(log, ctx.node_id)
     history = log.history(step.key)
     if spent(history):
@@ -305,7 +311,7 @@ def _value_sync(log: StepLog | None, rec: StepRecord) -> Any:
 
 
 def run_step(
-    ctx: TaskContext,
+    ctx: DurableCalls,
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
@@ -328,7 +334,7 @@ def run_step(
     return _make_sync(ctx, log, step)
 
 
-def _in_memory(ctx: TaskContext, step: Step) -> Any:
+def _in_memory(ctx: DurableCalls, step: Step) -> Any:
     """Outside an engine (a context built by hand): run once per context, keep in memory."""
     if step.key not in ctx.new_calls:
         ctx.new_calls[step.key] = step.fn(*step.args, **step.kwargs)
@@ -336,7 +342,7 @@ def _in_memory(ctx: TaskContext, step: Step) -> Any:
 
 
 def map_steps(
-    ctx: TaskContext,
+    ctx: DurableCalls,
     fn: Callable[[Any], Any],
     items: Iterable[Any],
     *,

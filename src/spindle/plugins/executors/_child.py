@@ -8,11 +8,16 @@ Two entry points:
   prints go to the process's stdout/stderr, which the executor captures.
 * :func:`call_in_worker` — the function a ``process_pool`` worker runs.
 
-A request is ``{"reference", "kwargs", "sys_path", "is_async"}``; the
-response is ``{"ok": True, "value": ...}`` or ``{"ok": False, "type",
-"message", "traceback", "error": pickled exception or None}``. Only the
-callable's *name* crosses the process boundary, so anything importable by
-``module:qualname`` works with any multiprocessing start method.
+A request is ``{"reference", "kwargs", "sys_path", "is_async"}`` and, when
+the function takes ``ctx`` and the engine records its sub-steps, ``"steps"``:
+how to reach the engine's end of the sub-step channel
+(:mod:`spindle.plugins.executors._channel`); the stand-in ``ctx`` is attached
+to it before the call. The response is ``{"ok": True, "value": ...}``,
+``{"ok": False, "suspend": Effect}`` (the task asked for an effect
+mid-function, or a step's backoff waits on a durable timer), or ``{"ok":
+False, "type", "message", "traceback", "error": pickled exception or None}``.
+Only the callable's *name* crosses the process boundary, so anything
+importable by ``module:qualname`` works with any multiprocessing start method.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 from spindle.plugins._references import import_reference
+
+# The engine's signals and the sub-step channel are imported only by tasks that
+# use them (a task taking ``ctx``, a task that raised one): a plain function's
+# interpreter starts as fast as before.
 
 __all__ = ["call_in_worker", "init_worker", "main"]
 
@@ -41,15 +50,44 @@ def _resolve(reference: str, sys_path: list[str]) -> Callable[..., Any]:
 
 def _call(request: dict[str, Any]) -> Any:
     fn = _resolve(request["reference"], request.get("sys_path") or [])
-    value = fn(**request["kwargs"])
-    if request.get("is_async") or inspect.isawaitable(value):
-        import asyncio
+    kwargs = request["kwargs"]
+    client = None
+    if request.get("steps"):
+        from spindle.plugins.executors._detached import DetachedContext
+        from spindle.plugins.executors._remote import StepClient
 
-        async def _await() -> Any:
-            return await value
+        client = StepClient(**request["steps"])
+        for value in kwargs.values():
+            if isinstance(value, DetachedContext):
+                value.attach(client, client.recorded)
+    try:
+        value = fn(**kwargs)
+        if request.get("is_async") or inspect.isawaitable(value):
+            import asyncio
 
-        value = asyncio.run(_await())
-    return value
+            async def _await() -> Any:
+                return await value
+
+            value = asyncio.run(_await())
+        return value
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _signal(exc: BaseException) -> tuple[str, Any]:
+    """What a task's ``BaseException`` means: ``("suspend", EFFECT)`` for a suspend,
+    ``("error", TaskError)`` for an abandoned attempt; anything else is raised again."""
+    from spindle.core.errors import TaskError
+    from spindle.core.plugin import AttemptAbandoned, Suspend
+
+    if isinstance(exc, Suspend):
+        return "suspend", exc.effect
+    if isinstance(exc, AttemptAbandoned):
+        # The engine stopped listening (the attempt ended, or the engine died): an
+        # ordinary failure, never a signal that would escape the engine's handling.
+        return "error", TaskError(str(exc))
+    raise exc
 
 
 def init_worker(sys_path: list[str]) -> None:
@@ -59,12 +97,22 @@ def init_worker(sys_path: list[str]) -> None:
             sys.path.append(entry)
 
 
-def call_in_worker(blob: bytes) -> Any:
-    """Process-pool entry: unpickle a request, call the function, return its value.
+def call_in_worker(blob: bytes) -> tuple[str, Any]:
+    """Process-pool entry: unpickle a request and call the function.
 
-    Exceptions propagate to the parent the way ``concurrent.futures`` sends them.
+    Returns ``("value", VALUE)``, or ``("suspend", EFFECT)`` when the task asked
+    for an effect. Exceptions propagate to the parent the way
+    ``concurrent.futures`` sends them.
     """
-    return _call(pickle.loads(blob))
+    try:
+        return "value", _call(pickle.loads(blob))
+    except Exception:
+        raise
+    except BaseException as exc:
+        kind, what = _signal(exc)
+        if kind == "error":
+            raise what from None
+        return kind, what
 
 
 def _error_response(exc: BaseException) -> dict[str, Any]:
@@ -81,25 +129,35 @@ def _error_response(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _respond(request: dict[str, Any]) -> tuple[bytes, int]:
+    """Call the function; the pickled response and the exit code."""
+    try:
+        response = {"ok": True, "value": _call(request)}
+    except Exception as exc:
+        return pickle.dumps(_error_response(exc)), 1
+    except BaseException as exc:
+        kind, what = _signal(exc)
+        if kind == "error":
+            return pickle.dumps(_error_response(what)), 1
+        response = {"ok": False, "suspend": what}
+    try:
+        return pickle.dumps(response), 0
+    except Exception as exc:
+        what = "effect request" if "suspend" in response else "result"
+        err = TypeError(
+            f"the {what} of '{request['reference']}' cannot be sent back to the engine "
+            f"({type(exc).__name__}: {exc}); return plain data"
+        )
+        return pickle.dumps(_error_response(err)), 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the child interpreter; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
     result_path = args[0]
     request = pickle.loads(sys.stdin.buffer.read())
     init_worker(request.get("parent_path") or [])
-    try:
-        value = _call(request)
-    except Exception as exc:
-        data, code = pickle.dumps(_error_response(exc)), 1
-    else:
-        try:
-            data, code = pickle.dumps({"ok": True, "value": value}), 0
-        except Exception as exc:
-            err = TypeError(
-                f"the result of '{request['reference']}' cannot be sent back to the engine "
-                f"({type(exc).__name__}: {exc}); return plain data"
-            )
-            data, code = pickle.dumps(_error_response(err)), 1
+    data, code = _respond(request)
     with open(result_path, "wb") as f:
         f.write(data)
     sys.stdout.flush()

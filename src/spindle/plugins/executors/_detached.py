@@ -1,39 +1,45 @@
-"""A data-only stand-in for the task context, for tasks run in another process.
+"""The stand-in for the task context, for tasks run in another process.
 
-The live :class:`~spindle.TaskContext` records effects and sub-steps for the
-engine in *this* process; a function running in a subprocess or a process
-pool cannot reach it. It gets a :class:`DetachedContext` instead: the same
-data (ids, inputs, outputs, run dir, attempt, idempotency key), while the
-effect API raises :class:`EffectUnavailable` naming the fix.
+The live :class:`~spindle.TaskContext` belongs to the engine's process; a
+function running in a subprocess or a process pool gets a
+:class:`DetachedContext` instead: the same data (ids, inputs, outputs, run
+dir, attempt, idempotency key) and the same durable calls
+(:class:`~spindle.core.plugin.DurableCalls`: ``ctx.step``, ``ctx.map``,
+``await ctx.astep``, ``ctx.ask_user`` ...). In the child, the executor attaches
+it to the engine's ledger through the sub-step channel
+(:mod:`spindle.plugins.executors._channel`); unattached (the task's context
+was built by hand, with no engine) its steps are kept in memory, once per
+call, as the engine-less :class:`~spindle.TaskContext`'s are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
-from spindle.core.errors import SpindleError, TaskError
+from spindle.core.errors import TaskError
+from spindle.core.plugin import DurableCalls
 
 if TYPE_CHECKING:
     from spindle import TaskContext
+    from spindle.core.model import StepRecord
+    from spindle.core.plugin import StepLog
     from spindle.plugins.payloads import PythonCall
 
-__all__ = ["DetachedContext", "EffectUnavailable", "detach_kwargs", "detached_request"]
-
-
-class EffectUnavailable(SpindleError, RuntimeError):
-    """A task in another process used the effect API, which only works in the engine's process."""
+__all__ = ["DetachedContext", "detach_kwargs", "detached_request"]
 
 
 @define
-class DetachedContext:
-    """What a task in another process knows about its node; effects raise.
+class DetachedContext(DurableCalls):
+    """What a task in another process knows about its node, and its durable calls.
 
     Attributes mirror :class:`~spindle.TaskContext` (``idempotency_key`` is
-    ``RUN:NODE``, copied from it); ``executor`` names the executor kind for
-    error messages.
+    ``RUN:NODE``, copied from it); ``executor`` names the executor kind.
+    ``recorded`` and ``steps`` are empty until :meth:`attach` connects them to
+    the engine's.
     """
 
     run_id: str
@@ -45,10 +51,14 @@ class DetachedContext:
     attempt: int = 1
     executor: str = ""
     idempotency_key: str = ""
+    recorded: Mapping[str, StepRecord] = field(factory=dict, repr=False)
+    steps: StepLog | None = field(default=None, repr=False)
+    new_calls: dict[str, Any] = field(factory=dict, repr=False)
+    _call_index: int = field(default=0, repr=False)
 
     @classmethod
     def from_task(cls, task: TaskContext, executor: str) -> DetachedContext:
-        """Copy the data of ``task``."""
+        """Copy the data of ``task`` (its recorded calls stay with the engine)."""
         return cls(
             run_id=task.run_id,
             node_id=task.node_id,
@@ -66,36 +76,10 @@ class DetachedContext:
         """The node id."""
         return self.node_id
 
-    def _unavailable(self, what: str) -> NoReturn:
-        raise EffectUnavailable(
-            f"ctx.{what}() is not available in node '{self.node_id}': it runs in another process "
-            f"(executor '{self.executor}'), where the engine cannot record effects or steps; "
-            f"run the node with the inline executor to use ctx.{what}()"
-        )
-
-    def step(self, fn: Any, *args: Any, **kwargs: Any) -> NoReturn:
-        """Unavailable here: raises :class:`EffectUnavailable`."""
-        self._unavailable("step")
-
-    async def astep(self, fn: Any, *args: Any, **kwargs: Any) -> NoReturn:
-        """Unavailable here: raises :class:`EffectUnavailable`."""
-        self._unavailable("astep")
-
-    def effect(self, kind: str, **params: Any) -> NoReturn:
-        """Unavailable here: raises :class:`EffectUnavailable`."""
-        self._unavailable("effect")
-
-    def ask_user(self, prompt: str, choices: Any = None, *, key: str | None = None) -> NoReturn:
-        """Unavailable here: raises :class:`EffectUnavailable`."""
-        self._unavailable("ask_user")
-
-    def wait_for_event(self, key: str, *, timeout: float | None = None) -> NoReturn:
-        """Unavailable here: raises :class:`EffectUnavailable`."""
-        self._unavailable("wait_for_event")
-
-    def sleep(self, until: Any) -> NoReturn:
-        """Unavailable here: raises :class:`EffectUnavailable`."""
-        self._unavailable("sleep")
+    def attach(self, steps: StepLog, recorded: Mapping[str, StepRecord]) -> None:
+        """Make sub-steps through ``steps`` and replay from ``recorded`` (the engine's)."""
+        self.steps = steps
+        self.recorded = recorded
 
 
 def detach_kwargs(kwargs: dict[str, Any], task: TaskContext, executor: str) -> dict[str, Any]:
@@ -113,7 +97,7 @@ def detached_request(
     """What a fresh process needs to call ``payload``: its reference, picklable kwargs.
 
     Args:
-        executor: the executor kind (named in errors the stand-in context raises).
+        executor: the executor kind (kept in the stand-in context).
         where: how to name the other process in errors ("a process pool").
 
     Raises:

@@ -9,7 +9,9 @@ raises through ``ctx.ask_user`` & co.
 
 A timeout or cancel stops waiting for a sync function, but Python cannot
 kill a thread: the function runs on to its end and its result is dropped.
-Use the ``subprocess`` executor for work that must really stop.
+Use the ``subprocess`` executor for work that must really stop: durable
+sub-steps (``ctx.step``, ``ctx.map``, ``await ctx.astep`` ...) and
+mid-function effects work there, and in ``process_pool``, as they do here.
 """
 
 from __future__ import annotations

@@ -12,11 +12,15 @@ use and shared by every node this executor instance runs; the engine's
 platform has it, else ``spawn``: forking the engine process itself, which has
 threads, can deadlock. The function crosses to the worker by its
 ``module:qualname`` reference, so it must be a module-level function; its
-arguments are pickled, with ``ctx`` replaced by a data-only stand-in whose
-effect methods raise.
+arguments are pickled, with ``ctx`` replaced by a stand-in whose durable
+calls (``ctx.step``, ``ctx.map``, ``await ctx.astep``, ``ctx.ask_user`` ...)
+reach the engine over a socket, so each sub-step is committed to the run's
+ledger before it returns, as in the engine's process (see
+:mod:`spindle.plugins.executors._channel`).
 
 A timeout or cancel stops waiting, but a call already running in a worker
-runs on to its end (the pool cannot interrupt it).
+runs on to its end (the pool cannot interrupt it); its later sub-steps are
+refused, so nothing more of it is recorded.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import pickle
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from attrs import define, field
 
 from spindle import Executor, Outcome, TaskError
+from spindle.core.plugin import Suspend
+from spindle.plugins.executors._channel import serve_steps
 from spindle.plugins.executors._child import call_in_worker, init_worker
 from spindle.plugins.executors._detached import detached_request
 from spindle.plugins.payloads import PythonCall
@@ -87,6 +93,16 @@ class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
                 f"executor 'process_pool' cannot run a {type(payload).__name__}; it runs PythonCall"
             )
         request = detached_request(payload, task, "process_pool", "a process pool")
+        async with serve_steps(task, request):
+            kind, value, duration = await self._call(payload, task, request)
+        if kind == "suspend":
+            raise Suspend(value)
+        return Outcome(value=value, duration=duration)
+
+    async def _call(
+        self, payload: PythonCall, task: TaskContext, request: dict[str, Any]
+    ) -> tuple[str, Any, float]:
+        """Run the request on a worker: ``(kind, value, seconds)`` from :func:`call_in_worker`."""
         try:
             blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -98,7 +114,7 @@ class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
         start = time.perf_counter()
         pool = self.pool()
         try:
-            value = await asyncio.wrap_future(pool.submit(call_in_worker, blob))
+            kind, value = await asyncio.wrap_future(pool.submit(call_in_worker, blob))
         except BrokenProcessPool as exc:
             # A worker died (killed, out of memory, crashed): start a new pool next time.
             if self._pool is pool:
@@ -109,7 +125,7 @@ class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
                 f"'{payload.name}' ({exc})",
                 node_id=task.node_id,
             ) from exc
-        return Outcome(value=value, duration=time.perf_counter() - start)
+        return kind, value, time.perf_counter() - start
 
     async def aclose(self) -> None:
         """Shut the pool down, waiting for its workers to exit."""

@@ -10,8 +10,13 @@ It runs three payloads:
 * :class:`~spindle.plugins.payloads.PythonCall` in a fresh interpreter, by its
   ``module:qualname`` reference (a lambda or local function cannot be run
   this way). Its keyword arguments are pickled to the child, with ``ctx``
-  replaced by a data-only stand-in whose effect methods raise. An exception
-  in the function is raised again here, with the child's traceback as a note.
+  replaced by a stand-in whose durable calls reach the engine over a socket:
+  ``ctx.step``, ``ctx.map``, ``await ctx.astep`` & co run their function in
+  the child and are committed to the run's ledger before they return,
+  exactly as in the engine's process, and mid-function effects
+  (``ctx.ask_user``) suspend the node (see
+  :mod:`spindle.plugins.executors._channel`). An exception in the function
+  is raised again here, with the child's traceback as a note.
 
 Every child runs in its own process group; output is streamed to
 ``<run_dir>/logs/<node>.stdout`` and ``.stderr`` (capped at ``log_limit``)
@@ -35,6 +40,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define
 
 from spindle import Executor, Outcome, TaskError, converter
+from spindle.core.plugin import Suspend
+from spindle.plugins.executors._channel import serve_steps
 from spindle.plugins.executors._detached import detached_request
 from spindle.plugins.executors._process import Capture, ProcessResult, log_paths, run_process
 from spindle.plugins.payloads import CommandPayload, PythonCall, ScriptPayload
@@ -131,6 +138,12 @@ class SubprocessExecutor(Executor[Any], kind="subprocess"):
     async def _run_python(self, payload: PythonCall, task: TaskContext) -> Outcome:
         request = detached_request(payload, task, "subprocess", "a subprocess")
         request["parent_path"] = [p or os.getcwd() for p in sys.path]
+        async with serve_steps(task, request):
+            return await self._call_python(payload, task, request)
+
+    async def _call_python(
+        self, payload: PythonCall, task: TaskContext, request: dict[str, Any]
+    ) -> Outcome:
         try:
             blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -167,6 +180,8 @@ class SubprocessExecutor(Executor[Any], kind="subprocess"):
                 f"exited without a result",
                 node_id=task.node_id,
             )
+        if response.get("suspend") is not None:
+            raise Suspend(response["suspend"])
         if not response["ok"]:
             raise _remote_error(response, task)
         return self._outcome(result, response["value"])
