@@ -273,11 +273,6 @@ def test_follow_streams_a_live_run_and_exits_with_its_code(spindle, write):
     assert json.loads(spindle("show", rid, "--json").stdout)["status"] == "failed"
 
 
-@pytest.mark.xfail(
-    reason="the subprocess executor writes its log files through a buffer it flushes only "
-    "when the node ends (or 8 KiB are pending), so a node's lines reach the disk together",
-    strict=False,
-)
 def test_follow_streams_the_lines_of_a_running_node_as_it_prints_them(spindle, write):
     """`logs --follow` prints a running node's lines as it writes them, not when it ends."""
     driver, follower, _ = _start_following(spindle, write, TICKS, "ticker.stdout")

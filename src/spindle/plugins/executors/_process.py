@@ -76,8 +76,13 @@ class Capture:
     _partial: bytearray = field(factory=bytearray)
 
     def open(self, append: bool) -> None:
-        """Open the log file (appending on retries, so earlier attempts stay readable)."""
-        self._file = open(self.path, "ab" if append else "wb")  # noqa: SIM115 - closed in close()
+        """Open the log file (appending on retries, so earlier attempts stay readable).
+
+        Unbuffered: each chunk read from the pipe is on disk when ``feed`` returns,
+        so ``spindle logs --follow`` shows a node's lines as it prints them.
+        """
+        mode = "ab" if append else "wb"
+        self._file = open(self.path, mode, buffering=0)  # noqa: SIM115 - closed in close()
         if self.header:
             self._file.write(self.header)
 
