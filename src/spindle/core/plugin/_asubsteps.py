@@ -24,6 +24,7 @@ from spindle.core.plugin._substeps import (
     label_of,
     policy_of,
     replayed,
+    reserve_items,
     retry_delay,
     spent,
 )
@@ -116,14 +117,7 @@ async def amap_steps(
     timeout: float | None,
 ) -> list[Any]:
     """``ctx.amap``: one sub-step per item, ``concurrency`` at a time, in item order."""
-    if concurrency < 1:
-        raise ValueError(f"ctx.amap() needs concurrency >= 1, got {concurrency}")
-    label = name or label_of(fn)
-    policy = policy_of(retry)
-    steps = []
-    for item in items:
-        index, key = ctx.reserve_call()
-        steps.append(Step(index, key, label, fn, (item,), {}, policy, timeout))
+    _, steps = reserve_items(ctx, "amap", fn, items, concurrency, name, retry, timeout)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(step: Step) -> Any:

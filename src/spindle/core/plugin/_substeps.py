@@ -52,6 +52,7 @@ __all__ = [
     "map_steps",
     "policy_of",
     "replayed",
+    "reserve_items",
     "retry_delay",
     "run_step",
     "spent",
@@ -341,6 +342,35 @@ def _in_memory(ctx: DurableCalls, step: Step) -> Any:
     return ctx.new_calls[step.key]
 
 
+def reserve_items(
+    ctx: DurableCalls,
+    method: str,
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    concurrency: int,
+    name: str | None,
+    retry: RetryPolicy | Mapping[str, Any] | None,
+    timeout: float | None,
+) -> tuple[str, list[Step]]:
+    """The label and one reserved :class:`Step` per item, in item order, for ``ctx.METHOD``.
+
+    Every index is reserved before any step runs, so keys follow the items, not
+    the order the steps finish in.
+
+    Raises:
+        ValueError: ``concurrency`` is below 1.
+    """
+    if concurrency < 1:
+        raise ValueError(f"ctx.{method}() needs concurrency >= 1, got {concurrency}")
+    label = name or label_of(fn)
+    policy = policy_of(retry)
+    steps = []
+    for item in items:
+        index, key = ctx.reserve_call()
+        steps.append(Step(index, key, label, fn, (item,), {}, policy, timeout))
+    return label, steps
+
+
 def map_steps(
     ctx: DurableCalls,
     fn: Callable[[Any], Any],
@@ -352,14 +382,7 @@ def map_steps(
     timeout: float | None,
 ) -> list[Any]:
     """``ctx.map``: one sub-step per item, ``concurrency`` at a time, results in item order."""
-    if concurrency < 1:
-        raise ValueError(f"ctx.map() needs concurrency >= 1, got {concurrency}")
-    label = name or label_of(fn)
-    policy = policy_of(retry)
-    steps = []
-    for item in items:
-        index, key = ctx.reserve_call()
-        steps.append(Step(index, key, label, fn, (item,), {}, policy, timeout))
+    label, steps = reserve_items(ctx, "map", fn, items, concurrency, name, retry, timeout)
     log = ctx.steps
     out: list[Any] = [None] * len(steps)
     todo: list[tuple[int, Step]] = []
