@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_INTERRUPTED",
     "call",
+    "call_driving",
     "cancelled",
     "exit_with",
     "give_secrets",
@@ -85,6 +86,28 @@ def call(
     if abandon is None or not abandon(result):
         runner.close()
     return result
+
+
+def call_driving(
+    main: Callable[[], Coroutine[Any, Any, RunState]],
+    run_id: Callable[[], str | None],
+    progress: Progress | None,
+    secrets: list[str] | None = None,
+) -> RunState:
+    """Run the ``main`` of a command that drives a run (run, resume, retry, rerun).
+
+    A run that ended cancelled is not waited for (its tasks may still run in
+    threads); Ctrl-C prints how the run ``run_id()`` names continues (with the
+    ``secrets`` to give again) and exits 130; the progress display is closed
+    either way.
+    """
+    try:
+        return call(main, abandon=cancelled)
+    except KeyboardInterrupt:
+        interrupted_exit(run_id(), secrets, progress)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def cancelled(state: RunState) -> bool:

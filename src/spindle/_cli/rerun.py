@@ -17,10 +17,8 @@ import click
 from spindle._cli._common import json_option, store_option
 from spindle._cli._render import Progress
 from spindle._cli._running import (
-    call,
-    cancelled,
+    call_driving,
     give_secrets,
-    interrupted_exit,
     make_engine,
     parse_inputs,
     report,
@@ -90,13 +88,7 @@ def retry(
                 progress.main_run = run_id
             return await engine.retry(run_id, workflow=_load(engine, workflow_file), force=force)
 
-    try:
-        state = call(main, abandon=cancelled)
-    except KeyboardInterrupt:
-        interrupted_exit(run_id, None, progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    state = call_driving(main, lambda: run_id, progress)
     report(state, as_json)
 
 
@@ -146,11 +138,5 @@ def rerun(
                 new_run_id=new_id,
             )
 
-    try:
-        state = call(main, abandon=cancelled)
-    except KeyboardInterrupt:
-        interrupted_exit(started.get("run_id"), None, progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    state = call_driving(main, lambda: started.get("run_id"), progress)
     report(state, as_json)

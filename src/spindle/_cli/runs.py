@@ -34,10 +34,9 @@ from spindle._cli._render import (
 )
 from spindle._cli._running import (
     call,
-    cancelled,
+    call_driving,
     exit_with,
     give_secrets,
-    interrupted_exit,
     make_engine,
     secret_flags,
 )
@@ -119,13 +118,7 @@ def run(
             return state
 
     secrets = [name for name, spec in wf.inputs.items() if spec.secret]
-    try:
-        state = call(main, abandon=cancelled)
-    except KeyboardInterrupt:
-        interrupted_exit(started.get("run_id"), secrets, progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    state = call_driving(main, lambda: started.get("run_id"), progress, secrets)
     if secrets and not state.status.terminal:
         click.echo(
             f"note: secret inputs are never stored; give them again when you continue: "
@@ -234,14 +227,9 @@ def resume(
             return state
 
     try:
-        state = call(main, abandon=cancelled)
-    except KeyboardInterrupt:
-        interrupted_exit(run_id, None, progress)
+        state = call_driving(main, lambda: run_id, progress)
     except click.exceptions.Abort:
         fail("no answer given", EXIT_USAGE)
-    finally:
-        if progress is not None:
-            progress.close()
     for note in notes:
         click.echo(note, err=True)
     _finish(state, as_json)
