@@ -10,6 +10,7 @@ from spindle import Workflow
 from spindle.core.engine._results import TRACEBACK_LIMIT, traceback_of
 from spindle.core.errors import TaskError
 from spindle.core.model import StepKind
+from spindle.core.workflow import InputSpec
 
 from .conftest import run
 
@@ -126,3 +127,69 @@ def test_a_failed_node_records_where_its_code_raised(store_url, make_engine):
     text = failed[-1].result["traceback"]
     frames = _frames(text)
     assert len(frames) == 1 and frames[0].endswith("in divide"), text
+
+
+def reject(token: str) -> None:
+    try:
+        raise LookupError(f"no account for token {token}")
+    except LookupError as exc:
+        raise PermissionError(f"login refused: {token!r} ({len(token)} chars)") from exc
+
+
+def test_a_secret_in_a_traceback_is_scrubbed_wherever_it_appears(sqlite_url, make_engine):
+    """The secret in the error, its repr and a chained cause is ``***`` in the record."""
+    secret = "tok-8c1f0e2d"
+    wf = Workflow("login", inputs={"token": InputSpec(secret=True)})
+    wf.task("login", {"kind": "python", "function": reject}, inputs={"token": "inputs.token"})
+
+    async def main() -> Any:
+        async with make_engine(sqlite_url) as engine:
+            state = await engine.run(wf, {"token": secret})
+            return state, await engine.ledger(state.run_id)
+
+    state, records = run(main())
+    failed = [r for r in records if r.kind == StepKind.NODE and r.node_id == "login"][-1]
+    text = failed.result["traceback"]
+    assert secret not in text and secret not in (failed.error or "")
+    assert secret not in (state.error or "")
+    assert "login refused: '***'" in text
+    assert "no account for token ***" in text  # the chained cause too
+    assert "The above exception was the direct cause" in text
+
+
+def test_a_failed_sub_step_keeps_a_scrubbed_traceback(sqlite_url, make_engine):
+    """A ``ctx.step`` attempt that raised keeps where, with the secret scrubbed."""
+    secret = "tok-77aa"
+    wf = Workflow("charge", inputs={"token": InputSpec(secret=True)})
+
+    @wf.node
+    def pay(ctx: Any) -> str:
+        token = ctx.workflow_inputs["token"]
+        return ctx.step(
+            _flaky_charge, token, name="charge", retry={"max_attempts": 2, "backoff": 0}
+        )
+
+    async def main() -> Any:
+        async with make_engine(sqlite_url) as engine:
+            state = await engine.run(wf, {"token": secret})
+            return state, await engine.ledger(state.run_id)
+
+    _FLAKY.clear()
+    state, records = run(main())
+    assert state.output == {"pay": "paid"}
+    [failure] = [r for r in records if r.kind == StepKind.CALL_FAILURE]
+    text = failure.result["traceback"]
+    assert failure.result["delay"] == 0
+    assert "card declined for ***" in text and secret not in text
+    frames = _frames(text)
+    assert frames[-1].endswith("in _flaky_charge"), frames
+
+
+_FLAKY: list[str] = []
+
+
+def _flaky_charge(token: str) -> str:
+    _FLAKY.append(token)
+    if len(_FLAKY) == 1:
+        raise RuntimeError(f"card declined for {token}")
+    return "paid"
