@@ -53,9 +53,9 @@ if TYPE_CHECKING:
     from spindle.core.plugin._registry import default_registry as default_registry
     from spindle.core.plugin._signals import AttemptAbandoned as AttemptAbandoned
     from spindle.core.plugin._signals import Suspend as Suspend
+    from spindle.core.plugin._steplog import StepHistory as StepHistory
+    from spindle.core.plugin._steplog import StepLog as StepLog
     from spindle.core.plugin._structure import structure_plugin as structure_plugin
-    from spindle.core.plugin._substeps import StepHistory as StepHistory
-    from spindle.core.plugin._substeps import StepLog as StepLog
     from spindle.core.plugin.hookspecs import hookimpl as hookimpl
     from spindle.core.plugin.hookspecs import hookspec as hookspec
 
@@ -84,8 +84,8 @@ _LAZY: dict[str, str] = {
     "RunObserver": "spindle.core.plugin._observers",
     "Runtime": "spindle.core.plugin._bases",
     "STAGES": "spindle.core.plugin._middleware",
-    "StepHistory": "spindle.core.plugin._substeps",
-    "StepLog": "spindle.core.plugin._substeps",
+    "StepHistory": "spindle.core.plugin._steplog",
+    "StepLog": "spindle.core.plugin._steplog",
     "Suspend": "spindle.core.plugin._signals",
     "TaskContext": "spindle.core.plugin._context",
     "active_registry": "spindle.core.plugin._active",

@@ -35,7 +35,7 @@ from spindle.core.plugin._substeps import map_steps, replayed, run_step
 
 if TYPE_CHECKING:
     from spindle.core.model import StepRecord
-    from spindle.core.plugin._substeps import StepLog
+    from spindle.core.plugin._steplog import StepLog
 
 __all__ = ["DurableCalls"]
 

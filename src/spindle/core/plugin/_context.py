@@ -18,7 +18,7 @@ from attrs import define, field
 from spindle.core.model import StepRecord, node_key, utcnow
 from spindle.core.plugin._calls import DurableCalls
 from spindle.core.plugin._middleware import EMPTY_CHAINS, MiddlewareChains
-from spindle.core.plugin._substeps import StepLog
+from spindle.core.plugin._steplog import StepLog
 
 if TYPE_CHECKING:
     from spindle.core.model import RunState
