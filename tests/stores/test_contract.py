@@ -508,6 +508,44 @@ async def test_event_is_consumed_once(store: Store) -> None:
     assert (await store.load_run("r2")).status == RunStatus.PENDING
 
 
+async def test_event_queued_for_a_run_is_offered_to_it_alone(store: Store) -> None:
+    """An event queued for a run is pending for that run and hidden from every other."""
+    loose = await store.deliver_event("k", 1)
+    mine = await store.deliver_event("k", 2, run_id="r1")
+    assert mine.run_id == "r1"
+    assert await store.pending_events("k") == [loose, mine]
+    assert await store.pending_events("k", for_run="r1") == [loose, mine]
+    assert await store.pending_events("k", for_run="r2") == [loose]
+    assert await store.pending_events(for_run="r2") == [loose]
+
+
+async def test_event_queued_for_another_run_cannot_be_consumed(store: Store) -> None:
+    """A run consuming an event queued for another raises StoreError and writes nothing."""
+    event = await store.deliver_event("k", None, run_id="r1")
+    await store.commit(Commit(state("r2"), create=True))
+    with pytest.raises(StoreError, match=rf"{event.event_id}.*queued for run 'r1'.*'r2'"):
+        await store.commit(
+            Commit(state("r2", status=RunStatus.RUNNING), consume_events=[event.event_id])
+        )
+    assert (await store.load_run("r2")).status == RunStatus.PENDING
+    await store.commit(Commit(state("r1"), create=True, consume_events=[event.event_id]))
+    assert await store.pending_events() == []
+
+
+async def test_queue_event_moves_a_pending_event(store: Store) -> None:
+    """queue_event re-addresses a pending event, releases it with None, and leaves a
+    consumed one as it is."""
+    event = await store.deliver_event("k", None)
+    assert await store.queue_event(event.event_id, "r1") is True
+    assert await store.pending_events("k", for_run="r2") == []
+    assert await store.queue_event(event.event_id, None) is True
+    assert [e.event_id for e in await store.pending_events("k", for_run="r2")] == [event.event_id]
+    await store.commit(Commit(state("r2"), create=True, consume_events=[event.event_id]))
+    assert await store.queue_event(event.event_id, "r1") is False
+    with pytest.raises(StoreError, match="'nope'"):
+        await store.queue_event("nope", "r1")
+
+
 async def test_consuming_unknown_event_raises(store: Store, chain: Chain) -> None:
     """Consuming an unknown event raises StoreError and the commit writes nothing."""
     await store.commit(Commit(state(), create=True))

@@ -18,7 +18,7 @@ import pytest
 from spindle.core.errors import ConfigError, LeaseLost, SchemaTooNew, StoreCorrupt, StoreError
 from spindle.core.model import RunState, RunStatus, StepRecord
 from spindle.core.store import Commit
-from spindle.plugins.stores._sqlite_schema import SCHEMA_VERSION
+from spindle.plugins.stores._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from spindle.plugins.stores.sqlite import SQLiteStore
 
 Chain = Callable[..., list[StepRecord]]
@@ -176,6 +176,29 @@ async def test_newer_schema_raises_schema_too_new(tmp_path: Path) -> None:
     expected = rf"{path}.*version {SCHEMA_VERSION + 7}.*up to version {SCHEMA_VERSION}.*upgrade"
     with pytest.raises(SchemaTooNew, match=expected):
         await at_path(path).open()
+
+
+async def test_version_1_store_migrates_and_keeps_its_events(tmp_path: Path) -> None:
+    """A file written at schema version 1 opens migrated; its pending event is kept
+    and can be queued for a run."""
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO spindle_schema (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO inbox (event_id, key, payload, created_at) VALUES ('e1', 'k', '7', 0)"
+        )
+    conn.close()
+    async with at_path(path) as store:
+        [event] = await store.pending_events("k")
+        assert (event.event_id, event.payload, event.run_id) == ("e1", 7, None)
+        assert await store.queue_event("e1", "r1") is True
+        assert await store.pending_events("k", for_run="r2") == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM spindle_schema").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()
 
 
 async def test_reopening_keeps_the_schema_version(tmp_path: Path) -> None:

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from spindle.core.store._rules import lease_expiry as lease_expiry
     from spindle.core.store._rules import lease_lost as lease_lost
     from spindle.core.store._rules import may_acquire as may_acquire
+    from spindle.core.store._rules import may_take as may_take
     from spindle.core.store._rules import new_event as new_event
+    from spindle.core.store._rules import no_event as no_event
+    from spindle.core.store._rules import queued_elsewhere as queued_elsewhere
     from spindle.core.store._rules import run_exists as run_exists
     from spindle.core.store._rules import unconsumable as unconsumable
 
@@ -57,7 +60,10 @@ _LAZY: dict[str, str] = {
     "lease_expiry": "spindle.core.store._rules",
     "lease_lost": "spindle.core.store._rules",
     "may_acquire": "spindle.core.store._rules",
+    "may_take": "spindle.core.store._rules",
     "new_event": "spindle.core.store._rules",
+    "no_event": "spindle.core.store._rules",
+    "queued_elsewhere": "spindle.core.store._rules",
     "run_exists": "spindle.core.store._rules",
     "unconsumable": "spindle.core.store._rules",
 }

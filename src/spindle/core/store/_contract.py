@@ -78,13 +78,19 @@ class Commit:
 
 @define
 class InboxEvent:
-    """An event delivered with ``emit`` and kept until a run consumes it."""
+    """An event delivered with ``emit`` and kept until a run consumes it.
+
+    ``run_id`` is the run it is queued for: an event emitted while the run
+    waiting on its key was busy is kept for that run alone, which takes it when
+    it next stops to wait. None: the first run to wait on the key takes it.
+    """
 
     event_id: str
     key: str
     payload: Any
     created_at: datetime
     consumed_by: str | None = None
+    run_id: str | None = None
 
 
 class RunStore(abc.ABC):
@@ -178,12 +184,30 @@ class InboxStore(abc.ABC):
     """Events delivered by ``emit``, kept until a run consumes them (never lost)."""
 
     @abc.abstractmethod
-    async def deliver_event(self, key: str, payload: Any) -> InboxEvent:
-        """Record an event under ``key`` and return it."""
+    async def deliver_event(
+        self, key: str, payload: Any, *, run_id: str | None = None
+    ) -> InboxEvent:
+        """Record an event under ``key`` (queued for ``run_id``, if given) and return it."""
 
     @abc.abstractmethod
-    async def pending_events(self, key: str | None = None) -> list[InboxEvent]:
-        """Unconsumed events (of one key, or all), oldest first."""
+    async def pending_events(
+        self, key: str | None = None, *, for_run: str | None = None
+    ) -> list[InboxEvent]:
+        """Unconsumed events (of one key, or all), oldest first.
+
+        With ``for_run``, only those that run may take: events queued for it and
+        events queued for no run. Without, every pending event.
+        """
+
+    @abc.abstractmethod
+    async def queue_event(self, event_id: str, run_id: str | None) -> bool:
+        """Queue a pending event for ``run_id`` instead (None: for whichever run waits first).
+
+        Returns False when the event was consumed already (it is left as it is).
+
+        Raises:
+            StoreError: there is no such event.
+        """
 
     @abc.abstractmethod
     async def waiting_on(self, event_key: str) -> list[str]:

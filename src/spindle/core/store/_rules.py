@@ -152,9 +152,32 @@ def event_waits(state: RunState) -> dict[str, datetime]:
     return keys
 
 
-def new_event(key: str, payload: Any, created_at: datetime) -> InboxEvent:
-    """An inbox event with a fresh unique id."""
-    return InboxEvent(event_id=uuid.uuid4().hex, key=key, payload=payload, created_at=created_at)
+def new_event(
+    key: str, payload: Any, created_at: datetime, run_id: str | None = None
+) -> InboxEvent:
+    """An inbox event with a fresh unique id (queued for ``run_id``, if given)."""
+    return InboxEvent(
+        event_id=uuid.uuid4().hex, key=key, payload=payload, created_at=created_at, run_id=run_id
+    )
+
+
+def may_take(event: InboxEvent, run_id: str | None) -> bool:
+    """Whether ``run_id`` may take ``event``: it is queued for that run, or for no run
+    (None asks for every event)."""
+    return run_id is None or event.run_id is None or event.run_id == run_id
+
+
+def queued_elsewhere(event_id: str, run_id: str, queued_for: str) -> StoreError:
+    """The error for consuming an event queued for another run."""
+    return StoreError(
+        f"inbox event {event_id!r} is queued for run {queued_for!r}; run {run_id!r} cannot "
+        f"consume it (take only events pending_events(for_run=...) returns)"
+    )
+
+
+def no_event(event_id: str, where: str) -> StoreError:
+    """The error for queuing an event that does not exist."""
+    return StoreError(f"there is no inbox event {event_id!r} in {where}")
 
 
 #

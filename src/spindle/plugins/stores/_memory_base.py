@@ -33,7 +33,9 @@ from spindle.core.store import (
     check_ack,
     check_durability,
     digest_hex,
+    may_take,
     new_event,
+    no_event,
 )
 from spindle.plugins.stores._common import to_json
 from spindle.plugins.stores._memory_copy import clone, json_copy
@@ -137,19 +139,34 @@ class MemoryBase(Store):
 
     # --- inbox -----------------------------------------------------------------------
 
-    async def deliver_event(self, key: str, payload: Any) -> InboxEvent:
-        """Keep an event under ``key`` until a run consumes it."""
-        event = new_event(key, json_copy(payload, f"event {key!r} payload"), utcnow())
+    async def deliver_event(
+        self, key: str, payload: Any, *, run_id: str | None = None
+    ) -> InboxEvent:
+        """Keep an event under ``key`` (for ``run_id``, if given) until a run consumes it."""
+        payload = json_copy(payload, f"event {key!r} payload")
+        event = new_event(key, payload, utcnow(), run_id)
         self._events[event.event_id] = event
         return clone(event)
 
-    async def pending_events(self, key: str | None = None) -> list[InboxEvent]:
-        """Unconsumed events (of ``key``, or all), oldest first."""
+    async def pending_events(
+        self, key: str | None = None, *, for_run: str | None = None
+    ) -> list[InboxEvent]:
+        """Unconsumed events (of ``key``, or all; those ``for_run`` may take), oldest first."""
         return [
             clone(e)
             for e in self._events.values()
-            if e.consumed_by is None and (key is None or e.key == key)
+            if e.consumed_by is None and (key is None or e.key == key) and may_take(e, for_run)
         ]
+
+    async def queue_event(self, event_id: str, run_id: str | None) -> bool:
+        """Queue a pending event for ``run_id`` (None: any run); False if consumed."""
+        event = self._events.get(event_id)
+        if event is None:
+            raise no_event(event_id, "the memory store")
+        if event.consumed_by is not None:
+            return False
+        event.run_id = run_id
+        return True
 
     async def waiting_on(self, event_key: str) -> list[str]:
         """Runs with an open wait on ``event_key``, the longest-waiting first."""

@@ -32,6 +32,7 @@ from spindle.core.store import (
     digest_hex,
     from_epoch,
     new_event,
+    no_event,
 )
 from spindle.plugins.stores._common import dumps, to_json, write_atomically
 from spindle.plugins.stores._sqlite_schema import connect
@@ -214,29 +215,51 @@ class SQLiteBase(Store):
 
     # --- inbox ---------------------------------------------------------------------------------
 
-    async def deliver_event(self, key: str, payload: Any) -> InboxEvent:
-        """Keep an event under ``key`` until a run consumes it."""
+    async def deliver_event(
+        self, key: str, payload: Any, *, run_id: str | None = None
+    ) -> InboxEvent:
+        """Keep an event under ``key`` (for ``run_id``, if given) until a run consumes it."""
         text = to_json(payload, f"event {key!r} payload")
-        event = new_event(key, json.loads(text), utcnow())
+        event = new_event(key, json.loads(text), utcnow(), run_id)
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO inbox (event_id, key, payload, created_at) VALUES (?, ?, ?, ?)",
-                (event.event_id, key, text, event.created_at.timestamp()),
+                "INSERT INTO inbox (event_id, key, payload, created_at, run_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event.event_id, key, text, event.created_at.timestamp(), run_id),
             )
         return event
 
-    async def pending_events(self, key: str | None = None) -> list[InboxEvent]:
-        """Unconsumed events (of ``key``, or all), oldest first."""
-        sql = "SELECT event_id, key, payload, created_at FROM inbox WHERE consumed_by IS NULL"
-        rows = (
-            self._read(sql + " ORDER BY id")
-            if key is None
-            else self._read(sql + " AND key = ? ORDER BY id", (key,))
+    async def pending_events(
+        self, key: str | None = None, *, for_run: str | None = None
+    ) -> list[InboxEvent]:
+        """Unconsumed events (of ``key``, or all; those ``for_run`` may take), oldest first."""
+        sql = (
+            "SELECT event_id, key, payload, created_at, run_id FROM inbox WHERE consumed_by IS NULL"
         )
+        args: list[Any] = []
+        if key is not None:
+            sql += " AND key = ?"
+            args.append(key)
+        if for_run is not None:
+            sql += " AND (run_id IS NULL OR run_id = ?)"
+            args.append(for_run)
         return [
-            InboxEvent(event_id=e, key=k, payload=json.loads(p), created_at=from_epoch(t))
-            for e, k, p, t in rows
+            InboxEvent(event_id=e, key=k, payload=json.loads(p), created_at=from_epoch(t), run_id=r)
+            for e, k, p, t, r in self._read(sql + " ORDER BY id", tuple(args))
         ]
+
+    async def queue_event(self, event_id: str, run_id: str | None) -> bool:
+        """Queue a pending event for ``run_id`` (None: any run); False if consumed."""
+        with self._write() as conn:
+            found = conn.execute(
+                "SELECT consumed_by FROM inbox WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            if found is None:
+                raise no_event(event_id, f"SQLite store {self.path}")
+            if found[0] is not None:
+                return False
+            conn.execute("UPDATE inbox SET run_id = ? WHERE event_id = ?", (run_id, event_id))
+        return True
 
     async def waiting_on(self, event_key: str) -> list[str]:
         """Runs with an open wait on ``event_key``, the longest-waiting first."""

@@ -23,6 +23,7 @@ from spindle.core.store import (
     check_records,
     event_waits,
     lease_lost,
+    queued_elsewhere,
     run_exists,
     unconsumable,
 )
@@ -75,7 +76,7 @@ _INSERT_RECORD = (
 )
 _CONSUME = (
     "UPDATE inbox SET consumed_by = ?1 WHERE event_id = ?2"
-    " AND (consumed_by IS NULL OR consumed_by = ?1)"
+    " AND (consumed_by IS NULL OR consumed_by = ?1) AND (run_id IS NULL OR run_id = ?1)"
 )
 
 
@@ -299,7 +300,9 @@ class SQLiteCommitter(SQLiteBase):
         return True
 
     def _unconsumable(self, conn: sqlite3.Connection, event_id: str, run_id: str) -> StoreError:
-        row = conn.execute("SELECT consumed_by FROM inbox WHERE event_id = ?", (event_id,))
+        row = conn.execute("SELECT consumed_by, run_id FROM inbox WHERE event_id = ?", (event_id,))
         found = row.fetchone()
+        if found is not None and found[0] is None and found[1] not in (None, run_id):
+            return queued_elsewhere(event_id, run_id, found[1])
         where = f"SQLite store {self.path}"
         return unconsumable(event_id, run_id, None if found is None else found[0], where)

@@ -142,8 +142,12 @@ _V1: tuple[str, ...] = (
     "CREATE INDEX handoffs_open ON handoffs (created_at) WHERE acknowledged_run_id IS NULL",
 )
 
+# Version 2: an event emitted while the run waiting on its key was busy is
+# queued for that run (``run_id``); NULL leaves it to whichever run waits first.
+_V2: tuple[str, ...] = ("ALTER TABLE inbox ADD COLUMN run_id TEXT",)
+
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

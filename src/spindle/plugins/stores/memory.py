@@ -34,6 +34,7 @@ from spindle.core.store import (
     lease_expiry,
     lease_lost,
     may_acquire,
+    queued_elsewhere,
     run_exists,
     unconsumable,
 )
@@ -145,6 +146,8 @@ class MemoryStore(MemoryBase, kind="memory"):
             raise unconsumable(event_id, run_id, None, "the memory store")
         if event.consumed_by not in (None, run_id):
             raise unconsumable(event_id, run_id, event.consumed_by, "the memory store")
+        if event.run_id not in (None, run_id):
+            raise queued_elsewhere(event_id, run_id, event.run_id)
 
     def _set_waits(self, entry: RunEntry, run_id: str, waits: dict[str, datetime]) -> None:
         if waits == entry.waits:
