@@ -51,6 +51,7 @@ from spindle._cli._running import (  # noqa: F401 - the run commands' exit codes
 )
 
 if TYPE_CHECKING:
+    from spindle.core.engine import Delivery
     from spindle.core.model import RunState
 
 __all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show"]
@@ -241,18 +242,34 @@ def resume(
 @store_option
 @json_option
 def emit(key: str, payload: str | None, store: str | None, as_json: bool) -> None:
-    """Deliver an event; a run waiting on KEY resumes, else the event is kept."""
+    """Deliver an event; a run waiting on KEY resumes, else the event is kept.
+
+    A run waiting on KEY that is busy right now (another node of it is running)
+    gets the event queued for it alone: it takes it as soon as it stops to wait.
+    """
     value = parse_value(payload) if payload is not None else None
 
-    async def main() -> list[str]:
+    async def main() -> Delivery:
         async with make_engine(store) as engine:
-            return await engine.emit(key, value)
+            return await engine.deliver(key, value)
 
-    resumed = call(main)
+    sent = call(main)
     if as_json:
-        echo_json({"key": key, "resumed": resumed})
-    elif resumed:
-        click.echo(f"event '{key}' delivered to run {', '.join(resumed)}")
+        echo_json(
+            {
+                "key": key,
+                "resumed": sent.resumed,
+                "event_id": sent.event_id,
+                "queued_for": sent.queued_for,
+            }
+        )
+    elif sent.resumed:
+        click.echo(f"event '{key}' delivered to run {', '.join(sent.resumed)}")
+    elif sent.queued_for is not None:
+        click.echo(
+            f"event '{key}' queued for run {sent.queued_for} (it is busy; it takes the event "
+            f"as soon as it stops to wait)"
+        )
     else:
         click.echo(f"event '{key}' kept in the inbox until a run waits for it")
 
