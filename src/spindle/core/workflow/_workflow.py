@@ -32,6 +32,7 @@ from spindle.core.workflow._nodes import (
     NodeSpec,
     _base_dir_context,
 )
+from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
@@ -221,6 +222,7 @@ class Workflow:
             raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         if policy is not None:
             refused = [p for n in self.nodes.values() for p in policy.problems(n)]
+            refused += [p for n in self.nodes.values() for p in policy_path_problems(n)]
             if refused:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused
