@@ -82,6 +82,18 @@ def test_allow_outside_paths_round_trips_and_only_changes_flagged_nodes():
     assert "allow_outside_paths" not in plain.to_dict()["nodes"]["y"]
 
 
+def test_the_node_decorator_takes_allow_outside_paths():
+    """@wf.node(allow_outside_paths=True) sets the flag on the node it adds."""
+    wf = Workflow("deco")
+
+    @wf.node(outputs={"out": {"kind": "file", "path": "/tmp/shared.txt"}}, allow_outside_paths=True)
+    def write() -> None:
+        return None
+
+    assert wf.nodes["write"].allow_outside_paths is True
+    assert wf.validate() is wf
+
+
 def test_the_schema_describes_allow_outside_paths():
     """`spindle schema` lists the node flag as a boolean, false by default."""
     prop = workflow_schema()["$defs"]["node"]["properties"]["allow_outside_paths"]

@@ -55,7 +55,8 @@ class ArtifactSpec:
 
     Attributes:
         kind: ``file``, ``folder``, ``json`` or ``value``.
-        path: where the file, folder or JSON file is, relative to the run dir.
+        path: where the file, folder or JSON file is, relative to the run dir (it
+            must stay inside it).
         key: for ``value``: the key of the node's returned mapping (empty: all of it).
         description: what the output holds.
     """

@@ -155,11 +155,14 @@ class Workflow:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         timeout: float | None = None,
         continue_on_failure: bool = False,
+        allow_outside_paths: bool = False,
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
         A parameter named like an earlier node receives that node's result (and
-        makes it a dependency) unless ``inputs`` maps it explicitly.
+        makes it a dependency) unless ``inputs`` maps it explicitly. The other
+        options are the node's fields (``allow_outside_paths``: its output
+        paths may leave the run directory; refused under a load policy).
         """
 
         def decorate(func: F) -> F:
@@ -180,6 +183,7 @@ class Workflow:
                 retry=retry,
                 timeout=timeout,
                 continue_on_failure=continue_on_failure,
+                allow_outside_paths=allow_outside_paths,
             )
             return func
 
