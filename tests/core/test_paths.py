@@ -60,6 +60,21 @@ def test_a_python_built_workflow_with_an_outside_path_is_invalid():
     assert info.value.problems[1].endswith(" @ nodes.x.runtime.cwd")
 
 
+def test_a_huge_path_is_quoted_cut_short():
+    """A path of 100,000 characters gives a message of a few hundred, with its length."""
+    wf = Workflow("huge")
+    wf.task(
+        "x",
+        {"kind": "command", "command": "echo hi"},
+        outputs={"out": {"kind": "file", "path": "../" + "a" * 100_000}},
+    )
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    (problem,) = info.value.problems
+    assert len(problem) < 600
+    assert "... (100003 characters) leaves the run directory" in problem
+
+
 def test_allow_outside_paths_passes_without_a_policy_and_is_refused_under_one():
     """The flag lets a trusted workflow load; any load policy refuses it (PolicyViolation)."""
     wf = outside_workflow(allow_outside_paths=True)

@@ -58,6 +58,17 @@ _HINT = (
 )
 
 
+def _quoted(text: str, limit: int = 200) -> str:
+    """``text`` quoted for a message, cut at ``limit`` characters (a path can be huge)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def path_escape(text: str) -> str | None:
     """Why ``text`` leaves the run directory it is relative to, or None if it stays inside.
 
@@ -107,7 +118,7 @@ def path_problems(node: NodeSpec) -> list[str]:
     for what, location, text in node_paths(node):
         why = path_escape(text)
         if why is not None:
-            out.append(f"node '{node.id}': {what} {text!r} {why} ({_HINT}) @ {location}")
+            out.append(f"node '{node.id}': {what} {_quoted(text)} {why} ({_HINT}) @ {location}")
     return out
 
 
@@ -121,7 +132,7 @@ def policy_path_problems(node: NodeSpec) -> list[str]:
     if not node.allow_outside_paths:
         return []
     leaving = [
-        f"{what} {text!r} {why}"
+        f"{what} {_quoted(text)} {why}"
         for what, _, text in node_paths(node)
         if (why := path_escape(text)) is not None
     ]
@@ -146,8 +157,8 @@ def _escape_message(node: NodeSpec, what: str, text: str, real: str, root: str) 
     else:
         why = f"it {reason}; {_HINT}"
     return (
-        f"node '{node.id}': {what} {text!r} resolves to {real}, outside the run directory "
-        f"{root} ({why}); refused"
+        f"node '{node.id}': {what} {_quoted(text)} resolves to {_cut(real)}, outside the run "
+        f"directory {root} ({why}); refused"
     )
 
 
