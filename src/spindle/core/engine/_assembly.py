@@ -96,7 +96,7 @@ def build_services(
     )
     layers = [registry.create("middleware", cfg, path="middleware") for cfg in settings.middleware]
     chains = MiddlewareChains([*layers, *middleware])
-    tasks = TaskRunner(pm, registry, opened)
+    tasks = TaskRunner(pm, registry, opened, trusted=policy is None)
     return Services(
         store=opened,
         registry=registry,

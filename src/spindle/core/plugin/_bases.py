@@ -78,6 +78,16 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         """The programs this runtime starts, for load policies (None: not a process runtime)."""
         return None
 
+    def run_paths(self) -> dict[str, str]:
+        """This runtime's options that name a path relative to the run directory.
+
+        Field name to path (``{"cwd": "build"}``), for the options that are set.
+        The loader refuses one that leaves the run directory and the engine
+        resolves each before the task runs, so a runtime with a working
+        directory option lists it here. None by default.
+        """
+        return {}
+
 
 class Executor(Plugin, Generic[T], group="executor"):
     """Executes a payload of type ``T`` somewhere and reports an :class:`Outcome`.

@@ -105,6 +105,7 @@ _NODE_FIELDS = (
     "timeout",
     "continue_on_failure",
     "description",
+    "allow_outside_paths",
 )
 
 _NODE_TYPES: dict[str, Any] = {
@@ -117,6 +118,7 @@ _NODE_TYPES: dict[str, Any] = {
     "timeout": float,
     "continue_on_failure": bool,
     "description": str,
+    "allow_outside_paths": bool,
 }
 
 
@@ -189,6 +191,8 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["continue_on_failure"] = True
     if node.description:
         d["description"] = node.description
+    if node.allow_outside_paths:
+        d["allow_outside_paths"] = True
     return d
 
 

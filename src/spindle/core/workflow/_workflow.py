@@ -32,6 +32,7 @@ from spindle.core.workflow._nodes import (
     NodeSpec,
     _base_dir_context,
 )
+from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
@@ -154,11 +155,14 @@ class Workflow:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         timeout: float | None = None,
         continue_on_failure: bool = False,
+        allow_outside_paths: bool = False,
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
         A parameter named like an earlier node receives that node's result (and
-        makes it a dependency) unless ``inputs`` maps it explicitly.
+        makes it a dependency) unless ``inputs`` maps it explicitly. The other
+        options are the node's fields (``allow_outside_paths``: its output
+        paths may leave the run directory; refused under a load policy).
         """
 
         def decorate(func: F) -> F:
@@ -179,6 +183,7 @@ class Workflow:
                 retry=retry,
                 timeout=timeout,
                 continue_on_failure=continue_on_failure,
+                allow_outside_paths=allow_outside_paths,
             )
             return func
 
@@ -221,6 +226,7 @@ class Workflow:
             raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         if policy is not None:
             refused = [p for n in self.nodes.values() for p in policy.problems(n)]
+            refused += [p for n in self.nodes.values() for p in policy_path_problems(n)]
             if refused:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused

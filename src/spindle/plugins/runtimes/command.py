@@ -138,6 +138,10 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
             shell=self.shell,
         )
 
+    def run_paths(self) -> dict[str, str]:
+        """``cwd``, when set: the loader and the engine keep it inside the run directory."""
+        return {"cwd": self.cwd} if self.cwd else {}
+
 
 def _available(node: NodeSpec, available: set[str]) -> list[str]:
     """Every placeholder name valid for ``node``, in the order error messages list them."""
