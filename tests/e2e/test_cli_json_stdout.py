@@ -104,3 +104,24 @@ def test_inline_echo_false_keeps_prints_to_the_log_only(spindle, write):
     assert "hush" not in proc.stdout + proc.stderr
     rid = spindle.json("runs")[1]["runs"][0]["run_id"]
     assert "==> a stdout (attempt 1) <==\nhush\n" in spindle("logs", rid).stdout
+
+
+def test_json_stdout_stays_one_document_when_stderr_is_closed(spindle, write):
+    """With no stderr to move prints to, they are dropped rather than written into the JSON."""
+    import os
+    import subprocess
+    import sys
+
+    write("noisy.py", NOISY_PY)
+    write("noisy.yaml", NOISY)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spindle", "run", "noisy.yaml", "--json"],
+        cwd=spindle.cwd,
+        env=spindle.env({"PYTHONPATH": str(spindle.cwd)}),
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(2),  # spindle starts with no stderr at all
+    )
+    assert proc.returncode == 3
+    assert json.loads(proc.stdout)["status"] == "waiting"

@@ -87,6 +87,8 @@ def echo_json(document: Any) -> None:
     from spindle._cli._stdout import document_stream
 
     stream = document_stream()
+    if stream is None:  # stdout was closed when spindle started: nowhere to print
+        return
     click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False), file=stream)
     stream.flush()  # before a hard exit, which flushes nothing
 

@@ -28,8 +28,9 @@ __all__ = ["document_stream", "reserve_stdout"]
 _document: TextIO | None = None
 
 
-def document_stream() -> TextIO:
-    """Where the ``--json`` document goes: the real stdout, kept by :func:`reserve_stdout`."""
+def document_stream() -> TextIO | None:
+    """Where the ``--json`` document goes: the real stdout, kept by :func:`reserve_stdout`
+    (None when spindle started with its stdout closed)."""
     return _document if _document is not None else sys.stdout
 
 
@@ -39,10 +40,15 @@ def reserve_stdout() -> Callable[[], None]:
     if _document is not None:
         return lambda: None
     out, err = sys.stdout, sys.stderr
+    if out is None:  # started with fd 1 closed: there is no document to protect
+        return lambda: None
     out.flush()
     fd = _fileno(out)
-    err_fd = _fileno(err)
-    if fd is None or err_fd is None:
+    err_fd = _fileno(err) if err is not None else None
+    if fd is not None and err_fd is None:  # no stderr to send the rest to: drop it
+        err = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as fd 1
+        err_fd = err.fileno()
+    if fd is None or err_fd is None or err is None:
         _document = out
         sys.stdout = err
 
