@@ -222,8 +222,8 @@ def test_logs_of_a_node_that_left_nothing_says_why(spindle, write):
     assert proc.returncode == 0
     assert proc.stdout == ""
     assert proc.stderr.startswith(
-        f"node 'calc' of run {doc['run_id']} left no output and no traceback (only the "
-        "subprocess executor, the default of command nodes, captures output"
+        f"node 'calc' of run {doc['run_id']} left no output and no traceback (a node's "
+        "output is kept when it prints to stdout or stderr"
     )
 
 

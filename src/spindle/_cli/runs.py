@@ -204,6 +204,8 @@ def resume(
                 progress.main_run = run_id
             if not before.status.terminal:
                 await give_secrets(engine, before, secrets)
+            if payload is None:
+                _refuse_empty_event(before, key)
             user = [w for w in before.waits if w.reason.value == "user"]
             target = next((w for w in user if w.key == key), None) if key else None
             if key is None and len(before.waits) == 1 and user:
@@ -234,6 +236,27 @@ def resume(
     for note in notes:
         click.echo(note, err=True)
     _finish(state, as_json)
+
+
+def _refuse_empty_event(state: RunState, key: str | None) -> None:
+    """Refuse to answer an event wait with no payload unless ``--payload null`` says so.
+
+    Resuming without ``--payload`` is how an interrupted run is continued; the
+    same command on a run waiting for an event would complete the wait with
+    ``null`` by accident.
+    """
+    from spindle.core.errors import InvalidAnswer
+
+    waits = [w for w in state.waits if w.key == key] if key else state.waits
+    if len(waits) != 1 or waits[0].reason.value != "event":
+        return
+    wait = waits[0]
+    raise InvalidAnswer(
+        f"run {state.run_id} waits for event '{wait.event_key}' (wait '{wait.key}') and "
+        f"--payload was not given; answer with: spindle resume {state.run_id} --key "
+        f"{wait.key} --payload '{{...}}' (--payload null for no payload), or deliver the "
+        f"event: spindle emit {wait.event_key} --payload '{{...}}'"
+    )
 
 
 @click.command("emit")

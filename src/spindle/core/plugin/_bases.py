@@ -70,7 +70,8 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         Args:
             node: the node being loaded.
             available: what a task may refer to: the node's input and output names,
-                ``"ctx"``, and ``"inputs.NAME"`` for every workflow input.
+                ``"ctx"``, ``"inputs.NAME"`` for every workflow input, and
+                ``"secrets.NAME"`` for every secret one.
         """
         return []
 

@@ -67,8 +67,15 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             out.extend(path_problems(node))
         if failed & {"inputs", "outputs"}:
             continue  # plugin checks would miss names that failed to load
-        # plain names: what the node supplies; "inputs.NAME": every workflow input
-        available = {*node.inputs, *node.outputs, "ctx", *(f"inputs.{k}" for k in wf.inputs)}
+        # plain names: what the node supplies; "inputs.NAME": every workflow input;
+        # "secrets.NAME": every secret one
+        available = {
+            *node.inputs,
+            *node.outputs,
+            "ctx",
+            *(f"inputs.{k}" for k in wf.inputs),
+            *(f"secrets.{k}" for k, spec in wf.inputs.items() if spec.secret),
+        }
         if node.runtime is not None:
             out.extend(
                 f"node '{nid}': {p} @ {where}.runtime" for p in node.runtime.check(node, available)

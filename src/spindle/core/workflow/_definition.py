@@ -169,6 +169,14 @@ def _structure_node(
     return NodeSpec(id=nid, **values), problems, failed
 
 
+def _input_dict(spec: InputSpec) -> dict[str, Any]:
+    """An input as plain data; a secret's default is withheld (a definition is stored)."""
+    data: dict[str, Any] = converter.unstructure(spec)
+    if spec.secret:
+        data["default"] = None
+    return data
+
+
 def _node_dict(node: NodeSpec) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if node.runtime is not None:

@@ -74,7 +74,9 @@ class InputSpec:
     Attributes:
         default: the value used when a run does not give one.
         required: a run must give a value.
-        secret: redacted from the ledger, logs and events.
+        secret: redacted from the ledger, logs and events; never stored (its
+            default neither), so a run continued in another process is given it
+            again; a command gets it in its environment, never in its command line.
         description: what the input is for.
     """
 

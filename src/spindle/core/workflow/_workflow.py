@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from spindle.core.errors import PolicyViolation, ValidationError
-from spindle.core.model import RetryPolicy, converter
+from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
-from spindle.core.workflow._definition import _hash, _node, _node_dict, _workflow_from_dict
+from spindle.core.workflow._definition import (
+    _hash,
+    _input_dict,
+    _node,
+    _node_dict,
+    _workflow_from_dict,
+)
 from spindle.core.workflow._nodes import (
     InputSpec,
     LoadPolicy,
@@ -246,6 +252,10 @@ class Workflow:
     def to_dict(self) -> dict[str, Any]:
         """The definition as plain data (the file format), with a content hash per node.
 
+        This is what a store keeps with each run, so a secret input's default is
+        left out (written as no default): the stored definition, and the
+        definition id hashed from it, never hold a secret. A run resumed in
+        another process is given its secrets again (``--input NAME=VALUE``).
         Computed once and cached until the workflow changes; do not mutate the result.
         """
         cached = self._cache.get("dict")
@@ -254,7 +264,7 @@ class Workflow:
         nodes = {nid: _node_dict(n) for nid, n in self.nodes.items()}
         self._cache["dict"] = data = {
             "name": self.name,
-            "inputs": {k: converter.unstructure(v) for k, v in self.inputs.items()},
+            "inputs": {k: _input_dict(v) for k, v in self.inputs.items()},
             "nodes": nodes,
             "output": self.output,
             "max_steps": self.max_steps,
