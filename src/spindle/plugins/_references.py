@@ -13,7 +13,13 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["display_name", "import_reference", "reference_of", "split_reference"]
+__all__ = [
+    "defined_name",
+    "display_name",
+    "import_reference",
+    "reference_of",
+    "split_reference",
+]
 
 
 def split_reference(text: str) -> tuple[str, str]:
@@ -98,3 +104,22 @@ def display_name(fn: Any) -> str:
     if isinstance(qualname, str):
         return f"{module}:{qualname}" if isinstance(module, str) else qualname
     return repr(fn)
+
+
+def defined_name(obj: Any) -> str:
+    """Where ``obj`` is defined, as ``module:qualname``, for load policies.
+
+    A function, class or method names itself (a bound method names its
+    function); anything else (a callable instance, a ``functools.partial``) is
+    named by its class, so it is judged by the code that defines its behaviour.
+    ``"?:?"`` when the object does not say (some builtin methods), which no
+    policy pattern matches.
+    """
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        cls = type(obj)
+        module, qualname = getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return "?:?"
+    return f"{module}:{qualname}"

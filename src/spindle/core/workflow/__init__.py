@@ -10,6 +10,9 @@ from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
     from spindle.core.workflow._definition import input_values as input_values
+    from spindle.core.workflow._function_policy import (
+        policy_setting_problems as policy_setting_problems,
+    )
     from spindle.core.workflow._loader import SUFFIXES as SUFFIXES
     from spindle.core.workflow._loader import load_workflow as load_workflow
     from spindle.core.workflow._loader import load_workflow_text as load_workflow_text
@@ -47,6 +50,7 @@ _LAZY: dict[str, str] = {
     "input_values": "spindle.core.workflow._definition",
     "load_workflow": "spindle.core.workflow._loader",
     "load_workflow_text": "spindle.core.workflow._loader",
+    "policy_setting_problems": "spindle.core.workflow._function_policy",
     "template_problems": "spindle.core.workflow._templates",
     "workflow_schema": "spindle.core.workflow._schema",
 }

@@ -216,15 +216,17 @@ class Workflow:
         key = ("valid", id(policy))
         if key in self._cache:
             return self
-        problems = self.problems()
-        if problems:
-            raise ValidationError(f"workflow '{self.name}' is invalid", problems)
+        # The policy comes first: checking a definition imports the functions it
+        # names, and a module the policy refuses must never be imported.
         if policy is not None:
             refused = [p for n in self.nodes.values() for p in policy.problems(n)]
             if refused:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused
                 )
+        problems = self.problems()
+        if problems:
+            raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         self._cache[key] = policy  # keeps the policy alive so its id is not reused
         return self
 

@@ -28,7 +28,12 @@ from attrs import define, field
 
 from spindle import Runtime, TaskError, converter
 from spindle.core.workflow import current_base_dir
-from spindle.plugins._references import display_name, import_reference, reference_of
+from spindle.plugins._references import (
+    defined_name,
+    display_name,
+    import_reference,
+    reference_of,
+)
 from spindle.plugins.payloads import PythonCall
 
 if TYPE_CHECKING:
@@ -147,6 +152,18 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
         return self._plan
 
     # --- load time ----------------------------------------------------------
+
+    def functions(self, resolve: bool = False) -> list[str]:
+        """The function as written (``module:qualname``) or, resolved, where it is defined."""
+        if not resolve:
+            return [
+                self.function if isinstance(self.function, str) else self.definition_reference()
+            ]
+        try:
+            plan = self._resolve()
+        except ImportError:
+            return []  # check() reports why it cannot be imported
+        return [defined_name(plan.function)]
 
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
         """Report an unimportable function or a parameter nothing provides.
