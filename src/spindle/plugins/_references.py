@@ -9,6 +9,8 @@ Kept free of spindle imports so a child interpreter loads it cheaply.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +19,7 @@ __all__ = [
     "defined_name",
     "display_name",
     "import_reference",
+    "local_module",
     "reference_of",
     "split_reference",
 ]
@@ -51,6 +54,41 @@ def ensure_sys_path(entries: Iterable[str]) -> None:
     for entry in entries:
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
+            _ADDED.add(entry)
+
+
+#: The directories :func:`ensure_sys_path` put on ``sys.path`` (a workflow's own
+#: directory), as opposed to the path the interpreter was started with.
+_ADDED: set[str] = set()
+
+
+def local_module(module: str, directory: str) -> str | None:
+    """Where in ``directory`` the import of ``module`` comes from, if it does.
+
+    For load policies, which trust a module by its name: a workflow's own
+    directory goes first on ``sys.path``, so a file there named like an allowed
+    module would shadow the real one. Returns None when ``directory`` was on the
+    interpreter's path already (the user put it there) or the module is found
+    elsewhere. Nothing is imported.
+    """
+    top = module.partition(".")[0]
+    if not top.isidentifier():
+        return None
+    base = os.path.realpath(directory)
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        file = getattr(loaded, "__file__", None) or next(
+            iter(getattr(loaded, "__path__", [])), None
+        )
+        if isinstance(file, str) and os.path.realpath(file).startswith(base + os.sep):
+            return file
+        return None
+    if directory in sys.path and directory not in _ADDED:
+        return None
+    spec = importlib.machinery.PathFinder.find_spec(top, [directory])
+    if spec is None:
+        return None
+    return spec.origin or os.path.join(directory, top)
 
 
 def import_reference(text: str, sys_path: Iterable[str] = ()) -> Any:

@@ -106,6 +106,8 @@ class Runtime(Plugin, Generic[T], group="runtime"):
 
         Returns:
             None when the runtime calls no Python function named by the definition.
+            A name the policy must refuse whatever its patterns say (a module that
+            would come from the workflow's own directory) is ``"<reason>"``.
         """
         return None
 

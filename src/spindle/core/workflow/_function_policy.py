@@ -133,7 +133,9 @@ def function_problems(runtime: Runtime[object], allowed: Sequence[str]) -> list[
     out = []
     for reference in written:
         plain = _plain_reference(reference)
-        if plain is None:
+        if reference.startswith("<") and reference.endswith(">"):
+            out.append(f"function {reference[1:-1]}")
+        elif plain is None:
             out.append(
                 f"function '{reference}' is not a plain 'module:function' reference, which "
                 f"the load policy requires (dotted ASCII names, no '__' attributes)"

@@ -281,6 +281,7 @@ class Workflow:
         registry: Registry | None = None,
         source: str | None = None,
         base_dir: str | Path | None = None,
+        policy: LoadPolicy | None = None,
     ) -> Workflow:
         """Build (and validate) a workflow from plain data; every problem is reported at once.
 
@@ -290,8 +291,13 @@ class Workflow:
             source: where the definition came from (a file name), kept for messages.
             base_dir: the directory relative references resolve against; plugins
                 see it as :func:`current_base_dir` while their config is structured.
+            policy: refuses nodes before anything they name is imported (as
+                :meth:`validate` does for a workflow built in Python).
 
         Raises:
+            PolicyViolation: ``policy`` refuses a node.
             ValidationError: with one ``"message @ dotted.path"`` line per problem.
         """
-        return _workflow_from_dict(cls, data, registry=registry, source=source, base_dir=base_dir)
+        return _workflow_from_dict(
+            cls, data, registry=registry, source=source, base_dir=base_dir, policy=policy
+        )

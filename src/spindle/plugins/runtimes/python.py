@@ -32,6 +32,7 @@ from spindle.plugins._references import (
     defined_name,
     display_name,
     import_reference,
+    local_module,
     reference_of,
 )
 from spindle.plugins.payloads import PythonCall
@@ -156,9 +157,16 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
     def functions(self, resolve: bool = False) -> list[str]:
         """The function as written (``module:qualname``) or, resolved, where it is defined."""
         if not resolve:
-            return [
-                self.function if isinstance(self.function, str) else self.definition_reference()
-            ]
+            if not isinstance(self.function, str):
+                return [self.definition_reference()]
+            local = local_module(self.function.partition(":")[0], self.base_dir or "")
+            if self.base_dir and local is not None:
+                return [
+                    f"<'{self.function}' comes from the workflow's own directory ({local}), "
+                    f"which a load policy does not trust; install the module or put its "
+                    f"directory on PYTHONPATH>"
+                ]
+            return [self.function]
         try:
             plan = self._resolve()
         except ImportError:
