@@ -77,12 +77,15 @@ def local_module(module: str, directory: str) -> str | None:
     base = os.path.realpath(directory)
     loaded = sys.modules.get(top)
     if loaded is not None:
-        file = getattr(loaded, "__file__", None) or next(
-            iter(getattr(loaded, "__path__", [])), None
-        )
-        if isinstance(file, str) and os.path.realpath(file).startswith(base + os.sep):
-            return file
-        return None
+        # where the top-level module or package sits: the directory it was found in
+        file = getattr(loaded, "__file__", None)
+        if isinstance(file, str):
+            found = os.path.dirname(os.path.realpath(file))
+            if os.path.basename(file) == "__init__.py":
+                found = os.path.dirname(found)
+            return file if found == base else None
+        places = [os.path.dirname(os.path.realpath(p)) for p in getattr(loaded, "__path__", [])]
+        return os.path.join(directory, top) if base in places else None
     if directory in sys.path and directory not in _ADDED:
         return None
     spec = importlib.machinery.PathFinder.find_spec(top, [directory])
