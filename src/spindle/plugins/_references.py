@@ -9,11 +9,20 @@ Kept free of spindle imports so a child interpreter loads it cheaply.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["display_name", "import_reference", "reference_of", "split_reference"]
+__all__ = [
+    "defined_name",
+    "display_name",
+    "import_reference",
+    "local_module",
+    "reference_of",
+    "split_reference",
+]
 
 
 def split_reference(text: str) -> tuple[str, str]:
@@ -45,6 +54,44 @@ def ensure_sys_path(entries: Iterable[str]) -> None:
     for entry in entries:
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
+            _ADDED.add(entry)
+
+
+#: The directories :func:`ensure_sys_path` put on ``sys.path`` (a workflow's own
+#: directory), as opposed to the path the interpreter was started with.
+_ADDED: set[str] = set()
+
+
+def local_module(module: str, directory: str) -> str | None:
+    """Where in ``directory`` the import of ``module`` comes from, if it does.
+
+    For load policies, which trust a module by its name: a workflow's own
+    directory goes first on ``sys.path``, so a file there named like an allowed
+    module would shadow the real one. Returns None when ``directory`` was on the
+    interpreter's path already (the user put it there) or the module is found
+    elsewhere. Nothing is imported.
+    """
+    top = module.partition(".")[0]
+    if not top.isidentifier():
+        return None
+    base = os.path.realpath(directory)
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        # where the top-level module or package sits: the directory it was found in
+        file = getattr(loaded, "__file__", None)
+        if isinstance(file, str):
+            found = os.path.dirname(os.path.realpath(file))
+            if os.path.basename(file) == "__init__.py":
+                found = os.path.dirname(found)
+            return file if found == base else None
+        places = [os.path.dirname(os.path.realpath(p)) for p in getattr(loaded, "__path__", [])]
+        return os.path.join(directory, top) if base in places else None
+    if directory in sys.path and directory not in _ADDED:
+        return None
+    spec = importlib.machinery.PathFinder.find_spec(top, [directory])
+    if spec is None:
+        return None
+    return spec.origin or os.path.join(directory, top)
 
 
 def import_reference(text: str, sys_path: Iterable[str] = ()) -> Any:
@@ -98,3 +145,22 @@ def display_name(fn: Any) -> str:
     if isinstance(qualname, str):
         return f"{module}:{qualname}" if isinstance(module, str) else qualname
     return repr(fn)
+
+
+def defined_name(obj: Any) -> str:
+    """Where ``obj`` is defined, as ``module:qualname``, for load policies.
+
+    A function, class or method names itself (a bound method names its
+    function); anything else (a callable instance, a ``functools.partial``) is
+    named by its class, so it is judged by the code that defines its behaviour.
+    ``"?:?"`` when the object does not say (some builtin methods), which no
+    policy pattern matches.
+    """
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        cls = type(obj)
+        module, qualname = getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return "?:?"
+    return f"{module}:{qualname}"

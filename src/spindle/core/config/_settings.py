@@ -49,6 +49,7 @@ class PolicySettings:
     allow_kinds: list[str] | None = None
     deny_kinds: list[str] = field(factory=list)
     allowed_executables: list[str] | None = None
+    allowed_functions: list[str] | None = None
 
 
 @define
@@ -90,17 +91,26 @@ class Settings:
     #: The file the settings were read from (not a setting: never read from a file).
     source: str | None = field(default=None, init=False, eq=False)
 
+    def policy_problems(self) -> list[tuple[str, str]]:
+        """``(key, problem)`` for each malformed ``[policy]`` entry."""
+        from spindle.core.workflow import policy_setting_problems
+
+        return policy_setting_problems(
+            self.policy.allowed_executables, self.policy.allowed_functions
+        )
+
     def load_policy(self) -> Any:
         """The workflow :class:`LoadPolicy` these settings describe, or None if unrestricted."""
         from spindle.core.workflow import LoadPolicy
 
         p = self.policy
-        if p.allow_kinds is None and not p.deny_kinds and p.allowed_executables is None:
+        if attrs.asdict(p) == attrs.asdict(PolicySettings()):
             return None
         return LoadPolicy(
             allow_kinds=p.allow_kinds,
             deny_kinds=list(p.deny_kinds),
             allowed_executables=p.allowed_executables,
+            allowed_functions=p.allowed_functions,
         )
 
 
@@ -348,6 +358,9 @@ def load_settings(
     if settings.concurrency < 1:
         where, _ = origins.where(("concurrency",))
         raise ConfigError(f"{where}: concurrency must be at least 1, got {settings.concurrency}")
+    for key, problem in settings.policy_problems():
+        where, _ = origins.where(("policy", key))
+        raise ConfigError(f"{where}: [policy] {key}: {problem}")
     settings.source = source
     if log.isEnabledFor(logging.INFO):
         store_origin = origins.by_key.get("store") or (source if "store" in data else None)

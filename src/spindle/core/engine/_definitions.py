@@ -54,7 +54,7 @@ class Definitions:
             if cached is not None:
                 return cached
             data = await self.store.get_definition(state.definition_id)
-            wf = Workflow.from_dict(data, registry=self.registry)
+            wf = Workflow.from_dict(data, registry=self.registry, policy=self.policy)
             self._by_id[state.definition_id] = wf
             return wf
         def_id = given.definition_id()

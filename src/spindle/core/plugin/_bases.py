@@ -8,6 +8,7 @@ registry finds it without importing any of them.)
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, final
 
 from attrs import define, field
@@ -88,6 +89,38 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         directory option lists it here. None by default.
         """
         return {}
+
+    def executable_problems(self, node: NodeSpec, allowed: Sequence[str]) -> list[str]:
+        """Why this runtime does not only start programs in ``allowed`` (one line each).
+
+        Called at load time when a policy's ``allowed_executables`` is set. The
+        default checks each of :meth:`executables`; a runtime that runs a shell
+        line overrides it to refuse whatever could start another program
+        (compound commands, substitutions, environment and shell overrides).
+        """
+        shown = ", ".join(allowed) or "none"
+        return [
+            f"executable '{exe}' is not in the policy's allowed executables ({shown})"
+            for exe in self.executables() or ()
+            if exe not in allowed
+        ]
+
+    def functions(self, resolve: bool = False) -> list[str] | None:
+        """The Python callables this runtime calls, as ``module:qualname``, for load policies.
+
+        Args:
+            resolve: False: the names as the definition writes them, without
+                importing anything. True: where each is defined (``__module__``
+                and ``__qualname__`` of the imported object; for an instance, of
+                its class), importing it if need be; a name that cannot be
+                imported is left out (the load check reports it).
+
+        Returns:
+            None when the runtime calls no Python function named by the definition.
+            A name the policy must refuse whatever its patterns say (a module that
+            would come from the workflow's own directory) is ``"<reason>"``.
+        """
+        return None
 
 
 class Executor(Plugin, Generic[T], group="executor"):

@@ -10,6 +10,9 @@ from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
     from spindle.core.workflow._definition import input_values as input_values
+    from spindle.core.workflow._function_policy import (
+        policy_setting_problems as policy_setting_problems,
+    )
     from spindle.core.workflow._loader import SUFFIXES as SUFFIXES
     from spindle.core.workflow._loader import load_workflow as load_workflow
     from spindle.core.workflow._loader import load_workflow_text as load_workflow_text
@@ -55,6 +58,7 @@ _LAZY: dict[str, str] = {
     "path_escape": "spindle.core.workflow._paths",
     "read_inside": "spindle.core.workflow._paths",
     "run_time_escapes": "spindle.core.workflow._paths",
+    "policy_setting_problems": "spindle.core.workflow._function_policy",
     "template_problems": "spindle.core.workflow._templates",
     "workflow_schema": "spindle.core.workflow._schema",
 }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spindle.core.errors import SpindleError, ValidationError
+from spindle.core.errors import PolicyViolation, SpindleError, ValidationError
 from spindle.core.model import RetryPolicy, converter, structure, structure_errors
 from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
 from spindle.core.workflow._analysis import structural_problems
@@ -27,6 +27,7 @@ from spindle.core.workflow._nodes import (
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
+    from spindle.core.workflow._nodes import LoadPolicy
     from spindle.core.workflow._workflow import Workflow
 
 _WORKFLOW_FIELDS = (
@@ -219,10 +220,13 @@ def _workflow_from_dict(
     registry: Registry | None,
     source: str | None,
     base_dir: str | Path | None,
+    policy: LoadPolicy | None = None,
 ) -> Workflow:
     """Build ``cls`` from plain data, every problem at once (:meth:`Workflow.from_dict`).
 
     Raises:
+        PolicyViolation: ``policy`` refuses a node; checked before the structural
+            checks, which import the functions a definition names.
         ValidationError: with one ``"message @ dotted.path"`` line per problem.
     """
     from spindle.core.plugin import default_registry
@@ -296,6 +300,10 @@ def _workflow_from_dict(
             wf.nodes[nid] = node
             if failed:
                 broken[nid] = failed
+    if policy is not None:
+        refused = [p for i, n in wf.nodes.items() if i not in broken for p in policy.problems(n)]
+        if refused:
+            raise PolicyViolation(f"workflow '{name}' is refused by the load policy", refused)
     # graph checks run on what did load, so one pass reports everything
     problems.extend(structural_problems(wf, broken))
     if problems:

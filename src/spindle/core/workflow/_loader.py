@@ -182,7 +182,7 @@ def load_workflow_text(
                 [f"expected a mapping with 'name' and 'nodes', got {type(data).__name__} @ $"],
             )
         bd = Path(base_dir) if base_dir is not None else None
-        wf = Workflow.from_dict(data, registry=registry, base_dir=bd, source=source)
+        wf = Workflow.from_dict(data, registry=registry, base_dir=bd, source=source, policy=policy)
         if duplicates:
             raise ValidationError(f"workflow '{wf.name}' is invalid")
         return wf.validate(policy)

@@ -17,6 +17,7 @@ from attrs import define, field
 
 from spindle.core.model import RetryPolicy, converter
 from spindle.core.plugin import EffectHandler, Executor, Runtime
+from spindle.core.workflow._function_policy import function_problems, pattern_problems
 
 __all__ = [
     "ArtifactSpec",
@@ -156,15 +157,39 @@ class LoadPolicy:
     """What a workflow definition may use; enforced before anything runs.
 
     Kinds are ``"group.kind"`` (``"runtime.python_code"``). ``allowed_executables``
-    (when set) lists the programs a ``command`` node may start.
+    (when set) lists the programs a ``command`` node may start; a command line
+    must then be plain: simple commands of those programs, joined by ``|``,
+    ``&&``, ``||`` or ``;``, writing only to the node's declared outputs, with
+    no ``shell`` or ``env`` override. ``allowed_functions`` (patterns such as
+    ``"mypkg.tasks:*"``, see :mod:`spindle.core.workflow._function_policy`)
+    lists the Python functions a ``python`` node may call; when it is not set
+    but ``allowed_executables`` is, no function is allowed, since a Python
+    function can start any program.
     """
 
     allow_kinds: list[str] | None = None
     deny_kinds: list[str] = field(factory=list)
     allowed_executables: list[str] | None = None
+    allowed_functions: list[str] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        bad = pattern_problems(self.allowed_functions or ())
+        if bad:
+            raise ValueError("allowed_functions: " + "; ".join(bad))
+
+    @property
+    def function_patterns(self) -> list[str] | None:
+        """The function patterns in force (None: functions are not restricted)."""
+        if self.allowed_functions is not None:
+            return self.allowed_functions
+        return [] if self.allowed_executables is not None else None
 
     def problems(self, node: NodeSpec) -> list[str]:
-        """Return a line for each thing in ``node`` this policy refuses."""
+        """Return a line for each thing in ``node`` this policy refuses.
+
+        Kinds, executables and function names as written are checked before a
+        function is imported; an import happens only for a name the policy allows.
+        """
         out: list[str] = []
         for group, plugin in (
             ("runtime", node.runtime),
@@ -181,17 +206,15 @@ class LoadPolicy:
                     f"node '{node.id}': {group} kind '{plugin.kind_name}' is not allowed "
                     f"by the load policy @ nodes.{node.id}.{group}.kind"
                 )
-        if self.allowed_executables is not None and node.runtime is not None:
-            exes = node.runtime.executables()
-            if exes is not None:
-                for exe in exes:
-                    if exe not in self.allowed_executables:
-                        out.append(
-                            f"node '{node.id}': executable '{exe}' is not in the policy's "
-                            f"allowed executables ({', '.join(self.allowed_executables) or 'none'})"
-                            f" @ nodes.{node.id}.runtime"
-                        )
-        return out
+        if out or node.runtime is None:
+            return out
+        found: list[str] = []
+        if self.allowed_executables is not None:
+            found.extend(node.runtime.executable_problems(node, self.allowed_executables))
+        patterns = self.function_patterns
+        if patterns is not None and not found:
+            found.extend(function_problems(node.runtime, patterns))
+        return [f"node '{node.id}': {p} @ nodes.{node.id}.runtime" for p in found]
 
 
 # The directory a workflow file lives in, so plugins can resolve relative

@@ -227,9 +227,8 @@ class Workflow:
         key = ("valid", id(policy))
         if key in self._cache:
             return self
-        problems = self.problems()
-        if problems:
-            raise ValidationError(f"workflow '{self.name}' is invalid", problems)
+        # The policy comes first: checking a definition imports the functions it
+        # names, and a module the policy refuses must never be imported.
         if policy is not None:
             refused = [p for n in self.nodes.values() for p in policy.problems(n)]
             refused += [p for n in self.nodes.values() for p in policy_path_problems(n)]
@@ -237,6 +236,9 @@ class Workflow:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused
                 )
+        problems = self.problems()
+        if problems:
+            raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         self._cache[key] = policy  # keeps the policy alive so its id is not reused
         return self
 
@@ -295,6 +297,7 @@ class Workflow:
         registry: Registry | None = None,
         source: str | None = None,
         base_dir: str | Path | None = None,
+        policy: LoadPolicy | None = None,
     ) -> Workflow:
         """Build (and validate) a workflow from plain data; every problem is reported at once.
 
@@ -304,8 +307,13 @@ class Workflow:
             source: where the definition came from (a file name), kept for messages.
             base_dir: the directory relative references resolve against; plugins
                 see it as :func:`current_base_dir` while their config is structured.
+            policy: refuses nodes before anything they name is imported (as
+                :meth:`validate` does for a workflow built in Python).
 
         Raises:
+            PolicyViolation: ``policy`` refuses a node.
             ValidationError: with one ``"message @ dotted.path"`` line per problem.
         """
-        return _workflow_from_dict(cls, data, registry=registry, source=source, base_dir=base_dir)
+        return _workflow_from_dict(
+            cls, data, registry=registry, source=source, base_dir=base_dir, policy=policy
+        )

@@ -35,6 +35,7 @@ node's result is the command's standard output with trailing newlines removed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import define, field
@@ -43,6 +44,7 @@ from spindle import Runtime, TaskError
 from spindle.plugins.payloads import CommandPayload
 from spindle.plugins.runtimes._common import prepare_outputs, resolve_dir, task_env
 from spindle.plugins.runtimes._secret_words import SecretWords
+from spindle.plugins.runtimes._shell_policy import CommandRefused, plain_commands
 from spindle.plugins.runtimes._template import (
     Placeholder,
     Template,
@@ -58,6 +60,7 @@ __all__ = ["CommandRuntime"]
 
 _PATH_KINDS = ("file", "folder", "json")
 _FIXED = ("task.name", "run.id", "run.dir")
+_DEFAULT_SHELL = "/bin/sh"
 
 
 @define
@@ -81,7 +84,7 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
     command: str
     env: dict[str, str] = field(factory=dict)
     cwd: str | None = None
-    shell: str = "/bin/sh"
+    shell: str = _DEFAULT_SHELL
     _template: Template | None = field(init=False, default=None, repr=False, eq=False)
 
     def _parsed(self) -> Template:
@@ -134,6 +137,42 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
             return executables(self._parsed().skeleton())
         except TemplateError:
             return [f"<malformed command: {self.command}>"]
+
+    def executable_problems(self, node: NodeSpec, allowed: Sequence[str]) -> list[str]:
+        """Refuse anything but a plain line of allowed programs (see ``_shell_policy``).
+
+        Under an executable allow-list the line runs with the default shell and
+        environment only: another shell (``bash`` reads ``BASH_ENV``) or any
+        ``env`` entry (``BASH_ENV``, ``LD_PRELOAD``, ``PATH``, ``GIT_SSH_COMMAND``...)
+        can make an allowed program run another one, so both are refused.
+        """
+        if self.shell != _DEFAULT_SHELL:
+            return [
+                f"command refused by policy: shell override '{self.shell}' (under "
+                f"allowed_executables a command runs with {_DEFAULT_SHELL}; remove 'shell')"
+            ]
+        if self.env:
+            return [
+                f"command refused by policy: env override ({', '.join(sorted(self.env))}) "
+                f"(under allowed_executables a command runs with spindle's environment "
+                f"only, since a variable such as BASH_ENV, LD_PRELOAD or PATH can make "
+                f"an allowed program run another; pass values as {{inputs.NAME}} arguments)"
+            ]
+        try:
+            template = self._parsed()
+        except TemplateError:
+            return []  # check() reports the malformed template, so nothing runs
+        outputs = [name for name, spec in node.outputs.items() if spec.kind in ("file", "json")]
+        try:
+            programs = plain_commands(template.items, outputs)
+        except CommandRefused as exc:
+            return [f"command refused by policy: {exc}"]
+        shown = ", ".join(allowed) or "none"
+        return [
+            f"executable '{exe}' is not in the policy's allowed executables ({shown})"
+            for exe in dict.fromkeys(programs)
+            if exe not in allowed
+        ]
 
     # --- run time -----------------------------------------------------------
 

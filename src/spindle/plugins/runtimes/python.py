@@ -28,7 +28,13 @@ from attrs import define, field
 
 from spindle import Runtime, TaskError, converter
 from spindle.core.workflow import current_base_dir
-from spindle.plugins._references import display_name, import_reference, reference_of
+from spindle.plugins._references import (
+    defined_name,
+    display_name,
+    import_reference,
+    local_module,
+    reference_of,
+)
 from spindle.plugins.payloads import PythonCall
 
 if TYPE_CHECKING:
@@ -147,6 +153,25 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
         return self._plan
 
     # --- load time ----------------------------------------------------------
+
+    def functions(self, resolve: bool = False) -> list[str]:
+        """The function as written (``module:qualname``) or, resolved, where it is defined."""
+        if not resolve:
+            if not isinstance(self.function, str):
+                return [self.definition_reference()]
+            local = local_module(self.function.partition(":")[0], self.base_dir or "")
+            if self.base_dir and local is not None:
+                return [
+                    f"<'{self.function}' comes from the workflow's own directory ({local}), "
+                    f"which a load policy does not trust; install the module or put its "
+                    f"directory on PYTHONPATH>"
+                ]
+            return [self.function]
+        try:
+            plan = self._resolve()
+        except ImportError:
+            return []  # check() reports why it cannot be imported
+        return [defined_name(plan.function)]
 
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
         """Report an unimportable function or a parameter nothing provides.

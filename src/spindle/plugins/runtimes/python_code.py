@@ -50,6 +50,10 @@ class PythonCodeRuntime(Runtime[CodePayload], kind="python_code"):
     _compiled: CodeType | None = field(init=False, default=None, repr=False, eq=False)
     _filename: str = field(init=False, default="<python_code>", repr=False, eq=False)
 
+    def functions(self, resolve: bool = False) -> list[str]:
+        """``builtins:exec``: what runs the code, so a function allow-list can refuse it."""
+        return ["builtins:exec"]
+
     def _compile(self, node_id: str | None = None) -> CodeType:
         """Compile once; registers the source so tracebacks show the offending line.
 
