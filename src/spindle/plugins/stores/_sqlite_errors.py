@@ -93,8 +93,9 @@ def sqlite_failure(
         )
     if primary == "CANTOPEN":
         return StoreError(
-            f"cannot open SQLite store {path} ({text}): check that its directory exists "
-            "and is writable and that the path names a file"
+            f"cannot open SQLite store {path} ({text}): check that the path names a file in "
+            "an existing directory and that this user can write that directory (SQLite "
+            "creates the store's -wal and -shm files beside it)"
         )
     return StoreError(f"SQLite store {path} failed ({text}){kept}")
 
