@@ -433,3 +433,62 @@ def test_a_path_that_cannot_hold_a_store_is_refused(
     for command in (("runs",), ("run", "small.yaml")):
         proc = spindle(*command, "--store", f"sqlite:///{path}")
         one_error(proc, path, says)
+
+
+def test_a_worker_retries_a_run_it_could_not_drive_for_a_lock(
+    spindle: Spindle, write, tmp_path: Path
+) -> None:
+    """A worker that meets a lock held past busy_timeout says so and drives the run once
+    the lock is released, rather than giving the run up as broken."""
+    path = tmp_path / "s.db"
+    store = f"sqlite:///{path}?busy_timeout=0.1"
+    write("small.yaml", SMALL)
+    code, doc = spindle.json("run", "small.yaml", "--detach", "--store", store)
+    assert (code, doc["status"]) == (0, "pending"), doc
+    run_id = doc["run_id"]
+    log = tmp_path / "worker.log"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    with log.open("w") as err:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "spindle", "worker", "--poll", "0.05", "--store", store],
+            cwd=tmp_path,
+            env=spindle.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60  # a bound on waiting, not a timing assertion
+        while "is locked" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        holder.execute("ROLLBACK")
+        holder.close()
+        while listed(spindle, store)[run_id] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    said = log.read_text()
+    assert listed(spindle, store)[run_id] == "completed", said
+    assert f"run {run_id} interrupted, to be retried: SQLite store {path} is locked" in said
+    assert "Traceback" not in said
+
+
+def test_a_result_the_artifact_store_cannot_keep_interrupts_the_run_not_fails_it(
+    spindle: Spindle, write, earlier, tmp_path: Path
+) -> None:
+    """A result too big for the ledger whose artifact file cannot be written (the artifact
+    directory's path is taken by a file) stops the run with one error naming the artifact;
+    the node is not recorded as failed, and the run resumes once the path is free."""
+    path = tmp_path / "s.db"
+    store = f"sqlite:///{path}"
+    first = earlier(store)
+    blocker = Path(f"{path}.artifacts")
+    blocker.write_text("in the way")
+    write("huge.yaml", BIG.replace("60000", "70000"))  # over result_inline_limit
+    proc = spindle("run", "huge.yaml", "--store", store)
+    run_id = started(proc)
+    one_error(proc, f"artifact {blocker}/", f"of SQLite store {path}", f"spindle resume {run_id}")
+    assert listed(spindle, store) == {first: "completed", run_id: "interrupted"}
+    blocker.unlink()
+    resumes_to_the_end(spindle, store, run_id)
