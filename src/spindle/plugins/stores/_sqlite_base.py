@@ -236,7 +236,7 @@ class SQLiteBase(Store):
         except FileNotFoundError:
             raise KeyError(f"no artifact {digest} in {self.artifacts_dir}") from None
         except OSError as exc:
-            raise file_failure(exc, self.path, f"artifact {path}") from exc
+            raise file_failure(exc, self.path, f"artifact {path}", reading=True) from exc
 
     async def run_artifacts(self, run_id: str) -> list[ArtifactRef]:
         """The artifacts ``run_id`` references, in the order they were first put."""

@@ -100,7 +100,9 @@ def sqlite_failure(
     return StoreError(f"SQLite store {path} failed ({text}){kept}")
 
 
-def file_failure(exc: OSError, path: str, what: str, *, run_id: str | None = None) -> StoreError:
+def file_failure(
+    exc: OSError, path: str, what: str, *, run_id: str | None = None, reading: bool = False
+) -> StoreError:
     """The spindle error for ``exc``, raised on a file of the store ``path``.
 
     Args:
@@ -108,6 +110,7 @@ def file_failure(exc: OSError, path: str, what: str, *, run_id: str | None = Non
         path: the store's file.
         what: the file or directory the operation was on, as the message names it.
         run_id: the run the operation was for, to say how it continues.
+        reading: the file was being read, not written.
     """
     reason = exc.strerror or str(exc)
     then = retry_hint(run_id)
@@ -116,6 +119,11 @@ def file_failure(exc: OSError, path: str, what: str, *, run_id: str | None = Non
         return StoreFull(
             f"disk full writing {what} of SQLite store {path} ({reason}): free space on its "
             f"disk, then {then}; nothing committed was lost"
+        )
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS) and reading:
+        return StoreError(
+            f"cannot read {what} of SQLite store {path} ({reason}): make it readable for "
+            f"this user, then {then}"
         )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoreReadOnly(
