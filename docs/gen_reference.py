@@ -46,6 +46,45 @@ _OBJECTS = {
     "input": ("Input", "Each entry of the workflow's `inputs:` when written as a mapping."),
 }
 
+_PATHS = [
+    "## Paths",
+    "",
+    "A node's paths — `path` of its `file`, `folder` and `json` outputs, and its "
+    "runtime's `cwd` — are relative to the run directory (`.spindle/runs/RUN_ID/` by "
+    "default) and stay inside it, because an output file is copied into the artifact "
+    "store and a working directory is where a command writes.",
+    "",
+    "- **When the workflow loads**, an absolute path, or one whose `..` climbs above the "
+    "run directory (`../x`, `a/../../x`), is refused with the node and the field: "
+    "`node 'x': output 'out' path '../../x' leaves the run directory (paths are relative "
+    "to the run directory; a trusted workflow, run without a load policy, can allow this "
+    "for the node with 'allow_outside_paths: true') @ nodes.x.outputs.out.path`. "
+    "`a/../b` and `./b` are fine.",
+    "- **When the node runs**, each path is resolved, symbolic links included, before the "
+    "task starts and again when its outputs are collected. One that resolves outside the "
+    "run directory — through a link the task or an earlier node left there — fails the "
+    "node, and nothing is copied into the artifact store: `node 'x': output 'out' path "
+    "'key.txt' resolves to /home/me/.ssh/id_ed25519, outside the run directory "
+    "/work/.spindle/runs/RUN_ID (a symbolic link inside the run directory points out of "
+    "it); refused`. A link to a file inside the run directory is an ordinary output.",
+    "- **A trusted workflow** — your own file, run without a load policy — can let one "
+    "node's paths leave the run directory with `allow_outside_paths: true` on that node "
+    "(a shared folder, an absolute `cwd`). Its paths are then used as written, and an "
+    "output file outside is copied into the artifact store like any other.",
+    "- **Under a load policy** (`[policy]` in `spindle.toml`, `Engine(policy=...)`) the "
+    "flag is refused when the workflow loads, with a `PolicyViolation` naming the node: "
+    "`node 'x': 'allow_outside_paths' is refused by the load policy: under a policy every "
+    "path stays inside the run directory (output 'out' path '/srv/x' is absolute); remove "
+    "the flag and use paths relative to the run directory @ nodes.x.allow_outside_paths`. "
+    "An engine with a policy does not honour the flag in a stored definition it resumes "
+    "either.",
+    "",
+    "Paths are not templates: `{inputs.x}` in a path is taken literally. The check covers "
+    "what spindle does with the paths a node declares (creating output folders, copying "
+    "outputs, choosing the working directory); what a task's own code opens is limited by "
+    "the kinds and executables the load policy allows.",
+]
+
 
 def builtin_registry() -> tuple[Registry, list[str]]:
     """A registry of the kinds the spindle distribution ships, and the ones that failed."""
@@ -92,6 +131,8 @@ def render(schema: dict[str, Any]) -> str:
         if name == "node":
             out += ["A node has exactly one of `runtime` and `effect`.", ""]
         out += _table(defs[name])
+        if name == "output":
+            out += ["", *_PATHS]
     for group in WORKFLOW_GROUPS:
         out += ["", f"## {_GROUP_TITLES[group]}", "", _GROUP_INTRO[group]]
         kinds = [ref["$ref"].rsplit("/", 1)[1] for ref in defs[group]["oneOf"] if "$ref" in ref]

@@ -15,6 +15,7 @@ from spindle._version import __version__ as __version__
 if TYPE_CHECKING:
     from spindle.core.config._settings import Settings as Settings
     from spindle.core.config._settings import load_settings as load_settings
+    from spindle.core.engine._delivery import Delivery as Delivery
     from spindle.core.engine._engine import Engine as Engine
     from spindle.core.engine._sync import SyncEngine as SyncEngine
     from spindle.core.errors import ConfigError as ConfigError
@@ -89,6 +90,7 @@ _LAZY: dict[str, str] = {
     "CompositeObserver": "spindle.core.plugin._observers",
     "ConfigError": "spindle.core.errors",
     "DefinitionChanged": "spindle.core.errors",
+    "Delivery": "spindle.core.engine._delivery",
     "Effect": "spindle.core.model._effects",
     "EffectContext": "spindle.core.plugin._context",
     "EffectHandler": "spindle.core.plugin._bases",

@@ -121,6 +121,21 @@ def test_definition_id_ignores_where_the_definition_came_from():
     assert a.to_dict() != b.to_dict()
 
 
+def test_to_dict_withholds_a_secret_default_and_the_id_does_not_depend_on_it():
+    """A secret input's default is not in to_dict() (what a store keeps) nor in the id."""
+    text = (
+        "name: s\ninputs:\n  token: {secret: true, default: %s}\n  who: {default: Ada}\n"
+        "nodes:\n  a: {runtime: {kind: python_code, code: 'result = 1'}}\n"
+    )
+    one = load_workflow_text(text % "s3cr3t", registry=REGISTRY)
+    other = load_workflow_text(text % "another", registry=REGISTRY)
+    assert one.inputs["token"].default == "s3cr3t"  # the loaded workflow keeps it in memory
+    assert "s3cr3t" not in repr(one.to_dict())
+    assert one.to_dict()["inputs"]["token"]["default"] is None
+    assert one.to_dict()["inputs"]["who"]["default"] == "Ada"
+    assert one.definition_id() == other.definition_id()
+
+
 def test_task_with_a_bad_mapping_names_the_field_path():
     """wf.task() with a bad runtime mapping raises ValidationError naming the path."""
     wf = Workflow("w", registry=REGISTRY)

@@ -34,7 +34,9 @@ nodes:
   ticker:
     runtime:
       kind: command
-      command: "for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done; echo giving up >&2; exit 4"
+      command: >-
+        echo tick 1; while [ ! -f gate ]; do sleep 0.05; done;
+        for i in 2 3 4 5; do sleep 0.4; echo tick $i; done; echo giving up >&2; exit 4
 """
 
 FLAKY = """\
@@ -45,6 +47,27 @@ nodes:
       kind: command
       command: "if [ -f marker ]; then echo second; else touch marker; echo first; exit 1; fi"
     retry: {max_attempts: 2, backoff: 0.05}
+"""
+
+# The first node holds on until the follower has printed its first line: the test then
+# creates `gate` in the run directory, the node's working directory. Lines that come
+# later must arrive later, however slowly the follower started.
+GATED_STAGES = """\
+name: stages
+nodes:
+  one:
+    runtime:
+      kind: command
+      command: "echo stage one; while [ ! -f gate ]; do sleep 0.05; done; sleep 0.8"
+  two:
+    runtime: {kind: command, command: "echo stage two; sleep 0.8"}
+    after: [one]
+  three:
+    runtime: {kind: command, command: "echo stage three; sleep 0.8"}
+    after: [two]
+  last:
+    runtime: {kind: command, command: "echo giving up >&2; exit 4"}
+    after: [three]
 """
 
 STAGES = """\
@@ -199,8 +222,8 @@ def test_logs_of_a_node_that_left_nothing_says_why(spindle, write):
     assert proc.returncode == 0
     assert proc.stdout == ""
     assert proc.stderr.startswith(
-        f"node 'calc' of run {doc['run_id']} left no output and no traceback (only the "
-        "subprocess executor, the default of command nodes, captures output"
+        f"node 'calc' of run {doc['run_id']} left no output and no traceback (a node's "
+        "output is kept when it prints to stdout or stderr"
     )
 
 
@@ -246,18 +269,23 @@ def _start_following(spindle, write, workflow, first_log):
     return driver, spindle.popen("logs", rid, "--follow"), rid
 
 
-def _arrivals(follower):
-    """Each line `logs --follow` prints, with when it arrived, until it exits."""
+def _arrivals(follower, gate=None):
+    """Each line `logs --follow` prints, with when it arrived, until it exits; ``gate`` is
+    created once the first line has arrived."""
     assert follower.stdout is not None
-    arrived = [(time.monotonic(), line) for line in follower.stdout]
+    arrived = []
+    for line in follower.stdout:
+        arrived.append((time.monotonic(), line))
+        if gate is not None and not gate.exists():
+            gate.touch()
     _, err = follower.communicate(timeout=30)
     return arrived, err
 
 
 def test_follow_streams_a_live_run_and_exits_with_its_code(spindle, write):
     """`logs --follow` prints each node's output as the run goes on, then exits 1 as it fails."""
-    driver, follower, rid = _start_following(spindle, write, STAGES, "one.stdout")
-    arrived, err = _arrivals(follower)
+    driver, follower, rid = _start_following(spindle, write, GATED_STAGES, "one.stdout")
+    arrived, err = _arrivals(follower, spindle.cwd / ".spindle" / "runs" / rid / "gate")
     driver.communicate(timeout=30)
     assert follower.returncode == 1, err
     lines = [line for _, line in arrived]
@@ -275,8 +303,8 @@ def test_follow_streams_a_live_run_and_exits_with_its_code(spindle, write):
 
 def test_follow_streams_the_lines_of_a_running_node_as_it_prints_them(spindle, write):
     """`logs --follow` prints a running node's lines as it writes them, not when it ends."""
-    driver, follower, _ = _start_following(spindle, write, TICKS, "ticker.stdout")
-    arrived, err = _arrivals(follower)
+    driver, follower, rid = _start_following(spindle, write, TICKS, "ticker.stdout")
+    arrived, err = _arrivals(follower, spindle.cwd / ".spindle" / "runs" / rid / "gate")
     driver.communicate(timeout=30)
     assert follower.returncode == 1, err
     ticks = [t for t, line in arrived if line.startswith("tick")]

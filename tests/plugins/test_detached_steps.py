@@ -79,8 +79,10 @@ def flaky_step(ctx: Any, log: str) -> int:
     return ctx.step(flaky, log, name="flaky", retry={"max_attempts": 3, "backoff": 0})
 
 
+# A backoff long enough that it is never due yet when the first drive stops, even on a
+# loaded machine (max_inline_sleep=0 fires a timer already due in-process).
 def slow_flaky_step(ctx: Any, log: str) -> int:
-    return ctx.step(flaky, log, name="flaky", retry={"max_attempts": 3, "backoff": 0.2})
+    return ctx.step(flaky, log, name="flaky", retry={"max_attempts": 3, "backoff": 1.0})
 
 
 def always_fails() -> None:

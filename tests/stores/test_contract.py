@@ -532,6 +532,21 @@ async def test_event_queued_for_another_run_cannot_be_consumed(store: Store) -> 
     assert await store.pending_events() == []
 
 
+async def test_queued_event_is_released_when_its_run_stops_waiting(store: Store) -> None:
+    """An event queued for a run goes back to any run once a commit drops the run's wait
+    on its key; one under a key the run still waits on stays its own."""
+    waiting = [event_wait("a", "ka"), event_wait("b", "kb")]
+    await store.commit(Commit(state("r1", waits=waiting), create=True))
+    ka = await store.deliver_event("ka", 1, run_id="r1")
+    kb = await store.deliver_event("kb", 2, run_id="r1")
+    await store.commit(Commit(state("r1", waits=[event_wait("b", "kb")])))
+    assert [e.event_id for e in await store.pending_events(for_run="r2")] == [ka.event_id]
+    [left] = await store.pending_events("kb")
+    assert (left.event_id, left.run_id) == (kb.event_id, "r1")
+    await store.commit(Commit(state("r1", status=RunStatus.CANCELLED)))
+    assert [e.run_id for e in await store.pending_events()] == [None, None]
+
+
 async def test_queue_event_moves_a_pending_event(store: Store) -> None:
     """queue_event re-addresses a pending event, releases it with None, and leaves a
     consumed one as it is."""

@@ -84,7 +84,13 @@ def echo_json(document: Any) -> None:
     """Print one JSON document on stdout (values JSON cannot hold are printed with ``str``)."""
     import json
 
-    click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+    from spindle._cli._stdout import document_stream
+
+    stream = document_stream()
+    if stream is None:  # stdout was closed when spindle started: nowhere to print
+        return
+    click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False), file=stream)
+    stream.flush()  # before a hard exit, which flushes nothing
 
 
 #: ``--store URL``: per command, like the design's CLI contract.
@@ -96,9 +102,24 @@ store_option = click.option(
     help="Store URL (default: $SPINDLE_STORE, spindle.toml, or sqlite:///.spindle/spindle.db).",
 )
 
-#: ``--json``: print one JSON document for scripts instead of text.
+
+def _reserve_stdout(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    """With ``--json``, stdout is kept for the document (see :mod:`spindle._cli._stdout`)."""
+    if value:
+        from spindle._cli._stdout import reserve_stdout
+
+        ctx.call_on_close(reserve_stdout())
+    return value
+
+
+#: ``--json``: print one JSON document for scripts instead of text. Nothing else
+#: reaches stdout then: what tasks run by the command print goes to stderr.
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document (for scripts)."
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_reserve_stdout,
+    help="Print one JSON document (for scripts).",
 )
 
 

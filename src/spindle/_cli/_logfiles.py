@@ -3,15 +3,15 @@
 The ``subprocess`` executor (the default of ``command`` and ``python_script``
 nodes, and the executor of Python callables given ``executor: {kind:
 subprocess}``) streams each node's output to ``RUN_DIR/logs/NODE.stdout`` and
-``RUN_DIR/logs/NODE.stderr``, where ``NODE`` is the node id with every
-character other than a letter, digit, ``_``, ``.`` or ``-`` replaced by
-``_``. The files are per node, not per attempt: a retry appends to them after
-a ``--- attempt N ---`` line (attempt 1 has none, and a node run again after
-a crash starts them afresh). Each attempt keeps at most the executor's
-``log_limit`` bytes per stream, then a ``[spindle: log truncated ...]``
-note. Values of secret inputs are written as ``***`` already. The ``inline``
-and ``process_pool`` executors capture nothing: their prints go to the
-driving process's own stdout and stderr.
+``RUN_DIR/logs/NODE.stderr``; the ``inline`` and ``process_pool`` executors
+keep there what a Python task writes to ``sys.stdout`` and ``sys.stderr``
+(not what is written below Python's streams: C code, ``os.system``). ``NODE``
+is the node id with every character other than a letter, digit, ``_``, ``.``
+or ``-`` replaced by ``_``. The files are per node, not per attempt: a retry
+appends to them after a ``--- attempt N ---`` line (attempt 1 has none, and a
+node run again after a crash starts them afresh). Each attempt keeps at most
+the executor's ``log_limit`` bytes per stream, then a ``[spindle: log
+truncated ...]`` note. Values of secret inputs are written as ``***`` already.
 
 :class:`StreamTail` reads one such file incrementally and tells which attempt
 each piece of it belongs to; :class:`Blocks` prints pieces under headings.

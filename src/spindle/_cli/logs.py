@@ -1,7 +1,7 @@
 """``spindle logs RUN_ID [NODE] [--follow] [--json]``: what a run's nodes left.
 
-For each node (or the one named): the stdout and stderr the ``subprocess``
-executor captured in the run directory (see :mod:`spindle._cli._logfiles` for
+For each node (or the one named): the stdout and stderr its executor kept
+in the run directory (see :mod:`spindle._cli._logfiles` for
 where and how), and the traceback of each failed Python attempt, which the
 ledger keeps (see :mod:`spindle._cli._tracebacks`). Both are redacted of
 secret inputs before they are written, so nothing here needs to redact.
@@ -42,8 +42,8 @@ POLL_SECONDS = 0.25
 
 _LIVE = ("pending", "running")
 _NOT_CAPTURED = (
-    "only the subprocess executor, the default of command nodes, captures output; a Python "
-    "node run inline prints to the terminal of the process that drove it"
+    "a node's output is kept when it prints to stdout or stderr: a command's, and a Python "
+    "task's print(); what C code or os.system() writes from a Python task run inline is not"
 )
 
 
@@ -62,9 +62,9 @@ _NOT_CAPTURED = (
 def logs(run_id: str, node: str | None, follow: bool, store: str | None, as_json: bool) -> None:
     """Print what a run's nodes left: captured stdout and stderr, and tracebacks.
 
-    For each node, or only NODE: the stdout and stderr the subprocess executor
-    captured (command nodes, and Python nodes given executor: {kind:
-    subprocess}) and the traceback of each failed attempt of Python code, and
+    For each node, or only NODE: the stdout and stderr it printed (what a
+    command wrote, and what Python code printed, in any built-in executor)
+    and the traceback of each failed attempt of Python code, and
     of each failed attempt of a sub-step (``ctx.step``) inside it. Each block
     is headed ``==> NODE STREAM (attempt N) <==`` (``NODE step 'NAME'
     traceback`` for a sub-step's). The log files are per

@@ -51,6 +51,7 @@ from spindle._cli._running import (  # noqa: F401 - the run commands' exit codes
 )
 
 if TYPE_CHECKING:
+    from spindle.core.engine import Delivery
     from spindle.core.model import RunState
 
 __all__ = ["cancel", "emit", "ledger", "resume", "run", "runs", "show"]
@@ -203,6 +204,8 @@ def resume(
                 progress.main_run = run_id
             if not before.status.terminal:
                 await give_secrets(engine, before, secrets)
+            if payload is None:
+                _refuse_empty_event(before, key)
             user = [w for w in before.waits if w.reason.value == "user"]
             target = next((w for w in user if w.key == key), None) if key else None
             if key is None and len(before.waits) == 1 and user:
@@ -235,24 +238,61 @@ def resume(
     _finish(state, as_json)
 
 
+def _refuse_empty_event(state: RunState, key: str | None) -> None:
+    """Refuse to answer an event wait with no payload unless ``--payload null`` says so.
+
+    Resuming without ``--payload`` is how an interrupted run is continued; the
+    same command on a run waiting for an event would complete the wait with
+    ``null`` by accident.
+    """
+    from spindle.core.errors import InvalidAnswer
+
+    waits = [w for w in state.waits if w.key == key] if key else state.waits
+    if len(waits) != 1 or waits[0].reason.value != "event":
+        return
+    wait = waits[0]
+    raise InvalidAnswer(
+        f"run {state.run_id} waits for event '{wait.event_key}' (wait '{wait.key}') and "
+        f"--payload was not given; answer with: spindle resume {state.run_id} --key "
+        f"{wait.key} --payload '{{...}}' (--payload null for no payload), or deliver the "
+        f"event: spindle emit {wait.event_key} --payload '{{...}}'"
+    )
+
+
 @click.command("emit")
 @click.argument("key")
 @click.option("--payload", default=None, metavar="JSON", help="The event payload (JSON).")
 @store_option
 @json_option
 def emit(key: str, payload: str | None, store: str | None, as_json: bool) -> None:
-    """Deliver an event; a run waiting on KEY resumes, else the event is kept."""
+    """Deliver an event; a run waiting on KEY resumes, else the event is kept.
+
+    A run waiting on KEY that is busy right now (another node of it is running)
+    gets the event queued for it alone: it takes it as soon as it stops to wait.
+    """
     value = parse_value(payload) if payload is not None else None
 
-    async def main() -> list[str]:
+    async def main() -> Delivery:
         async with make_engine(store) as engine:
-            return await engine.emit(key, value)
+            return await engine.deliver(key, value)
 
-    resumed = call(main)
+    sent = call(main)
     if as_json:
-        echo_json({"key": key, "resumed": resumed})
-    elif resumed:
-        click.echo(f"event '{key}' delivered to run {', '.join(resumed)}")
+        echo_json(
+            {
+                "key": key,
+                "resumed": sent.resumed,
+                "event_id": sent.event_id,
+                "queued_for": sent.queued_for,
+            }
+        )
+    elif sent.resumed:
+        click.echo(f"event '{key}' delivered to run {', '.join(sent.resumed)}")
+    elif sent.queued_for is not None:
+        click.echo(
+            f"event '{key}' queued for run {sent.queued_for} (it is busy; it takes the event "
+            f"as soon as it stops to wait)"
+        )
     else:
         click.echo(f"event '{key}' kept in the inbox until a run waits for it")
 

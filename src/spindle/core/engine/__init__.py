@@ -11,6 +11,7 @@ from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
     from spindle.core.engine._assembly import open_store as open_store
+    from spindle.core.engine._delivery import Delivery as Delivery
     from spindle.core.engine._engine import Engine as Engine
     from spindle.core.engine._events import EventEmitter as EventEmitter
     from spindle.core.engine._finish import FinishingRun as FinishingRun
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._sync import SyncEngine as SyncEngine
 
 _LAZY: dict[str, str] = {
+    "Delivery": "spindle.core.engine._delivery",
     "Engine": "spindle.core.engine._engine",
     "EventEmitter": "spindle.core.engine._events",
     "FinishingRun": "spindle.core.engine._finish",

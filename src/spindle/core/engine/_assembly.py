@@ -35,8 +35,8 @@ def open_store(url: str, registry: Registry, *, durability: str = "normal") -> S
     scheme, sep, _ = url.partition("://")
     if not sep:
         raise StoreError(
-            f"store URL {url!r} has no scheme; write sqlite:///{url} for a SQLite file, "
-            f"memory:// for an in-memory store, or postgresql://user@host/db"
+            f"store URL {url!r} has no scheme; write sqlite:///{url} for a SQLite file "
+            f"or memory:// for an in-memory store"
         )
     kind = _STORE_ALIASES.get(scheme, scheme)
     cls = registry.get("store", kind)
@@ -96,7 +96,7 @@ def build_services(
     )
     layers = [registry.create("middleware", cfg, path="middleware") for cfg in settings.middleware]
     chains = MiddlewareChains([*layers, *middleware])
-    tasks = TaskRunner(pm, registry, opened)
+    tasks = TaskRunner(pm, registry, opened, trusted=policy is None)
     return Services(
         store=opened,
         registry=registry,

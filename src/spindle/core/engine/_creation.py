@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import RunJournal
 from spindle.core.model import Lease, RunState, RunStatus, Secrets
-from spindle.core.workflow import input_values
+from spindle.core.workflow import Workflow, input_values
 
 if TYPE_CHECKING:
     from spindle.core.engine._active import ActiveRuns
     from spindle.core.engine._services import Services
-    from spindle.core.workflow import LoadPolicy, Workflow
+    from spindle.core.workflow import LoadPolicy
 
 __all__ = ["create_run"]
 
@@ -39,6 +40,7 @@ async def create_run(
         ValidationError: the workflow is invalid or an input is unknown/missing.
         PolicyViolation: the workflow is refused by the load policy.
     """
+    _check_arguments(workflow, inputs)
     workflow.validate(policy)
     values = input_values(workflow, inputs or {})
     def_id = await services.definitions.keep(workflow)
@@ -60,3 +62,27 @@ async def create_run(
     await RunJournal.create(services.store, state, lease)
     active.give(run_id, clear)
     return state
+
+
+def _check_arguments(workflow: object, inputs: object) -> None:
+    """Refuse a workflow that is not a :class:`Workflow`, or inputs that are not a mapping.
+
+    Raises:
+        TypeError: saying what was given and what to pass instead.
+    """
+    if not isinstance(workflow, Workflow):
+        if isinstance(workflow, str | os.PathLike):
+            raise TypeError(
+                f"engine.run() and engine.start() take a Workflow, not a file name "
+                f"({workflow!r:.200}); load the file first: "
+                f"spindle.load_workflow({os.fspath(workflow)!r:.200})"
+            )
+        raise TypeError(
+            f"engine.run() and engine.start() take a Workflow (got {type(workflow).__name__}); "
+            f"build one with spindle.Workflow(...) or load a file with spindle.load_workflow(PATH)"
+        )
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"the inputs of workflow '{workflow.name}' must be a mapping of input name to "
+            f"value, such as {{'who': 'Ada'}} (got {type(inputs).__name__} {inputs!r:.80})"
+        )

@@ -16,8 +16,9 @@ lost lease stops them and writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from spindle.core.engine._active import Stop, StopKind
 from spindle.core.engine._answers import (
@@ -27,6 +28,7 @@ from spindle.core.engine._answers import (
     partial_answer_batch,
 )
 from spindle.core.engine._attempt import Attempts, Finished
+from spindle.core.engine._due import due_timer, queued_answer
 from spindle.core.engine._ending import (
     cancel_batch,
     event_keys,
@@ -41,7 +43,7 @@ from spindle.core.engine._outcomes import Ending, EndingKind, Outcomes
 from spindle.core.engine._ready import ReadySet
 from spindle.core.engine._reruns import reopen_batch
 from spindle.core.engine._results import Results
-from spindle.core.errors import HookError, LeaseLost
+from spindle.core.errors import HookError, InvalidAnswer, LeaseLost
 from spindle.core.model import (
     HandoffEnvelope,
     LifecycleEventType,
@@ -49,7 +51,6 @@ from spindle.core.model import (
     RunStatus,
     WaitReason,
     WaitState,
-    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -165,8 +166,11 @@ class RunDriver:
         if choice is None:
             return None  # nothing waits: a plain resume drives on
         wait, value, error, keep = choice
-        if keep is not None:
-            return await self._keep_waiting(request, wait, value, keep)
+        if keep is not None:  # the wait stays open, with its new state
+            batch = partial_answer_batch(self.journal, request, wait, value, keep)
+            await self.journal.commit(batch)
+            request.delivered = True
+            return self.state
         pending = self.journal.pending()
         self.state.waits = [w for w in self.state.waits if w.key != wait.key]
         pending.consume.extend(request.consume)
@@ -182,14 +186,6 @@ class RunDriver:
         await self.journal.commit(pending)
         self.ready.requeue(wait.node_id)
         return None
-
-    async def _keep_waiting(
-        self, request: Answer, wait: WaitState, value: Any, data: dict[str, Any]
-    ) -> RunState:
-        """Record an answer that leaves its wait open, with the wait's new state."""
-        await self.journal.commit(partial_answer_batch(self.journal, request, wait, value, data))
-        request.delivered = True
-        return self.state
 
     async def reopen(self) -> None:
         """Open the ended run again (``retry``): its failed and skipped nodes run again."""
@@ -245,7 +241,7 @@ class RunDriver:
                     continue
                 await self._launch(ready)
                 if not self.inflight:
-                    if await self._fire_due_timers():
+                    if await self._answer_due_waits():
                         continue
                     if self.state.waits:
                         return await self._suspend()
@@ -330,15 +326,18 @@ class RunDriver:
 
     # --- waits and timers -------------------------------------------------------------
 
-    async def _fire_due_timers(self) -> bool:
-        timers = [w for w in self.state.waits if w.due_at is not None]
-        if not timers:
+    async def _answer_due_waits(self) -> bool:
+        """Answer a wait without suspending: from an event the inbox holds for the run (sent
+        while it was busy), or a timer due within ``max_inline_sleep``. True if one was."""
+        queued = await queued_answer(self.services.store, self.state)
+        if queued is not None:
+            with contextlib.suppress(InvalidAnswer):  # refused: left in the inbox
+                await self.answer(queued)
+                return True
+        due = due_timer(self.state.waits, self.services.limits.max_inline_sleep)
+        if due is None:
             return False
-        wait = min(timers, key=lambda w: w.due_at or utcnow())
-        assert wait.due_at is not None  # timers have a due time
-        delay = (wait.due_at - utcnow()).total_seconds()
-        if delay > self.services.limits.max_inline_sleep:
-            return False
+        wait, delay = due
         if delay > 0:
             await self._interruptibly(asyncio.sleep(delay))
             if self.stop is not None:
@@ -347,8 +346,7 @@ class RunDriver:
         return True
 
     async def fire_timer(self, wait: WaitState) -> None:
-        """Resolve a due timer wait: a retry becomes runnable, a sleep completes, an event
-        wait times out."""
+        """Resolve a due timer wait: a retry runs again, a sleep ends, an event wait times out."""
         pending = self.journal.pending()
         self.state.waits = [w for w in self.state.waits if w.key != wait.key]
         ending = None

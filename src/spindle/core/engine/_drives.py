@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from spindle.core.engine._active import ActiveRun, Stop, StopKind
 from spindle.core.engine._driver import RunDriver
-from spindle.core.errors import LeaseHeld, LeaseLost
-from spindle.core.model import RunState, cancel_request_key
+from spindle.core.engine._due import queued_answer
+from spindle.core.errors import InvalidAnswer, LeaseHeld, LeaseLost
+from spindle.core.model import RunState, RunStatus, cancel_request_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -110,7 +111,21 @@ class Drives:
         if result.status.terminal and not ended:
             assert driver is not None  # a drive that changed the run had a driver
             await self._follow_on.settle(result, driver.handoffs, driver.wf)
+        if result.status is RunStatus.WAITING:
+            return await self._take_queued(result)
         return result
+
+    async def _take_queued(self, state: RunState) -> RunState:
+        """Answer the waiting run from an event queued for it: one emitted just as the drive
+        stopped, when ``emit`` found the lease still held. Unless another process drives
+        the run by now (it then takes the event itself)."""
+        answer = await queued_answer(self._services.store, state)
+        if answer is None:
+            return state
+        try:
+            return await self.drive(state.run_id, answer=answer)
+        except (LeaseHeld, InvalidAnswer):
+            return state
 
     async def acquire(self, run_id: str) -> Lease:
         """Take the lease to drive ``run_id``.

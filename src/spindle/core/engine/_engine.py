@@ -26,6 +26,7 @@ from spindle.core.engine._answers import Answer
 from spindle.core.engine._assembly import build_services
 from spindle.core.engine._cancel import Cancels
 from spindle.core.engine._creation import create_run
+from spindle.core.engine._delivery import Delivery, deliver
 from spindle.core.engine._drives import Drives
 from spindle.core.engine._followon import FollowOn, RunOps
 from spindle.core.engine._reading import RunReads
@@ -328,7 +329,20 @@ class Engine(RunReads):
     async def emit(self, event_key: str, payload: Any = None) -> list[str]:
         """Deliver an event; a run waiting on ``event_key`` resumes, else it waits in the inbox.
 
-        Returns the ids of the runs it resumed (empty when kept for later).
+        Returns the ids of the runs it resumed now: empty when the event was kept
+        for later — for the first run to wait on the key, or queued for a waiting
+        run that is busy (it takes the event when it next stops to wait).
+        :meth:`deliver` says which.
+
+        Raises:
+            ValidationError: ``event_key`` is reserved (it starts with ``spindle:``).
+        """
+        return (await self.deliver(event_key, payload)).resumed
+
+    async def deliver(self, event_key: str, payload: Any = None) -> Delivery:
+        """:meth:`emit`, telling where the event went: the run it resumed, the busy run it
+        is queued for, or neither (kept for the first run to wait on the key). The
+        event reaches one run, once, and is never lost.
 
         Raises:
             ValidationError: ``event_key`` is reserved (it starts with ``spindle:``).
@@ -342,13 +356,7 @@ class Engine(RunReads):
                 ],
             )
         await self.open()
-        event = await self.store.deliver_event(event_key, payload)
-        for run_id in await self.store.waiting_on(event_key):
-            answer = Answer(event_key=event_key, payload=payload, consume=(event.event_id,))
-            await self._drives.drive(run_id, answer=answer)
-            if answer.delivered:
-                return [run_id]
-        return []
+        return await deliver(self.store, self._drives, event_key, payload)
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> RunState:
         """Cancel a run and its child runs, wherever the run is driven; a finished run is

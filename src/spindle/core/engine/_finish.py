@@ -104,7 +104,11 @@ async def snapshot_unsettled(
     ]
     timers = [w for w in state.waits if w.reason in (WaitReason.TIMER, WaitReason.RETRY)]
     keys = {w.event_key for w in state.waits if w.event_key} | set(event_keys)
-    undelivered = [e.event_id for k in sorted(keys) for e in await store.pending_events(k)]
+    undelivered = [
+        e.event_id
+        for k in sorted(keys)
+        for e in await store.pending_events(k, for_run=state.run_id)
+    ]
     handoffs = [h.envelope_id for h in await store.handoffs(state.run_id, open_only=True)]
     return UnsettledWork(children, timers, undelivered, list(in_flight), handoffs)
 

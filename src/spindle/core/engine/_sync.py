@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from spindle.core.engine._engine import Engine
+from spindle.core.store import Store
 
 __all__ = ["SyncEngine"]
 
@@ -137,8 +138,29 @@ class SyncEngine:
             state = engine.run(workflow, {"who": "Ada"})
     """
 
-    def __init__(self, engine: Engine | None = None, **kwargs: Any) -> None:
-        self.engine = engine if engine is not None else Engine(**kwargs)
+    def __init__(self, engine: Engine | Store | str | None = None, **kwargs: Any) -> None:
+        """Wrap ``engine``, or build one: ``SyncEngine("sqlite:///runs.db", ...)`` takes the
+        same arguments as :class:`Engine` (a store or store URL first, then keywords).
+
+        Raises:
+            TypeError: ``engine`` is neither an Engine, a Store nor a store URL.
+        """
+        if isinstance(engine, Engine):
+            if kwargs:
+                raise TypeError(
+                    f"SyncEngine(engine, ...) wraps an Engine as it is and takes no other "
+                    f"arguments (got {', '.join(sorted(kwargs))}); give them to Engine(...)"
+                )
+            self.engine = engine
+        elif engine is None:
+            self.engine = Engine(**kwargs)
+        elif isinstance(engine, str | Store):
+            self.engine = Engine(engine, **kwargs)
+        else:
+            raise TypeError(
+                f"SyncEngine() takes an Engine, a Store or a store URL such as "
+                f"'sqlite:///runs.db' (got {type(engine).__name__} {engine!r:.80})"
+            )
         self._runner = _BlockingRunner()
 
     @classmethod

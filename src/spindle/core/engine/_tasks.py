@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from spindle.core.errors import TaskError
 from spindle.core.model import converter
 from spindle.core.store import Store
-from spindle.core.workflow import canonical_json
+from spindle.core.workflow import canonical_json, check_inside, read_inside, run_time_escapes
 
 if TYPE_CHECKING:
     import pluggy
@@ -21,12 +21,24 @@ __all__ = ["TaskRunner"]
 
 
 class TaskRunner:
-    """Runs task nodes for an engine; keeps one executor instance per kind (pools)."""
+    """Runs task nodes for an engine; keeps one executor instance per kind (pools).
 
-    def __init__(self, pm: pluggy.PluginManager, registry: Registry, store: Store) -> None:
+    Args:
+        pm: the plugin manager (``spindle_select_executor``).
+        registry: where executor kinds are created.
+        store: where declared outputs are kept as artifacts.
+        trusted: whether a node's ``allow_outside_paths`` is honoured: true when
+            the engine has no load policy. Otherwise every output path and
+            working directory must resolve inside the run directory.
+    """
+
+    def __init__(
+        self, pm: pluggy.PluginManager, registry: Registry, store: Store, *, trusted: bool = True
+    ) -> None:
         self.pm = pm
         self.registry = registry
         self.store = store
+        self.trusted = trusted
         # One instance per distinct configuration: every node asking for
         # {kind: process_pool} shares one pool, not one pool per node. Keyed by the
         # kind (defaults) or by the canonical JSON of a node's executor options.
@@ -43,6 +55,7 @@ class TaskRunner:
         node = task.node
         runtime = node.runtime
         assert runtime is not None
+        self.check_paths(task)
         payload = await runtime.setup_runtime(task)
         if node.executor is not None:
             executor = self.shared(node.executor)
@@ -59,6 +72,29 @@ class TaskRunner:
             )
         outcome = await executor.execute(payload, task)
         return outcome.value
+
+    def contained(self, node: NodeSpec) -> bool:
+        """Whether ``node``'s paths must stay inside the run directory."""
+        return not (node.allow_outside_paths and self.trusted)
+
+    def check_paths(self, task: TaskContext) -> None:
+        """Refuse a task whose output paths or working directory resolve outside its run dir.
+
+        Resolved before the runtime creates output directories, so a symbolic
+        link an earlier node left in the run directory is not followed.
+
+        Raises:
+            TaskError: naming each path and where it resolves to.
+        """
+        node = task.node
+        if not self.contained(node):
+            return
+        runtime_paths = node.runtime.run_paths() if node.runtime is not None else {}
+        if not runtime_paths and all(p is None for p in task.outputs.values()):
+            return
+        escapes = run_time_escapes(node, task.run_dir, task.outputs)
+        if escapes:
+            raise TaskError("; ".join(escapes), node_id=node.id)
 
     def shared(self, configured: Executor[Any]) -> Executor[Any]:
         """The engine's instance for a node's configured executor (equal options share)."""
@@ -82,8 +118,11 @@ class TaskRunner:
     ) -> dict[str, Any]:
         """Check and store a node's declared outputs; return what downstream nodes receive."""
         out: dict[str, Any] = {}
+        contained = self.contained(node)
         for name, spec in node.outputs.items():
             path = task.outputs.get(name)
+            if contained and path is not None:
+                check_inside(node, name, task.run_dir, path)
             if spec.kind in ("file", "json"):
                 if path is None or not path.is_file():
                     raise TaskError(
@@ -91,7 +130,9 @@ class TaskRunner:
                         f"{path}",
                         node_id=node.id,
                     )
-                data = path.read_bytes()
+                data = (
+                    read_inside(node, name, task.run_dir, path) if contained else path.read_bytes()
+                )
                 await self.store.put_artifact(run_id, data, name=f"{node.id}.{name}")
                 if spec.kind == "json":
                     try:

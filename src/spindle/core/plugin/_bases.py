@@ -70,13 +70,24 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         Args:
             node: the node being loaded.
             available: what a task may refer to: the node's input and output names,
-                ``"ctx"``, and ``"inputs.NAME"`` for every workflow input.
+                ``"ctx"``, ``"inputs.NAME"`` for every workflow input, and
+                ``"secrets.NAME"`` for every secret one.
         """
         return []
 
     def executables(self) -> list[str] | None:
         """The programs this runtime starts, for load policies (None: not a process runtime)."""
         return None
+
+    def run_paths(self) -> dict[str, str]:
+        """This runtime's options that name a path relative to the run directory.
+
+        Field name to path (``{"cwd": "build"}``), for the options that are set.
+        The loader refuses one that leaves the run directory and the engine
+        resolves each before the task runs, so a runtime with a working
+        directory option lists it here. None by default.
+        """
+        return {}
 
 
 class Executor(Plugin, Generic[T], group="executor"):

@@ -16,7 +16,7 @@ from spindle.core.plugin._discovery import EntryPointInfo
 from spindle.core.plugin._plugin import BASE_NAMES, Plugin
 
 __all__ = [
-    "EXTRA_KINDS",
+    "KIND_HINTS",
     "description",
     "duplicate_error",
     "load_entry_point",
@@ -25,13 +25,25 @@ __all__ = [
     "unknown_kind",
 ]
 
-#: Kinds shipped by optional extras, for the "pip install" hint on unknown kinds.
-EXTRA_KINDS: dict[tuple[str, str], str] = {
-    ("store", "postgres"): "postgres",
-    ("store", "postgresql"): "postgres",
-    ("executor", "dask"): "dask",
-    ("observer", "otel"): "otel",
+#: What to say about a kind the design names but that is not installed: the
+#: kinds of spindle's planned contrib integrations, which this version does not
+#: ship yet (no extra installs them). When one lands behind an extra, its hint
+#: becomes the ``pip install 'spindle[EXTRA]'`` line that adds it.
+KIND_HINTS: dict[tuple[str, str], str] = {
+    ("store", "postgres"): (
+        "The PostgreSQL store is not available yet in this version of spindle; use "
+        "sqlite:///path (one file, shared by the workers of one machine) or memory://."
+    ),
+    ("executor", "dask"): (
+        "The Dask executor is not available yet in this version of spindle; use "
+        "process_pool for parallel work on this machine."
+    ),
+    ("observer", "otel"): (
+        "The OpenTelemetry observer is not available yet in this version of spindle; "
+        "use the log or jsonl observer."
+    ),
 }
+KIND_HINTS[("store", "postgresql")] = KIND_HINTS[("store", "postgres")]
 
 
 def load_entry_point(ep: EntryPointInfo) -> Any:
@@ -137,10 +149,8 @@ def duplicate_error(
 def unknown_kind(group: str, kind: str, installed: list[str]) -> UnknownKindError:
     """The error for a kind nothing installed provides, listing what is installed."""
     names = ", ".join(installed) or "(none)"
-    hint = ""
-    extra = EXTRA_KINDS.get((group, kind))
-    if extra:
-        hint = f" It ships with an extra: pip install 'spindle[{extra}]'."
+    hint = KIND_HINTS.get((group, kind))
+    hint = f" {hint}" if hint else ""
     return UnknownKindError(
         f"unknown {group} kind '{kind}'; installed {group} kinds: {names}.{hint}",
         group=group,

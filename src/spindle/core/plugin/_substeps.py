@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import threading
 import time
@@ -346,7 +347,12 @@ def map_steps(
         return out
     _refuse_loop_thread(log, "ctx.map()")
     with concurrent.futures.ThreadPoolExecutor(concurrency, "spindle-map") as pool:
-        futures = [(i, pool.submit(_make_sync, ctx, log, step)) for i, step in todo]
+        # Each item runs in the caller's context, as asyncio.to_thread would: what
+        # the task's context carries (where its prints are kept) holds for its items.
+        futures = [
+            (i, pool.submit(contextvars.copy_context().run, _make_sync, ctx, log, step))
+            for i, step in todo
+        ]
         concurrent.futures.wait([f for _, f in futures])
     for i, future in futures:  # every step is committed; the first failure in item order wins
         out[i] = future.result()

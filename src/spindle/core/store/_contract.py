@@ -210,6 +210,11 @@ class InboxStore(abc.ABC):
     async def queue_event(self, event_id: str, run_id: str | None) -> bool:
         """Queue a pending event for ``run_id`` instead (None: for whichever run waits first).
 
+        An event queued for a run stays its own only while the run waits on the
+        event's key: a commit whose state drops the last wait on that key (a
+        timeout, a cancel, the run's end) releases it to any run, in the same
+        transaction, so no event is stranded.
+
         Returns False when the event was consumed already (it is left as it is).
 
         Raises:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import Reference as Reference
     from spindle.core.workflow._nodes import canonical_json as canonical_json
     from spindle.core.workflow._nodes import current_base_dir as current_base_dir
+    from spindle.core.workflow._paths import check_inside as check_inside
+    from spindle.core.workflow._paths import path_escape as path_escape
+    from spindle.core.workflow._paths import read_inside as read_inside
+    from spindle.core.workflow._paths import run_time_escapes as run_time_escapes
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
     from spindle.core.workflow._schema import group_schema as group_schema
@@ -41,12 +45,16 @@ _LAZY: dict[str, str] = {
     "WORKFLOW_GROUPS": "spindle.core.workflow._schema",
     "Workflow": "spindle.core.workflow._workflow",
     "canonical_json": "spindle.core.workflow._nodes",
+    "check_inside": "spindle.core.workflow._paths",
     "current_base_dir": "spindle.core.workflow._nodes",
     "fill_templates": "spindle.core.workflow._templates",
     "group_schema": "spindle.core.workflow._schema",
     "input_values": "spindle.core.workflow._definition",
     "load_workflow": "spindle.core.workflow._loader",
     "load_workflow_text": "spindle.core.workflow._loader",
+    "path_escape": "spindle.core.workflow._paths",
+    "read_inside": "spindle.core.workflow._paths",
+    "run_time_escapes": "spindle.core.workflow._paths",
     "template_problems": "spindle.core.workflow._templates",
     "workflow_schema": "spindle.core.workflow._schema",
 }

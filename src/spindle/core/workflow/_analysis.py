@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from spindle.core.errors import ValidationError
+from spindle.core.workflow._paths import path_problems
 from spindle.core.workflow._templates import template_problems
 
 if TYPE_CHECKING:
@@ -62,10 +63,19 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
                     f"node '{nid}': output '{oname}' of kind '{spec.kind}' needs a "
                     f"'path' @ {where}.outputs.{oname}.path"
                 )
+        if not failed & {"outputs", "runtime"}:
+            out.extend(path_problems(node))
         if failed & {"inputs", "outputs"}:
             continue  # plugin checks would miss names that failed to load
-        # plain names: what the node supplies; "inputs.NAME": every workflow input
-        available = {*node.inputs, *node.outputs, "ctx", *(f"inputs.{k}" for k in wf.inputs)}
+        # plain names: what the node supplies; "inputs.NAME": every workflow input;
+        # "secrets.NAME": every secret one
+        available = {
+            *node.inputs,
+            *node.outputs,
+            "ctx",
+            *(f"inputs.{k}" for k in wf.inputs),
+            *(f"secrets.{k}" for k, spec in wf.inputs.items() if spec.secret),
+        }
         if node.runtime is not None:
             out.extend(
                 f"node '{nid}': {p} @ {where}.runtime" for p in node.runtime.check(node, available)

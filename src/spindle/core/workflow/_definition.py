@@ -105,6 +105,7 @@ _NODE_FIELDS = (
     "timeout",
     "continue_on_failure",
     "description",
+    "allow_outside_paths",
 )
 
 _NODE_TYPES: dict[str, Any] = {
@@ -117,6 +118,7 @@ _NODE_TYPES: dict[str, Any] = {
     "timeout": float,
     "continue_on_failure": bool,
     "description": str,
+    "allow_outside_paths": bool,
 }
 
 
@@ -167,6 +169,14 @@ def _structure_node(
     return NodeSpec(id=nid, **values), problems, failed
 
 
+def _input_dict(spec: InputSpec) -> dict[str, Any]:
+    """An input as plain data; a secret's default is withheld (a definition is stored)."""
+    data: dict[str, Any] = converter.unstructure(spec)
+    if spec.secret:
+        data["default"] = None
+    return data
+
+
 def _node_dict(node: NodeSpec) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if node.runtime is not None:
@@ -189,6 +199,8 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["continue_on_failure"] = True
     if node.description:
         d["description"] = node.description
+    if node.allow_outside_paths:
+        d["allow_outside_paths"] = True
     return d
 
 

@@ -55,7 +55,8 @@ class ArtifactSpec:
 
     Attributes:
         kind: ``file``, ``folder``, ``json`` or ``value``.
-        path: where the file, folder or JSON file is, relative to the run dir.
+        path: where the file, folder or JSON file is, relative to the run dir (it
+            must stay inside it).
         key: for ``value``: the key of the node's returned mapping (empty: all of it).
         description: what the output holds.
     """
@@ -73,7 +74,9 @@ class InputSpec:
     Attributes:
         default: the value used when a run does not give one.
         required: a run must give a value.
-        secret: redacted from the ledger, logs and events.
+        secret: redacted from the ledger, logs and events; never stored (its
+            default neither), so a run continued in another process is given it
+            again; a command gets it in its environment, never in its command line.
         description: what the input is for.
     """
 
@@ -100,6 +103,9 @@ class NodeSpec:
         timeout: seconds an attempt may take before it fails.
         continue_on_failure: the run goes on when this node fails.
         description: what the node does.
+        allow_outside_paths: let this node's output paths and working directory
+            leave the run directory (absolute, or climbing out with ``..``).
+            Only for a trusted workflow: a load policy refuses it.
     """
 
     id: str
@@ -113,6 +119,7 @@ class NodeSpec:
     timeout: float | None = None
     continue_on_failure: bool = False
     description: str | None = None
+    allow_outside_paths: bool = False
 
     def references(self) -> list[Reference]:
         """Every reference in this node's ``inputs`` mapping."""

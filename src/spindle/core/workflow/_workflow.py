@@ -22,16 +22,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from spindle.core.errors import PolicyViolation, ValidationError
-from spindle.core.model import RetryPolicy, converter
+from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
-from spindle.core.workflow._definition import _hash, _node, _node_dict, _workflow_from_dict
+from spindle.core.workflow._definition import (
+    _hash,
+    _input_dict,
+    _node,
+    _node_dict,
+    _workflow_from_dict,
+)
 from spindle.core.workflow._nodes import (
     InputSpec,
     LoadPolicy,
     NodeSpec,
     _base_dir_context,
 )
+from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
@@ -154,11 +161,14 @@ class Workflow:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         timeout: float | None = None,
         continue_on_failure: bool = False,
+        allow_outside_paths: bool = False,
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
         A parameter named like an earlier node receives that node's result (and
-        makes it a dependency) unless ``inputs`` maps it explicitly.
+        makes it a dependency) unless ``inputs`` maps it explicitly. The other
+        options are the node's fields (``allow_outside_paths``: its output
+        paths may leave the run directory; refused under a load policy).
         """
 
         def decorate(func: F) -> F:
@@ -179,6 +189,7 @@ class Workflow:
                 retry=retry,
                 timeout=timeout,
                 continue_on_failure=continue_on_failure,
+                allow_outside_paths=allow_outside_paths,
             )
             return func
 
@@ -221,6 +232,7 @@ class Workflow:
             raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         if policy is not None:
             refused = [p for n in self.nodes.values() for p in policy.problems(n)]
+            refused += [p for n in self.nodes.values() for p in policy_path_problems(n)]
             if refused:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused
@@ -240,6 +252,10 @@ class Workflow:
     def to_dict(self) -> dict[str, Any]:
         """The definition as plain data (the file format), with a content hash per node.
 
+        This is what a store keeps with each run, so a secret input's default is
+        left out (written as no default): the stored definition, and the
+        definition id hashed from it, never hold a secret. A run resumed in
+        another process is given its secrets again (``--input NAME=VALUE``).
         Computed once and cached until the workflow changes; do not mutate the result.
         """
         cached = self._cache.get("dict")
@@ -248,7 +264,7 @@ class Workflow:
         nodes = {nid: _node_dict(n) for nid, n in self.nodes.items()}
         self._cache["dict"] = data = {
             "name": self.name,
-            "inputs": {k: converter.unstructure(v) for k, v in self.inputs.items()},
+            "inputs": {k: _input_dict(v) for k, v in self.inputs.items()},
             "nodes": nodes,
             "output": self.output,
             "max_steps": self.max_steps,

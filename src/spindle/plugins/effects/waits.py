@@ -41,7 +41,7 @@ class WaitEventHandler(EffectHandler, kind="wait_event"):
 
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Take an event already in the inbox, or wait for one."""
-        for event in await ctx.store.pending_events(self.key):
+        for event in await ctx.store.pending_events(self.key, for_run=run.run_id):
             return EffectOutcome.completed(event.payload, consumed_event_id=event.event_id)
         due = ctx.now + timedelta(seconds=self.timeout) if self.timeout is not None else None
         return EffectOutcome.waiting(

@@ -6,7 +6,9 @@ Two entry points:
   ``subprocess`` executor. It reads a pickled request from stdin, calls the
   function and writes a pickled response to ``RESULT_PATH``; the function's
   prints go to the process's stdout/stderr, which the executor captures.
-* :func:`call_in_worker` — the function a ``process_pool`` worker runs.
+* :func:`call_in_worker` — the function a ``process_pool`` worker runs. A
+  request given ``"logs"`` (a :func:`~spindle.plugins.executors._capture.log_spec`)
+  has the function's prints kept in its node's log files, as inline does.
 
 A request is ``{"reference", "kwargs", "sys_path", "is_async"}`` and, when
 the function takes ``ctx`` and the engine records its sub-steps, ``"steps"``:
@@ -104,8 +106,19 @@ def call_in_worker(blob: bytes) -> tuple[str, Any]:
     for an effect. Exceptions propagate to the parent the way
     ``concurrent.futures`` sends them.
     """
+    request = pickle.loads(blob)
+    logs = request.get("logs")
+    if logs is None:
+        return _call_signalled(request)
+    from spindle.plugins.executors._capture import captured_output
+
+    with captured_output(logs):
+        return _call_signalled(request)
+
+
+def _call_signalled(request: dict[str, Any]) -> tuple[str, Any]:
     try:
-        return "value", _call(pickle.loads(blob))
+        return "value", _call(request)
     except Exception:
         raise
     except BaseException as exc:

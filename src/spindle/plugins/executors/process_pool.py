@@ -18,6 +18,9 @@ reach the engine over a socket, so each sub-step is committed to the run's
 ledger before it returns, as in the engine's process (see
 :mod:`spindle.plugins.executors._channel`).
 
+What the function prints to ``sys.stdout`` and ``sys.stderr`` is kept in the
+node's log files, as with the ``inline`` executor (``spindle logs RUN``).
+
 A timeout or cancel stops waiting, but a call already running in a worker
 runs on to its end (the pool cannot interrupt it); its later sub-steps are
 refused, so nothing more of it is recorded.
@@ -39,6 +42,7 @@ from attrs import define, field
 
 from spindle import Executor, Outcome, TaskError
 from spindle.core.plugin import Suspend
+from spindle.plugins.executors._capture import log_spec
 from spindle.plugins.executors._channel import serve_steps
 from spindle.plugins.executors._child import call_in_worker, init_worker
 from spindle.plugins.executors._detached import detached_request
@@ -64,12 +68,17 @@ class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
         max_workers: the pool size (default: the number of CPUs).
         start_method: how workers start: ``forkserver`` (default where available),
             ``spawn`` or ``fork`` (fast, but unsafe in a process with threads).
+        echo: also print what the function prints to the worker's stdout and
+            stderr (it is kept in the node's log files either way).
+        log_limit: the most bytes kept in each log file (stdout, stderr) per attempt.
     """
 
     accepts: ClassVar[tuple[type, ...]] = (PythonCall,)
 
     max_workers: int | None = None
     start_method: StartMethod | None = None
+    echo: bool = True
+    log_limit: int = 10 * 1024 * 1024
     _pool: concurrent.futures.ProcessPoolExecutor | None = field(
         init=False, default=None, repr=False, eq=False
     )
@@ -93,6 +102,7 @@ class ProcessPoolExecutor(Executor[PythonCall], kind="process_pool"):
                 f"executor 'process_pool' cannot run a {type(payload).__name__}; it runs PythonCall"
             )
         request = detached_request(payload, task, "process_pool", "a process pool")
+        request["logs"] = log_spec(task, limit=self.log_limit, echo=self.echo, detached=True)
         async with serve_steps(task, request):
             kind, value, duration = await self._call(payload, task, request)
         if kind == "suspend":

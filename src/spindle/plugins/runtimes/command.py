@@ -13,12 +13,20 @@ so ``x; rm -rf ~`` stays one argument):
 
 =====================  ===========================================================
 ``{inputs.NAME}``      the node's input ``NAME``, else the workflow input ``NAME``
+``{secrets.NAME}``     the secret workflow input ``NAME`` (passed in the environment)
 ``{outputs.NAME.path}`` the absolute path of declared output ``NAME`` (file, folder, json)
 ``{NAME.path}``        the path held by node input ``NAME`` (an upstream file artifact)
 ``{task.name}``        the node id
 ``{run.id}``           the run id
 ``{run.dir}``          the run's working directory
 =====================  ===========================================================
+
+A secret never appears in the command line, which any user of the machine can
+read (``ps``, ``/proc/PID/cmdline``): a placeholder whose value is, or holds, a
+secret input — ``{secrets.NAME}``, or ``{inputs.NAME}`` of a secret input —
+becomes the word ``"$SPINDLE_SECRET_NAME"`` and the value is put in the
+command's environment under that name (readable only by your own user), so
+``curl -H {secrets.token} ...`` still passes the value as one argument.
 
 Write ``{{`` and ``}}`` for literal braces (a shell ``${HOME}`` is ``${{HOME}}``).
 A placeholder that names nothing is reported when the workflow is loaded. The
@@ -34,13 +42,13 @@ from attrs import define, field
 from spindle import Runtime, TaskError
 from spindle.plugins.payloads import CommandPayload
 from spindle.plugins.runtimes._common import prepare_outputs, resolve_dir, task_env
+from spindle.plugins.runtimes._secret_words import SecretWords
 from spindle.plugins.runtimes._template import (
     Placeholder,
     Template,
     TemplateError,
     executables,
     path_text,
-    quote_value,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +65,11 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
     """Runs a shell command line whose ``{placeholders}`` are filled in and shell-quoted.
 
     Attributes:
-        command: the command template (see the module documentation).
+        command: the command template: ``{inputs.NAME}``, ``{secrets.NAME}``,
+            ``{outputs.NAME.path}``, ``{NAME.path}``, ``{task.name}``, ``{run.id}``,
+            ``{run.dir}``; each value is shell-quoted, and a secret one is passed as
+            ``"$SPINDLE_SECRET_NAME"`` with its value in the environment, never in the
+            command line (see the module documentation).
         env: variables added to the environment (beside ``SPINDLE_RUN_ID``,
             ``SPINDLE_NODE_ID``, ``SPINDLE_RUN_DIR`` and ``SPINDLE_ATTEMPT``).
         cwd: the working directory, relative to the run directory (default: the run dir).
@@ -100,6 +112,13 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
             if name in known:
                 continue
             hint = ""
+            if ph.parts[0] == "secrets" and len(ph.parts) == 2:
+                name = ph.parts[1]
+                if f"inputs.{name}" in known:
+                    hint = (
+                        f" (input '{name}' is not declared secret: write {{inputs.{name}}}, "
+                        f"or declare it with secret: true)"
+                    )
             if ph.parts[0] == "outputs" and len(ph.parts) >= 2 and ph.parts[1] in node.outputs:
                 kind = node.outputs[ph.parts[1]].kind
                 if kind not in _PATH_KINDS:
@@ -124,13 +143,15 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
             template = self._parsed()
         except TemplateError as exc:
             raise TaskError(f"node '{task.node_id}': {exc}", node_id=task.node_id) from exc
+        words = SecretWords(task.secret_values)
         parts = [
-            item if isinstance(item, str) else quote_value(_value(item, task))
+            item if isinstance(item, str) else words.word(item, _value(item, task))
             for item in template.items
         ]
         prepare_outputs(task)
         env = task_env(task)
         env.update(self.env)
+        env.update(words.env)  # after env: a secret's variable is never overridden
         return CommandPayload(
             command="".join(parts),
             cwd=resolve_dir(task.run_dir, self.cwd),
@@ -138,11 +159,16 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
             shell=self.shell,
         )
 
+    def run_paths(self) -> dict[str, str]:
+        """``cwd``, when set: the loader and the engine keep it inside the run directory."""
+        return {"cwd": self.cwd} if self.cwd else {}
+
 
 def _available(node: NodeSpec, available: set[str]) -> list[str]:
     """Every placeholder name valid for ``node``, in the order error messages list them."""
     names = [f"inputs.{i}" for i in node.inputs]
     names.extend(sorted(a for a in available if a.startswith("inputs.") and a not in names))
+    names.extend(sorted(a for a in available if a.startswith("secrets.")))
     names.extend(f"outputs.{o}.path" for o, s in node.outputs.items() if s.kind in _PATH_KINDS)
     names.extend(_FIXED)
     names.extend(f"{i}.path" for i in node.inputs)
@@ -157,6 +183,8 @@ def _value(ph: Placeholder, task: TaskContext) -> Any:
             return task.inputs[name]
         case ("inputs", name) if name in task.workflow_inputs:
             return task.workflow_inputs[name]
+        case ("secrets", name) if name in task.workflow_inputs:
+            return task.workflow_inputs[name]  # SecretUnavailable if not given to this process
         case ("outputs", name, "path") if name in task.outputs:
             path = task.outputs[name]
             if path is None:

@@ -117,6 +117,10 @@ class PythonScriptRuntime(Runtime[ScriptPayload], kind="python_script"):
             python=self.python or sys.executable,
         )
 
+    def run_paths(self) -> dict[str, str]:
+        """``cwd``, when set: the loader and the engine keep it inside the run directory."""
+        return {"cwd": self.cwd} if self.cwd else {}
+
 
 def _public_inputs(task: TaskContext) -> dict[str, Any]:
     """The workflow inputs not declared secret (secrets reach a script only when mapped)."""

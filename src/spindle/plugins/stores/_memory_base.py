@@ -66,6 +66,8 @@ class MemoryBase(Store):
     _runs: dict[str, RunEntry] = field(factory=dict, init=False, repr=False, eq=False)
     _definitions: dict[str, str] = field(factory=dict, init=False, repr=False, eq=False)
     _events: dict[str, InboxEvent] = field(factory=dict, init=False, repr=False, eq=False)
+    # Whether any event was ever queued for a run: until then, nothing to release.
+    _queued_any: bool = field(default=False, init=False, repr=False, eq=False)
     _waiters: dict[str, dict[str, datetime]] = field(factory=dict, init=False, repr=False, eq=False)
     _blobs: dict[str, bytes] = field(factory=dict, init=False, repr=False, eq=False)
     _refs: dict[str, list[ArtifactRef]] = field(factory=dict, init=False, repr=False, eq=False)
@@ -145,6 +147,7 @@ class MemoryBase(Store):
         """Keep an event under ``key`` (for ``run_id``, if given) until a run consumes it."""
         payload = json_copy(payload, f"event {key!r} payload")
         event = new_event(key, payload, utcnow(), run_id)
+        self._queued_any = self._queued_any or run_id is not None
         self._events[event.event_id] = event
         return clone(event)
 
@@ -166,6 +169,7 @@ class MemoryBase(Store):
         if event.consumed_by is not None:
             return False
         event.run_id = run_id
+        self._queued_any = self._queued_any or run_id is not None
         return True
 
     async def waiting_on(self, event_key: str) -> list[str]:

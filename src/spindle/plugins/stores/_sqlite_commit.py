@@ -75,6 +75,11 @@ _INSERT_RECORD = (
     "INSERT INTO ledger (id, run_id, seq, node_id, kind, status, idempotency_key, attempt,"
     " prev_hash, record_hash, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
+# Events queued for the run under keys it no longer waits on go to any run.
+_RELEASE_QUEUED = (
+    "UPDATE inbox SET run_id = NULL WHERE run_id = ?1 AND consumed_by IS NULL"
+    " AND key NOT IN (SELECT event_key FROM waits WHERE run_id = ?1)"
+)
 _CONSUME = (
     "UPDATE inbox SET consumed_by = ?1 WHERE event_id = ?2"
     " AND (consumed_by IS NULL OR consumed_by = ?1) AND (run_id IS NULL OR run_id = ?1)"
@@ -240,6 +245,8 @@ class SQLiteCommitter(SQLiteBase):
                 for event_id in commit.consume_events:
                     if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
                         raise self._unconsumable(conn, event_id, run_id)
+                if not light and wait_keys != old_wait_keys:
+                    conn.execute(_RELEASE_QUEUED, (run_id,))
                 if commit.release_lease and commit.token is not None:
                     conn.execute(_RELEASE, (run_id, commit.token))
                 conn.execute("COMMIT")

@@ -147,7 +147,10 @@ _V1: tuple[str, ...] = (
 
 # Version 2: an event emitted while the run waiting on its key was busy is
 # queued for that run (``run_id``); NULL leaves it to whichever run waits first.
-_V2: tuple[str, ...] = ("ALTER TABLE inbox ADD COLUMN run_id TEXT",)
+_V2: tuple[str, ...] = (
+    "ALTER TABLE inbox ADD COLUMN run_id TEXT",
+    "CREATE INDEX inbox_queued ON inbox (run_id) WHERE run_id IS NOT NULL AND consumed_by IS NULL",
+)
 
 #: Steps from version n to n + 1 (append only; never edit a released step).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)

@@ -133,10 +133,13 @@ class MemoryStore(MemoryBase, kind="memory"):
         entry.head = head
         # step_count is the store's to keep: the ledger's length, whatever the state said.
         entry.state.step_count = len(entry.records)
+        waits_changed = False
         if commit.state_changed and (state.waits or entry.waits):
-            self._set_waits(entry, run_id, event_waits(state))
+            waits_changed = self._set_waits(entry, run_id, event_waits(state))
         for event_id in commit.consume_events:
             self._events[event_id].consumed_by = run_id
+        if waits_changed:
+            self._release_queued(run_id, entry.waits)
         if commit.release_lease and entry.lease is not None and entry.lease.token == commit.token:
             entry.lease = None
 
@@ -149,9 +152,9 @@ class MemoryStore(MemoryBase, kind="memory"):
         if event.run_id not in (None, run_id):
             raise queued_elsewhere(event_id, run_id, event.run_id)
 
-    def _set_waits(self, entry: RunEntry, run_id: str, waits: dict[str, datetime]) -> None:
+    def _set_waits(self, entry: RunEntry, run_id: str, waits: dict[str, datetime]) -> bool:
         if waits == entry.waits:
-            return
+            return False
         for key in entry.waits:
             waiters = self._waiters[key]
             del waiters[run_id]
@@ -160,6 +163,15 @@ class MemoryStore(MemoryBase, kind="memory"):
         for key, since in waits.items():
             self._waiters.setdefault(key, {})[run_id] = since
         entry.waits = waits
+        return True
+
+    def _release_queued(self, run_id: str, waits: dict[str, datetime]) -> None:
+        """Events queued for the run under keys it no longer waits on go to any run."""
+        if not self._queued_any:
+            return
+        for event in self._events.values():
+            if event.run_id == run_id and event.consumed_by is None and event.key not in waits:
+                event.run_id = None
 
     async def load_run(self, run_id: str) -> RunState:
         """Return a copy of the run's state. Raises ``RunNotFound``."""

@@ -1,0 +1,70 @@
+"""Delivering an event: to the run waiting on its key, now or when it next waits.
+
+``emit`` records the event first, addressed to the run that has waited
+longest on its key, then drives that run with the event as its answer; the
+answer and the event's consumption commit together. A run that is busy (its
+lease held by another process, or by this engine's own drive) cannot be
+driven now: the event stays queued for it, and the run takes it from the
+inbox before it next stops to wait
+(:func:`~spindle.core.engine._due.queued_answer`), again in the
+commit that records the answer. Either way the event reaches one run, once.
+An event nobody waits on is kept for the first run that waits on its key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, field
+
+from spindle.core.engine._answers import Answer
+from spindle.core.errors import LeaseHeld
+
+if TYPE_CHECKING:
+    from spindle.core.engine._drives import Drives
+    from spindle.core.store import Store
+
+__all__ = ["Delivery", "deliver"]
+
+
+@define(frozen=True)
+class Delivery:
+    """Where an emitted event went.
+
+    Attributes:
+        event_id: the inbox event recorded for it.
+        key: its event key.
+        resumed: the run it answered now (empty, or one run id).
+        queued_for: the busy run it is queued for, which takes it when it next
+            waits; None when it answered a run now or waits for any run.
+    """
+
+    event_id: str
+    key: str
+    resumed: list[str] = field(factory=list)
+    queued_for: str | None = None
+
+
+async def deliver(store: Store, drives: Drives, key: str, payload: Any) -> Delivery:
+    """Record the event under ``key`` and hand it to the run waiting on it, if any.
+
+    Raises:
+        StoreError: the store refused the event (its payload is not JSON data).
+    """
+    waiting = await store.waiting_on(key)
+    event = await store.deliver_event(key, payload, run_id=waiting[0] if waiting else None)
+    for run_id in waiting:
+        if run_id != waiting[0] and not await store.queue_event(event.event_id, run_id):
+            break  # taken meanwhile by the run it was queued for
+        answer = Answer(event_key=key, payload=payload, consume=(event.event_id,))
+        try:
+            await drives.drive(run_id, answer=answer)
+        except LeaseHeld:
+            # Busy: the run takes the event from the inbox before it next waits.
+            return Delivery(event.event_id, key, queued_for=run_id)
+        if answer.delivered:
+            return Delivery(event.event_id, key, resumed=[run_id])
+    if waiting:
+        # Nobody took it now: it waits for the first run to wait on its key.
+        await store.queue_event(event.event_id, None)
+    return Delivery(event.event_id, key)
