@@ -27,6 +27,7 @@ from spindle.core.errors import (
 from spindle.core.model import RunState, RunStatus, StepRecord
 from spindle.core.store import Commit
 from spindle.plugins.stores._sqlite_errors import file_failure, sqlite_failure
+from spindle.plugins.stores._sqlite_schema import MIGRATIONS, _tables
 from spindle.plugins.stores.sqlite import SQLiteStore
 
 
@@ -320,3 +321,13 @@ async def test_stores_opened_together_on_a_new_path_share_one_file(tmp_path: Pat
     finally:
         for store in stores:
             await store.aclose()
+
+
+def test_the_tables_expected_follow_the_migrations() -> None:
+    """The tables a store must have follow every step: created, dropped and renamed."""
+    steps = (
+        ("CREATE TABLE a (x)", "CREATE TABLE IF NOT EXISTS b (x)"),
+        ("DROP TABLE a", "ALTER TABLE b RENAME TO c", "ALTER TABLE c ADD COLUMN y"),
+    )
+    assert _tables(steps) == {"c"}
+    assert {"runs", "ledger", "inbox", "spindle_schema"} <= _tables(MIGRATIONS)

@@ -13,7 +13,6 @@ query each index is for.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -229,14 +228,20 @@ def connect(
     return conn
 
 
-def _tables(statements: tuple[tuple[str, ...], ...]) -> frozenset[str]:
-    """The tables the migration steps create."""
-    return frozenset(
-        match.group(1)
-        for step in statements
-        for statement in step
-        if (match := re.match(r"\s*CREATE TABLE (\w+)", statement))
-    )
+def _tables(steps: tuple[tuple[str, ...], ...]) -> frozenset[str]:
+    """The tables a store has after ``steps``: created, less dropped, renamed followed."""
+    tables: set[str] = set()
+    for step in steps:
+        for statement in step:
+            words = statement.split()
+            if words[:2] == ["CREATE", "TABLE"]:
+                tables.add(words[5] if words[2:5] == ["IF", "NOT", "EXISTS"] else words[2])
+            elif words[:2] == ["DROP", "TABLE"]:
+                tables.discard(words[-1])
+            elif words[:2] == ["ALTER", "TABLE"] and words[3:5] == ["RENAME", "TO"]:
+                tables.discard(words[2])
+                tables.add(words[5])
+    return frozenset(tables)
 
 
 def _version(conn: sqlite3.Connection, path: Path, new: bool) -> int:
