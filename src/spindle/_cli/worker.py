@@ -33,8 +33,13 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them."""
 
     async def main() -> int:
-        from spindle.core.errors import LeaseHeld, SpindleError
+        from spindle.core.errors import LeaseHeld, SpindleError, StoreBusy, StoreFull
         from spindle.core.model import utcnow
+
+        # A full disk or a lock held too long passes: the run is left as last
+        # committed (its lease expires if it could not be given back) and is
+        # driven again once due, instead of being given up like a broken run.
+        passing = (StoreBusy, StoreFull)
 
         driven = 0
         async with make_engine(store) as engine:
@@ -47,6 +52,9 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
                         state = await engine.drive(run_id)
                     except LeaseHeld:
                         return  # another worker has it
+                    except passing as exc:
+                        click.echo(f"run {run_id} interrupted, to be retried: {exc}", err=True)
+                        return
                     except SpindleError as exc:
                         # One run this worker cannot drive (its workflow no longer
                         # loads, say) must not stop the others: report it, leave it
@@ -59,7 +67,15 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
 
             broken: set[str] = set()
             while True:
-                found = await engine.store.due_runs(utcnow(), limit=concurrency * 4 + len(broken))
+                try:
+                    found = await engine.store.due_runs(
+                        utcnow(), limit=concurrency * 4 + len(broken)
+                    )
+                except passing as exc:
+                    if once:
+                        raise
+                    click.echo(f"cannot look for due runs now, retrying: {exc}", err=True)
+                    found = []
                 due = [r for r in found if r not in broken]
                 if due:
                     await asyncio.gather(*(one(r) for r in due))

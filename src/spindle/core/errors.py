@@ -30,8 +30,11 @@ wrong and how to fix it.
     │   │   └── StepTimeout                    a sub-step ran past its timeout
     │   ├── SecretUnavailable                  a secret input must be given again
     │   └── NondeterminismError                sub-steps replayed in another order
-    ├── StoreError
-    │   ├── StoreCorrupt
+    ├── StoreError                              a store cannot be opened or written
+    │   ├── StoreCorrupt                       not a spindle store, or damaged
+    │   ├── StoreFull                          the disk (or the store's size limit) is full
+    │   ├── StoreBusy (TimeoutError)           locked by another process past busy_timeout
+    │   ├── StoreReadOnly (PermissionError)    the file or its directory cannot be written
     │   └── SchemaTooNew
     ├── LedgerError
     └── HookError                               an engine hook raised
@@ -64,8 +67,11 @@ __all__ = [
     "SecretUnavailable",
     "SpindleError",
     "StepTimeout",
+    "StoreBusy",
     "StoreCorrupt",
     "StoreError",
+    "StoreFull",
+    "StoreReadOnly",
     "TaskError",
     "TaskTimeout",
     "UnknownKindError",
@@ -261,6 +267,25 @@ class StoreError(SpindleError):
 
 class StoreCorrupt(StoreError):
     """The store's file or database is not a spindle store or is damaged."""
+
+
+class StoreFull(StoreError):
+    """A write failed because the disk (or the store's size limit) is full.
+
+    The write was rolled back: what was committed before is kept, and the run
+    it was for is left as it was, to be resumed once there is room again.
+    """
+
+
+class StoreBusy(StoreError, TimeoutError):
+    """Another process held the store's lock for longer than ``busy_timeout``.
+
+    Nothing was written; the same operation can simply be tried again.
+    """
+
+
+class StoreReadOnly(StoreError, PermissionError):
+    """The store's file (or the directory it needs for its journal) is not writable."""
 
 
 class SchemaTooNew(StoreError):

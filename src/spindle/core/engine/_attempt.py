@@ -150,6 +150,12 @@ class Attempts:
         except Suspend as s:
             return Finished(node_id, FinishedKind.SUSPEND, started, effect=s.effect, ctx=ctx)
         except Exception as exc:
+            steps = ctx.steps
+            if isinstance(steps, AttemptSteps) and steps.store_failure is not None:
+                # The store failed, not the node: stop the drive (see _steps).
+                if exc is steps.store_failure:
+                    raise
+                raise steps.store_failure from exc
             return Finished(node_id, FinishedKind.ERROR, started, error=exc, ctx=ctx)
         return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx)
 

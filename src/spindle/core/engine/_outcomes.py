@@ -19,7 +19,7 @@ from attrs import frozen
 
 from spindle.core.engine._attempt import FinishedKind
 from spindle.core.engine._results import describe, storable, traceback_of
-from spindle.core.errors import SecretUnavailable, TaskError
+from spindle.core.errors import SecretUnavailable, StoreError, TaskError
 from spindle.core.model import (
     EffectOutcome,
     EffectStatus,
@@ -114,6 +114,8 @@ class Outcomes:
     ) -> Ending | None:
         try:
             result = await self._node_result(node, f)
+        except StoreError:
+            raise  # keeping the result failed, not the node: the drive stops, to resume
         except Exception as exc:
             return await self._raised(pending, node, attempt, f, last, error=exc)
         self.journal.record(

@@ -7,6 +7,13 @@ written. Once the attempt has ended — it returned, raised, timed out, or its
 run was stopped — its log is closed, and a task still running (a thread
 Python cannot stop) gets :class:`~spindle.core.plugin.AttemptAbandoned` at its
 next sub-step instead of writing to a run that moved on.
+
+A sub-step whose commit fails in the store (a full disk, a lock held too
+long) raises the :class:`~spindle.core.errors.StoreError` into the task, and
+the log keeps it as :attr:`AttemptSteps.store_failure`: should the task end
+with an error, the attempt re-raises that instead of recording a node failure
+the node did not cause, so the drive stops with the run as it was last
+committed, to be resumed once the store is fixed.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Pending
 from spindle.core.engine._results import storable, traceback_of
-from spindle.core.errors import TaskError
+from spindle.core.errors import StoreError, TaskError
 from spindle.core.model import (
     LifecycleEventType,
     StepKind,
@@ -53,6 +60,8 @@ class AttemptSteps:
         self._node_id = node_id
         self._max_steps = max_steps
         self.open = True
+        #: The store's failure to commit one of this attempt's sub-steps, if any.
+        self.store_failure: StoreError | None = None
 
     def close(self) -> None:
         """The attempt ended: refuse its sub-steps from now on."""
@@ -64,6 +73,13 @@ class AttemptSteps:
                 f"node '{self._node_id}': its attempt already ended (it timed out, or its "
                 f"run was stopped); this sub-step is not recorded"
             )
+
+    async def _commit(self, pending: Pending) -> None:
+        try:
+            await self._journal.commit_steps(pending)
+        except StoreError as exc:
+            self.store_failure = exc
+            raise
 
     def history(self, key: str) -> StepHistory:
         """The failed attempts recorded for sub-step ``key`` in the node's current attempt."""
@@ -80,7 +96,11 @@ class AttemptSteps:
         journal = self._journal
         node_id = self._node_id
         stored = storable(node_id, value)
-        kept = await self._results.offload(node_id, stored)
+        try:
+            kept = await self._results.offload(node_id, stored)
+        except StoreError as exc:
+            self.store_failure = exc
+            raise
         self._check()
         if journal.count >= self._max_steps:
             raise TaskError(
@@ -109,7 +129,7 @@ class AttemptSteps:
             call=index,
             attempt=attempt,
         )
-        await journal.commit_steps(pending)
+        await self._commit(pending)
         return stored
 
     async def failed(
@@ -142,4 +162,4 @@ class AttemptSteps:
             error=message,
             retry_in=delay,
         )
-        await journal.commit_steps(pending)
+        await self._commit(pending)

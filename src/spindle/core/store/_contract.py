@@ -11,6 +11,13 @@ written in **one transaction**, so a run is never saved without its ledger
 record or the reverse. A commit carries the lease's fencing token; a store
 refuses (``LeaseLost``) a commit whose token is no longer current.
 
+A store whose medium fails raises :class:`~spindle.core.errors.StoreError`
+(``StoreFull``, ``StoreBusy``, ``StoreReadOnly``, ``StoreCorrupt``) with a
+message naming where it keeps its data and what to do, never its driver's
+own exception; a write that fails has changed nothing. The engine treats a
+``StoreError`` raised while it keeps a node's outcome as the store's fault,
+not the node's: the drive stops and the run resumes from its last commit.
+
 The shared contract suite (``tests/stores/test_contract.py``) is the
 definition of a store: every implementation must pass it.
 """

@@ -35,7 +35,8 @@ from spindle.core.store import (
     no_event,
 )
 from spindle.plugins.stores._common import dumps, to_json, write_atomically
-from spindle.plugins.stores._sqlite_schema import connect
+from spindle.plugins.stores._sqlite_errors import file_failure, rollback, sqlite_failure
+from spindle.plugins.stores._sqlite_open import open_store
 
 __all__ = ["SQLiteBase"]
 
@@ -86,8 +87,7 @@ class SQLiteBase(Store):
             SchemaTooNew: the file was written by a newer spindle.
         """
         if self._conn is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn = connect(
+            self._conn = open_store(
                 Path(self.path), durability=self.durability, busy_timeout=self.busy_timeout
             )
 
@@ -107,23 +107,50 @@ class SQLiteBase(Store):
         return conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding the file's write lock from the start."""
+    def _write(self, run_id: str | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the file's write lock from the start.
+
+        Any failure rolls it back; a SQLite one is raised as the spindle error
+        for it (see ``_sqlite_errors``), saying how ``run_id`` continues.
+        """
         conn = self._db()
         with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    rollback(conn)
+                    raise
+            except sqlite3.Error as exc:
+                raise self._failure(exc, run_id=run_id) from exc
 
     def _read(self, sql: str, params: Any = ()) -> list[Any]:
         conn = self._db()
         with self._lock:
-            return conn.execute(sql, params).fetchall()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._failure(exc, writing=False) from exc
+
+    def _failure(
+        self,
+        exc: sqlite3.Error,
+        *,
+        writing: bool = True,
+        run_id: str | None = None,
+        creating: bool = False,
+    ) -> StoreError:
+        """The spindle error for a SQLite failure on this store's file."""
+        return sqlite_failure(
+            exc,
+            self.path,
+            writing=writing,
+            busy_timeout=self.busy_timeout,
+            run_id=run_id,
+            creating=creating,
+        )
 
     def _structure(self, body: str, cls: type[T], what: str) -> T:
         try:
@@ -188,8 +215,11 @@ class SQLiteBase(Store):
         digest = artifact_digest(data)
         target = self._blob_path(digest)
         if not target.exists():
-            write_atomically(target, data, fsync=self.durability == "full")
-        with self._write() as conn:
+            try:
+                write_atomically(target, data, fsync=self.durability == "full")
+            except OSError as exc:
+                raise file_failure(exc, self.path, f"artifact {target}", run_id=run_id) from exc
+        with self._write(run_id) as conn:
             conn.execute(
                 "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
@@ -200,10 +230,13 @@ class SQLiteBase(Store):
 
     async def get_artifact(self, digest: str) -> bytes:
         """The content with this digest. Raises ``KeyError``."""
+        path = self._blob_path(digest)
         try:
-            return self._blob_path(digest).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise KeyError(f"no artifact {digest} in {self.artifacts_dir}") from None
+        except OSError as exc:
+            raise file_failure(exc, self.path, f"artifact {path}", reading=True) from exc
 
     async def run_artifacts(self, run_id: str) -> list[ArtifactRef]:
         """The artifacts ``run_id`` references, in the order they were first put."""
@@ -250,7 +283,7 @@ class SQLiteBase(Store):
 
     async def queue_event(self, event_id: str, run_id: str | None) -> bool:
         """Queue a pending event for ``run_id`` (None: any run); False if consumed."""
-        with self._write() as conn:
+        with self._write(run_id) as conn:
             found = conn.execute(
                 "SELECT consumed_by FROM inbox WHERE event_id = ?", (event_id,)
             ).fetchone()
@@ -278,7 +311,7 @@ class SQLiteBase(Store):
             StoreError: the run already has an entry with this ``seq``.
         """
         body = dumps(converter.unstructure(entry, AuditEntry))
-        with self._write() as conn:
+        with self._write(entry.run_id) as conn:
             self._must_exist(conn, entry.run_id)
             try:
                 conn.execute("INSERT INTO audit VALUES (?, ?, ?)", (entry.run_id, entry.seq, body))

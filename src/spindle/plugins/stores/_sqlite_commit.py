@@ -29,6 +29,7 @@ from spindle.core.store import (
 )
 from spindle.plugins.stores._common import dumps
 from spindle.plugins.stores._sqlite_base import SQLiteBase
+from spindle.plugins.stores._sqlite_errors import rollback
 from spindle.plugins.stores._sqlite_schema import SEQ_BITS
 
 __all__ = ["EPOCH", "SQLiteCommitter", "ledger_tail"]
@@ -177,8 +178,8 @@ class SQLiteCommitter(SQLiteBase):
         # The transaction is spelled out instead of ``with self._write()``: that
         # generator-based context manager costs about 2% of a commit.
         with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 run_no = self._run_nos.get(run_id) if light and records else None
                 if run_no is not None and self._fast_commit(conn, commit, run_no, rows):
                     conn.execute("COMMIT")
@@ -249,9 +250,12 @@ class SQLiteCommitter(SQLiteBase):
                 if commit.release_lease and commit.token is not None:
                     conn.execute(_RELEASE, (run_id, commit.token))
                 conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            except BaseException as exc:
+                rollback(conn)
+                if isinstance(exc, sqlite3.Error):
+                    if commit.create:
+                        self._run_nos.pop(run_id, None)  # its number was rolled back too
+                    raise self._failure(exc, run_id=run_id, creating=commit.create) from exc
                 raise
 
     def _fast_commit(

@@ -16,9 +16,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from spindle._version import __version__
-from spindle.core.errors import SchemaTooNew, StoreCorrupt, StoreError
+from spindle.core.errors import SchemaTooNew, StoreCorrupt
+from spindle.plugins.stores._sqlite_errors import sqlite_failure
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SEQ_BITS", "connect"]
 
@@ -156,27 +158,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path, *, durability: str, busy_timeout: float) -> sqlite3.Connection:
+def connect(
+    path: Path,
+    *,
+    durability: str,
+    busy_timeout: float,
+    new: bool = False,
+    shown: Path | None = None,
+) -> sqlite3.Connection:
     """Open ``path``, apply the connection settings, and create or migrate the schema.
 
+    Args:
+        path: the database file; it must exist unless ``new``.
+        durability: ``normal`` or ``full``.
+        busy_timeout: seconds to wait for another process's lock.
+        new: the file is being created now, so it gets the schema; otherwise a
+            file without spindle's schema is refused.
+        shown: the path messages name, when ``path`` is a temporary name for it.
+
     Raises:
-        StoreCorrupt: the file is not a SQLite database, is damaged, or is
-            another application's database.
+        StoreCorrupt: the file is not a SQLite database, is damaged, is
+            another application's database, or lacks some of spindle's tables.
         SchemaTooNew: the file was written by a newer spindle.
         StoreError: the file cannot be opened (permissions, locked too long).
     """
+    name = shown or path
     try:
         # Autocommit mode (isolation_level=None): the store issues BEGIN
         # IMMEDIATE itself, so a write transaction takes the write lock up
         # front and two processes serialize instead of failing on upgrade.
+        # An existing store is opened with mode=rw, which never creates a file:
+        # one that vanished since it was looked at is not silently made anew.
+        target = path if new else f"file:{quote(str(path))}?mode=rw"
         conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, cached_statements=256
+            target,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+            uri=not new,
         )
     except sqlite3.Error as exc:
-        raise StoreError(
-            f"cannot open SQLite store {path} ({exc}); check that the directory exists "
-            "and is writable"
-        ) from exc
+        raise sqlite_failure(exc, str(name), writing=False, busy_timeout=busy_timeout) from exc
     deadline = time.monotonic() + busy_timeout
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -187,7 +209,7 @@ def connect(path: Path, *, durability: str, busy_timeout: float) -> sqlite3.Conn
         while True:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
-                _migrate(conn, path)
+                _migrate(conn, name, new)
                 break
             except sqlite3.OperationalError as exc:
                 # While processes open a new file together, switching it to
@@ -197,21 +219,32 @@ def connect(path: Path, *, durability: str, busy_timeout: float) -> sqlite3.Conn
                 if not busy or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         conn.close()
-        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
-            raise StoreCorrupt(
-                f"SQLite store {path} is not a database or is damaged ({exc}); restore it from "
-                "a backup, or move it aside to start a new store"
-            ) from exc
-        raise StoreError(f"cannot open SQLite store {path} ({exc})") from exc
+        raise sqlite_failure(exc, str(name), writing=False, busy_timeout=busy_timeout) from exc
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _version(conn: sqlite3.Connection, path: Path) -> int:
+def _tables(steps: tuple[tuple[str, ...], ...]) -> frozenset[str]:
+    """The tables a store has after ``steps``: created, less dropped, renamed followed."""
+    tables: set[str] = set()
+    for step in steps:
+        for statement in step:
+            words = statement.split()
+            if words[:2] == ["CREATE", "TABLE"]:
+                tables.add(words[5] if words[2:5] == ["IF", "NOT", "EXISTS"] else words[2])
+            elif words[:2] == ["DROP", "TABLE"]:
+                tables.discard(words[-1])
+            elif words[:2] == ["ALTER", "TABLE"] and words[3:5] == ["RENAME", "TO"]:
+                tables.discard(words[2])
+                tables.add(words[5])
+    return frozenset(tables)
+
+
+def _version(conn: sqlite3.Connection, path: Path, new: bool) -> int:
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "spindle_schema" not in tables:
         if tables:
@@ -219,6 +252,12 @@ def _version(conn: sqlite3.Connection, path: Path) -> int:
             raise StoreCorrupt(
                 f"{path} is a SQLite database but not a spindle store (it has tables {listed} "
                 "and no spindle_schema); point the store URL at a new file"
+            )
+        if not new:
+            raise StoreCorrupt(
+                f"SQLite store {path} is a SQLite database without spindle's schema (it has "
+                "no tables): it is not a spindle store; remove it to start a new store, or "
+                "give the right path"
             )
         return 0
     row = conn.execute("SELECT version FROM spindle_schema").fetchone()
@@ -233,17 +272,23 @@ def _version(conn: sqlite3.Connection, path: Path) -> int:
             f"reads up to version {SCHEMA_VERSION}; upgrade spindle (pip install -U spindle) "
             "to open it"
         )
+    missing = _tables(MIGRATIONS[:version]) - tables
+    if missing:
+        raise StoreCorrupt(
+            f"SQLite store {path} lacks spindle's table {', '.join(sorted(missing))} (dropped, "
+            "or the file was edited): it cannot be used as it is; restore it from a backup"
+        )
     return version
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    if _version(conn, path) == SCHEMA_VERSION:
+def _migrate(conn: sqlite3.Connection, path: Path, new: bool) -> None:
+    if _version(conn, path, new) == SCHEMA_VERSION:
         return  # the common case: no write lock taken at open
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Read again under the write lock: another process may have migrated
         # the file since the first read.
-        version = _version(conn, path)
+        version = _version(conn, path, new)
         # Statements one by one: executescript() would COMMIT the transaction.
         for step in MIGRATIONS[version:]:
             for statement in step:
@@ -254,5 +299,6 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("UPDATE spindle_schema SET version = ?", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise

@@ -25,6 +25,7 @@ reading runs and ledgers, and leases).
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -204,7 +205,10 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             raise self._missing(run_id)
         conn = self._db()
         with self._lock:
-            return ledger_tail(conn, rows[0][0])
+            try:
+                return ledger_tail(conn, rows[0][0])
+            except sqlite3.Error as exc:
+                raise self._failure(exc, writing=False) from exc
 
     # --- leases --------------------------------------------------------------------------------
 
@@ -237,7 +241,7 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             "now": now.timestamp(),
             "steal": steal_token,
         }
-        with self._write() as conn:
+        with self._write(run_id) as conn:
             if conn.execute(_ACQUIRE, params).rowcount != 1:
                 self._must_exist(conn, run_id)
                 return None
@@ -251,7 +255,7 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     ) -> bool:
         """Extend our lease to ``now + ttl``; False when it is no longer ours."""
         expires = lease_expiry(now, ttl).timestamp()
-        with self._write() as conn:
+        with self._write(run_id) as conn:
             cursor = conn.execute(
                 "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?"
                 " AND lease_token = ?",
@@ -261,7 +265,7 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
 
     async def release_lease(self, run_id: str, *, owner: str, token: int) -> None:
         """Give the lease up if it is still ours; the token counter is kept."""
-        with self._write() as conn:
+        with self._write(run_id) as conn:
             conn.execute(
                 "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
                 " lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ?"
