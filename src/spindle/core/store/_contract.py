@@ -11,6 +11,17 @@ written in **one transaction**, so a run is never saved without its ledger
 record or the reverse. A commit carries the lease's fencing token; a store
 refuses (``LeaseLost``) a commit whose token is no longer current.
 
+**The ledger head.** In that same transaction the store writes the run's
+:class:`~spindle.core.model.LedgerHead` beside the run: the ledger's record
+count and the ``record_hash`` of its last record after the commit (which
+the store computes from the records it appends), and the commit's
+``state_digest`` and ``ledger_key_id`` verbatim. ``load_run`` and
+``list_runs`` return it as ``RunState.head``. It is what lets ``spindle
+ledger verify`` notice records removed from the end of a ledger and a run
+whose stored state was edited, and lets a drive refuse such a run. A store
+that keeps runs written before it recorded heads returns ``head=None`` for
+them until their next commit.
+
 The shared contract suite (``tests/stores/test_contract.py``) is the
 definition of a store: every implementation must pass it.
 """
@@ -64,6 +75,11 @@ class Commit:
             so a run started to be driven at once costs no separate lease write.
         release_lease: give up the lease ``token`` names in the same transaction
             (a drive's last commit).
+        state_digest: the digest of the run's state after this commit, chained onto
+            the ledger's new last hash (computed by the engine; the store keeps it in
+            the run's head as given, "" if none).
+        ledger_key_id: the fingerprint of the key the run's chain is keyed with, or
+            None for a plain chain (kept in the run's head as given; never the key).
     """
 
     state: RunState
@@ -74,6 +90,8 @@ class Commit:
     state_changed: bool = True
     lease: Lease | None = None
     release_lease: bool = False
+    state_digest: str = ""
+    ledger_key_id: str | None = None
 
 
 @define
@@ -108,7 +126,9 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     async def load_run(self, run_id: str) -> RunState:
-        """Return the run's state; its ``step_count`` is the ledger's length.
+        """Return the run's state; its ``step_count`` is the ledger's length and its
+        ``head`` the :class:`~spindle.core.model.LedgerHead` the last commit wrote
+        (None for a run no commit has written a head for).
 
         Raises ``RunNotFound``.
         """
@@ -122,7 +142,7 @@ class RunStore(abc.ABC):
         parent_run_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunState]:
-        """Runs matching every given filter, newest first."""
+        """Runs matching every given filter, newest first (each with its ``head``)."""
 
     @abc.abstractmethod
     async def due_runs(self, now: datetime, *, limit: int = 100) -> list[str]:
@@ -154,7 +174,8 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     async def ledger_head(self, run_id: str) -> tuple[int, str]:
-        """``(number of records, record_hash of the last one or "")``."""
+        """``(number of records, record_hash of the last one or "")``, read off the
+        ledger itself (``RunState.head`` is what the run's row says it should be)."""
 
 
 class ArtifactStore(abc.ABC):

@@ -2,10 +2,12 @@
 
 A commit writes the run's row, its new ledger records, its open waits and
 the inbox events it consumed, in one transaction under the file's write
-lock. Most commits are the hot path (``Commit.state_changed`` is false: only
-counters moved), which writes ledger rows and checks the rest with reads;
-the statements are shaped so that a step rewrites as few rows and index
-pages as possible (their comments say how).
+lock, with the run's ledger head (count, last hash, state digest, key id).
+Most commits are the hot path (``Commit.state_changed`` is false: only
+counters moved), which writes ledger rows and one unindexed update of the
+run's row that also checks the lease and the head; the statements are
+shaped so that a step rewrites as few rows and index pages as possible
+(their comments say how).
 """
 
 from __future__ import annotations
@@ -40,35 +42,39 @@ _RUN_HEAD = (
     "SELECT run_no, lease_token, status, wake_at, wait_keys,"
     " workflow, parent_run_id, created_at FROM runs WHERE run_id = ?"
 )
-# A run's ledger count and head are not kept in its row (that would rewrite the
-# row, and its page, on every step): they are read off the ledger's last key.
+# The full path checks new records against the ledger itself, read off its last
+# key (the row's head is what the ledger should be; the two agree unless edited).
 _LEDGER_TAIL = (
     "SELECT seq, record_hash FROM ledger WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
 )
+# Every write of a run's row sets its ledger head (schema version 3) with it.
+_HEAD = "ledger_count = ?, ledger_head = ?, state_digest = ?, ledger_key_id = ?"
 _INSERT_RUN = (
     "INSERT INTO runs (status, wake_at, wait_keys, workflow, parent_run_id, created_at,"
     " updated_at, body, event_seq, run_id, lease_owner, lease_host,"
-    " lease_pid, lease_expires_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " lease_pid, lease_expires_at, lease_token, ledger_count, ledger_head, state_digest,"
+    " ledger_key_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-# The hot path (Commit.state_changed is false) writes only ledger rows; the run's
-# row changes only when its event counter moved (observers are listening). Its
-# checks are one read: the lease token, the event counter and the hash of the
-# record before the new ones (NULL for a first record: ``id = NULL`` matches none).
-_FAST_HEAD = (
-    "SELECT lease_token, event_seq, (SELECT record_hash FROM ledger WHERE id = ?)"
-    " FROM runs WHERE run_id = ?"
+# The hot path (Commit.state_changed is false) writes ledger rows and the run's
+# counters and head. Its checks are in that one UPDATE: it matches only while the
+# row's head is where the new records continue from and the lease is still ours
+# (?10 NULL: the commit holds no lease). An unmatched UPDATE writes nothing, and
+# the full path finds out what is off.
+_FAST_UPDATE = (
+    f"UPDATE runs SET updated_at = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
+    " AND ledger_count = ? AND ledger_head = ? AND (?10 IS NULL OR lease_token = ?10)"
 )
-_UPDATE_COUNTERS = "UPDATE runs SET updated_at = ?, event_seq = ? WHERE run_id = ?"
+_UPDATE_COUNTERS = f"UPDATE runs SET updated_at = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
 _RELEASE = (
     "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
     " lease_expires_at = NULL WHERE run_id = ? AND lease_token = ?"
 )
 # Most commits change neither the status nor a timer, so they set only
 # unindexed columns: every indexed column in a SET costs index page writes.
-_UPDATE_BODY = "UPDATE runs SET updated_at = ?, body = ?, event_seq = ? WHERE run_id = ?"
+_UPDATE_BODY = f"UPDATE runs SET updated_at = ?, body = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
 _UPDATE_ALL = (
     "UPDATE runs SET status = ?, wake_at = ?, wait_keys = ?, workflow = ?, parent_run_id = ?,"
-    " created_at = ?, updated_at = ?, body = ?, event_seq = ? WHERE run_id = ?"
+    f" created_at = ?, updated_at = ?, body = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
 )
 _INSERT_RECORD = (
     "INSERT INTO ledger (id, run_id, seq, node_id, kind, status, idempotency_key, attempt,"
@@ -131,9 +137,10 @@ class SQLiteCommitter(SQLiteBase):
     async def commit(self, commit: Commit) -> None:
         """Write the run's state, its new ledger records and consumed events in one transaction.
 
-        The hot path is one indexed read of the run's row (token, ledger
-        head, indexed columns), one UPDATE that touches indexes only when an
-        indexed column changed, and one INSERT per record.
+        The hot path is one conditional UPDATE of the run's row (it checks the
+        lease token and the ledger head, and moves the head and counters,
+        touching no index) and one INSERT per record; the full path reads the
+        row first and touches indexes only when an indexed column changed.
 
         Raises:
             LeaseLost: ``commit.token`` is not the run's current lease token.
@@ -208,10 +215,10 @@ class SQLiteCommitter(SQLiteBase):
                             "records; continue the work in a new run"
                         )
                 updated = _micros(state.updated_at)
+                written = (count, head, commit.state_digest, commit.ledger_key_id)
                 if light:
-                    conn.execute(_UPDATE_COUNTERS, (updated, state.event_seq, run_id))
+                    conn.execute(_UPDATE_COUNTERS, (updated, state.event_seq, *written, run_id))
                 else:
-                    tail = (updated, body, state.event_seq, run_id)
                     if row is None:
                         held = (
                             (None, None, None, None, 0)
@@ -224,12 +231,15 @@ class SQLiteCommitter(SQLiteBase):
                                 1,
                             )
                         )
-                        run_no = conn.execute(_INSERT_RUN, indexed + tail + held).lastrowid or 0
+                        values = (*indexed, updated, body, state.event_seq, run_id, *held, *written)
+                        run_no = conn.execute(_INSERT_RUN, values).lastrowid or 0
                         self._run_nos[run_id] = run_no
-                    elif row[2:] == indexed:
-                        conn.execute(_UPDATE_BODY, tail)
                     else:
-                        conn.execute(_UPDATE_ALL, indexed + tail)
+                        tail = (updated, body, state.event_seq, *written, run_id)
+                        if row[2:] == indexed:
+                            conn.execute(_UPDATE_BODY, tail)
+                        else:
+                            conn.execute(_UPDATE_ALL, indexed + tail)
                 if rows:
                     base = run_no << SEQ_BITS
                     for record_row in rows:
@@ -257,37 +267,39 @@ class SQLiteCommitter(SQLiteBase):
     def _fast_commit(
         self, conn: sqlite3.Connection, commit: Commit, run_no: int, rows: list[list[Any]]
     ) -> bool:
-        """The counters-only commit: ledger rows, and the run's row only if its event
-        counter moved.
+        """The counters-only commit: the run's counters and head, and ledger rows.
 
-        Reads instead of writes check that the lease is still ours and that the
-        records continue the ledger (a record at their first ``seq`` fails the
-        ledger's primary key). Returns False, having written nothing, whenever
-        something is off, so the full path can find out what and raise it.
+        One conditional UPDATE checks that the lease is still ours and that the
+        records continue the head the row records, and moves the head. Returns
+        False, having written nothing, whenever something is off, so the full
+        path can find out what and raise it.
         """
         records = commit.records
         state = commit.state
         run_id = state.run_id
         first = records[0]
-        base = run_no << SEQ_BITS
-        previous = None if first.seq == 0 else base | (first.seq - 1)
-        found = conn.execute(_FAST_HEAD, (previous, run_id)).fetchone()
-        if found is None:
-            return False
-        token, event_seq, before = found
-        if commit.token is not None and commit.token != token:
-            return False
-        if first.seq == 0:
-            if first.prev_hash:
-                return False
-        elif before is None or before != first.prev_hash:
-            return False
         try:
-            check_records(run_id, records, first.seq, first.prev_hash)
+            head = check_records(run_id, records, first.seq, first.prev_hash)
         except LedgerError:
             return False
-        if first.seq + len(records) > 1 << SEQ_BITS:
+        count = first.seq + len(records)
+        if count > 1 << SEQ_BITS:
             return False
+        params = (
+            _micros(state.updated_at),
+            state.event_seq,
+            count,
+            head,
+            commit.state_digest,
+            commit.ledger_key_id,
+            run_id,
+            first.seq,
+            first.prev_hash,
+            commit.token,
+        )
+        if conn.execute(_FAST_UPDATE, params).rowcount != 1:
+            return False
+        base = run_no << SEQ_BITS
         for record_row in rows:
             record_row[0] = base | record_row[2]
         try:
@@ -296,9 +308,13 @@ class SQLiteCommitter(SQLiteBase):
             else:
                 conn.executemany(_INSERT_RECORD, rows)
         except sqlite3.IntegrityError:
-            return False  # a record already holds one of these seqs
-        if state.event_seq != event_seq:
-            conn.execute(_UPDATE_COUNTERS, (_micros(state.updated_at), state.event_seq, run_id))
+            # The row's head says the ledger ends before these seqs, but it holds
+            # one of them: the ledger was written without its head.
+            raise LedgerError(
+                f"run {run_id!r}: the ledger already holds a record at seq {first.seq} or "
+                f"after, but the run's row records {first.seq} records; the ledger was "
+                f"changed outside spindle (check it with: spindle ledger verify {run_id})"
+            ) from None
         for event_id in commit.consume_events:
             if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
                 raise self._unconsumable(conn, event_id, run_id)

@@ -149,8 +149,21 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX inbox_queued ON inbox (run_id) WHERE run_id IS NOT NULL AND consumed_by IS NULL",
 )
 
+# Version 3: the run's row carries its ledger head, written by every commit in
+# the transaction that appends the records: the record count and last record
+# hash (so records removed from the ledger's end are noticed), the engine's
+# digest of the run's state chained onto that hash, and the fingerprint of the
+# key the chain is keyed with (NULL: plain). Runs written before keep NULLs
+# ("head not recorded") until their next commit writes one.
+_V3: tuple[str, ...] = (
+    "ALTER TABLE runs ADD COLUMN ledger_count INTEGER",
+    "ALTER TABLE runs ADD COLUMN ledger_head TEXT",
+    "ALTER TABLE runs ADD COLUMN state_digest TEXT",
+    "ALTER TABLE runs ADD COLUMN ledger_key_id TEXT",
+)
+
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

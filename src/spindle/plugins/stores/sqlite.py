@@ -32,7 +32,7 @@ from urllib.parse import unquote
 from attrs import define
 
 from spindle.core.errors import ConfigError
-from spindle.core.model import Lease, RunState, RunStatus, StepRecord
+from spindle.core.model import Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._sqlite_commit import EPOCH, SQLiteCommitter, ledger_tail
@@ -48,7 +48,10 @@ _STEP_COUNT = (
     f" WHERE ledger.id >= runs.run_no << {SEQ_BITS}"
     f" AND ledger.id < (runs.run_no + 1) << {SEQ_BITS})"
 )
-_STATE_COLUMNS = f"body, {_STEP_COUNT}, event_seq, updated_at"
+_STATE_COLUMNS = (
+    f"body, {_STEP_COUNT}, event_seq, updated_at,"
+    " ledger_count, ledger_head, state_digest, ledger_key_id"
+)
 # A run's ledger rows are the key range [run_no << SEQ_BITS, next run_no << SEQ_BITS).
 _RUN_RANGE = (
     f"ledger.id >= runs.run_no << {SEQ_BITS} AND ledger.id < (runs.run_no + 1) << {SEQ_BITS}"
@@ -135,12 +138,14 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
         return self._state(rows[0])
 
     def _state(self, row: Any) -> RunState:
-        run_id, body, count, event_seq, updated = row
+        run_id, body, count, event_seq, updated, head_count, head_hash, digest, key_id = row
         state = self._structure(body, RunState, f"state of run {run_id!r}")
         # Counters live in columns: the hot path updates them without the JSON.
         state.step_count = count
         state.event_seq = event_seq
         state.updated_at = EPOCH + timedelta(microseconds=updated)
+        if head_count is not None:  # NULL: last written before schema version 3
+            state.head = LedgerHead(head_count, head_hash or "", digest or "", key_id)
         return state
 
     async def list_runs(
