@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from spindle._cli._common import EXIT_FAILED, EXIT_OK, echo_json, fail, json_option, store_option
+from spindle._cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo_json,
+    fail,
+    json_option,
+    store_option,
+)
 from spindle._cli._render import (
     document,
     interrupted,
@@ -146,6 +154,8 @@ def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
             return await engine.verify_ledger(run_id)
 
     result = call(main)
+    # A keyed ledger checked without its key is not known broken: it is a usage error.
+    code = EXIT_OK if result.ok else EXIT_USAGE if result.key_problem else EXIT_FAILED
     if as_json:
         echo_json(
             {
@@ -154,13 +164,30 @@ def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
                 "count": result.count,
                 "first_bad_index": result.first_bad_index,
                 "reason": result.reason,
+                "problem": result.problem,
+                "keyed": result.keyed,
+                "key_problem": result.key_problem,
+                "head_recorded": result.head_recorded,
+                "notes": result.notes,
             }
         )
-    elif result.ok:
-        click.echo(f"ledger of run {run_id} is intact: {result.count} records, hash chain ok")
-    else:
+        exit_with(code)
+    if result.ok:
+        chain = "keyed hash chain" if result.keyed else "hash chain"
+        checked = ", head and state match" if result.head_recorded else ""
+        click.echo(f"ledger of run {run_id} is intact: {result.count} records, {chain} ok{checked}")
+        for note in result.notes:
+            click.echo(f"note: {note}")
+    elif result.key_problem:
+        fail(result.reason or "the ledger's key is missing")
+    elif result.problem == "chain":
+        # A broken link of the chain ("record 3 was changed after it was written").
         click.echo(
             f"ledger of run {run_id} is BROKEN: first bad record at index "
             f"{result.first_bad_index} of {result.count} ({result.reason})"
         )
-    exit_with(EXIT_OK if result.ok else EXIT_FAILED)
+    else:
+        # The ledger against its head, or the state against its digest: the reason
+        # is a whole sentence naming the run.
+        click.echo(f"BROKEN: {result.reason}")
+    exit_with(code)
