@@ -348,3 +348,17 @@ def test_a_keyed_waiting_run_resumes_only_with_its_key(spindle, write):
     assert (code, doc["status"]) == (0, "completed")
     assert _verify(spindle, rid, env=KEY).returncode == 0
     assert _ran(spindle) == 1
+
+
+def test_require_key_fails_an_unkeyed_ledger(spindle, write):
+    """`--require-key` fails a plain ledger (a key id stripped and hashes recomputed looks
+    like one) and passes a keyed one."""
+    plain = _run(spindle, write)
+    bad = spindle("ledger", "verify", plain, "--require-key", env=KEY)
+    assert bad.returncode == 1
+    assert bad.stdout.strip() == (
+        f"BROKEN: ledger of run {plain} is not keyed: it was written without "
+        "SPINDLE_LEDGER_KEY, or its key id was removed and its hashes recomputed (--require-key)"
+    )
+    keyed = _run(spindle, write, env=KEY)
+    assert spindle("ledger", "verify", keyed, "--require-key", env=KEY).returncode == 0
