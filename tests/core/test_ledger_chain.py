@@ -52,12 +52,15 @@ def written(
 # --- the keyed chain --------------------------------------------------------------------
 
 
-def test_a_keyed_hash_is_hmac_sha256_over_what_the_plain_hash_covers() -> None:
-    """A keyed record hash is HMAC-SHA256 under the key of ``prev + "\\n" + body``."""
+@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"y" * 65, b"z" * 200, "s\u00e9same"])
+def test_a_keyed_hash_is_hmac_sha256_over_what_the_plain_hash_covers(key: bytes | str) -> None:
+    """A keyed record hash is HMAC-SHA256 under the key of ``prev + "\\n" + body``, for
+    keys shorter and longer than SHA-256's block."""
     rec = make(0)
-    keyed = LedgerChain("k").record_hash(rec, "p")
+    keyed = LedgerChain(key).record_hash(rec, "p")
     data = ("p\n" + rec.canonical_body()).encode()
-    assert keyed == hmac.new(b"k", data, hashlib.sha256).hexdigest()
+    raw = key.encode() if isinstance(key, str) else key
+    assert keyed == hmac.new(raw, data, hashlib.sha256).hexdigest()
     assert PLAIN_CHAIN.record_hash(rec, "p") == record_hash(rec, "p")
     assert PLAIN_CHAIN.record_hash(rec, "p") == hashlib.sha256(data).hexdigest()
 
