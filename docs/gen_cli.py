@@ -61,7 +61,7 @@ EXIT_CODES: dict[str, list[tuple[str, str]]] = {
         (
             "0",
             "the ledger was printed; `ledger verify`: the hash chain is intact, the ledger "
-            "ends where the run's row says and the run's state matches its digest",
+            "ends where its head says and the run's state matches its digest",
         ),
         (
             "1",

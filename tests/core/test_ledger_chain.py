@@ -21,6 +21,7 @@ from spindle.core.model import (
     StepRecord,
     StepStatus,
     record_hash,
+    state_hash,
     state_text,
     verify,
     verify_run,
@@ -45,7 +46,7 @@ def written(
     for i in range(n):
         records.append(chain.chain(make(i), prev))
         prev = records[-1].record_hash
-    run.head = chain.head(n, prev, state_text(run))
+    run.head = chain.head(n, prev, state_hash(run))
     return run, records
 
 
@@ -125,7 +126,7 @@ def test_removing_records_from_the_end_is_truncation(n: int, data: st.DataObject
     assert (found.ok, found.problem, found.count) == (False, "head", kept)
     held = "none" if kept == 0 else str(kept)
     assert found.reason is not None
-    assert found.reason.startswith(f"ledger of run run is truncated: the run row records {n} ")
+    assert found.reason.startswith(f"ledger of run run is truncated: its head records {n} ")
     assert found.reason.endswith(f"the ledger holds {held}")
 
 
@@ -135,7 +136,7 @@ def test_an_extra_record_is_reported() -> None:
     records.append(PLAIN_CHAIN.chain(make(2), records[-1].record_hash))
     found = verify_run(run, records)
     assert (found.ok, found.problem) == (False, "head")
-    assert found.reason is not None and "has records its run row does not know" in found.reason
+    assert found.reason is not None and "has records its head does not know" in found.reason
 
 
 def test_a_head_with_another_last_hash_is_reported() -> None:
@@ -144,7 +145,7 @@ def test_a_head_with_another_last_hash_is_reported() -> None:
     run.head = attrs.evolve(run.head, record_hash="f" * 64)
     found = verify_run(run, records)
     assert found.problem == "head"
-    assert found.reason is not None and "does not match its run row" in found.reason
+    assert found.reason is not None and "does not match its head" in found.reason
 
 
 @pytest.mark.parametrize(

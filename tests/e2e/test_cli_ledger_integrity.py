@@ -90,8 +90,8 @@ def _verify(spindle, rid: str, env: dict[str, str] | None = None):
 
 def _recompute_plain_chain(spindle, rid: str, edit: tuple[str, str]) -> None:
     """What an attacker who knows the plain format does: edit a record, then recompute
-    every SHA-256 link after it, the run row's head and its state digest."""
-    from spindle.core.model import RunState, converter, state_text
+    every SHA-256 link after it, the run's head and its state digest."""
+    from spindle.core.model import RunState, converter, state_hash
 
     db = _db(spindle)
     with db:
@@ -108,10 +108,12 @@ def _recompute_plain_chain(spindle, rid: str, edit: tuple[str, str]) -> None:
             )
             prev = digest
         (body,) = db.execute("SELECT body FROM runs WHERE run_id = ?", (rid,)).fetchone()
-        text = state_text(converter.structure(json.loads(body), RunState))
-        seal = hashlib.sha256(f"state\n{len(rows)}\n{prev}\n{text}".encode()).hexdigest()
+        hashed = state_hash(converter.structure(json.loads(body), RunState))
+        seal = hashlib.sha256(f"state\n{len(rows)}\n{prev}\n{hashed}".encode()).hexdigest()
         db.execute(
-            "UPDATE runs SET ledger_head = ?, state_digest = ? WHERE run_id = ?", (prev, seal, rid)
+            "UPDATE ledger_heads SET record_hash = ?, state_digest = ?"
+            " WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?)",
+            (prev, seal, rid),
         )
     db.close()
 
@@ -130,14 +132,14 @@ def test_an_intact_run_verifies(spindle, write):
 
 
 def test_deleting_the_last_record_is_reported_as_truncation(spindle, write):
-    """Removing the ledger's last record is reported: the run row records 4, the ledger holds 3."""
+    """Removing the ledger's last record is reported: its head records 4, the ledger holds 3."""
     rid = _run(spindle, write)
-    (head,) = _db(spindle).execute("SELECT ledger_head FROM runs").fetchone()
+    (head,) = _db(spindle).execute("SELECT record_hash FROM ledger_heads").fetchone()
     _delete_last(spindle, rid, 1)
     bad = _verify(spindle, rid)
     assert bad.returncode == 1
     assert bad.stdout.strip() == (
-        f"BROKEN: ledger of run {rid} is truncated: the run row records 4 records ending in "
+        f"BROKEN: ledger of run {rid} is truncated: its head records 4 records ending in "
         f"hash {head[:12]}…, the ledger holds 3"
     )
 
@@ -148,7 +150,7 @@ def test_deleting_the_last_two_records_is_reported_as_truncation(spindle, write)
     _delete_last(spindle, rid, 2)
     bad = _verify(spindle, rid)
     assert bad.returncode == 1
-    assert f"ledger of run {rid} is truncated: the run row records 4 records" in bad.stdout
+    assert f"ledger of run {rid} is truncated: its head records 4 records" in bad.stdout
     assert bad.stdout.strip().endswith("the ledger holds 2")
     code, report = spindle.json("ledger", "verify", rid)
     assert code == 1
@@ -184,8 +186,27 @@ def test_a_record_added_after_the_head_is_reported(spindle, write):
     db.close()
     bad = _verify(spindle, rid)
     assert bad.returncode == 1
-    assert f"ledger of run {rid} has records its run row does not know" in bad.stdout
+    assert f"ledger of run {rid} has records its head does not know" in bad.stdout
     assert "the ledger holds 5" in bad.stdout
+
+
+def test_deleting_the_head_row_is_reported(spindle, write):
+    """A run whose head row was deleted (to hide a truncation) is reported, and refused."""
+    rid = _run(spindle, write, WAITING)
+    _delete_last(spindle, rid, 1)
+    assert _sql(spindle, "DELETE FROM ledger_heads") == 1
+    bad = _verify(spindle, rid)
+    assert bad.returncode == 1
+    assert bad.stdout.strip() == (
+        f"BROKEN: the ledger head of run {rid} is missing: the store wrote one for the run, "
+        "and it was deleted"
+    )
+    refused = spindle("resume", rid, "--payload", '"yes"')
+    assert refused.returncode == 2
+    assert f"run {rid} cannot be continued: the ledger head of run {rid} is missing" in (
+        refused.stderr
+    )
+    assert _ran(spindle) == 1
 
 
 # --- records and the run's state ------------------------------------------------------------
@@ -250,7 +271,7 @@ def test_a_keyed_ledger_verifies_with_its_key(spindle, write):
     assert done.stdout.strip() == (
         f"ledger of run {rid} is intact: 4 records, keyed hash chain ok, head and state match"
     )
-    key_id = _db(spindle).execute("SELECT ledger_key_id FROM runs").fetchone()[0]
+    key_id = _db(spindle).execute("SELECT key_id FROM ledger_heads").fetchone()[0]
     assert key_id and len(key_id) == 16
     assert KEY["SPINDLE_LEDGER_KEY"] not in (spindle.cwd / ".spindle" / "spindle.db").read_text(
         errors="replace"
@@ -281,7 +302,7 @@ def test_recomputed_plain_hashes_pass_without_a_key(spindle, write):
 def test_verifying_a_keyed_ledger_without_the_key_says_so(spindle, write):
     """A keyed ledger verified without the key exits 2 and says to set the key."""
     rid = _run(spindle, write, env=KEY)
-    key_id = _db(spindle).execute("SELECT ledger_key_id FROM runs").fetchone()[0]
+    key_id = _db(spindle).execute("SELECT key_id FROM ledger_heads").fetchone()[0]
     missing = _verify(spindle, rid)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
@@ -316,7 +337,7 @@ def test_a_waiting_run_with_its_last_record_deleted_refuses_to_resume(spindle, w
     refused = spindle("resume", rid, "--payload", '"yes"')
     assert refused.returncode == 2
     assert refused.stderr.startswith(
-        f"error: run {rid} cannot be continued: ledger of run {rid} is truncated: the run row "
+        f"error: run {rid} cannot be continued: ledger of run {rid} is truncated: its head "
         f"records {count} records ending in hash "
     )
     assert "the ledger holds none; continuing would run its completed nodes again" in (

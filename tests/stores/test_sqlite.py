@@ -17,6 +17,7 @@ import pytest
 
 from spindle.core.errors import ConfigError, LeaseLost, SchemaTooNew, StoreCorrupt, StoreError
 from spindle.core.model import (
+    MISSING_HEAD,
     PLAIN_CHAIN,
     LedgerHead,
     RunState,
@@ -24,7 +25,7 @@ from spindle.core.model import (
     StepKind,
     StepRecord,
     StepStatus,
-    state_text,
+    state_hash,
     verify_run,
 )
 from spindle.core.store import Commit
@@ -270,13 +271,19 @@ async def test_version_2_runs_have_no_head_until_their_next_commit(tmp_path: Pat
         )
         for hot in (True, False):  # the hot path falls back to the full one for such a run
             loaded.status = RunStatus.RUNNING
-            digest = PLAIN_CHAIN.state_digest(4, more.record_hash, state_text(loaded))
+            digest = PLAIN_CHAIN.state_digest(4, more.record_hash, state_hash(loaded))
             commit = Commit(loaded, [more] if hot else [], state_changed=not hot)
             commit.state_digest = digest
             await store.commit(commit)
         again = await store.load_run("r1")
         assert again.head == LedgerHead(4, more.record_hash, digest, None)
         assert verify_run(again, await store.ledger("r1")).ok
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM ledger_heads")
+    conn.close()
+    async with at_path(path) as store:
+        assert (await store.load_run("r1")).head == MISSING_HEAD  # written, then deleted
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version FROM spindle_schema").fetchall() == [(SCHEMA_VERSION,)]
     conn.close()

@@ -134,7 +134,7 @@ def ledger(args: tuple[str, ...], require_key: bool, store: str | None, as_json:
     """Print a run's ledger, or check it: spindle ledger verify RUN_ID.
 
     verify checks the hash chain (an HMAC chain under SPINDLE_LEDGER_KEY for a
-    keyed run), that the ledger ends where the run's row says (no record removed
+    keyed run), that the ledger ends where its head says (no record removed
     from its end or added), and that the run's stored state (status, output,
     error) matches the digest committed with its last record.
     """

@@ -78,7 +78,7 @@ class Drives:
                 if ended and answer is None and not reopen:
                     return state
                 ledger = await self._services.store.ledger(run_id)
-                # Refuse a ledger that does not end where the run's row says (its
+                # Refuse a ledger that does not end where its head says (its
                 # completed nodes would run again), or is keyed with a key we lack.
                 last = ledger[-1].record_hash if ledger else ""
                 chain = continue_chain(chain, state, len(ledger), last)

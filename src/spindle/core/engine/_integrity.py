@@ -2,7 +2,7 @@
 
 A drive (and a cancel) reads the run's state and its ledger (or the ledger's
 count and last hash) anyway; comparing them with the
-:class:`~spindle.core.model.LedgerHead` the run's row records costs nothing
+:class:`~spindle.core.model.LedgerHead` the store keeps for it costs nothing
 more. A ledger whose last records were removed would make the drive run
 completed nodes again, and a keyed ledger extended with another key (or
 none) would be broken from there on, so both are refused with

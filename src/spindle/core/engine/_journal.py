@@ -10,7 +10,7 @@ cannot write again. Lifecycle events are emitted only after their commit.
 Records are numbered and chained here, with the run's
 :class:`~spindle.core.model.LedgerChain` (plain, or keyed), and each commit
 carries the digest of the run's state as stored after it, chained onto the
-ledger's new head: the store keeps both in the run's row.
+ledger's new head: the store keeps both beside the run's row.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from spindle.core.model import (
     StepRecord,
     StepStatus,
     failed_call,
-    state_text,
+    state_hash,
     utcnow,
 )
 from spindle.core.store import Commit
@@ -94,9 +94,9 @@ class RunJournal:
     ) -> None:
         self.store = store
         self.chain = chain
-        # The canonical text of the state as last committed (what its digest covers):
-        # a commit that leaves the state alone digests it again without re-encoding.
-        self._state_text = state_text(state)
+        # The hash of the state as last committed (what its digest covers): a commit
+        # that leaves the state alone digests it again without re-encoding it.
+        self._state_hash = state_hash(state)
         self.emitter = emitter
         self.state = state
         self.token = token
@@ -239,7 +239,7 @@ class RunJournal:
             chain.chain(rec, prev)
             prev = rec.record_hash
         state.step_count = len(records)
-        digest = chain.state_digest(len(records), prev, state_text(state))
+        digest = chain.state_digest(len(records), prev, state_hash(state))
         await store.commit(
             Commit(
                 state,
@@ -285,7 +285,7 @@ class RunJournal:
         self.state.updated_at = utcnow()
         # A commit that leaves the stored state alone (state_changed false) digests the
         # state as last committed, not the one in memory (the driver may be changing it).
-        text = state_text(self.state) if state_changed else self._state_text
+        hashed = state_hash(self.state) if state_changed else self._state_hash
         await self.store.commit(
             Commit(
                 self.state,
@@ -294,11 +294,11 @@ class RunJournal:
                 self.token,
                 state_changed=state_changed,
                 release_lease=pending.release,
-                state_digest=chain.state_digest(seq, prev, text),
+                state_digest=chain.state_digest(seq, prev, hashed),
                 ledger_key_id=chain.key_id,
             )
         )
-        self._state_text = text
+        self._state_hash = hashed
         if records:
             self.count, self.head = seq, prev
             for rec in records:

@@ -61,7 +61,7 @@ class RunReads(abc.ABC):
 
     async def verify_ledger(self, run_id: str) -> LedgerVerification:
         """Check the run's ledger: its hash chain (an HMAC chain under ``ledger_key``
-        when the run is keyed), that it ends where the run's row says (no record
+        when the run is keyed), that it ends where its head says (no record
         removed from its end or added), and that the run's stored state (status,
         output, error, waits) matches the digest committed with its last record.
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from spindle.core.model._chain import check_head as check_head
     from spindle.core.model._chain import key_problem as key_problem
     from spindle.core.model._chain import short_hash as short_hash
+    from spindle.core.model._chain import state_hash as state_hash
     from spindle.core.model._chain import state_problem as state_problem
     from spindle.core.model._chain import state_text as state_text
     from spindle.core.model._chain import verify_run as verify_run
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from spindle.core.model._effects import EffectStatus as EffectStatus
     from spindle.core.model._events import LifecycleEventType as LifecycleEventType
     from spindle.core.model._events import RunLifecycleEvent as RunLifecycleEvent
+    from spindle.core.model._head import MISSING_HEAD as MISSING_HEAD
     from spindle.core.model._head import LedgerHead as LedgerHead
     from spindle.core.model._keys import RESERVED_EVENT_PREFIX as RESERVED_EVENT_PREFIX
     from spindle.core.model._keys import attempt_key as attempt_key
@@ -89,6 +91,7 @@ _LAZY: dict[str, str] = {
     "LedgerHead": "spindle.core.model._head",
     "LedgerVerification": "spindle.core.model._ledger",
     "LifecycleEventType": "spindle.core.model._events",
+    "MISSING_HEAD": "spindle.core.model._head",
     "NO_SECRETS": "spindle.core.model._secrets",
     "PLAIN_CHAIN": "spindle.core.model._chain",
     "Placeholder": "spindle.core.model._templates",
@@ -128,6 +131,7 @@ _LAZY: dict[str, str] = {
     "retry_wait_key": "spindle.core.model._keys",
     "run_key": "spindle.core.model._keys",
     "short_hash": "spindle.core.model._chain",
+    "state_hash": "spindle.core.model._chain",
     "state_text": "spindle.core.model._chain",
     "state_problem": "spindle.core.model._chain",
     "step_backoff_key": "spindle.core.model._keys",

@@ -34,10 +34,10 @@ __all__ = [
     "KEY_ENV",
     "PLAIN_CHAIN",
     "LedgerChain",
-    "LedgerHead",
     "check_head",
     "key_problem",
     "short_hash",
+    "state_hash",
     "state_problem",
     "state_text",
     "verify_run",
@@ -70,6 +70,15 @@ def state_text(state: RunState) -> str:
     for name in _COUNTERS:
         del data[name]
     return _CANONICAL(data)
+
+
+def state_hash(state: RunState) -> str:
+    """The SHA-256 of :func:`state_text`: what a state digest binds to a ledger position.
+
+    Hashing the state once when it changes keeps a step's digest small, however
+    large the state (a commit that leaves the state alone reuses the hash).
+    """
+    return hashlib.sha256(state_text(state).encode()).hexdigest()
 
 
 class LedgerChain:
@@ -131,15 +140,15 @@ class LedgerChain:
         record.record_hash = self._digest(prev_hash + "\n" + record.canonical_body())
         return record
 
-    def state_digest(self, count: int, record_hash: str, text: str) -> str:
-        """The digest of a state (its :func:`state_text`) committed after ``count`` records
+    def state_digest(self, count: int, record_hash: str, state_hash: str) -> str:
+        """The digest of a state (its :func:`state_hash`) committed after ``count`` records
         ending in ``record_hash``: it binds the state to that exact ledger position."""
-        return self._digest(f"state\n{count}\n{record_hash}\n{text}")
+        return self._digest(f"state\n{count}\n{record_hash}\n{state_hash}")
 
-    def head(self, count: int, record_hash: str, text: str) -> LedgerHead:
+    def head(self, count: int, record_hash: str, state_hash: str) -> LedgerHead:
         """The head a commit leaving the ledger at ``count``/``record_hash`` writes."""
         return LedgerHead(
-            count, record_hash, self.state_digest(count, record_hash, text), self.key_id
+            count, record_hash, self.state_digest(count, record_hash, state_hash), self.key_id
         )
 
 
@@ -154,8 +163,13 @@ def check_head(run_id: str, head: LedgerHead, count: int, last_hash: str) -> str
     This is the cheap check (count and last hash) a drive makes before it
     continues a run; :func:`verify_run` adds the chain and the state digest.
     """
+    if head.count < 0:
+        return (
+            f"the ledger head of run {run_id} is missing: the store wrote one for the run, "
+            "and it was deleted"
+        )
     recorded = (
-        f"the run row records {head.count} record{'s' if head.count != 1 else ''} "
+        f"its head records {head.count} record{'s' if head.count != 1 else ''} "
         f"ending in hash {short_hash(head.record_hash)}"
     )
     if count < head.count:
@@ -163,12 +177,12 @@ def check_head(run_id: str, head: LedgerHead, count: int, last_hash: str) -> str
         return f"ledger of run {run_id} is truncated: {recorded}, the ledger holds {held}"
     if count > head.count:
         return (
-            f"ledger of run {run_id} has records its run row does not know: {recorded}, "
+            f"ledger of run {run_id} has records its head does not know: {recorded}, "
             f"the ledger holds {count}"
         )
     if last_hash != head.record_hash:
         return (
-            f"ledger of run {run_id} does not match its run row: {recorded}, but the "
+            f"ledger of run {run_id} does not match its head: {recorded}, but the "
             f"ledger's last record has hash {short_hash(last_hash)}"
         )
     return None
@@ -193,7 +207,7 @@ def state_problem(run_id: str, state: RunState, chain: LedgerChain) -> str | Non
     head = state.head
     if head is None or not head.state_digest:
         return None
-    if chain.state_digest(head.count, head.record_hash, state_text(state)) == head.state_digest:
+    if chain.state_digest(head.count, head.record_hash, state_hash(state)) == head.state_digest:
         return None
     return (
         f"the stored state of run {run_id} (status {state.status.value!r}, its output, "
@@ -243,7 +257,7 @@ def verify_run(
     if problem is not None:
         return LedgerVerification(False, count, None, problem, "state", keyed=keyed)
     if not head.state_digest:
-        found.notes.append("the run row records no state digest; its state is not checked")
+        found.notes.append("its head records no state digest; its state is not checked")
     if chain.keyed and not keyed:
         found.notes.append(
             f"this ledger is not keyed (plain SHA-256): it was written without {KEY_ENV}, "

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from attrs import frozen
 
-__all__ = ["LedgerHead"]
+__all__ = ["MISSING_HEAD", "LedgerHead"]
 
 
 @frozen
 class LedgerHead:
-    """What the run's row records about its ledger, written with every commit.
+    """What the store keeps beside a run's row about its ledger, written with every commit.
 
     Attributes:
         count: the number of records the ledger holds.
@@ -18,9 +18,16 @@ class LedgerHead:
             chained onto ``record_hash`` ("" when the commit carried none).
         key_id: the fingerprint of the key the chain is keyed with, or None for a
             plain SHA-256 chain.
+
+    A store that knows it wrote a head for a run but can no longer find it
+    (deleted behind its back) returns :data:`MISSING_HEAD` (``count`` -1).
     """
 
     count: int
     record_hash: str
     state_digest: str = ""
     key_id: str | None = None
+
+
+#: What a store returns for a run whose head it wrote but cannot find any more.
+MISSING_HEAD = LedgerHead(-1, "")

@@ -205,12 +205,12 @@ class LedgerVerification:
         reason: why it is not ok ("record 3 was changed after it was written"; for
             the other problems a whole sentence naming the run).
         problem: what is wrong: ``"chain"`` (a record or link), ``"head"`` (the
-            ledger does not end where the run's row says), ``"state"`` (the stored
+            ledger does not end where its head says), ``"state"`` (the stored
             state does not match its digest), ``"key"`` (see ``key_problem``).
         keyed: the ledger is an HMAC chain under a key.
         key_problem: the ledger could not be checked because the configured key is
             missing or another one (``reason`` says which); it is not known broken.
-        head_recorded: the run's row records a ledger head (stores before schema
+        head_recorded: the store keeps a ledger head for the run (stores before schema
             version 3 did not).
         notes: what was not checked, or is worth knowing, when ``ok``.
     """

@@ -20,7 +20,10 @@ the store computes from the records it appends), and the commit's
 ledger verify`` notice records removed from the end of a ledger and a run
 whose stored state was edited, and lets a drive refuse such a run. A store
 that keeps runs written before it recorded heads returns ``head=None`` for
-them until their next commit.
+them until their next commit; one that wrote a head for a run and cannot
+find it any more returns :data:`~spindle.core.model.MISSING_HEAD`. Keep the
+head apart from a large state if an update rewrites the whole record (the
+SQLite store keeps it in a narrow table of its own).
 
 The shared contract suite (``tests/stores/test_contract.py``) is the
 definition of a store: every implementation must pass it.
@@ -175,7 +178,7 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     async def ledger_head(self, run_id: str) -> tuple[int, str]:
         """``(number of records, record_hash of the last one or "")``, read off the
-        ledger itself (``RunState.head`` is what the run's row says it should be)."""
+        ledger itself (``RunState.head`` is where the store's head says it should end)."""
 
 
 class ArtifactStore(abc.ABC):

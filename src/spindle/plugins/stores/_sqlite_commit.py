@@ -4,10 +4,9 @@ A commit writes the run's row, its new ledger records, its open waits and
 the inbox events it consumed, in one transaction under the file's write
 lock, with the run's ledger head (count, last hash, state digest, key id).
 Most commits are the hot path (``Commit.state_changed`` is false: only
-counters moved), which writes ledger rows and one unindexed update of the
-run's row that also checks the lease and the head; the statements are
-shaped so that a step rewrites as few rows and index pages as possible
-(their comments say how).
+counters moved), which writes ledger rows and the head and checks the rest
+with reads; the statements are shaped so that a step rewrites as few rows
+and index pages as possible (their comments say how).
 """
 
 from __future__ import annotations
@@ -47,34 +46,45 @@ _RUN_HEAD = (
 _LEDGER_TAIL = (
     "SELECT seq, record_hash FROM ledger WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
 )
-# Every write of a run's row sets its ledger head (schema version 3) with it.
-_HEAD = "ledger_count = ?, ledger_head = ?, state_digest = ?, ledger_key_id = ?"
 _INSERT_RUN = (
     "INSERT INTO runs (status, wake_at, wait_keys, workflow, parent_run_id, created_at,"
     " updated_at, body, event_seq, run_id, lease_owner, lease_host,"
-    " lease_pid, lease_expires_at, lease_token, ledger_count, ledger_head, state_digest,"
-    " ledger_key_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " lease_pid, lease_expires_at, lease_token, head_kept) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)"
 )
-# The hot path (Commit.state_changed is false) writes ledger rows and the run's
-# counters and head. Its checks are in that one UPDATE: it matches only while the
-# row's head is where the new records continue from and the lease is still ours
-# (?10 NULL: the commit holds no lease). An unmatched UPDATE writes nothing, and
-# the full path finds out what is off.
-_FAST_UPDATE = (
-    f"UPDATE runs SET updated_at = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
-    " AND ledger_count = ? AND ledger_head = ? AND (?10 IS NULL OR lease_token = ?10)"
+# The ledger head (schema version 3), written with every commit: one narrow row
+# per run, so a step does not rewrite the run's whole row (see _sqlite_schema).
+_PUT_HEAD = (
+    "INSERT INTO ledger_heads (run_no, count, record_hash, state_digest, key_id)"
+    " VALUES (?,?,?,?,?) ON CONFLICT (run_no) DO UPDATE SET count = excluded.count,"
+    " record_hash = excluded.record_hash, state_digest = excluded.state_digest,"
+    " key_id = excluded.key_id"
 )
-_UPDATE_COUNTERS = f"UPDATE runs SET updated_at = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
+# The hot path (Commit.state_changed is false) writes ledger rows and the head;
+# the run's row changes only when its event counter moved (observers are
+# listening). Its checks: one read of the lease token and event counter, and a
+# head update that matches only while the head is where the new records continue
+# from (a run with no head row yet takes the full path, which writes one).
+_FAST_RUN = "SELECT lease_token, event_seq FROM runs WHERE run_id = ?"
+_FAST_HEAD = (
+    "UPDATE ledger_heads SET count = ?, record_hash = ?, state_digest = ?, key_id = ?"
+    " WHERE run_no = ? AND count = ? AND record_hash = ?"
+)
+_UPDATE_COUNTERS = "UPDATE runs SET updated_at = ?, event_seq = ? WHERE run_id = ?"
+# The full path's updates also mark the run as keeping a head (a run written before
+# version 3 gets its first one then).
+_UPDATE_LIGHT = "UPDATE runs SET updated_at = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
 _RELEASE = (
     "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
     " lease_expires_at = NULL WHERE run_id = ? AND lease_token = ?"
 )
 # Most commits change neither the status nor a timer, so they set only
 # unindexed columns: every indexed column in a SET costs index page writes.
-_UPDATE_BODY = f"UPDATE runs SET updated_at = ?, body = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
+_UPDATE_BODY = (
+    "UPDATE runs SET updated_at = ?, body = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
+)
 _UPDATE_ALL = (
     "UPDATE runs SET status = ?, wake_at = ?, wait_keys = ?, workflow = ?, parent_run_id = ?,"
-    f" created_at = ?, updated_at = ?, body = ?, event_seq = ?, {_HEAD} WHERE run_id = ?"
+    " created_at = ?, updated_at = ?, body = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
 )
 _INSERT_RECORD = (
     "INSERT INTO ledger (id, run_id, seq, node_id, kind, status, idempotency_key, attempt,"
@@ -137,10 +147,10 @@ class SQLiteCommitter(SQLiteBase):
     async def commit(self, commit: Commit) -> None:
         """Write the run's state, its new ledger records and consumed events in one transaction.
 
-        The hot path is one conditional UPDATE of the run's row (it checks the
-        lease token and the ledger head, and moves the head and counters,
-        touching no index) and one INSERT per record; the full path reads the
-        row first and touches indexes only when an indexed column changed.
+        The hot path is one indexed read of the run's row (token, event
+        counter), one conditional UPDATE of its narrow head row and one INSERT
+        per record; the full path reads the row first, touches indexes only when
+        an indexed column changed, and writes the head.
 
         Raises:
             LeaseLost: ``commit.token`` is not the run's current lease token.
@@ -215,10 +225,10 @@ class SQLiteCommitter(SQLiteBase):
                             "records; continue the work in a new run"
                         )
                 updated = _micros(state.updated_at)
-                written = (count, head, commit.state_digest, commit.ledger_key_id)
                 if light:
-                    conn.execute(_UPDATE_COUNTERS, (updated, state.event_seq, *written, run_id))
+                    conn.execute(_UPDATE_LIGHT, (updated, state.event_seq, run_id))
                 else:
+                    tail = (updated, body, state.event_seq, run_id)
                     if row is None:
                         held = (
                             (None, None, None, None, 0)
@@ -231,15 +241,15 @@ class SQLiteCommitter(SQLiteBase):
                                 1,
                             )
                         )
-                        values = (*indexed, updated, body, state.event_seq, run_id, *held, *written)
-                        run_no = conn.execute(_INSERT_RUN, values).lastrowid or 0
+                        run_no = conn.execute(_INSERT_RUN, (*indexed, *tail, *held)).lastrowid or 0
                         self._run_nos[run_id] = run_no
+                    elif row[2:] == indexed:
+                        conn.execute(_UPDATE_BODY, tail)
                     else:
-                        tail = (updated, body, state.event_seq, *written, run_id)
-                        if row[2:] == indexed:
-                            conn.execute(_UPDATE_BODY, tail)
-                        else:
-                            conn.execute(_UPDATE_ALL, indexed + tail)
+                        conn.execute(_UPDATE_ALL, indexed + tail)
+                conn.execute(
+                    _PUT_HEAD, (run_no, count, head, commit.state_digest, commit.ledger_key_id)
+                )
                 if rows:
                     base = run_no << SEQ_BITS
                     for record_row in rows:
@@ -267,17 +277,24 @@ class SQLiteCommitter(SQLiteBase):
     def _fast_commit(
         self, conn: sqlite3.Connection, commit: Commit, run_no: int, rows: list[list[Any]]
     ) -> bool:
-        """The counters-only commit: the run's counters and head, and ledger rows.
+        """The counters-only commit: ledger rows, the head, and the run's row only if
+        its event counter moved.
 
-        One conditional UPDATE checks that the lease is still ours and that the
-        records continue the head the row records, and moves the head. Returns
-        False, having written nothing, whenever something is off, so the full
-        path can find out what and raise it.
+        A read checks that the lease is still ours; the head moves only if the
+        records continue it (a conditional UPDATE). Returns False, having written
+        nothing, whenever something is off, so the full path can find out what
+        and raise it.
         """
         records = commit.records
         state = commit.state
         run_id = state.run_id
         first = records[0]
+        found = conn.execute(_FAST_RUN, (run_id,)).fetchone()
+        if found is None:
+            return False
+        token, event_seq = found
+        if commit.token is not None and commit.token != token:
+            return False
         try:
             head = check_records(run_id, records, first.seq, first.prev_hash)
         except LedgerError:
@@ -285,19 +302,8 @@ class SQLiteCommitter(SQLiteBase):
         count = first.seq + len(records)
         if count > 1 << SEQ_BITS:
             return False
-        params = (
-            _micros(state.updated_at),
-            state.event_seq,
-            count,
-            head,
-            commit.state_digest,
-            commit.ledger_key_id,
-            run_id,
-            first.seq,
-            first.prev_hash,
-            commit.token,
-        )
-        if conn.execute(_FAST_UPDATE, params).rowcount != 1:
+        moved = (count, head, commit.state_digest, commit.ledger_key_id)
+        if conn.execute(_FAST_HEAD, (*moved, run_no, first.seq, first.prev_hash)).rowcount != 1:
             return False
         base = run_no << SEQ_BITS
         for record_row in rows:
@@ -308,13 +314,15 @@ class SQLiteCommitter(SQLiteBase):
             else:
                 conn.executemany(_INSERT_RECORD, rows)
         except sqlite3.IntegrityError:
-            # The row's head says the ledger ends before these seqs, but it holds
-            # one of them: the ledger was written without its head.
+            # The head says the ledger ends before these seqs, but it holds one of
+            # them: the ledger was written without its head.
             raise LedgerError(
                 f"run {run_id!r}: the ledger already holds a record at seq {first.seq} or "
-                f"after, but the run's row records {first.seq} records; the ledger was "
-                f"changed outside spindle (check it with: spindle ledger verify {run_id})"
+                f"after, but its head records {first.seq} records; the ledger was changed "
+                f"outside spindle (check it with: spindle ledger verify {run_id})"
             ) from None
+        if state.event_seq != event_seq:
+            conn.execute(_UPDATE_COUNTERS, (_micros(state.updated_at), state.event_seq, run_id))
         for event_id in commit.consume_events:
             if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
                 raise self._unconsumable(conn, event_id, run_id)

@@ -149,17 +149,25 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX inbox_queued ON inbox (run_id) WHERE run_id IS NOT NULL AND consumed_by IS NULL",
 )
 
-# Version 3: the run's row carries its ledger head, written by every commit in
-# the transaction that appends the records: the record count and last record
-# hash (so records removed from the ledger's end are noticed), the engine's
-# digest of the run's state chained onto that hash, and the fingerprint of the
-# key the chain is keyed with (NULL: plain). Runs written before keep NULLs
-# ("head not recorded") until their next commit writes one.
+# Version 3: every commit writes the run's ledger head, in the transaction that
+# appends the records: the record count and last record hash (so records
+# removed from the ledger's end are noticed), the engine's digest of the run's
+# state chained onto that hash, and the fingerprint of the key the chain is
+# keyed with (NULL: plain). The head is one narrow row per run, keyed by the
+# run's number -- part of the run's row in all but storage: kept apart so that
+# a step rewrites a few dozen bytes, not the run's whole state (an UPDATE
+# rewrites the entire row, overflow pages of a large state included).
+# ``runs.head_kept`` says a head was written, so a deleted head row is noticed
+# too; runs written before this version have none until their next commit.
 _V3: tuple[str, ...] = (
-    "ALTER TABLE runs ADD COLUMN ledger_count INTEGER",
-    "ALTER TABLE runs ADD COLUMN ledger_head TEXT",
-    "ALTER TABLE runs ADD COLUMN state_digest TEXT",
-    "ALTER TABLE runs ADD COLUMN ledger_key_id TEXT",
+    """CREATE TABLE ledger_heads (
+        run_no INTEGER PRIMARY KEY,
+        count INTEGER NOT NULL,
+        record_hash TEXT NOT NULL,
+        state_digest TEXT NOT NULL,
+        key_id TEXT
+    )""",
+    "ALTER TABLE runs ADD COLUMN head_kept INTEGER NOT NULL DEFAULT 0",
 )
 
 #: Steps from version n to n + 1 (append only; never edit a released step).
