@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RunReads"]
 
+# How often verify_ledger reads a live run again for a ledger that matches its head.
+_SNAPSHOT_TRIES = 5
+
 
 class RunReads(abc.ABC):
     """Reading runs from the engine's store (opened on first use)."""
@@ -71,7 +74,14 @@ class RunReads(abc.ABC):
         """
         await self.open()
         state = await self.store.load_run(run_id)
-        records = await self.store.ledger(run_id)
+        for _ in range(_SNAPSHOT_TRIES):
+            records = await self.store.ledger(run_id)
+            # A run being driven elsewhere may commit between the two reads: the
+            # ledger read matches the head only if the head did not move meanwhile.
+            again = await self.store.load_run(run_id)
+            if again.head == state.head:
+                break
+            state = again
         return verify_run(state, records, LedgerChain(self.settings.ledger_key))
 
     async def pending_events(self, key: str | None = None) -> list[Any]:
