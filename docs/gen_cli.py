@@ -58,9 +58,21 @@ EXIT_CODES: dict[str, list[tuple[str, str]]] = {
         ("3", "the run is pending, running or waiting"),
     ],
     "ledger": [
-        ("0", "the ledger was printed; `ledger verify`: the hash chain is intact"),
-        ("1", "`ledger verify`: the chain is broken (the first bad record is named)"),
-        ("2", "unknown run, or usage or store error"),
+        (
+            "0",
+            "the ledger was printed; `ledger verify`: the hash chain is intact, the ledger "
+            "ends where its head says and the run's state matches its digest",
+        ),
+        (
+            "1",
+            "`ledger verify`: broken: a record changed (the first bad one is named), records "
+            "removed from the end or added, or the run's stored state edited",
+        ),
+        (
+            "2",
+            "unknown run, or usage or store error; `ledger verify`: the ledger is keyed and "
+            "`SPINDLE_LEDGER_KEY` is not set or holds another key",
+        ),
     ],
     "logs": [
         ("0", "the output was printed (without `--follow`, whatever the run's status)"),

@@ -420,7 +420,9 @@ def test_ledger_verify_detects_a_tampered_record(spindle, write):
     assert "hi world" in listing.stdout
     ok = spindle("ledger", "verify", rid)
     assert ok.returncode == 0
-    assert ok.stdout.strip() == f"ledger of run {rid} is intact: 2 records, hash chain ok"
+    assert ok.stdout.strip() == (
+        f"ledger of run {rid} is intact: 2 records, hash chain ok, head and state match"
+    )
     with sqlite3.connect(spindle.cwd / ".spindle" / "spindle.db") as db:
         changed = db.execute(
             "UPDATE ledger SET body = replace(body, 'hi world', 'hi mallory') "

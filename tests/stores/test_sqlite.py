@@ -16,7 +16,18 @@ from pathlib import Path
 import pytest
 
 from spindle.core.errors import ConfigError, LeaseLost, SchemaTooNew, StoreCorrupt, StoreError
-from spindle.core.model import RunState, RunStatus, StepRecord
+from spindle.core.model import (
+    MISSING_HEAD,
+    PLAIN_CHAIN,
+    LedgerHead,
+    RunState,
+    RunStatus,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    state_hash,
+    verify_run,
+)
 from spindle.core.store import Commit
 from spindle.plugins.stores._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from spindle.plugins.stores.sqlite import SQLiteStore
@@ -196,6 +207,83 @@ async def test_version_1_store_migrates_and_keeps_its_events(tmp_path: Path) -> 
         assert (event.event_id, event.payload, event.run_id) == ("e1", 7, None)
         assert await store.queue_event("e1", "r1") is True
         assert await store.pending_events("k", for_run="r2") == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM spindle_schema").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()
+
+
+def _version_2_file(path: Path, records: list[StepRecord]) -> None:
+    """A store file as spindle wrote it at schema version 2: one run and its ledger,
+    and no ledger head in the run's row."""
+    conn = sqlite3.connect(path)
+    with conn:
+        for step in MIGRATIONS[:2]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("INSERT INTO spindle_schema (version) VALUES (2)")
+        run = RunState("r1", "wf", status=RunStatus.WAITING, created_at=NOW, updated_at=NOW)
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow, status, created_at, updated_at, body)"
+            " VALUES ('r1', 'wf', 'waiting', 0, 0, ?)",
+            (json.dumps(run.to_dict()),),
+        )
+        (run_no,) = conn.execute("SELECT run_no FROM runs").fetchone()
+        for r in records:
+            conn.execute(
+                "INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_no << 32 | r.seq,
+                    r.run_id,
+                    r.seq,
+                    r.node_id,
+                    r.kind,
+                    r.status,
+                    r.idempotency_key,
+                    r.attempt,
+                    r.prev_hash,
+                    r.record_hash,
+                    r.canonical_body(),
+                ),
+            )
+    conn.close()
+
+
+async def test_version_2_runs_have_no_head_until_their_next_commit(tmp_path: Path) -> None:
+    """A run written at schema version 2 loads with head None after the migration (verify
+    checks its chain and says the head is not recorded); its next commit records one."""
+    path = tmp_path / "v2.db"
+    records, prev = [], ""
+    for seq in range(3):
+        record = StepRecord("r1", seq, f"n{seq}", StepKind.NODE, StepStatus.COMPLETED, f"k{seq}")
+        records.append(PLAIN_CHAIN.chain(record, prev))
+        prev = record.record_hash
+    _version_2_file(path, records)
+    async with at_path(path) as store:
+        loaded = await store.load_run("r1")
+        assert loaded.head is None
+        found = verify_run(loaded, await store.ledger("r1"))
+        assert (found.ok, found.head_recorded, found.count) == (True, False, 3)
+        assert found.notes[0].startswith(
+            "head not recorded (the run was last written before store schema version 3)"
+        )
+        more = PLAIN_CHAIN.chain(
+            StepRecord("r1", 3, "n3", StepKind.NODE, StepStatus.COMPLETED, "k3"), prev
+        )
+        for hot in (True, False):  # the hot path falls back to the full one for such a run
+            loaded.status = RunStatus.RUNNING
+            digest = PLAIN_CHAIN.state_digest(4, more.record_hash, state_hash(loaded))
+            commit = Commit(loaded, [more] if hot else [], state_changed=not hot)
+            commit.state_digest = digest
+            await store.commit(commit)
+        again = await store.load_run("r1")
+        assert again.head == LedgerHead(4, more.record_hash, digest, None)
+        assert verify_run(again, await store.ledger("r1")).ok
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM ledger_heads")
+    conn.close()
+    async with at_path(path) as store:
+        assert (await store.load_run("r1")).head == MISSING_HEAD  # written, then deleted
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version FROM spindle_schema").fetchall() == [(SCHEMA_VERSION,)]
     conn.close()

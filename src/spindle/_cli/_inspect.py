@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from spindle._cli._common import EXIT_FAILED, EXIT_OK, echo_json, fail, json_option, store_option
+from spindle._cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo_json,
+    fail,
+    json_option,
+    store_option,
+)
 from spindle._cli._render import (
     document,
     interrupted,
@@ -115,14 +123,27 @@ def _node_document(info: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("ledger")
 @click.argument("args", nargs=-1, required=True, metavar="[verify] RUN_ID")
+@click.option(
+    "--require-key",
+    is_flag=True,
+    help="ledger verify: fail (exit 1) unless the ledger is keyed (SPINDLE_LEDGER_KEY).",
+)
 @store_option
 @json_option
-def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
-    """Print a run's ledger, or check its hash chain: spindle ledger verify RUN_ID."""
+def ledger(args: tuple[str, ...], require_key: bool, store: str | None, as_json: bool) -> None:
+    """Print a run's ledger, or check it: spindle ledger verify RUN_ID.
+
+    verify checks the hash chain (an HMAC chain under SPINDLE_LEDGER_KEY for a
+    keyed run), that the ledger ends where its head says (no record removed
+    from its end or added), and that the run's stored state (status, output,
+    error) matches the digest committed with its last record.
+    """
     if args[0] == "verify":
         if len(args) != 2:
             fail("usage: spindle ledger verify RUN_ID")
-        _verify(args[1], store, as_json)
+        _verify(args[1], store, as_json, require_key)
+    if require_key:
+        fail("--require-key is for 'spindle ledger verify RUN_ID'")
     if len(args) != 1:
         fail("usage: spindle ledger RUN_ID  |  spindle ledger verify RUN_ID")
     run_id = args[0]
@@ -140,12 +161,23 @@ def ledger(args: tuple[str, ...], store: str | None, as_json: bool) -> None:
     print_ledger(records)
 
 
-def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
+def _verify(run_id: str, store: str | None, as_json: bool, require_key: bool) -> NoReturn:
     async def main() -> Any:
         async with make_engine(store) as engine:
             return await engine.verify_ledger(run_id)
 
     result = call(main)
+    if require_key and result.ok and not result.keyed:
+        # Someone able to write the file could have removed a run's key id and
+        # recomputed a plain chain; when every run must be keyed, that is a failure.
+        result.ok = False
+        result.problem = "not keyed"
+        result.reason = (
+            f"ledger of run {run_id} is not keyed: it was written without SPINDLE_LEDGER_KEY, "
+            "or its key id was removed and its hashes recomputed (--require-key)"
+        )
+    # A keyed ledger checked without its key is not known broken: it is a usage error.
+    code = EXIT_OK if result.ok else EXIT_USAGE if result.key_problem else EXIT_FAILED
     if as_json:
         echo_json(
             {
@@ -154,13 +186,30 @@ def _verify(run_id: str, store: str | None, as_json: bool) -> NoReturn:
                 "count": result.count,
                 "first_bad_index": result.first_bad_index,
                 "reason": result.reason,
+                "problem": result.problem,
+                "keyed": result.keyed,
+                "key_problem": result.key_problem,
+                "head_recorded": result.head_recorded,
+                "notes": result.notes,
             }
         )
-    elif result.ok:
-        click.echo(f"ledger of run {run_id} is intact: {result.count} records, hash chain ok")
-    else:
+        exit_with(code)
+    if result.ok:
+        chain = "keyed hash chain" if result.keyed else "hash chain"
+        checked = ", head and state match" if result.head_recorded else ""
+        click.echo(f"ledger of run {run_id} is intact: {result.count} records, {chain} ok{checked}")
+        for note in result.notes:
+            click.echo(f"note: {note}")
+    elif result.key_problem:
+        fail(result.reason or "the ledger's key is missing")
+    elif result.problem == "chain":
+        # A broken link of the chain ("record 3 was changed after it was written").
         click.echo(
             f"ledger of run {run_id} is BROKEN: first bad record at index "
             f"{result.first_bad_index} of {result.count} ({result.reason})"
         )
-    exit_with(EXIT_OK if result.ok else EXIT_FAILED)
+    else:
+        # The ledger against its head, the state against its digest, or a plain chain
+        # under --require-key: the reason is a whole sentence naming the run.
+        click.echo(f"BROKEN: {result.reason}")
+    exit_with(code)

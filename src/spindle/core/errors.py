@@ -37,6 +37,8 @@ wrong and how to fix it.
     │   ├── StoreReadOnly (PermissionError)    the file or its directory cannot be written
     │   └── SchemaTooNew
     ├── LedgerError
+    │   └── LedgerIntegrityError               a run's ledger does not match its head,
+    │                                           or its key is missing: not continued
     └── HookError                               an engine hook raised
 """
 
@@ -54,6 +56,7 @@ __all__ = [
     "LeaseHeld",
     "LeaseLost",
     "LedgerError",
+    "LedgerIntegrityError",
     "NondeterminismError",
     "NothingToRetry",
     "PluginError",
@@ -294,6 +297,12 @@ class SchemaTooNew(StoreError):
 
 class LedgerError(SpindleError):
     """A ledger operation is invalid (e.g. appending out of sequence)."""
+
+
+class LedgerIntegrityError(LedgerError):
+    """A run's ledger or state does not match the head its row records (records were
+    removed or added, or the row was edited), or the ledger is keyed with a key this
+    engine does not have: the run is not continued, so no completed node runs again."""
 
 
 class HookError(SpindleError):

@@ -72,6 +72,10 @@ class Settings:
         hooks: modules with ``@hookimpl`` functions to load.
         observers: ``[{kind = "jsonl", path = "events.jsonl", required = false}]``.
         middleware: ``[{kind = "timing", priority = 0}]``.
+        ledger_key: a secret that makes new runs' ledgers an HMAC-SHA256 chain under
+            it (``SPINDLE_LEDGER_KEY``; better from the environment than a file), so
+            an edit cannot be hidden by recomputing hashes. Only its fingerprint is
+            stored; runs keyed with it need it to be verified and continued.
     """
 
     store: str = DEFAULT_STORE
@@ -86,6 +90,7 @@ class Settings:
     hooks: list[str] = field(factory=list)
     observers: list[dict[str, Any]] = field(factory=list)
     middleware: list[dict[str, Any]] = field(factory=list)
+    ledger_key: str | None = field(default=None, repr=False)
     plugins: PluginSettings = field(factory=PluginSettings)
     policy: PolicySettings = field(factory=PolicySettings)
     #: The file the settings were read from (not a setting: never read from a file).
@@ -128,6 +133,7 @@ _SCALARS = {
         "cancel_grace",
         "max_inline_sleep",
         "result_inline_limit",
+        "ledger_key",
     )
 }
 

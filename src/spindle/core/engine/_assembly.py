@@ -13,6 +13,7 @@ from spindle.core.engine._leases import Leases
 from spindle.core.engine._services import Limits, Services
 from spindle.core.engine._tasks import TaskRunner
 from spindle.core.errors import StoreError
+from spindle.core.model import LedgerChain
 from spindle.core.plugin import (
     CompositeObserver,
     Middleware,
@@ -109,4 +110,5 @@ def build_services(
         limits=Limits.from_settings(settings),
         runs_root=Path(settings.runs_dir).absolute(),
         node_call=chains.wrap("node", tasks.run_task),
+        chain=LedgerChain(settings.ledger_key),
     )

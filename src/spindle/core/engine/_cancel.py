@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from spindle.core.engine._active import Stop, StopKind
 from spindle.core.engine._ending import cancel_batch
+from spindle.core.engine._integrity import continue_chain
 from spindle.core.engine._journal import RunJournal
 from spindle.core.model import RunState, RunStatus, cancel_request_key
 
@@ -105,12 +106,12 @@ class Cancels:
             state = await store.load_run(run_id)
             if state.status.terminal:
                 return state
+            position = await store.ledger_head(run_id)
+            chain = continue_chain(
+                services.chain, state, *position, action="cancelled", verb="cancel"
+            )
             journal = RunJournal(
-                store,
-                services.emitter,
-                state,
-                lease.token,
-                position=await store.ledger_head(run_id),
+                store, services.emitter, state, lease.token, position=position, chain=chain
             )
             pending = cancel_batch(journal, reason)
             # Requests sent to a driver that did not answer are settled by this cancel.
@@ -133,12 +134,10 @@ class Cancels:
             return
         try:
             state = await services.store.load_run(run_id)
+            position = await services.store.ledger_head(run_id)
+            chain = continue_chain(services.chain, state, *position)
             journal = RunJournal(
-                services.store,
-                services.emitter,
-                state,
-                lease.token,
-                position=await services.store.ledger_head(run_id),
+                services.store, services.emitter, state, lease.token, position=position, chain=chain
             )
             pending = journal.pending()
             pending.consume.extend(e.event_id for e in requests)

@@ -59,7 +59,7 @@ async def create_run(
         definition_id=def_id,
         labels=dict(labels or {}),
     )
-    await RunJournal.create(services.store, state, lease)
+    await RunJournal.create(services.store, state, lease, chain=services.chain)
     active.give(run_id, clear)
     return state
 

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._active import ActiveRun
     from spindle.core.engine._followon import FollowOn
     from spindle.core.engine._services import Services
-    from spindle.core.model import StepRecord
+    from spindle.core.model import LedgerChain, StepRecord
     from spindle.core.workflow import Workflow
 
 __all__ = ["RunDriver"]
@@ -85,6 +85,7 @@ class RunDriver:
         ledger: Sequence[StepRecord],
         *,
         fresh: bool = False,
+        chain: LedgerChain | None = None,
     ) -> None:
         self.services = services
         self.state = state
@@ -99,6 +100,7 @@ class RunDriver:
             ledger,
             active.secrets,
             on_record=self.ready.replay,
+            chain=chain or services.chain,
         )
         self.results = Results(services.store, state.run_id, services.limits.result_inline_limit)
         self.attempts = Attempts(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from spindle.core.engine._active import ActiveRun, Stop, StopKind
 from spindle.core.engine._driver import RunDriver
 from spindle.core.engine._due import queued_answer
+from spindle.core.engine._integrity import continue_chain
 from spindle.core.errors import InvalidAnswer, LeaseHeld, LeaseLost
 from spindle.core.model import RunState, RunStatus, cancel_request_key
 
@@ -65,6 +66,7 @@ class Drives:
         loaded: RunState | None = None
         keeper = self._keep_alive(active)
         try:
+            chain = self._services.chain
             if created is not None:
                 # The first lease ever taken on the run we just created: nobody else
                 # can have changed it, so there is nothing to read back (its ledger is
@@ -76,6 +78,10 @@ class Drives:
                 if ended and answer is None and not reopen:
                     return state
                 ledger = await self._services.store.ledger(run_id)
+                # Refuse a ledger that does not end where its head says (its
+                # completed nodes would run again), or is keyed with a key we lack.
+                last = ledger[-1].record_hash if ledger else ""
+                chain = continue_chain(chain, state, len(ledger), last)
             loaded = state
             wf = await self._services.definitions.for_run(state, workflow, force, ledger)
             driver = active.driver = RunDriver(
@@ -86,6 +92,7 @@ class Drives:
                 wf,
                 ledger,
                 fresh=created is not None,
+                chain=chain,
             )
             if reopen:
                 await driver.reopen()

@@ -6,6 +6,11 @@ a cancel — is appended to a :class:`Pending` batch and written by
 inbox events they consumed in **one transaction**, under the fencing token
 of the lease this process holds, so a process whose lease was taken over
 cannot write again. Lifecycle events are emitted only after their commit.
+
+Records are numbered and chained here, with the run's
+:class:`~spindle.core.model.LedgerChain` (plain, or keyed), and each commit
+carries the digest of the run's state as stored after it, chained onto the
+ledger's new head: the store keeps both beside the run's row.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from attrs import define, field
 
 from spindle.core.model import (
     NO_SECRETS,
+    PLAIN_CHAIN,
     Lease,
+    LedgerChain,
     LifecycleEventType,
     RunLifecycleEvent,
     RunState,
@@ -26,8 +33,8 @@ from spindle.core.model import (
     StepKind,
     StepRecord,
     StepStatus,
-    chain,
     failed_call,
+    state_hash,
     utcnow,
 )
 from spindle.core.store import Commit
@@ -68,6 +75,8 @@ class RunJournal:
             follows the ledger.
         position: ``(record count, last record hash)`` instead of ``ledger``, for a
             commit that needs no replay (a cancel).
+        chain: how the run's records and state are hashed (the run's own chain:
+            keyed when the run was created with a key).
     """
 
     def __init__(
@@ -81,8 +90,13 @@ class RunJournal:
         on_record: Callable[[StepRecord], None] | None = None,
         *,
         position: tuple[int, str] | None = None,
+        chain: LedgerChain = PLAIN_CHAIN,
     ) -> None:
         self.store = store
+        self.chain = chain
+        # The hash of the state as last committed (what its digest covers): a commit
+        # that leaves the state alone digests it again without re-encoding it.
+        self._state_hash = state_hash(state)
         self.emitter = emitter
         self.state = state
         self.token = token
@@ -213,17 +227,29 @@ class RunJournal:
         state: RunState,
         lease: Lease | None = None,
         records: Sequence[StepRecord] = (),
+        chain: LedgerChain = PLAIN_CHAIN,
     ) -> None:
         """Insert the new run ``state``; with ``lease`` (token 1) it is leased to us in the
         same write. ``records`` (results a rerun reuses) are numbered, chained and written
-        with it. (A run with no ledger yet needs no journal to start one.)"""
+        with it, and the head is ``chain``'s (keyed, or not, for the run's life). (A run
+        with no ledger yet needs no journal to start one.)"""
         prev = ""
         for seq, rec in enumerate(records):
             rec.seq = seq
-            chain(rec, prev)
+            chain.chain(rec, prev)
             prev = rec.record_hash
         state.step_count = len(records)
-        await store.commit(Commit(state, records, create=True, lease=lease))
+        digest = chain.state_digest(len(records), prev, state_hash(state))
+        await store.commit(
+            Commit(
+                state,
+                records,
+                create=True,
+                lease=lease,
+                state_digest=digest,
+                ledger_key_id=chain.key_id,
+            )
+        )
 
     async def commit(self, pending: Pending) -> None:
         """Write ``pending`` and the run state in one transaction, then emit its events.
@@ -249,13 +275,17 @@ class RunJournal:
     async def _write(self, pending: Pending, *, state_changed: bool) -> None:
         records = pending.records
         prev, seq = self.head, self.count
+        chain = self.chain
         for rec in records:
             rec.seq = seq
-            chain(rec, prev)
+            chain.chain(rec, prev)
             prev, seq = rec.record_hash, seq + 1
         if records:
             self.state.step_count = seq
         self.state.updated_at = utcnow()
+        # A commit that leaves the stored state alone (state_changed false) digests the
+        # state as last committed, not the one in memory (the driver may be changing it).
+        hashed = state_hash(self.state) if state_changed else self._state_hash
         await self.store.commit(
             Commit(
                 self.state,
@@ -264,8 +294,11 @@ class RunJournal:
                 self.token,
                 state_changed=state_changed,
                 release_lease=pending.release,
+                state_digest=chain.state_digest(seq, prev, hashed),
+                ledger_key_id=chain.key_id,
             )
         )
+        self._state_hash = hashed
         if records:
             self.count, self.head = seq, prev
             for rec in records:

@@ -6,26 +6,34 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spindle.core.model import (
     RESERVED_EVENT_PREFIX,
     AuditEntry,
+    LedgerChain,
     LedgerVerification,
     RunState,
     RunStatus,
     StepRecord,
-    verify,
+    verify_run,
 )
 from spindle.core.store import Store
 
+if TYPE_CHECKING:
+    from spindle.core.config import Settings
+
 __all__ = ["RunReads"]
+
+# How often verify_ledger reads a live run again for a ledger that matches its head.
+_SNAPSHOT_TRIES = 5
 
 
 class RunReads(abc.ABC):
     """Reading runs from the engine's store (opened on first use)."""
 
     store: Store
+    settings: Settings
 
     @abc.abstractmethod
     async def open(self) -> Any:
@@ -55,8 +63,26 @@ class RunReads(abc.ABC):
         return await self.store.ledger(run_id)
 
     async def verify_ledger(self, run_id: str) -> LedgerVerification:
-        """Check the run's hash chain; report ok, count and the first bad index."""
-        return verify(await self.ledger(run_id))
+        """Check the run's ledger: its hash chain (an HMAC chain under ``ledger_key``
+        when the run is keyed), that it ends where its head says (no record
+        removed from its end or added), and that the run's stored state (status,
+        output, error, waits) matches the digest committed with its last record.
+
+        Reports ok, the count, the first bad index and why; a keyed ledger checked
+        without its key has ``key_problem`` set rather than being called broken.
+        Raises ``RunNotFound``.
+        """
+        await self.open()
+        state = await self.store.load_run(run_id)
+        for _ in range(_SNAPSHOT_TRIES):
+            records = await self.store.ledger(run_id)
+            # A run being driven elsewhere may commit between the two reads: the
+            # ledger read matches the head only if the head did not move meanwhile.
+            again = await self.store.load_run(run_id)
+            if again.head == state.head:
+                break
+            state = again
+        return verify_run(state, records, LedgerChain(self.settings.ledger_key))
 
     async def pending_events(self, key: str | None = None) -> list[Any]:
         """Events in the inbox that no run has consumed yet (of one key, or all).

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from spindle.core.engine._integrity import continue_chain
 from spindle.core.engine._journal import RunJournal
 from spindle.core.engine._results import ARTIFACT
 from spindle.core.errors import NothingToRetry, ValidationError
@@ -180,11 +181,13 @@ async def start_rerun(
     store = services.store
     source = await store.load_run(run_id)
     ledger = await store.ledger(run_id)
+    # A rerun reuses the source's results: only from a ledger that ends where it should.
+    continue_chain(services.chain, source, len(ledger), ledger[-1].record_hash if ledger else "")
     wf = await services.definitions.for_run(source, workflow, True, ledger)
     state = rerun_state(source, from_node, source.labels, new_run_id)
     records = await reused_records(store, ledger, state.run_id, wf, from_node)
     state.definition_id = await services.definitions.keep(wf)
-    await RunJournal.create(store, state, lease, records)
+    await RunJournal.create(store, state, lease, records, services.chain)
     if secrets:
         active.give(state.run_id, secrets)
     return await drives.drive(state.run_id, workflow=wf, lease=lease, created=state, ledger=records)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._events import EventEmitter
     from spindle.core.engine._leases import Leases
     from spindle.core.engine._tasks import TaskRunner
+    from spindle.core.model import LedgerChain
     from spindle.core.plugin import CallNext, MiddlewareChains, Registry
     from spindle.core.store import Store
 
@@ -84,6 +85,8 @@ class Services:
         limits: the numbers a drive obeys.
         runs_root: where each run's working directory is created.
         node_call: the ``node`` middleware stage around running one task.
+        chain: how new ledgers are hashed: keyed (HMAC-SHA256) when
+            ``Settings.ledger_key`` is set, else plain SHA-256.
     """
 
     store: Store
@@ -97,6 +100,7 @@ class Services:
     limits: Limits
     runs_root: Path
     node_call: CallNext
+    chain: LedgerChain
 
     def run_dir(self, run_id: str) -> Path:
         """The working directory of a run (``runs_root/RUN_ID``)."""

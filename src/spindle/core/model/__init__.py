@@ -12,6 +12,16 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.model._chain import KEY_ENV as KEY_ENV
+    from spindle.core.model._chain import PLAIN_CHAIN as PLAIN_CHAIN
+    from spindle.core.model._chain import LedgerChain as LedgerChain
+    from spindle.core.model._chain import check_head as check_head
+    from spindle.core.model._chain import key_problem as key_problem
+    from spindle.core.model._chain import short_hash as short_hash
+    from spindle.core.model._chain import state_hash as state_hash
+    from spindle.core.model._chain import state_problem as state_problem
+    from spindle.core.model._chain import state_text as state_text
+    from spindle.core.model._chain import verify_run as verify_run
     from spindle.core.model._converter import converter as converter
     from spindle.core.model._converter import structure as structure
     from spindle.core.model._converter import structure_errors as structure_errors
@@ -22,6 +32,8 @@ if TYPE_CHECKING:
     from spindle.core.model._effects import EffectStatus as EffectStatus
     from spindle.core.model._events import LifecycleEventType as LifecycleEventType
     from spindle.core.model._events import RunLifecycleEvent as RunLifecycleEvent
+    from spindle.core.model._head import MISSING_HEAD as MISSING_HEAD
+    from spindle.core.model._head import LedgerHead as LedgerHead
     from spindle.core.model._keys import RESERVED_EVENT_PREFIX as RESERVED_EVENT_PREFIX
     from spindle.core.model._keys import attempt_key as attempt_key
     from spindle.core.model._keys import call_failure_key as call_failure_key
@@ -73,10 +85,15 @@ _LAZY: dict[str, str] = {
     "EffectOutcome": "spindle.core.model._effects",
     "EffectStatus": "spindle.core.model._effects",
     "HandoffEnvelope": "spindle.core.model._records",
+    "KEY_ENV": "spindle.core.model._chain",
     "Lease": "spindle.core.model._run",
+    "LedgerChain": "spindle.core.model._chain",
+    "LedgerHead": "spindle.core.model._head",
     "LedgerVerification": "spindle.core.model._ledger",
     "LifecycleEventType": "spindle.core.model._events",
+    "MISSING_HEAD": "spindle.core.model._head",
     "NO_SECRETS": "spindle.core.model._secrets",
+    "PLAIN_CHAIN": "spindle.core.model._chain",
     "Placeholder": "spindle.core.model._templates",
     "REDACTED": "spindle.core.model._secrets",
     "RESERVED_EVENT_PREFIX": "spindle.core.model._keys",
@@ -99,18 +116,24 @@ _LAZY: dict[str, str] = {
     "call_wait_key": "spindle.core.model._keys",
     "cancel_request_key": "spindle.core.model._keys",
     "chain": "spindle.core.model._ledger",
+    "check_head": "spindle.core.model._chain",
     "child_run_id": "spindle.core.model._keys",
     "converter": "spindle.core.model._converter",
     "failed_call": "spindle.core.model._keys",
     "follow_on_run_id": "spindle.core.model._keys",
     "handoff_envelope_id": "spindle.core.model._keys",
     "node_key": "spindle.core.model._keys",
+    "key_problem": "spindle.core.model._chain",
     "normalize_result": "spindle.core.model._ledger",
     "parse_template": "spindle.core.model._templates",
     "record_hash": "spindle.core.model._ledger",
     "resume_key": "spindle.core.model._keys",
     "retry_wait_key": "spindle.core.model._keys",
     "run_key": "spindle.core.model._keys",
+    "short_hash": "spindle.core.model._chain",
+    "state_hash": "spindle.core.model._chain",
+    "state_text": "spindle.core.model._chain",
+    "state_problem": "spindle.core.model._chain",
     "step_backoff_key": "spindle.core.model._keys",
     "structure": "spindle.core.model._converter",
     "structure_errors": "spindle.core.model._converter",
@@ -118,6 +141,7 @@ _LAZY: dict[str, str] = {
     "utcnow": "spindle.core.model._time",
     "value_text": "spindle.core.model._templates",
     "verify": "spindle.core.model._ledger",
+    "verify_run": "spindle.core.model._chain",
 }
 
 __getattr__, __dir__ = lazy_facade(__name__, _LAZY)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -196,29 +196,64 @@ def normalize_result(value: Any) -> Any:
 
 @define
 class LedgerVerification:
-    """The result of :func:`verify`: ``ok``, the record ``count``, the first bad index."""
+    """The result of verifying a ledger: ``ok``, the record ``count``, the first bad index.
+
+    Attributes:
+        ok: the ledger (and, for a whole run, its head and state) checked out.
+        count: the number of records the ledger holds.
+        first_bad_index: the first record that is wrong, when one is.
+        reason: why it is not ok ("record 3 was changed after it was written"; for
+            the other problems a whole sentence naming the run).
+        problem: what is wrong: ``"chain"`` (a record or link), ``"head"`` (the
+            ledger does not end where its head says), ``"state"`` (the stored
+            state does not match its digest), ``"key"`` (see ``key_problem``).
+        keyed: the ledger is an HMAC chain under a key.
+        key_problem: the ledger could not be checked because the configured key is
+            missing or another one (``reason`` says which); it is not known broken.
+        head_recorded: the store keeps a ledger head for the run (stores before schema
+            version 3 did not).
+        notes: what was not checked, or is worth knowing, when ``ok``.
+    """
 
     ok: bool
     count: int
     first_bad_index: int | None = None
     reason: str | None = None
+    problem: str | None = None
+    keyed: bool = False
+    key_problem: bool = False
+    head_recorded: bool = True
+    notes: list[str] = field(factory=list)
 
 
-def verify(records: Sequence[StepRecord]) -> LedgerVerification:
-    """Check ``seq`` continuity and every hash link; report the first bad index."""
+def verify(
+    records: Sequence[StepRecord],
+    hash_record: Callable[[StepRecord, str], str] = record_hash,
+) -> LedgerVerification:
+    """Check ``seq`` continuity and every hash link; report the first bad index.
+
+    ``hash_record`` computes a record's hash from the one before (a keyed
+    chain's :meth:`~spindle.core.model.LedgerChain.record_hash`; plain SHA-256
+    by default). This checks the chain only: :func:`~spindle.core.model.verify_run`
+    also checks the run's ledger head and state.
+    """
     prev = ""
     for i, rec in enumerate(records):
         if rec.seq != i:
             return LedgerVerification(
-                False, len(records), i, f"record {i} has seq {rec.seq}, expected {i}"
+                False, len(records), i, f"record {i} has seq {rec.seq}, expected {i}", "chain"
             )
         if rec.prev_hash != prev:
             return LedgerVerification(
-                False, len(records), i, f"record {i} does not link to the record before it"
+                False,
+                len(records),
+                i,
+                f"record {i} does not link to the record before it",
+                "chain",
             )
-        if record_hash(rec, prev) != rec.record_hash:
+        if hash_record(rec, prev) != rec.record_hash:
             return LedgerVerification(
-                False, len(records), i, f"record {i} was changed after it was written"
+                False, len(records), i, f"record {i} was changed after it was written", "chain"
             )
         prev = rec.record_hash
     return LedgerVerification(True, len(records))

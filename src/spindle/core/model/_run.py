@@ -14,6 +14,7 @@ from typing import Any
 
 from attrs import define, field
 
+from spindle.core.model._head import LedgerHead
 from spindle.core.model._time import _iso, utcnow
 
 __all__ = ["TERMINAL_STATUSES", "Lease", "RunState", "RunStatus", "WaitReason", "WaitState"]
@@ -109,6 +110,11 @@ class RunState:
     ``definition_id`` names the serialized workflow kept in the store (with a
     content hash per node), so a run can be resumed without the original file
     and a changed definition is detected node by node.
+
+    ``head`` is filled in by the store when it loads the run: the
+    :class:`LedgerHead` its last commit wrote (None when the run was last
+    written by a store older than ledger heads). It is not part of the stored
+    state (:meth:`to_dict`) nor of equality.
     """
 
     run_id: str
@@ -128,6 +134,7 @@ class RunState:
     audit_seq: int = 0
     disposition: str | None = None
     labels: dict[str, str] = field(factory=dict)
+    head: LedgerHead | None = field(default=None, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON-ready data (equal to the converter's output, but faster:

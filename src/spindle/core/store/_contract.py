@@ -18,6 +18,20 @@ own exception; a write that fails has changed nothing. The engine treats a
 ``StoreError`` raised while it keeps a node's outcome as the store's fault,
 not the node's: the drive stops and the run resumes from its last commit.
 
+**The ledger head.** In that same transaction the store writes the run's
+:class:`~spindle.core.model.LedgerHead` beside the run: the ledger's record
+count and the ``record_hash`` of its last record after the commit (which
+the store computes from the records it appends), and the commit's
+``state_digest`` and ``ledger_key_id`` verbatim. ``load_run`` and
+``list_runs`` return it as ``RunState.head``. It is what lets ``spindle
+ledger verify`` notice records removed from the end of a ledger and a run
+whose stored state was edited, and lets a drive refuse such a run. A store
+that keeps runs written before it recorded heads returns ``head=None`` for
+them until their next commit; one that wrote a head for a run and cannot
+find it any more returns :data:`~spindle.core.model.MISSING_HEAD`. Keep the
+head apart from a large state if an update rewrites the whole record (the
+SQLite store keeps it in a narrow table of its own).
+
 The shared contract suite (``tests/stores/test_contract.py``) is the
 definition of a store: every implementation must pass it.
 """
@@ -71,6 +85,11 @@ class Commit:
             so a run started to be driven at once costs no separate lease write.
         release_lease: give up the lease ``token`` names in the same transaction
             (a drive's last commit).
+        state_digest: the digest of the run's state after this commit, chained onto
+            the ledger's new last hash (computed by the engine; the store keeps it in
+            the run's head as given, "" if none).
+        ledger_key_id: the fingerprint of the key the run's chain is keyed with, or
+            None for a plain chain (kept in the run's head as given; never the key).
     """
 
     state: RunState
@@ -81,6 +100,8 @@ class Commit:
     state_changed: bool = True
     lease: Lease | None = None
     release_lease: bool = False
+    state_digest: str = ""
+    ledger_key_id: str | None = None
 
 
 @define
@@ -115,7 +136,9 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     async def load_run(self, run_id: str) -> RunState:
-        """Return the run's state; its ``step_count`` is the ledger's length.
+        """Return the run's state; its ``step_count`` is the ledger's length and its
+        ``head`` the :class:`~spindle.core.model.LedgerHead` the last commit wrote
+        (None for a run no commit has written a head for).
 
         Raises ``RunNotFound``.
         """
@@ -129,7 +152,7 @@ class RunStore(abc.ABC):
         parent_run_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunState]:
-        """Runs matching every given filter, newest first."""
+        """Runs matching every given filter, newest first (each with its ``head``)."""
 
     @abc.abstractmethod
     async def due_runs(self, now: datetime, *, limit: int = 100) -> list[str]:
@@ -161,7 +184,8 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     async def ledger_head(self, run_id: str) -> tuple[int, str]:
-        """``(number of records, record_hash of the last one or "")``."""
+        """``(number of records, record_hash of the last one or "")``, read off the
+        ledger itself (``RunState.head`` is where the store's head says it should end)."""
 
 
 class ArtifactStore(abc.ABC):

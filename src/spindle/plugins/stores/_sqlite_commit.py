@@ -2,10 +2,11 @@
 
 A commit writes the run's row, its new ledger records, its open waits and
 the inbox events it consumed, in one transaction under the file's write
-lock. Most commits are the hot path (``Commit.state_changed`` is false: only
-counters moved), which writes ledger rows and checks the rest with reads;
-the statements are shaped so that a step rewrites as few rows and index
-pages as possible (their comments say how).
+lock, with the run's ledger head (count, last hash, state digest, key id).
+Most commits are the hot path (``Commit.state_changed`` is false: only
+counters moved), which writes ledger rows and the head and checks the rest
+with reads; the statements are shaped so that a step rewrites as few rows
+and index pages as possible (their comments say how).
 """
 
 from __future__ import annotations
@@ -41,35 +42,50 @@ _RUN_HEAD = (
     "SELECT run_no, lease_token, status, wake_at, wait_keys,"
     " workflow, parent_run_id, created_at FROM runs WHERE run_id = ?"
 )
-# A run's ledger count and head are not kept in its row (that would rewrite the
-# row, and its page, on every step): they are read off the ledger's last key.
+# The full path checks new records against the ledger itself, read off its last
+# key (the row's head is what the ledger should be; the two agree unless edited).
 _LEDGER_TAIL = (
     "SELECT seq, record_hash FROM ledger WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
 )
 _INSERT_RUN = (
     "INSERT INTO runs (status, wake_at, wait_keys, workflow, parent_run_id, created_at,"
     " updated_at, body, event_seq, run_id, lease_owner, lease_host,"
-    " lease_pid, lease_expires_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " lease_pid, lease_expires_at, lease_token, head_kept) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)"
 )
-# The hot path (Commit.state_changed is false) writes only ledger rows; the run's
-# row changes only when its event counter moved (observers are listening). Its
-# checks are one read: the lease token, the event counter and the hash of the
-# record before the new ones (NULL for a first record: ``id = NULL`` matches none).
+# The ledger head (schema version 3), written with every commit: one narrow row
+# per run, so a step does not rewrite the run's whole row (see _sqlite_schema).
+_PUT_HEAD = (
+    "INSERT INTO ledger_heads (run_no, count, record_hash, state_digest, key_id)"
+    " VALUES (?,?,?,?,?) ON CONFLICT (run_no) DO UPDATE SET count = excluded.count,"
+    " record_hash = excluded.record_hash, state_digest = excluded.state_digest,"
+    " key_id = excluded.key_id"
+)
+# The hot path (Commit.state_changed is false) writes ledger rows and the head;
+# the run's row changes only when its event counter moved (observers are
+# listening). Its checks: one read of the lease token and event counter, and a
+# head update that matches only while the head is where the new records continue
+# from (a run with no head row yet takes the full path, which writes one).
+_FAST_RUN = "SELECT lease_token, event_seq FROM runs WHERE run_id = ?"
 _FAST_HEAD = (
-    "SELECT lease_token, event_seq, (SELECT record_hash FROM ledger WHERE id = ?)"
-    " FROM runs WHERE run_id = ?"
+    "UPDATE ledger_heads SET count = ?, record_hash = ?, state_digest = ?, key_id = ?"
+    " WHERE run_no = ? AND count = ? AND record_hash = ?"
 )
 _UPDATE_COUNTERS = "UPDATE runs SET updated_at = ?, event_seq = ? WHERE run_id = ?"
+# The full path's updates also mark the run as keeping a head (a run written before
+# version 3 gets its first one then).
+_UPDATE_LIGHT = "UPDATE runs SET updated_at = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
 _RELEASE = (
     "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
     " lease_expires_at = NULL WHERE run_id = ? AND lease_token = ?"
 )
 # Most commits change neither the status nor a timer, so they set only
 # unindexed columns: every indexed column in a SET costs index page writes.
-_UPDATE_BODY = "UPDATE runs SET updated_at = ?, body = ?, event_seq = ? WHERE run_id = ?"
+_UPDATE_BODY = (
+    "UPDATE runs SET updated_at = ?, body = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
+)
 _UPDATE_ALL = (
     "UPDATE runs SET status = ?, wake_at = ?, wait_keys = ?, workflow = ?, parent_run_id = ?,"
-    " created_at = ?, updated_at = ?, body = ?, event_seq = ? WHERE run_id = ?"
+    " created_at = ?, updated_at = ?, body = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
 )
 _INSERT_RECORD = (
     "INSERT INTO ledger (id, run_id, seq, node_id, kind, status, idempotency_key, attempt,"
@@ -132,9 +148,10 @@ class SQLiteCommitter(SQLiteBase):
     async def commit(self, commit: Commit) -> None:
         """Write the run's state, its new ledger records and consumed events in one transaction.
 
-        The hot path is one indexed read of the run's row (token, ledger
-        head, indexed columns), one UPDATE that touches indexes only when an
-        indexed column changed, and one INSERT per record.
+        The hot path is one indexed read of the run's row (token, event
+        counter), one conditional UPDATE of its narrow head row and one INSERT
+        per record; the full path reads the row first, touches indexes only when
+        an indexed column changed, and writes the head.
 
         Raises:
             LeaseLost: ``commit.token`` is not the run's current lease token.
@@ -210,7 +227,7 @@ class SQLiteCommitter(SQLiteBase):
                         )
                 updated = _micros(state.updated_at)
                 if light:
-                    conn.execute(_UPDATE_COUNTERS, (updated, state.event_seq, run_id))
+                    conn.execute(_UPDATE_LIGHT, (updated, state.event_seq, run_id))
                 else:
                     tail = (updated, body, state.event_seq, run_id)
                     if row is None:
@@ -225,12 +242,15 @@ class SQLiteCommitter(SQLiteBase):
                                 1,
                             )
                         )
-                        run_no = conn.execute(_INSERT_RUN, indexed + tail + held).lastrowid or 0
+                        run_no = conn.execute(_INSERT_RUN, (*indexed, *tail, *held)).lastrowid or 0
                         self._run_nos[run_id] = run_no
                     elif row[2:] == indexed:
                         conn.execute(_UPDATE_BODY, tail)
                     else:
                         conn.execute(_UPDATE_ALL, indexed + tail)
+                conn.execute(
+                    _PUT_HEAD, (run_no, count, head, commit.state_digest, commit.ledger_key_id)
+                )
                 if rows:
                     base = run_no << SEQ_BITS
                     for record_row in rows:
@@ -261,37 +281,35 @@ class SQLiteCommitter(SQLiteBase):
     def _fast_commit(
         self, conn: sqlite3.Connection, commit: Commit, run_no: int, rows: list[list[Any]]
     ) -> bool:
-        """The counters-only commit: ledger rows, and the run's row only if its event
-        counter moved.
+        """The counters-only commit: ledger rows, the head, and the run's row only if
+        its event counter moved.
 
-        Reads instead of writes check that the lease is still ours and that the
-        records continue the ledger (a record at their first ``seq`` fails the
-        ledger's primary key). Returns False, having written nothing, whenever
-        something is off, so the full path can find out what and raise it.
+        A read checks that the lease is still ours; the head moves only if the
+        records continue it (a conditional UPDATE). Returns False, having written
+        nothing, whenever something is off, so the full path can find out what
+        and raise it.
         """
         records = commit.records
         state = commit.state
         run_id = state.run_id
         first = records[0]
-        base = run_no << SEQ_BITS
-        previous = None if first.seq == 0 else base | (first.seq - 1)
-        found = conn.execute(_FAST_HEAD, (previous, run_id)).fetchone()
+        found = conn.execute(_FAST_RUN, (run_id,)).fetchone()
         if found is None:
             return False
-        token, event_seq, before = found
+        token, event_seq = found
         if commit.token is not None and commit.token != token:
             return False
-        if first.seq == 0:
-            if first.prev_hash:
-                return False
-        elif before is None or before != first.prev_hash:
-            return False
         try:
-            check_records(run_id, records, first.seq, first.prev_hash)
+            head = check_records(run_id, records, first.seq, first.prev_hash)
         except LedgerError:
             return False
-        if first.seq + len(records) > 1 << SEQ_BITS:
+        count = first.seq + len(records)
+        if count > 1 << SEQ_BITS:
             return False
+        moved = (count, head, commit.state_digest, commit.ledger_key_id)
+        if conn.execute(_FAST_HEAD, (*moved, run_no, first.seq, first.prev_hash)).rowcount != 1:
+            return False
+        base = run_no << SEQ_BITS
         for record_row in rows:
             record_row[0] = base | record_row[2]
         try:
@@ -300,7 +318,13 @@ class SQLiteCommitter(SQLiteBase):
             else:
                 conn.executemany(_INSERT_RECORD, rows)
         except sqlite3.IntegrityError:
-            return False  # a record already holds one of these seqs
+            # The head says the ledger ends before these seqs, but it holds one of
+            # them: the ledger was written without its head.
+            raise LedgerError(
+                f"run {run_id!r}: the ledger already holds a record at seq {first.seq} or "
+                f"after, but its head records {first.seq} records; the ledger was changed "
+                f"outside spindle (check it with: spindle ledger verify {run_id})"
+            ) from None
         if state.event_seq != event_seq:
             conn.execute(_UPDATE_COUNTERS, (_micros(state.updated_at), state.event_seq, run_id))
         for event_id in commit.consume_events:

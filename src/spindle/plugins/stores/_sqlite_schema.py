@@ -151,8 +151,29 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX inbox_queued ON inbox (run_id) WHERE run_id IS NOT NULL AND consumed_by IS NULL",
 )
 
+# Version 3: every commit writes the run's ledger head, in the transaction that
+# appends the records: the record count and last record hash (so records
+# removed from the ledger's end are noticed), the engine's digest of the run's
+# state chained onto that hash, and the fingerprint of the key the chain is
+# keyed with (NULL: plain). The head is one narrow row per run, keyed by the
+# run's number -- part of the run's row in all but storage: kept apart so that
+# a step rewrites a few dozen bytes, not the run's whole state (an UPDATE
+# rewrites the entire row, overflow pages of a large state included).
+# ``runs.head_kept`` says a head was written, so a deleted head row is noticed
+# too; runs written before this version have none until their next commit.
+_V3: tuple[str, ...] = (
+    """CREATE TABLE ledger_heads (
+        run_no INTEGER PRIMARY KEY,
+        count INTEGER NOT NULL,
+        record_hash TEXT NOT NULL,
+        state_digest TEXT NOT NULL,
+        key_id TEXT
+    )""",
+    "ALTER TABLE runs ADD COLUMN head_kept INTEGER NOT NULL DEFAULT 0",
+)
+
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,7 +25,7 @@ from typing import Any
 from attrs import define
 
 from spindle.core.errors import ConfigError, StoreError
-from spindle.core.model import Lease, RunState, RunStatus, StepRecord
+from spindle.core.model import Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import (
     Commit,
     check_aware,
@@ -133,6 +133,10 @@ class MemoryStore(MemoryBase, kind="memory"):
         entry.head = head
         # step_count is the store's to keep: the ledger's length, whatever the state said.
         entry.state.step_count = len(entry.records)
+        # The ledger head, with the engine's state digest and key id as given.
+        entry.state.head = LedgerHead(
+            len(entry.records), head, commit.state_digest, commit.ledger_key_id
+        )
         waits_changed = False
         if commit.state_changed and (state.waits or entry.waits):
             waits_changed = self._set_waits(entry, run_id, event_waits(state))

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 from attrs import define
 
 from spindle.core.errors import ConfigError
-from spindle.core.model import Lease, RunState, RunStatus, StepRecord
+from spindle.core.model import MISSING_HEAD, Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._sqlite_commit import EPOCH, SQLiteCommitter, ledger_tail
@@ -49,7 +49,12 @@ _STEP_COUNT = (
     f" WHERE ledger.id >= runs.run_no << {SEQ_BITS}"
     f" AND ledger.id < (runs.run_no + 1) << {SEQ_BITS})"
 )
-_STATE_COLUMNS = f"body, {_STEP_COUNT}, event_seq, updated_at"
+_STATE_COLUMNS = (
+    f"body, {_STEP_COUNT}, event_seq, updated_at,"
+    " head_kept, h.count, h.record_hash, h.state_digest, h.key_id"
+)
+# The run's ledger head is its row in ledger_heads (schema version 3).
+_RUNS = "runs LEFT JOIN ledger_heads AS h ON h.run_no = runs.run_no"
 # A run's ledger rows are the key range [run_no << SEQ_BITS, next run_no << SEQ_BITS).
 _RUN_RANGE = (
     f"ledger.id >= runs.run_no << {SEQ_BITS} AND ledger.id < (runs.run_no + 1) << {SEQ_BITS}"
@@ -130,18 +135,25 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
 
     async def load_run(self, run_id: str) -> RunState:
         """Return the run's state. Raises ``RunNotFound``."""
-        rows = self._read(f"SELECT run_id, {_STATE_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._read(
+            f"SELECT run_id, {_STATE_COLUMNS} FROM {_RUNS} WHERE run_id = ?", (run_id,)
+        )
         if not rows:
             raise self._missing(run_id)
         return self._state(rows[0])
 
     def _state(self, row: Any) -> RunState:
-        run_id, body, count, event_seq, updated = row
+        run_id, body, count, event_seq, updated, kept, head_count, head_hash, digest, key_id = row
         state = self._structure(body, RunState, f"state of run {run_id!r}")
         # Counters live in columns: the hot path updates them without the JSON.
         state.step_count = count
         state.event_seq = event_seq
         state.updated_at = EPOCH + timedelta(microseconds=updated)
+        if head_count is not None:
+            state.head = LedgerHead(head_count, head_hash, digest, key_id)
+        elif kept:  # a head was written, and its row is gone
+            state.head = MISSING_HEAD
+        # else: last written before schema version 3, no head yet
         return state
 
     async def list_runs(
@@ -156,8 +168,8 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
         filters = {"status": status, "workflow": workflow, "parent_run_id": parent_run_id}
         where = " AND ".join(f"{name} = :{name}" for name, v in filters.items() if v is not None)
         sql = (
-            f"SELECT run_id, {_STATE_COLUMNS} FROM runs {'WHERE ' + where if where else ''}"
-            " ORDER BY created_at DESC, run_no DESC LIMIT :limit"
+            f"SELECT run_id, {_STATE_COLUMNS} FROM {_RUNS} {'WHERE ' + where if where else ''}"
+            " ORDER BY created_at DESC, runs.run_no DESC LIMIT :limit"
         )
         rows = self._read(sql, {**filters, "limit": -1 if limit is None else limit})
         return [self._state(row) for row in rows]
