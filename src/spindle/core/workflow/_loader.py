@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from spindle.core.errors import ValidationError
+from spindle.core.workflow._files import missing_workflow_files
 from spindle.core.workflow._limits import (
     BoundedLoader,
     check_data,
@@ -186,7 +187,13 @@ def load_workflow_text(
         wf = Workflow.from_dict(data, registry=registry, base_dir=bd, source=source)
         if duplicates:
             raise ValidationError(f"workflow '{wf.name}' is invalid")
-        return wf.validate(policy)
+        wf = wf.validate(policy)
+        missing = missing_workflow_files(wf)
+        if missing:
+            raise ValidationError(
+                f"workflow '{wf.name}' names workflow files that do not exist", missing
+            )
+        return wf
     except ValidationError as exc:
         located = [*duplicates, *(_locate(p, filename, lines) for p in exc.problems)]
         raise type(exc)(f"{filename}: {exc.summary}", sorted(located, key=_line_of)) from None

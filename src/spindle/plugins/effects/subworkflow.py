@@ -37,6 +37,10 @@ class SubworkflowHandler(EffectHandler, kind="subworkflow"):
     workflow: str
     inputs: dict[str, Any] = field(factory=dict)
 
+    def workflow_targets(self) -> dict[str, str]:
+        """The child workflow (a file is checked to exist when the parent's file loads)."""
+        return {"workflow": self.workflow}
+
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Start (or find) the child run and drive it."""
         wf = ctx.runs.resolve(self.workflow)
@@ -68,6 +72,10 @@ class HandoffHandler(EffectHandler, kind="handoff"):
 
     target: str
     payload: Any = None
+
+    def workflow_targets(self) -> dict[str, str]:
+        """The follow-on workflow (a file is checked to exist when this file loads)."""
+        return {"target": self.target}
 
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Start the follow-on run."""
