@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.cols import list_structure_factory
+from cattrs.cols import list_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationNote
 
 from spindle.core._quote import quote
@@ -196,7 +196,11 @@ def _is_plain_mapping(t: Any) -> bool:
 
 
 def _mapping_factory(t: Any) -> Callable[[Any, Any], Any]:
-    inner = converter.gen_structure_mapping(t)
+    # Not converter.gen_structure_mapping: it also registers its bare hook for ``t``,
+    # which wins over this wrapper once any later registration clears the dispatch
+    # cache, and a list given for a mapping then ends in an AttributeError.
+    origin = get_origin(t) or t
+    inner = mapping_structure_factory(t, converter, dict if origin in _MAPPING_ORIGINS else origin)
 
     def structure(value: Any, cl: Any) -> Any:
         if not isinstance(value, abc.Mapping):

@@ -58,7 +58,7 @@ MAX_FILE_BYTES = 1 << 20
 #: How deeply lists and mappings may nest (the document itself is level 1).
 MAX_DEPTH = 100
 #: How many values (scalars, lists, mappings) a document may hold, aliases expanded.
-MAX_VALUES = 100_000
+MAX_VALUES = 50_000
 #: How many characters of scalar text a document may hold, aliases expanded (4 MiB).
 MAX_TEXT = 4 << 20
 
@@ -186,17 +186,18 @@ def value_error(exc: ValueError, filename: str) -> ValidationError:
 
 
 def _expansion_message(values: int, text: int, *, aliased: bool) -> str:
-    via = " once its aliases are expanded" if aliased else ""
     what = (
         f"more than {MAX_VALUES:,} values"
         if values > MAX_VALUES
         else f"more than {MAX_TEXT:,} characters of text"
     )
-    return (
-        f"the document holds {what}{via}; a workflow file may "
-        f"hold at most {MAX_VALUES:,} values and {MAX_TEXT:,} characters, each alias "
-        "counted as what it stands for"
-    )
+    limit = f"a workflow file may hold at most {MAX_VALUES:,} values and {MAX_TEXT:,} characters"
+    if aliased:
+        return (
+            f"the document holds {what} once its aliases are expanded; {limit}, "
+            "each alias counted as what it stands for"
+        )
+    return f"the document holds {what}; {limit} — split it into sub-workflows"
 
 
 _NUL_STRING = (
@@ -225,6 +226,14 @@ class BoundedLoader(yaml.SafeLoader):
         # id(node) -> (values, characters, depth) of the node with aliases expanded;
         # every node stays alive in the graph while it is composed, so ids are stable.
         self._sizes: dict[int, tuple[int, int, int]] = {}
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner reads ahead past every "[" that may start a simple key and
+        # rechecks them all at each step: "[" * 5000 costs seconds before the
+        # composer sees the first level. Refuse at the limit, here, in linear time.
+        if self.flow_level >= MAX_DEPTH:
+            raise _refuse(self.filename, self.get_mark(), _depth_message())
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs

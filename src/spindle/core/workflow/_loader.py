@@ -266,12 +266,18 @@ def _walk(
     lines: dict[str, int],
     duplicates: list[str],
     filename: str,
-    active: set[int],
+    visited: set[int],
 ) -> None:
-    """Record the line of every mapping key and list item below ``node``."""
-    if id(node) in active:  # a recursive alias: its lines are already recorded
+    """Record the line of every mapping key and list item below ``node``.
+
+    A node reached again through an alias is not walked again: what is inside
+    it was recorded at its anchor, and a problem deeper down points at the
+    alias (the deepest recorded part of its path), so the walk costs one visit
+    per node of the file, not one per value of the expanded document.
+    """
+    if id(node) in visited:
         return
-    active.add(id(node))
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -285,13 +291,12 @@ def _walk(
                 )
             seen.setdefault(key, line)
             lines[child] = line  # the last occurrence is the one that was loaded
-            _walk(value_node, child, lines, duplicates, filename, active)
+            _walk(value_node, child, lines, duplicates, filename, visited)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             child = f"{path}.{i}" if path else str(i)
             lines[child] = item.start_mark.line + 1
-            _walk(item, child, lines, duplicates, filename, active)
-    active.discard(id(node))
+            _walk(item, child, lines, duplicates, filename, visited)
 
 
 def _line_of(problem: str) -> int:
