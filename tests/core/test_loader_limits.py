@@ -15,7 +15,7 @@ NODE = "nodes:\n  n: {runtime: {kind: command, command: echo}}\n"
 
 
 def test_the_documented_limits_are_the_enforced_ones():
-    """docs/workflow-files.md states these numbers; a change must update it."""
+    """The limits are deliberate numbers (docs/workflow-reference.md renders them)."""
     assert (MAX_FILE_BYTES, MAX_DEPTH, MAX_VALUES, MAX_TEXT) == (1 << 20, 100, 50_000, 4 << 20)
 
 

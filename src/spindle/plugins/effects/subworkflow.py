@@ -30,7 +30,8 @@ class SubworkflowHandler(EffectHandler, kind="subworkflow"):
     second child.
 
     Attributes:
-        workflow: a workflow file (relative to this one) or a name the engine knows.
+        workflow: a workflow file (relative to this one; checked to exist when this
+            file loads) or a name the engine knows.
         inputs: literal inputs for the child, overlaid by the node's resolved inputs.
     """
 
@@ -66,7 +67,8 @@ class HandoffHandler(EffectHandler, kind="handoff"):
     same follow-on run, so a handoff is made once.
 
     Attributes:
-        target: the follow-on workflow: a file (relative to this one) or a known name.
+        target: the follow-on workflow: a file (relative to this one; checked to exist
+            when this file loads) or a known name.
         payload: what to hand over; default: the node's resolved inputs.
     """
 
