@@ -155,7 +155,40 @@ def render(schema: dict[str, Any]) -> str:
             if defs[name].get("description"):
                 out += [defs[name]["description"], ""]
             out += _table(defs[name])
+    out += ["", *_limits()]
     return "\n".join(out) + "\n"
+
+
+def _limits() -> list[str]:
+    """The limits a file is loaded under, with the numbers the loader enforces."""
+    from spindle.core.workflow._limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_TEXT, MAX_VALUES
+
+    return [
+        "## Limits",
+        "",
+        "A workflow file may come from elsewhere, so it is read under limits that keep a "
+        "hostile file cheap to refuse; each refusal is one error naming the file (and line "
+        "and column where there is one) and the limit.",
+        "",
+        "| limit | value |",
+        "|---|---|",
+        f"| file size | {MAX_FILE_BYTES:,} bytes (1 MiB); only a regular file is read "
+        "(a directory, named pipe or device is refused) |",
+        f"| nesting | {MAX_DEPTH} levels: the document is level 1, and a value inside a list "
+        "or mapping is one level deeper than it |",
+        f"| values | {MAX_VALUES:,} scalars, lists and mappings, each alias counted as "
+        "what it stands for |",
+        f"| text | {MAX_TEXT:,} characters of scalar text (4 MiB), aliases expanded |",
+        "| aliases | an alias may not refer to the list or mapping it is inside |",
+        "| NUL | no NUL character, raw or from an escape (`\\0`, `\\u0000`) |",
+        "",
+        "Aliases are counted as the file is read, each anchor once, so a file of nested "
+        'aliases (a "billion laughs") is refused before anything expands it. An error '
+        "quotes at most 200 characters of a value and says how long the whole was; at most "
+        "50 problems are listed. A `subworkflow` or `handoff` that names a file "
+        "(`.yaml`, `.yml`, `.json`, without a placeholder) is checked to exist, relative "
+        "to the referring file's directory as at run time, when the referring file loads.",
+    ]
 
 
 def _table(obj: dict[str, Any], skip: Collection[str] = ()) -> list[str]:

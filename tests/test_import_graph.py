@@ -20,6 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = {
     "spindle.core.errors": 0,
     "spindle.core._lazy": 0,
+    "spindle.core._quote": 0,
     "spindle.core.model": 1,
     "spindle.core.plugin": 2,
     "spindle.core.workflow": 3,

@@ -42,7 +42,9 @@ _INPUTS = click.option(
 _WORKFLOW = click.option(
     "--workflow",
     "workflow_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # directories are let through: the loader refuses them in one error line
+    type=click.Path(path_type=Path),
+    metavar="FILE",
     default=None,
     help="The workflow file as it is now, if it changed since the run started (a fix).",
 )

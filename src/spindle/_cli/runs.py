@@ -63,7 +63,8 @@ _STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"
 
 
 @click.command("run")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+# A directory is let through: the loader refuses it in one ``error:`` line.
+@click.argument("file", type=click.Path(path_type=Path))
 @click.option(
     "--input",
     "-i",
@@ -159,7 +160,9 @@ def run(
 @click.option(
     "--workflow",
     "workflow_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # directories are let through: the loader refuses them in one error line
+    type=click.Path(path_type=Path),
+    metavar="FILE",
     default=None,
     help="The workflow file as it is now, if it changed since the run started: pending "
     "nodes take the new definition; changed completed nodes are refused (see --force).",

@@ -172,11 +172,29 @@ class ValidationError(SpindleError, ValueError):
         self.problems = list(problems)
         super().__init__(summary)
 
+    #: At most this many problems are shown, each cut to ``LINE_LIMIT`` characters:
+    #: a generated or hostile file must not turn one error into megabytes of text
+    #: (``problems`` keeps every one, whole).
+    SHOWN_PROBLEMS = 50
+    LINE_LIMIT = 1000
+
     def __str__(self) -> str:
+        summary = _cut(self.summary, self.LINE_LIMIT)
         if not self.problems:
-            return self.summary
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        return f"{self.summary}\n{lines}"
+            return summary
+        shown = self.problems[: self.SHOWN_PROBLEMS]
+        lines = [f"  - {_cut(p, self.LINE_LIMIT)}" for p in shown]
+        if len(self.problems) > len(shown):
+            lines.append(f"  ... and {len(self.problems) - len(shown)} more problems")
+        return "\n".join([summary, *lines])
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` whole, or its start and its end (where ``@ path`` is) around a marker."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[: limit - tail]} ... ({len(text)} characters) ... {text[-tail:]}"
 
 
 class PolicyViolation(ValidationError, PermissionError):

@@ -22,9 +22,10 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.cols import list_structure_factory
+from cattrs.cols import list_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationNote
 
+from spindle.core._quote import quote
 from spindle.core.errors import KindMissing, PluginError, SpindleError, ValidationError
 
 __all__ = ["converter", "structure", "structure_errors", "unstructure"]
@@ -48,21 +49,24 @@ def _structure_datetime(value: Any, _: type) -> datetime:
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"expected an ISO-8601 datetime, got {value!r}") from None
+            raise ValueError(f"expected an ISO-8601 datetime, got {quote(value)}") from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     else:
-        raise TypeError(f"expected a datetime, got {type(value).__name__} {value!r}")
+        raise TypeError(f"expected a datetime, got {type(value).__name__} {quote(value)}")
     if dt.tzinfo is None:
         raise ValueError(
-            f"expected a timezone-aware datetime, got naive {value!r}; add a UTC offset like +00:00"
+            f"expected a timezone-aware datetime, got naive {quote(value)}; "
+            "add a UTC offset like +00:00"
         )
     return dt.astimezone(UTC)
 
 
 def _unstructure_datetime(value: datetime) -> str:
     if value.tzinfo is None:
-        raise ValueError(f"refusing to serialize naive datetime {value!r}; use spindle.utcnow()")
+        raise ValueError(
+            f"refusing to serialize naive datetime {quote(value)}; use spindle.utcnow()"
+        )
     return value.astimezone(UTC).isoformat()
 
 
@@ -85,7 +89,7 @@ def _structure_str(value: Any, cl: type) -> Any:
         return _structure_enum(value, cl)
     if isinstance(value, str):
         return value
-    raise TypeError(f"expected a string, got {type(value).__name__} {value!r}")
+    raise TypeError(f"expected a string, got {type(value).__name__} {quote(value)}")
 
 
 def _structure_int(value: Any, cl: type) -> Any:
@@ -93,19 +97,19 @@ def _structure_int(value: Any, cl: type) -> Any:
         return _structure_enum(value, cl)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise TypeError(f"expected an integer, got {type(value).__name__} {value!r}")
+    raise TypeError(f"expected an integer, got {type(value).__name__} {quote(value)}")
 
 
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise TypeError(f"expected a number, got {type(value).__name__} {value!r}")
+    raise TypeError(f"expected a number, got {type(value).__name__} {quote(value)}")
 
 
 def _structure_bool(value: Any, _: type) -> bool:
     if isinstance(value, bool):
         return value
-    raise TypeError(f"expected true or false, got {type(value).__name__} {value!r}")
+    raise TypeError(f"expected true or false, got {type(value).__name__} {quote(value)}")
 
 
 def _structure_any(value: Any, _: Any) -> Any:
@@ -123,7 +127,7 @@ def _structure_enum(value: Any, cl: type[enum.Enum]) -> Any:
     if member is not None and type(value) is type(member.value):
         return member
     options = ", ".join(repr(m.value) for m in cl)
-    raise ValueError(f"expected one of {options}, got {value!r}")
+    raise ValueError(f"expected one of {options}, got {quote(value)}")
 
 
 converter.register_structure_hook(str, _structure_str)
@@ -153,7 +157,7 @@ _MAPPING_ORIGINS: tuple[Any, ...] = (dict, abc.Mapping, abc.MutableMapping)
 
 
 def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {quote(value)}"
 
 
 def _is_homogeneous_collection(t: Any) -> bool:
@@ -192,7 +196,11 @@ def _is_plain_mapping(t: Any) -> bool:
 
 
 def _mapping_factory(t: Any) -> Callable[[Any, Any], Any]:
-    inner = converter.gen_structure_mapping(t)
+    # Not converter.gen_structure_mapping: it also registers its bare hook for ``t``,
+    # which wins over this wrapper once any later registration clears the dispatch
+    # cache, and a list given for a mapping then ends in an AttributeError.
+    origin = get_origin(t) or t
+    inner = mapping_structure_factory(t, converter, dict if origin in _MAPPING_ORIGINS else origin)
 
     def structure(value: Any, cl: Any) -> Any:
         if not isinstance(value, abc.Mapping):
@@ -229,7 +237,7 @@ def _structure_literal(value: Any, t: Any) -> Any:
         if value == choice and type(value) is type(choice):
             return choice
     options = ", ".join(repr(a) for a in get_args(t))
-    raise ValueError(f"expected one of {options}, got {value!r}")
+    raise ValueError(f"expected one of {options}, got {quote(value)}")
 
 
 def _is_union(t: Any) -> bool:

@@ -196,6 +196,18 @@ class EffectHandler(Plugin, group="effect"):
         """Return problems with this effect's configuration (none by default)."""
         return []
 
+    def workflow_targets(self) -> dict[str, str]:
+        """The workflows this effect starts runs of, by option name (none by default).
+
+        A target ending in ``.yaml``, ``.yml`` or ``.json`` is a file, resolved
+        as the run will resolve it (relative to the referring workflow file's
+        directory); :func:`~spindle.load_workflow` refuses a file that does not
+        exist, so a missing sub-workflow is found before the run starts rather
+        than mid-run. Other targets are names the engine knows and are not checked,
+        nor is a template option (:attr:`templates`) that holds a placeholder.
+        """
+        return {}
+
     def event_keys(self) -> list[str]:
         """The event keys this effect waits on (none by default).
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from cattrs.gen import make_dict_structure_fn
 
+from spindle.core._quote import quote
 from spindle.core.errors import KindMissing
 from spindle.core.model import converter, structure
 from spindle.core.plugin._active import active_registry, using_registry
@@ -34,7 +35,7 @@ def _structure_concrete(data: Any, cls: type[Plugin]) -> Any:
     if not isinstance(data, dict):
         raise TypeError(
             f"expected a mapping of {cls.plugin_group} '{cls.kind_name}' options, "
-            f"got {type(data).__name__} {data!r}"
+            f"got {type(data).__name__} {quote(data)}"
         )
     fn = _concrete_fns.get(cls)
     if fn is None:
@@ -48,7 +49,7 @@ def _structure_plugin_hook(data: Any, cls: type[Plugin]) -> Any:
     if not cls.is_group_base():
         return _structure_concrete(data, cls)
     if not isinstance(data, dict):
-        raise TypeError(f"expected a mapping with 'kind', got {type(data).__name__} {data!r}")
+        raise TypeError(f"expected a mapping with 'kind', got {type(data).__name__} {quote(data)}")
     kind = data.get("kind")
     if not isinstance(kind, str):
         raise KindMissing(cls.plugin_group)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spindle.core._quote import quote
 from spindle.core.errors import PolicyViolation, SpindleError, ValidationError
 from spindle.core.model import RetryPolicy, converter, structure, structure_errors
 from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
@@ -57,7 +58,7 @@ def _structure_inputs(raw: Any, problems: list[str]) -> dict[str, InputSpec]:
         return inputs
     if not isinstance(raw, Mapping):
         problems.append(
-            f"expected a mapping of input defaults, got {type(raw).__name__} {raw!r} @ inputs"
+            f"expected a mapping of input defaults, got {type(raw).__name__} {quote(raw)} @ inputs"
         )
         return inputs
     for key, value in raw.items():
@@ -150,7 +151,7 @@ def _structure_node(
     if raw_inputs is not None and not isinstance(raw_inputs, Mapping):
         problems.append(
             f"expected a mapping of parameter to reference, got "
-            f"{type(raw_inputs).__name__} {raw_inputs!r} @ {path}.inputs"
+            f"{type(raw_inputs).__name__} {quote(raw_inputs)} @ {path}.inputs"
         )
         failed.add("inputs")
     elif raw_inputs:
@@ -163,7 +164,7 @@ def _structure_node(
             else:
                 problems.append(
                     f"input '{k}' must be a reference string (inputs.NAME, NODE or NODE.OUTPUT) "
-                    f"or {{value: ...}} for a literal, got {v!r} @ {path}.inputs.{k}"
+                    f"or {{value: ...}} for a literal, got {quote(v)} @ {path}.inputs.{k}"
                 )
                 failed.add("inputs")
         values["inputs"] = inputs
@@ -252,19 +253,20 @@ def _workflow_from_dict(
     if output is not None and not isinstance(output, str):
         problems.append(
             f"expected a string naming a node (NODE or NODE.OUTPUT), got "
-            f"{type(output).__name__} {output!r} @ output"
+            f"{type(output).__name__} {quote(output)} @ output"
         )
         output = None
     max_steps = data.get("max_steps")
     if max_steps is not None and (type(max_steps) is not int or max_steps < 1):
         problems.append(
-            f"expected a positive integer, got {type(max_steps).__name__} {max_steps!r} @ max_steps"
+            f"expected a positive integer, got {type(max_steps).__name__} {quote(max_steps)} "
+            "@ max_steps"
         )
         max_steps = None
     for key in ("base_dir", "source"):
         if data.get(key) is not None and not isinstance(data[key], str):
             problems.append(
-                f"expected a string, got {type(data[key]).__name__} {data[key]!r} @ {key}"
+                f"expected a string, got {type(data[key]).__name__} {quote(data[key])} @ {key}"
             )
     bd = base_dir if base_dir is not None else data.get("base_dir")
     wf = cls(
@@ -290,7 +292,7 @@ def _workflow_from_dict(
             if not isinstance(raw, Mapping):
                 problems.append(
                     f"expected a mapping for node '{nid}', got "
-                    f"{type(raw).__name__} {raw!r} @ {path}"
+                    f"{type(raw).__name__} {quote(raw)} @ {path}"
                 )
                 wf.nodes[nid] = NodeSpec(id=nid)
                 broken[nid] = {"*"}

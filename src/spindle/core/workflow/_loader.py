@@ -27,6 +27,16 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from spindle.core.errors import ValidationError
+from spindle.core.workflow._files import missing_workflow_files
+from spindle.core.workflow._limits import (
+    BoundedLoader,
+    check_data,
+    check_text_size,
+    read_workflow_file,
+    reader_error,
+    too_deep,
+    value_error,
+)
 from spindle.core.workflow._nodes import LoadPolicy
 from spindle.core.workflow._workflow import Workflow
 
@@ -45,8 +55,8 @@ _FLOAT = "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema booleans and numbers, and no timestamps."""
+class _Loader(BoundedLoader):
+    """SafeLoader with YAML 1.2 core-schema booleans and numbers, no timestamps, and limits."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -116,16 +126,7 @@ def load_workflow(
             f"cannot load workflow file {shown}: unsupported file type "
             f"'{p.suffix or '(none)'}'; use one of {', '.join(SUFFIXES)}"
         )
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValidationError(f"workflow file not found: {shown}") from None
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"cannot read workflow file {shown}: not UTF-8 text (byte {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise ValidationError(f"cannot read workflow file {shown}: {exc.strerror or exc}") from None
+    text = read_workflow_file(p, shown)
     resolved = p.resolve()
     return load_workflow_text(
         text,
@@ -167,6 +168,7 @@ def load_workflow_text(
         ValidationError: see :func:`load_workflow`.
         PolicyViolation: see :func:`load_workflow`.
     """
+    check_text_size(text, filename)
     data, lines, duplicates = _parse(text, filename, json_only=json_only)
     if data is None:
         raise ValidationError(
@@ -185,7 +187,13 @@ def load_workflow_text(
         wf = Workflow.from_dict(data, registry=registry, base_dir=bd, source=source, policy=policy)
         if duplicates:
             raise ValidationError(f"workflow '{wf.name}' is invalid")
-        return wf.validate(policy)
+        wf = wf.validate(policy)
+        missing = missing_workflow_files(wf)
+        if missing:
+            raise ValidationError(
+                f"workflow '{wf.name}' names workflow files that do not exist", missing
+            )
+        return wf
     except ValidationError as exc:
         located = [*duplicates, *(_locate(p, filename, lines) for p in exc.problems)]
         raise type(exc)(f"{filename}: {exc.summary}", sorted(located, key=_line_of)) from None
@@ -193,7 +201,15 @@ def load_workflow_text(
 
 def _parse(text: str, filename: str, *, json_only: bool) -> tuple[Any, dict[str, int], list[str]]:
     """Return (data, line per dotted path, duplicate-key problems)."""
-    loader = _Loader(text)
+    nul = text.find("\0")
+    if nul >= 0:  # JSON would call it a control character; say what it is
+        raise reader_error(yaml.reader.ReaderError(filename, nul, 0, "unicode", ""), text, filename)
+    try:
+        loader = _Loader(text, filename)
+    except yaml.reader.ReaderError as exc:
+        if json_only:
+            return _parse_json(text, filename), {}, []
+        raise reader_error(exc, text, filename) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -203,6 +219,10 @@ def _parse(text: str, filename: str, *, json_only: bool) -> tuple[Any, dict[str,
         raise ValidationError(f"{filename}: invalid YAML", [_yaml_problem(exc, filename)]) from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{filename}: invalid YAML", [f"{filename}: {exc}"]) from None
+    except ValidationError:
+        raise
+    except ValueError as exc:  # a scalar Python cannot convert (an integer of 5,000 digits)
+        raise value_error(exc, filename) from None
     finally:
         loader.dispose()
     lines: dict[str, int] = {}
@@ -215,11 +235,17 @@ def _parse(text: str, filename: str, *, json_only: bool) -> tuple[Any, dict[str,
 
 def _parse_json(text: str, filename: str) -> Any:
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"{filename}: invalid JSON", [f"{filename}:{exc.lineno}:{exc.colno}: {exc.msg}"]
         ) from None
+    except RecursionError:
+        raise too_deep(filename) from None
+    except ValueError as exc:  # an integer of 5,000 digits
+        raise value_error(exc, filename) from None
+    check_data(data, filename)
+    return data
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError, filename: str) -> str:
@@ -240,12 +266,18 @@ def _walk(
     lines: dict[str, int],
     duplicates: list[str],
     filename: str,
-    active: set[int],
+    visited: set[int],
 ) -> None:
-    """Record the line of every mapping key and list item below ``node``."""
-    if id(node) in active:  # a recursive alias: its lines are already recorded
+    """Record the line of every mapping key and list item below ``node``.
+
+    A node reached again through an alias is not walked again: what is inside
+    it was recorded at its anchor, and a problem deeper down points at the
+    alias (the deepest recorded part of its path), so the walk costs one visit
+    per node of the file, not one per value of the expanded document.
+    """
+    if id(node) in visited:
         return
-    active.add(id(node))
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -259,13 +291,12 @@ def _walk(
                 )
             seen.setdefault(key, line)
             lines[child] = line  # the last occurrence is the one that was loaded
-            _walk(value_node, child, lines, duplicates, filename, active)
+            _walk(value_node, child, lines, duplicates, filename, visited)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             child = f"{path}.{i}" if path else str(i)
             lines[child] = item.start_mark.line + 1
-            _walk(item, child, lines, duplicates, filename, active)
-    active.discard(id(node))
+            _walk(item, child, lines, duplicates, filename, visited)
 
 
 def _line_of(problem: str) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from attrs import define, field
 
+from spindle.core._quote import quote
 from spindle.core.model import RetryPolicy, converter
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._function_policy import function_problems, pattern_problems
@@ -42,7 +43,7 @@ def canonical_json(data: Any) -> str:
 def _json_default(obj: Any) -> Any:
     unstructured = converter.unstructure(obj)
     if unstructured is obj:
-        raise TypeError(f"cannot serialize {type(obj).__name__} {obj!r} to JSON")
+        raise TypeError(f"cannot serialize {type(obj).__name__} {quote(obj)} to JSON")
     return unstructured
 
 

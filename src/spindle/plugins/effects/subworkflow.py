@@ -30,12 +30,17 @@ class SubworkflowHandler(EffectHandler, kind="subworkflow"):
     second child.
 
     Attributes:
-        workflow: a workflow file (relative to this one) or a name the engine knows.
+        workflow: a workflow file (relative to this one; checked to exist when this
+            file loads) or a name the engine knows.
         inputs: literal inputs for the child, overlaid by the node's resolved inputs.
     """
 
     workflow: str
     inputs: dict[str, Any] = field(factory=dict)
+
+    def workflow_targets(self) -> dict[str, str]:
+        """The child workflow (a file is checked to exist when the parent's file loads)."""
+        return {"workflow": self.workflow}
 
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Start (or find) the child run and drive it."""
@@ -62,12 +67,17 @@ class HandoffHandler(EffectHandler, kind="handoff"):
     same follow-on run, so a handoff is made once.
 
     Attributes:
-        target: the follow-on workflow: a file (relative to this one) or a known name.
+        target: the follow-on workflow: a file (relative to this one; checked to exist
+            when this file loads) or a known name.
         payload: what to hand over; default: the node's resolved inputs.
     """
 
     target: str
     payload: Any = None
+
+    def workflow_targets(self) -> dict[str, str]:
+        """The follow-on workflow (a file is checked to exist when this file loads)."""
+        return {"target": self.target}
 
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Start the follow-on run."""
