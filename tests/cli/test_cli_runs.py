@@ -102,6 +102,18 @@ def test_run_json_prints_one_document(runner, tmp_path, monkeypatch):
     assert result.stderr == ""
 
 
+def test_a_json_command_that_fails_to_parse_leaves_stdout_as_it_was(runner, tmp_path, monkeypatch):
+    """`--json` followed by a bad option value is a usage error; the next command in the same
+    process still prints its document to its own stdout."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hello.yaml").write_text(HELLO)
+    bad = invoke(runner, "runs", "--json", "--status", "no-such-status")
+    assert bad.exit_code == 2
+    result = invoke(runner, "run", "hello.yaml", "--store", "memory://", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["status"] == "completed"
+
+
 def test_ledger_verify_without_a_run_id_is_a_usage_error(runner):
     """`spindle ledger verify` with no run id exits 2 with the usage line."""
     result = invoke(runner, "ledger", "verify")

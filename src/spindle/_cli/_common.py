@@ -108,7 +108,10 @@ def _reserve_stdout(ctx: click.Context, _param: click.Parameter, value: bool) ->
     if value:
         from spindle._cli._stdout import reserve_stdout
 
-        ctx.call_on_close(reserve_stdout())
+        # Undone when the root context closes: click does not close the command's own
+        # context when parsing its later arguments fails, and that would leave stdout
+        # reserved for whatever runs next in this process (a host, a test runner).
+        ctx.find_root().call_on_close(reserve_stdout())
     return value
 
 
