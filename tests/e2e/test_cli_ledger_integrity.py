@@ -111,8 +111,8 @@ def _recompute_plain_chain(spindle, rid: str, edit: tuple[str, str]) -> None:
         hashed = state_hash(converter.structure(json.loads(body), RunState))
         seal = hashlib.sha256(f"state\n{len(rows)}\n{prev}\n{hashed}".encode()).hexdigest()
         db.execute(
-            "UPDATE ledger_heads SET record_hash = ?, state_digest = ?"
-            " WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?)",
+            "UPDATE ledger SET record_hash = ?, prev_hash = ? WHERE kind = 'head'"
+            " AND id >> 32 = (SELECT run_no FROM runs WHERE run_id = ?)",
             (prev, seal, rid),
         )
     db.close()
@@ -134,7 +134,7 @@ def test_an_intact_run_verifies(spindle, write):
 def test_deleting_the_last_record_is_reported_as_truncation(spindle, write):
     """Removing the ledger's last record is reported: its head records 4, the ledger holds 3."""
     rid = _run(spindle, write)
-    (head,) = _db(spindle).execute("SELECT record_hash FROM ledger_heads").fetchone()
+    (head,) = _db(spindle).execute("SELECT record_hash FROM ledger WHERE kind = 'head'").fetchone()
     _delete_last(spindle, rid, 1)
     bad = _verify(spindle, rid)
     assert bad.returncode == 1
@@ -179,6 +179,9 @@ def test_a_record_added_after_the_head_is_reported(spindle, write):
         ).fetchone()
         body = row[10].replace('"seq":3', '"seq":4')
         digest = hashlib.sha256((row[9] + "\n" + body).encode()).hexdigest()
+        # The head row holds the key after the last record (the next record's): move
+        # it one on, as someone who knows the layout would, and put the record there.
+        db.execute("UPDATE ledger SET id = id + 1 WHERE kind = 'head'")
         db.execute(
             "INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (row[0] + 1, rid, 4, *row[3:7], row[7], row[9], digest, body),
@@ -194,7 +197,7 @@ def test_deleting_the_head_row_is_reported(spindle, write):
     """A run whose head row was deleted (to hide a truncation) is reported, and refused."""
     rid = _run(spindle, write, WAITING)
     _delete_last(spindle, rid, 1)
-    assert _sql(spindle, "DELETE FROM ledger_heads") == 1
+    assert _sql(spindle, "DELETE FROM ledger WHERE kind = 'head'") == 1
     bad = _verify(spindle, rid)
     assert bad.returncode == 1
     assert bad.stdout.strip() == (
@@ -271,7 +274,7 @@ def test_a_keyed_ledger_verifies_with_its_key(spindle, write):
     assert done.stdout.strip() == (
         f"ledger of run {rid} is intact: 4 records, keyed hash chain ok, head and state match"
     )
-    key_id = _db(spindle).execute("SELECT key_id FROM ledger_heads").fetchone()[0]
+    key_id = _db(spindle).execute("SELECT body FROM ledger WHERE kind = 'head'").fetchone()[0]
     assert key_id and len(key_id) == 16
     assert KEY["SPINDLE_LEDGER_KEY"] not in (spindle.cwd / ".spindle" / "spindle.db").read_text(
         errors="replace"
@@ -302,7 +305,7 @@ def test_recomputed_plain_hashes_pass_without_a_key(spindle, write):
 def test_verifying_a_keyed_ledger_without_the_key_says_so(spindle, write):
     """A keyed ledger verified without the key exits 2 and says to set the key."""
     rid = _run(spindle, write, env=KEY)
-    key_id = _db(spindle).execute("SELECT key_id FROM ledger_heads").fetchone()[0]
+    key_id = _db(spindle).execute("SELECT body FROM ledger WHERE kind = 'head'").fetchone()[0]
     missing = _verify(spindle, rid)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (

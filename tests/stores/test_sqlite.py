@@ -280,7 +280,7 @@ async def test_version_2_runs_have_no_head_until_their_next_commit(tmp_path: Pat
         assert verify_run(again, await store.ledger("r1")).ok
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("DELETE FROM ledger_heads")
+        conn.execute("DELETE FROM ledger WHERE kind = 'head'")
     conn.close()
     async with at_path(path) as store:
         assert (await store.load_run("r1")).head == MISSING_HEAD  # written, then deleted

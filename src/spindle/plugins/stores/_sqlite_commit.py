@@ -31,7 +31,8 @@ from spindle.core.store import (
 from spindle.plugins.stores._common import dumps
 from spindle.plugins.stores._sqlite_base import SQLiteBase
 from spindle.plugins.stores._sqlite_errors import rollback
-from spindle.plugins.stores._sqlite_schema import SEQ_BITS
+from spindle.plugins.stores._sqlite_head import INSERT_RECORD, OVER_HEAD, append_full, insert_head
+from spindle.plugins.stores._sqlite_schema import HEAD_KIND, MAX_RECORDS, SEQ_BITS
 
 __all__ = ["EPOCH", "SQLiteCommitter", "ledger_tail"]
 
@@ -43,33 +44,23 @@ _RUN_HEAD = (
     " workflow, parent_run_id, created_at FROM runs WHERE run_id = ?"
 )
 # The full path checks new records against the ledger itself, read off its last
-# key (the row's head is what the ledger should be; the two agree unless edited).
+# record's key (the head is what the ledger should be; the two agree unless edited).
 _LEDGER_TAIL = (
-    "SELECT seq, record_hash FROM ledger WHERE id >= ? AND id < ? ORDER BY id DESC LIMIT 1"
+    "SELECT seq, record_hash FROM ledger WHERE id >= ? AND id < ?"
+    f" AND kind <> '{HEAD_KIND}' ORDER BY id DESC LIMIT 1"
 )
 _INSERT_RUN = (
     "INSERT INTO runs (status, wake_at, wait_keys, workflow, parent_run_id, created_at,"
     " updated_at, body, event_seq, run_id, lease_owner, lease_host,"
     " lease_pid, lease_expires_at, lease_token, head_kept) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)"
 )
-# The ledger head (schema version 3), written with every commit: one narrow row
-# per run, so a step does not rewrite the run's whole row (see _sqlite_schema).
-_PUT_HEAD = (
-    "INSERT INTO ledger_heads (run_no, count, record_hash, state_digest, key_id)"
-    " VALUES (?,?,?,?,?) ON CONFLICT (run_no) DO UPDATE SET count = excluded.count,"
-    " record_hash = excluded.record_hash, state_digest = excluded.state_digest,"
-    " key_id = excluded.key_id"
-)
-# The hot path (Commit.state_changed is false) writes ledger rows and the head;
-# the run's row changes only when its event counter moved (observers are
-# listening). Its checks: one read of the lease token and event counter, and a
-# head update that matches only while the head is where the new records continue
-# from (a run with no head row yet takes the full path, which writes one).
+# The hot path (Commit.state_changed is false) writes ledger rows and the head
+# (see _sqlite_head); the run's row changes only when its event counter moved
+# (observers are listening). Its checks: one read of the lease token and event
+# counter, and the first new record written over the head row, which matches only
+# while the head is where the records continue from (a run with no head row yet
+# takes the full path, which writes one).
 _FAST_RUN = "SELECT lease_token, event_seq FROM runs WHERE run_id = ?"
-_FAST_HEAD = (
-    "UPDATE ledger_heads SET count = ?, record_hash = ?, state_digest = ?, key_id = ?"
-    " WHERE run_no = ? AND count = ? AND record_hash = ?"
-)
 _UPDATE_COUNTERS = "UPDATE runs SET updated_at = ?, event_seq = ? WHERE run_id = ?"
 # The full path's updates also mark the run as keeping a head (a run written before
 # version 3 gets its first one then).
@@ -86,10 +77,6 @@ _UPDATE_BODY = (
 _UPDATE_ALL = (
     "UPDATE runs SET status = ?, wake_at = ?, wait_keys = ?, workflow = ?, parent_run_id = ?,"
     " created_at = ?, updated_at = ?, body = ?, event_seq = ?, head_kept = 1 WHERE run_id = ?"
-)
-_INSERT_RECORD = (
-    "INSERT INTO ledger (id, run_id, seq, node_id, kind, status, idempotency_key, attempt,"
-    " prev_hash, record_hash, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
 # Events queued for the run under keys it no longer waits on go to any run.
 _RELEASE_QUEUED = (
@@ -220,10 +207,10 @@ class SQLiteCommitter(SQLiteBase):
                 if records:
                     head = check_records(run_id, records, count, head)
                     count += len(records)
-                    if count > 1 << SEQ_BITS:
+                    if count > MAX_RECORDS:
                         raise LedgerError(
-                            f"run {run_id!r}: the ledger cannot hold more than 2**{SEQ_BITS} "
-                            "records; continue the work in a new run"
+                            f"run {run_id!r}: the ledger cannot hold more than "
+                            f"2**{SEQ_BITS} - 1 records; continue the work in a new run"
                         )
                 updated = _micros(state.updated_at)
                 if light:
@@ -248,17 +235,8 @@ class SQLiteCommitter(SQLiteBase):
                         conn.execute(_UPDATE_BODY, tail)
                     else:
                         conn.execute(_UPDATE_ALL, indexed + tail)
-                conn.execute(
-                    _PUT_HEAD, (run_no, count, head, commit.state_digest, commit.ledger_key_id)
-                )
-                if rows:
-                    base = run_no << SEQ_BITS
-                    for record_row in rows:
-                        record_row[0] = base | record_row[2]
-                    if len(rows) == 1:
-                        conn.execute(_INSERT_RECORD, rows[0])
-                    else:
-                        conn.executemany(_INSERT_RECORD, rows)
+                moved = (commit.state_digest, head, commit.ledger_key_id or "")
+                append_full(conn, run_no, rows, count, moved, fresh=row is None)
                 if not light and wait_keys != old_wait_keys:
                     conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
                     conn.executemany("INSERT INTO waits VALUES (?, ?, ?)", waits)
@@ -304,19 +282,18 @@ class SQLiteCommitter(SQLiteBase):
         except LedgerError:
             return False
         count = first.seq + len(records)
-        if count > 1 << SEQ_BITS:
-            return False
-        moved = (count, head, commit.state_digest, commit.ledger_key_id)
-        if conn.execute(_FAST_HEAD, (*moved, run_no, first.seq, first.prev_hash)).rowcount != 1:
+        if count > MAX_RECORDS:
             return False
         base = run_no << SEQ_BITS
         for record_row in rows:
             record_row[0] = base | record_row[2]
+        over = rows[0]
+        if conn.execute(OVER_HEAD, (*over[1:], over[0], first.seq, first.prev_hash)).rowcount != 1:
+            return False
         try:
-            if len(rows) == 1:
-                conn.execute(_INSERT_RECORD, rows[0])
-            else:
-                conn.executemany(_INSERT_RECORD, rows)
+            if len(rows) > 1:
+                conn.executemany(INSERT_RECORD, rows[1:])
+            insert_head(conn, base, count, (commit.state_digest, head, commit.ledger_key_id or ""))
         except sqlite3.IntegrityError:
             # The head says the ledger ends before these seqs, but it holds one of
             # them: the ledger was written without its head.

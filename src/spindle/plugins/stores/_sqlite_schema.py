@@ -22,11 +22,18 @@ from spindle._version import __version__
 from spindle.core.errors import SchemaTooNew, StoreCorrupt
 from spindle.plugins.stores._sqlite_errors import sqlite_failure
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SEQ_BITS", "connect"]
+__all__ = ["HEAD_KIND", "MAX_RECORDS", "MIGRATIONS", "SCHEMA_VERSION", "SEQ_BITS", "connect"]
 
 #: A ledger row's key is ``run_no << SEQ_BITS | seq``: one run's records are
 #: one contiguous, seq-ordered key range, and (run, seq) is unique by key.
 SEQ_BITS = 32
+
+#: The most records one run's ledger holds (seqs 0 .. MAX_RECORDS - 1): the key
+#: after its last record is its ledger head's (schema version 3).
+MAX_RECORDS = (1 << SEQ_BITS) - 1
+
+#: The ``kind`` of a ledger head row (no record has it: records are nodes, calls...).
+HEAD_KIND = "head"
 
 _V1: tuple[str, ...] = (
     "CREATE TABLE spindle_schema (version INTEGER NOT NULL)",
@@ -155,21 +162,27 @@ _V2: tuple[str, ...] = (
 # appends the records: the record count and last record hash (so records
 # removed from the ledger's end are noticed), the engine's digest of the run's
 # state chained onto that hash, and the fingerprint of the key the chain is
-# keyed with (NULL: plain). The head is one narrow row per run, keyed by the
-# run's number -- part of the run's row in all but storage: kept apart so that
-# a step rewrites a few dozen bytes, not the run's whole state (an UPDATE
-# rewrites the entire row, overflow pages of a large state included).
-# ``runs.head_kept`` says a head was written, so a deleted head row is noticed
-# too; runs written before this version have none until their next commit.
+# keyed with (NULL: plain). The head is a row of the ledger table itself, at
+# the key the run's next record will take (``run_no << SEQ_BITS | count``):
+# a step writes its first record over the head row and appends the new head
+# after its last one, so every ledger write is an append at the end of the
+# run's range, sharing the records' b-tree page -- the head costs no page
+# write of its own (a table of heads cost one more page per commit, and a head
+# kept at a fixed key after the records made every insert a mid-page one,
+# whose page splits rewrite more pages). Its columns (kind HEAD_KIND):
+# run_id '' and seq -1 (so it is none of the run's records, whatever a query
+# filters on), attempt = the record count, record_hash = the last record's
+# hash, prev_hash = the state digest, body = the key id ('' for plain). Reads
+# of records skip ``kind = 'head'``, and ``ledger_key`` becomes a partial
+# index without head rows (a head moves every step; an entry would cost an
+# index page). ``runs.head_kept`` says a head was written, so a deleted head
+# row is noticed too; runs written before this version have none until their
+# next commit. Deleting records (by run_id, seq or key) leaves the head, which
+# then tells how many there were.
 _V3: tuple[str, ...] = (
-    """CREATE TABLE ledger_heads (
-        run_no INTEGER PRIMARY KEY,
-        count INTEGER NOT NULL,
-        record_hash TEXT NOT NULL,
-        state_digest TEXT NOT NULL,
-        key_id TEXT
-    )""",
     "ALTER TABLE runs ADD COLUMN head_kept INTEGER NOT NULL DEFAULT 0",
+    "DROP INDEX ledger_key",
+    f"CREATE INDEX ledger_key ON ledger (idempotency_key) WHERE kind <> '{HEAD_KIND}'",
 )
 
 #: Steps from version n to n + 1 (append only; never edit a released step).

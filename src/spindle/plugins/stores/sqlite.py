@@ -37,7 +37,7 @@ from spindle.core.model import MISSING_HEAD, Lease, LedgerHead, RunState, RunSta
 from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._sqlite_commit import EPOCH, SQLiteCommitter, ledger_tail
-from spindle.plugins.stores._sqlite_schema import SEQ_BITS
+from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
 
 __all__ = ["SQLiteStore"]
 
@@ -50,14 +50,22 @@ _STEP_COUNT = (
     f" AND ledger.id < (runs.run_no + 1) << {SEQ_BITS})"
 )
 _STATE_COLUMNS = (
-    f"body, {_STEP_COUNT}, event_seq, updated_at,"
-    " head_kept, h.count, h.record_hash, h.state_digest, h.key_id"
+    f"runs.body, {_STEP_COUNT}, event_seq, updated_at,"
+    " head_kept, h.attempt, h.record_hash, h.prev_hash, h.body"
 )
-# The run's ledger head is its row in ledger_heads (schema version 3).
-_RUNS = "runs LEFT JOIN ledger_heads AS h ON h.run_no = runs.run_no"
-# A run's ledger rows are the key range [run_no << SEQ_BITS, next run_no << SEQ_BITS).
+# The run's ledger head (schema version 3) is the last head row of its key range:
+# normally the one just after its last record (its columns are named in
+# _sqlite_schema). Found by reading the range backwards from its end.
+_RUNS = (
+    "runs LEFT JOIN ledger AS h ON h.id = (SELECT id FROM ledger"
+    f" WHERE id >= runs.run_no << {SEQ_BITS} AND id < (runs.run_no + 1) << {SEQ_BITS}"
+    f" AND kind = '{HEAD_KIND}' ORDER BY id DESC LIMIT 1)"
+)
+# A run's records are the key range [run_no << SEQ_BITS, next run_no << SEQ_BITS),
+# less its head row. (The kind test also lets find_step use the partial index.)
 _RUN_RANGE = (
     f"ledger.id >= runs.run_no << {SEQ_BITS} AND ledger.id < (runs.run_no + 1) << {SEQ_BITS}"
+    f" AND ledger.kind <> '{HEAD_KIND}'"
 )
 _LEDGER = (
     f"SELECT ledger.seq, ledger.body, ledger.prev_hash, ledger.record_hash FROM runs"
@@ -136,7 +144,7 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     async def load_run(self, run_id: str) -> RunState:
         """Return the run's state. Raises ``RunNotFound``."""
         rows = self._read(
-            f"SELECT run_id, {_STATE_COLUMNS} FROM {_RUNS} WHERE run_id = ?", (run_id,)
+            f"SELECT runs.run_id, {_STATE_COLUMNS} FROM {_RUNS} WHERE runs.run_id = ?", (run_id,)
         )
         if not rows:
             raise self._missing(run_id)
@@ -150,7 +158,7 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
         state.event_seq = event_seq
         state.updated_at = EPOCH + timedelta(microseconds=updated)
         if head_count is not None:
-            state.head = LedgerHead(head_count, head_hash, digest, key_id)
+            state.head = LedgerHead(head_count, head_hash, digest, key_id or None)
         elif kept:  # a head was written, and its row is gone
             state.head = MISSING_HEAD
         # else: last written before schema version 3, no head yet
@@ -166,10 +174,12 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     ) -> list[RunState]:
         """Runs matching every given filter, newest first (by ``created_at``)."""
         filters = {"status": status, "workflow": workflow, "parent_run_id": parent_run_id}
-        where = " AND ".join(f"{name} = :{name}" for name, v in filters.items() if v is not None)
+        where = " AND ".join(
+            f"runs.{name} = :{name}" for name, v in filters.items() if v is not None
+        )
         sql = (
-            f"SELECT run_id, {_STATE_COLUMNS} FROM {_RUNS} {'WHERE ' + where if where else ''}"
-            " ORDER BY created_at DESC, runs.run_no DESC LIMIT :limit"
+            f"SELECT runs.run_id, {_STATE_COLUMNS} FROM {_RUNS} {'WHERE ' + where if where else ''}"
+            " ORDER BY runs.created_at DESC, runs.run_no DESC LIMIT :limit"
         )
         rows = self._read(sql, {**filters, "limit": -1 if limit is None else limit})
         return [self._state(row) for row in rows]
