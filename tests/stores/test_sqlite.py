@@ -289,6 +289,39 @@ async def test_version_2_runs_have_no_head_until_their_next_commit(tmp_path: Pat
     conn.close()
 
 
+async def test_the_head_is_a_ledger_row_at_the_next_key_and_no_record(
+    tmp_path: Path, chain: Chain
+) -> None:
+    """The ledger head (schema version 3) is the one ledger row after the last record,
+    at the key the next record takes: a hot commit moves it on (every ledger write an
+    append, no table of its own), and no read of records sees it."""
+    path = tmp_path / "spindle.db"
+    first = chain("r1", 2)
+    more = chain("r1", 2, start=2, head=first[-1].record_hash)
+    async with at_path(path) as store:
+        await store.commit(
+            Commit(RunState("r1", "wf"), first, create=True, state_digest="d1", ledger_key_id="k")
+        )
+        loaded = await store.load_run("r1")
+        await store.commit(Commit(loaded, more, state_changed=False, state_digest="d2"))
+        records = first + more
+        assert await store.ledger("r1") == records
+        assert await store.ledger_head("r1") == (4, more[-1].record_hash)
+        assert await store.find_step("r1", "") is None
+        again = await store.load_run("r1")
+        assert again.step_count == 4
+        assert again.head == LedgerHead(4, more[-1].record_hash, "d2", None)
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT id & 4294967295, kind, seq FROM ledger ORDER BY id").fetchall()
+    assert rows == [(0, "node", 0), (1, "node", 1), (2, "node", 2), (3, "node", 3), (4, "head", -1)]
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "ledger_heads" not in tables
+    # The head row is not in the idempotency key index (it moves every step).
+    (index,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_key'").fetchone()
+    assert index.endswith("WHERE kind <> 'head'")
+    conn.close()
+
+
 async def test_reopening_keeps_the_schema_version(tmp_path: Path) -> None:
     """Opening a current store again migrates nothing and keeps one version row."""
     path = tmp_path / "s.db"
