@@ -10,7 +10,7 @@ cannot write again. Lifecycle events are emitted only after their commit.
 Records are numbered and chained here, with the run's
 :class:`~spindle.core.model.LedgerChain` (plain, or keyed), and each commit
 carries the digest of the run's state as stored after it, chained onto the
-ledger's new head: the store keeps both beside the run's row.
+ledger's new head: the store keeps both in the run's ledger head.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ whose stored state was edited, and lets a drive refuse such a run. A store
 that keeps runs written before it recorded heads returns ``head=None`` for
 them until their next commit; one that wrote a head for a run and cannot
 find it any more returns :data:`~spindle.core.model.MISSING_HEAD`. Keep the
-head apart from a large state if an update rewrites the whole record (the
-SQLite store keeps it in a narrow table of its own).
+head apart from a large state if an update rewrites the whole record, and
+near the records a commit appends: every commit writes it (the SQLite store
+keeps it as a ledger row at the key after the run's last record, on the page
+the records go to).
 
 The shared contract suite (``tests/stores/test_contract.py``) is the
 definition of a store: every implementation must pass it.

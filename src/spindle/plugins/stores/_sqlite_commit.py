@@ -136,9 +136,11 @@ class SQLiteCommitter(SQLiteBase):
         """Write the run's state, its new ledger records and consumed events in one transaction.
 
         The hot path is one indexed read of the run's row (token, event
-        counter), one conditional UPDATE of its narrow head row and one INSERT
-        per record; the full path reads the row first, touches indexes only when
-        an indexed column changed, and writes the head.
+        counter), the first record written over the run's head row (an UPDATE
+        that matches only while the head is where the records continue from),
+        an INSERT per further record and one of the new head after them; the
+        full path reads the row first, touches indexes only when an indexed
+        column changed, and writes the head the same way.
 
         Raises:
             LeaseLost: ``commit.token`` is not the run's current lease token.

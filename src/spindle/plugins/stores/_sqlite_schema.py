@@ -40,9 +40,9 @@ _V1: tuple[str, ...] = (
     # One row per run. The indexed columns are copies of RunState fields for
     # queries; ``body`` (the whole unstructured RunState as JSON) is what is
     # loaded. Times are epoch seconds (``updated_at``: microseconds). A run's
-    # ledger count and head are read off the ledger's last key rather than kept
-    # here, so a step writes no run row. ``wait_keys`` lets a commit skip
-    # rewriting ``waits`` when they did not change.
+    # ledger count is read off the ledger's last key, and its ledger head (version
+    # 3) is a ledger row, rather than kept here, so a step writes no run row.
+    # ``wait_keys`` lets a commit skip rewriting ``waits`` when they did not change.
     # ``run_no`` is never reused (AUTOINCREMENT), since ledger keys embed it.
     """CREATE TABLE runs (
         run_no INTEGER PRIMARY KEY AUTOINCREMENT,
