@@ -5,11 +5,16 @@ and in the window where the drive stops just as the event arrives."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from attrs import define
 
 from spindle import Middleware, RunStatus, Workflow
+from spindle.core.engine._delivery import deliver
+from spindle.core.model import RunState, WaitReason, WaitState
+from spindle.core.store import Commit
+from spindle.plugins.stores.memory import MemoryStore
 
 from .conftest import run
 
@@ -118,3 +123,35 @@ def test_an_event_queued_as_the_drive_stops_is_taken_after_the_lease_is_released
     assert state.status == RunStatus.COMPLETED
     assert state.output == {"gate": {"late": True}}
     assert pending == []
+
+
+def test_an_event_taken_while_emit_looks_further_is_reported_as_delivered():
+    """When the longest-waiting run takes the event from the inbox itself while emit's
+    drive of it answered nothing, emit says it went to that run, not that it is kept."""
+    store = MemoryStore()
+    since = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def waiting(run_id: str, seconds: int) -> RunState:
+        wait = WaitState(
+            key="w",
+            reason=WaitReason.EVENT,
+            node_id="n",
+            event_key="k",
+            created_at=since.replace(second=seconds),
+        )
+        return RunState(run_id=run_id, workflow="wf", waits=[wait])
+
+    class TakesItItself:
+        """r1's drive answers nothing, but r1 consumes the event meanwhile."""
+
+        async def drive(self, run_id: str, *, answer: Any) -> None:
+            if run_id == "r1":
+                await store.commit(Commit(RunState("r1", "wf"), consume_events=answer.consume))
+
+    async def main():
+        await store.commit(Commit(waiting("r1", 1), create=True))
+        await store.commit(Commit(waiting("r2", 2), create=True))
+        return await deliver(store, TakesItItself(), "k", {"n": 1})  # type: ignore[arg-type]
+
+    sent = run(main())
+    assert (sent.resumed, sent.queued_for) == (["r1"], None)

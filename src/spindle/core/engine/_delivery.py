@@ -53,9 +53,10 @@ async def deliver(store: Store, drives: Drives, key: str, payload: Any) -> Deliv
     """
     waiting = await store.waiting_on(key)
     event = await store.deliver_event(key, payload, run_id=waiting[0] if waiting else None)
-    for run_id in waiting:
-        if run_id != waiting[0] and not await store.queue_event(event.event_id, run_id):
-            break  # taken meanwhile by the run it was queued for
+    for before, run_id in zip([None, *waiting], waiting, strict=False):
+        if before is not None and not await store.queue_event(event.event_id, run_id):
+            # Consumed meanwhile: only the run it was queued for, ``before``, can have.
+            return Delivery(event.event_id, key, resumed=[before])
         answer = Answer(event_key=key, payload=payload, consume=(event.event_id,))
         try:
             await drives.drive(run_id, answer=answer)
