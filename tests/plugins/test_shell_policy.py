@@ -211,7 +211,13 @@ def _trace(rendered: str, root: Path) -> list[str]:
     return [x.split()[0] for x in pieces]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(line=st.one_of(SOUP, STRUCTURED, STRUCTURED), value=VALUES)
 @example(line="foo {inputs.v}", value="x; touch X")
 @example(line="foo > {outputs.out.path}; bar", value="")
