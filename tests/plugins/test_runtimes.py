@@ -440,6 +440,16 @@ def test_python_code_syntax_error_names_the_line():
     ]
 
 
+def test_python_code_with_a_lone_surrogate_is_a_load_error():
+    """A JSON file can spell a lone surrogate ("\\ud800"), which Python cannot compile:
+    the definition is refused as invalid, not with a UnicodeEncodeError (a fuzz find)."""
+    data = json.loads(
+        '{"name": "x", "nodes": {"a": {"runtime": {"kind": "python_code", "code": "x = \\ud800"}}}}'
+    )
+    with pytest.raises(ValidationError, match=r"node 'a': .*lone surrogate.*remove it"):
+        Workflow.from_dict(data)
+
+
 def test_python_code_tracebacks_show_the_failing_line(make_task, run_node):
     """An exception's traceback names the node and shows the code line."""
     import traceback

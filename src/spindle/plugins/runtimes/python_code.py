@@ -58,12 +58,20 @@ class PythonCodeRuntime(Runtime[CodePayload], kind="python_code"):
         """Compile once; registers the source so tracebacks show the offending line.
 
         Raises:
-            SyntaxError: the code does not parse.
+            SyntaxError: the code does not parse, or holds a lone surrogate
+                (``"\\ud800"`` in a JSON file), which is not text Python reads.
         """
         if self._compiled is None:
             if node_id is not None:
                 self._filename = f"<python_code node '{node_id}'>"
-            self._compiled = compile(self.code, self._filename, "exec")
+            try:
+                self._compiled = compile(self.code, self._filename, "exec")
+            except UnicodeEncodeError as exc:
+                raise SyntaxError(
+                    f"the code holds a character that is not valid text "
+                    f"({exc.object[exc.start : exc.end]!r}, a lone surrogate); remove it",
+                    (self._filename, 1, 1, ""),
+                ) from None
             linecache.cache[self._filename] = (
                 len(self.code),
                 None,
