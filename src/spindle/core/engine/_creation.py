@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from spindle.core.engine._journal import RunJournal
-from spindle.core.model import Lease, RunState, RunStatus, Secrets
+from spindle.core.engine._journal import Creation, RunJournal
+from spindle.core.model import Lease, RunState, RunStatus, Secrets, state_hash
 from spindle.core.workflow import Workflow, input_values
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._services import Services
     from spindle.core.workflow import LoadPolicy
 
-__all__ = ["create_run"]
+__all__ = ["create_run", "hold_run"]
 
 
 async def create_run(
@@ -40,6 +40,56 @@ async def create_run(
         ValidationError: the workflow is invalid or an input is unknown/missing.
         PolicyViolation: the workflow is refused by the load policy.
     """
+    state, clear = await _new_state(
+        services, policy, workflow, inputs, run_id, parent_run_id, parent_wait_key, labels, lease
+    )
+    await RunJournal.create(services.store, state, lease, chain=services.chain)
+    active.give(state.run_id, clear)
+    return state
+
+
+async def hold_run(
+    services: Services,
+    active: ActiveRuns,
+    policy: LoadPolicy | None,
+    workflow: Workflow,
+    inputs: Mapping[str, Any] | None,
+    lease: Lease,
+    *,
+    run_id: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[RunState, Creation]:
+    """A new run of ``workflow``, leased to us, checked but not written yet: its first
+    commit writes it (see :class:`Creation`). Everything :func:`create_run` refuses is
+    refused here too, before anything runs, and a ``run_id`` already taken as well.
+
+    Raises:
+        ValidationError, PolicyViolation: as :func:`create_run`.
+        StoreError: the state is not JSON data, or ``run_id`` names a run that exists.
+    """
+    state, clear = await _new_state(
+        services, policy, workflow, inputs, run_id, None, None, labels, lease
+    )
+    if run_id is not None:
+        # A generated id is new; one the caller chose may not be, and the run must
+        # not start before the store would refuse to record it.
+        await _refuse_taken(services, run_id)
+    hashed = _checked_hash(state)
+    active.give(state.run_id, clear)
+    return state, Creation(lease, hashed)
+
+
+async def _new_state(
+    services: Services,
+    policy: LoadPolicy | None,
+    workflow: Workflow,
+    inputs: Mapping[str, Any] | None,
+    run_id: str | None,
+    parent_run_id: str | None,
+    parent_wait_key: str | None,
+    labels: Mapping[str, str] | None,
+    lease: Lease | None,
+) -> tuple[RunState, dict[str, Any]]:
     _check_arguments(workflow, inputs)
     workflow.validate(policy)
     values = input_values(workflow, inputs or {})
@@ -59,9 +109,30 @@ async def create_run(
         definition_id=def_id,
         labels=dict(labels or {}),
     )
-    await RunJournal.create(services.store, state, lease, chain=services.chain)
-    active.give(run_id, clear)
-    return state
+    return state, clear
+
+
+async def _refuse_taken(services: Services, run_id: str) -> None:
+    from spindle.core.errors import RunNotFound, StoreError
+
+    try:
+        await services.store.load_run(run_id)
+    except RunNotFound:
+        return
+    raise StoreError(f"run {run_id!r} already exists; choose another run id (or leave it out)")
+
+
+def _checked_hash(state: RunState) -> str:
+    """The state's hash; the state must be JSON data, as the store will write it."""
+    from spindle.core.errors import StoreError
+
+    try:
+        return state_hash(state)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StoreError(
+            f"run {state.run_id!r}: the run's inputs or labels are not JSON data ({exc}); "
+            f"pass JSON values (strings, numbers, booleans, lists, mappings)"
+        ) from exc
 
 
 def _check_arguments(workflow: object, inputs: object) -> None:

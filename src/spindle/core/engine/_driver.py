@@ -28,20 +28,21 @@ from spindle.core.engine._answers import (
     partial_answer_batch,
 )
 from spindle.core.engine._attempt import Attempts, Finished
-from spindle.core.engine._due import due_timer, queued_answer
+from spindle.core.engine._due import due_timer, queued_answer, resolve_timer
 from spindle.core.engine._ending import (
     cancel_batch,
     event_keys,
     fail_batch,
+    runaway,
     run_failure,
     run_output,
     wait_batch,
 )
 from spindle.core.engine._finish import finish_run
-from spindle.core.engine._journal import Pending, RunJournal
+from spindle.core.engine._hold import CreationTimer
+from spindle.core.engine._journal import Creation, Pending, RunJournal
 from spindle.core.engine._outcomes import Ending, EndingKind, Outcomes
 from spindle.core.engine._ready import ReadySet
-from spindle.core.engine._reruns import reopen_batch
 from spindle.core.engine._results import Results
 from spindle.core.errors import HookError, InvalidAnswer, LeaseLost
 from spindle.core.model import (
@@ -86,6 +87,7 @@ class RunDriver:
         *,
         fresh: bool = False,
         chain: LedgerChain | None = None,
+        creation: Creation | None = None,
     ) -> None:
         self.services = services
         self.state = state
@@ -101,7 +103,9 @@ class RunDriver:
             active.secrets,
             on_record=self.ready.replay,
             chain=chain or services.chain,
+            creation=creation,
         )
+        self._hold = CreationTimer(self.journal, workflow)
         self.results = Results(services.store, state.run_id, services.limits.result_inline_limit)
         self.attempts = Attempts(
             services,
@@ -189,10 +193,6 @@ class RunDriver:
         self.ready.requeue(wait.node_id)
         return None
 
-    async def reopen(self) -> None:
-        """Open the ended run again (``retry``): its failed and skipped nodes run again."""
-        await self.journal.commit(reopen_batch(self.journal))
-
     def _resumed(self, pending: Pending) -> None:
         if self.state.status in (RunStatus.PENDING, RunStatus.WAITING):
             first = self.state.status == RunStatus.PENDING
@@ -224,16 +224,14 @@ class RunDriver:
                 if self.state.status.terminal or self.parked:
                     return self.state
                 if self.journal.count >= self.max_steps:
-                    await self.fail_run(
-                        f"run exceeded max_steps={self.max_steps} ledger records (a runaway "
-                        f"loop?); raise max_steps in spindle.toml or the workflow if this is "
-                        f"expected"
-                    )
+                    await self.fail_run(runaway(self.max_steps))
                     return self.state
                 room = self.services.limits.concurrency - len(self.inflight)
                 waits = self.state.waits
                 busy = {*self.inflight, *(w.node_id for w in waits)} if waits else self.inflight
                 ready = self.ready.pop(room, busy)
+                if self._hold.must_write(ready, self.inflight):
+                    await self.journal.ensure_created()
                 if len(ready) == 1 and not self.inflight:
                     # The sequential case: run the one ready node without a Task, which
                     # saves a scheduling round trip per step.
@@ -254,11 +252,17 @@ class RunDriver:
                     await self._handle(finished)
         except BaseException:
             await self._cancel_inflight()
+            with contextlib.suppress(Exception):
+                await self.journal.ensure_created()  # recorded, to be resumed
             raise
 
     async def _attempt_here(self, node_id: str) -> Finished | None:
         await self.attempts.announce(node_id)
-        return await self._interruptibly(self.attempts.run(node_id))
+        self._hold.arm()
+        try:
+            return await self._interruptibly(self.attempts.run(node_id))
+        finally:
+            await self._hold.disarm()
 
     async def _interruptibly(self, work: Awaitable[T]) -> T | None:
         """Await ``work`` in the drive's own task so that a stop can interrupt it;
@@ -349,15 +353,7 @@ class RunDriver:
 
     async def fire_timer(self, wait: WaitState) -> None:
         """Resolve a due timer wait: a retry runs again, a sleep ends, an event wait times out."""
-        pending = self.journal.pending()
-        self.state.waits = [w for w in self.state.waits if w.key != wait.key]
-        ending = None
-        if wait.reason == WaitReason.EVENT:
-            error = f"timed out waiting for event '{wait.event_key}'"
-            ending = self.outcomes.resolve_wait(pending, wait, None, error=error)
-        elif wait.reason != WaitReason.RETRY:
-            due = wait.due_at.isoformat() if wait.due_at else None
-            ending = self.outcomes.resolve_wait(pending, wait, due)
+        pending, ending = resolve_timer(self.outcomes, self.journal, wait)
         if ending is not None:
             await self._end(ending)
             return

@@ -19,6 +19,7 @@ from spindle.core.engine._active import ActiveRun, Stop, StopKind
 from spindle.core.engine._driver import RunDriver
 from spindle.core.engine._due import queued_answer
 from spindle.core.engine._integrity import continue_chain
+from spindle.core.engine._reruns import reopen_batch
 from spindle.core.errors import InvalidAnswer, LeaseHeld, LeaseLost
 from spindle.core.model import RunState, RunStatus, cancel_request_key
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._active import ActiveRuns
     from spindle.core.engine._answers import Answer
     from spindle.core.engine._followon import FollowOn
+    from spindle.core.engine._journal import Creation
     from spindle.core.engine._services import Services
     from spindle.core.model import Lease, StepRecord
     from spindle.core.workflow import Workflow
@@ -55,10 +57,12 @@ class Drives:
         ledger: Sequence[StepRecord] = (),
         answer: Answer | None = None,
         reopen: bool = False,
+        creation: Creation | None = None,
     ) -> RunState:
         """Drive ``run_id`` under a lease (taken here unless given), answering ``answer``
         first (or, with ``reopen``, opening the ended run again for a retry); the run's
-        state is loaded once and its ledger read once."""
+        state is loaded once and its ledger read once. With ``creation`` the run
+        ``created`` is not written yet: the drive's first commit writes it."""
         if lease is None:
             lease = await self.acquire(run_id)
         active = self._active.begin(run_id, lease, asyncio.current_task())
@@ -93,9 +97,11 @@ class Drives:
                 ledger,
                 fresh=created is not None,
                 chain=chain,
+                creation=creation,
             )
             if reopen:
-                await driver.reopen()
+                # Open the ended run again (retry): its failed and skipped nodes run again.
+                await driver.journal.commit(reopen_batch(driver.journal))
                 ended = False  # it may end again, and settle again
             early = await driver.answer(answer) if answer is not None else None
             result: RunState = early if early is not None else await self._run_call(state)

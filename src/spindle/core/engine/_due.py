@@ -16,9 +16,11 @@ from spindle.core.engine._answers import Answer
 from spindle.core.model import RunState, WaitReason, WaitState, utcnow
 
 if TYPE_CHECKING:
+    from spindle.core.engine._journal import Pending, RunJournal
+    from spindle.core.engine._outcomes import Ending, Outcomes
     from spindle.core.store import Store
 
-__all__ = ["due_timer", "queued_answer"]
+__all__ = ["due_timer", "queued_answer", "resolve_timer"]
 
 
 async def queued_answer(store: Store, state: RunState) -> Answer | None:
@@ -45,3 +47,22 @@ def due_timer(
     assert wait.due_at is not None  # timers have a due time
     delay = (wait.due_at - utcnow()).total_seconds()
     return None if delay > max_inline_sleep else (wait, delay)
+
+
+def resolve_timer(
+    outcomes: Outcomes, journal: RunJournal, wait: WaitState
+) -> tuple[Pending, Ending | None]:
+    """Resolve the due timer ``wait`` in a new batch: a retry runs again (nothing to
+    record), a sleep ends with its due time, an event wait times out. Returns the batch
+    and, if resolving it ends the drive, how."""
+    pending = journal.pending()
+    state = journal.state
+    state.waits = [w for w in state.waits if w.key != wait.key]
+    ending = None
+    if wait.reason == WaitReason.EVENT:
+        error = f"timed out waiting for event '{wait.event_key}'"
+        ending = outcomes.resolve_wait(pending, wait, None, error=error)
+    elif wait.reason != WaitReason.RETRY:
+        due = wait.due_at.isoformat() if wait.due_at else None
+        ending = outcomes.resolve_wait(pending, wait, due)
+    return pending, ending

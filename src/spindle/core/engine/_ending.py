@@ -27,6 +27,7 @@ __all__ = [
     "fail_batch",
     "run_failure",
     "run_output",
+    "runaway",
     "wait_batch",
 ]
 
@@ -140,3 +141,11 @@ def event_keys(workflow: Workflow, state: RunState) -> list[str]:
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0] if lines else text
+
+
+def runaway(max_steps: int) -> str:
+    """Why a run whose ledger reached ``max_steps`` records fails."""
+    return (
+        f"run exceeded max_steps={max_steps} ledger records (a runaway loop?); raise "
+        f"max_steps in spindle.toml or the workflow if this is expected"
+    )

@@ -25,7 +25,7 @@ from spindle.core.engine._active import ActiveRuns
 from spindle.core.engine._answers import Answer
 from spindle.core.engine._assembly import build_services
 from spindle.core.engine._cancel import Cancels
-from spindle.core.engine._creation import create_run
+from spindle.core.engine._creation import create_run, hold_run
 from spindle.core.engine._delivery import Delivery, deliver
 from spindle.core.engine._drives import Drives
 from spindle.core.engine._followon import FollowOn, RunOps
@@ -201,10 +201,25 @@ class Engine(RunReads):
 
         Options are those of :meth:`start` (``run_id``, ``labels``).
         """
-        # The run is created already leased to this engine: one write instead of two.
-        lease = self._new_lease()
-        state = await self._create(workflow, inputs, lease=lease, **options)
-        return await self._drives.drive(state.run_id, workflow=workflow, lease=lease, created=state)
+        # The run is created leased to this engine, and written with its first step
+        # (see _hold): one write instead of three.
+        await self.open()
+        state, creation = await hold_run(
+            self.services,
+            self._active,
+            self.policy,
+            workflow,
+            inputs,
+            self._new_lease(),
+            **options,
+        )
+        return await self._drives.drive(
+            state.run_id,
+            workflow=workflow,
+            lease=creation.lease,
+            created=state,
+            creation=creation,
+        )
 
     def _new_lease(self) -> Lease:
         """The first lease (token 1) of a run this engine creates to drive at once."""

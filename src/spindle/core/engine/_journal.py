@@ -43,7 +43,22 @@ if TYPE_CHECKING:
     from spindle.core.engine._events import EventEmitter
     from spindle.core.store import Store
 
-__all__ = ["Pending", "RunJournal"]
+__all__ = ["Creation", "Pending", "RunJournal"]
+
+
+@define
+class Creation:
+    """A new run whose creation is held back to share its first commit.
+
+    Starting a run and committing its first step need not be two transactions
+    when nothing acts on the run's existence in between (``Engine.run`` of a
+    new run, before its first node ends): the journal's first commit inserts
+    the run, leased with ``lease``. ``state_hash`` is the hash of the state as
+    created, computed (and so checked for JSON data) before anything runs.
+    """
+
+    lease: Lease
+    state_hash: str
 
 
 @define
@@ -91,12 +106,15 @@ class RunJournal:
         *,
         position: tuple[int, str] | None = None,
         chain: LedgerChain = PLAIN_CHAIN,
+        creation: Creation | None = None,
     ) -> None:
         self.store = store
         self.chain = chain
+        #: Set while the run is not written yet: its first commit creates it.
+        self.creation = creation
         # The hash of the state as last committed (what its digest covers): a commit
         # that leaves the state alone digests it again without re-encoding it.
-        self._state_hash = state_hash(state)
+        self._state_hash = creation.state_hash if creation is not None else state_hash(state)
         self.emitter = emitter
         self.state = state
         self.token = token
@@ -228,7 +246,7 @@ class RunJournal:
         lease: Lease | None = None,
         records: Sequence[StepRecord] = (),
         chain: LedgerChain = PLAIN_CHAIN,
-    ) -> None:
+    ) -> str:
         """Insert the new run ``state``; with ``lease`` (token 1) it is leased to us in the
         same write. ``records`` (results a rerun reuses) are numbered, chained and written
         with it, and the head is ``chain``'s (keyed, or not, for the run's life). (A run
@@ -239,7 +257,8 @@ class RunJournal:
             chain.chain(rec, prev)
             prev = rec.record_hash
         state.step_count = len(records)
-        digest = chain.state_digest(len(records), prev, state_hash(state))
+        hashed = state_hash(state)
+        digest = chain.state_digest(len(records), prev, hashed)
         await store.commit(
             Commit(
                 state,
@@ -250,6 +269,7 @@ class RunJournal:
                 ledger_key_id=chain.key_id,
             )
         )
+        return hashed
 
     async def commit(self, pending: Pending) -> None:
         """Write ``pending`` and the run state in one transaction, then emit its events.
@@ -258,7 +278,11 @@ class RunJournal:
             LeaseLost: the lease this journal writes under was taken over.
         """
         async with self._lock:
-            light = pending.light and self.state.status == self._persisted_status
+            light = (
+                pending.light
+                and self.state.status == self._persisted_status
+                and self.creation is None
+            )
             await self._write(pending, state_changed=not light)
             self._persisted_status = self.state.status
             self.released = self.released or pending.release
@@ -270,7 +294,17 @@ class RunJournal:
         the state and committing it: such a commit must never write the state.
         """
         async with self._lock:
-            await self._write(pending, state_changed=False)
+            await self._write(pending, state_changed=self.creation is not None)
+
+    async def ensure_created(self) -> None:
+        """Write the run now if its creation is still held back (its first node takes long,
+        several run at once, or the drive stops): from then on it is visible and can be
+        cancelled from elsewhere."""
+        if self.creation is None:
+            return
+        async with self._lock:
+            if self.creation is not None:
+                await self._write(Pending(), state_changed=True)
 
     async def _write(self, pending: Pending, *, state_changed: bool) -> None:
         records = pending.records
@@ -286,8 +320,9 @@ class RunJournal:
         # A commit that leaves the stored state alone (state_changed false) digests the
         # state as last committed, not the one in memory (the driver may be changing it).
         hashed = state_hash(self.state) if state_changed else self._state_hash
-        await self.store.commit(
-            Commit(
+        creation = self.creation
+        if creation is None:
+            commit = Commit(
                 self.state,
                 records,
                 pending.consume,
@@ -297,7 +332,20 @@ class RunJournal:
                 state_digest=chain.state_digest(seq, prev, hashed),
                 ledger_key_id=chain.key_id,
             )
-        )
+        else:
+            # The run's first write inserts it; a drive that also ends here leaves it
+            # unleased rather than taking the lease and giving it up in one go.
+            commit = Commit(
+                self.state,
+                records,
+                pending.consume,
+                create=True,
+                lease=None if pending.release else creation.lease,
+                state_digest=chain.state_digest(seq, prev, hashed),
+                ledger_key_id=chain.key_id,
+            )
+        await self.store.commit(commit)
+        self.creation = None
         self._state_hash = hashed
         if records:
             self.count, self.head = seq, prev

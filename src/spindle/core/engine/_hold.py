@@ -1,0 +1,62 @@
+"""Holding a new run's creation back until its first commit, and writing it when that waits.
+
+``Engine.run`` of a new run writes the run with its first step (see
+:class:`~spindle.core.engine._journal.Creation`). That is only safe while
+the drive runs one node at a time and that node ends soon: a run that starts
+several nodes, an effect, or a node that takes longer than :data:`HOLD_FOR`
+is written first, so ``spindle runs`` shows it and ``spindle cancel`` reaches
+it from elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+
+    from spindle.core.engine._journal import RunJournal
+    from spindle.core.workflow import Workflow
+
+__all__ = ["HOLD_FOR", "CreationTimer"]
+
+#: Seconds a held run waits for its first commit before it is written on its own.
+HOLD_FOR = 0.02
+
+
+class CreationTimer:
+    """Writes a held run on its own once its first node has run for :data:`HOLD_FOR`."""
+
+    def __init__(self, journal: RunJournal, workflow: Workflow) -> None:
+        self._journal = journal
+        self._wf = workflow
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def must_write(self, ready: Sequence[str], inflight: Collection[str]) -> bool:
+        """Whether the held run must be written before ``ready`` starts: unless one task
+        node runs alone (the sequential case the hold is for)."""
+        if self._journal.creation is None or not ready:
+            return False
+        return len(ready) > 1 or bool(inflight) or self._wf.nodes[ready[0]].effect is not None
+
+    def arm(self) -> None:
+        """Start the timer for the attempt about to run (nothing if the run is written)."""
+        if self._journal.creation is not None:
+            loop = asyncio.get_running_loop()
+            self._handle = loop.call_later(HOLD_FOR, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._task = asyncio.ensure_future(self._journal.ensure_created())
+
+    async def disarm(self) -> None:
+        """After the attempt: stop the timer, or wait for the write it started (its
+        failure, a store error, stops the drive as any commit's would)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        task, self._task = self._task, None
+        if task is not None:
+            await task

@@ -1,0 +1,188 @@
+"""How many transactions a run costs, and what holding its creation back must not lose.
+
+``Engine.run`` writes a new run with its first step, and the last step with
+the run's end (issue 10): a run of N inline nodes that complete at once costs
+N commits. These tests count the store's commits and check the cases where
+the run must be written before its first node ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from spindle import RunNotFound, RunStatus, Workflow
+from spindle.core.errors import StoreError
+from spindle.core.engine._hold import HOLD_FOR
+from spindle.core.model import verify
+
+from .conftest import run
+
+
+def counting(engine: Any) -> list[Any]:
+    """Record every Commit the engine's store receives (the real store still writes it)."""
+    seen: list[Any] = []
+    store = engine.store
+    real = store.commit
+
+    async def commit(c: Any) -> None:
+        seen.append(c)
+        await real(c)
+
+    store.commit = commit
+    return seen
+
+
+def chain(n: int) -> Workflow:
+    wf = Workflow(f"chain{n}")
+    prev = None
+    for i in range(n):
+
+        async def step(i: int = i) -> int:
+            return i
+
+        wf.node(step, name=f"s{i}", after=[prev] if prev else [])
+        prev = f"s{i}"
+    return wf
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3, 10])
+def test_a_run_of_n_inline_nodes_costs_n_commits(store_url, make_engine, nodes):
+    """Creation shares the first step's commit and the end shares the last step's."""
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            await engine.run(chain(1))  # the definition is kept once, outside the count
+            seen = counting(engine)
+            state = await engine.run(chain(nodes))
+            assert state.status is RunStatus.COMPLETED
+            assert len(seen) == nodes
+            assert seen[0].create and seen[0].records[0].node_id == "s0"
+            assert seen[-1].state.status is RunStatus.COMPLETED
+            ledger = await engine.store.ledger(state.run_id)
+            assert [r.node_id for r in ledger] == [f"s{i}" for i in range(nodes)] + [""]
+            assert verify(ledger).ok
+            assert (await engine.store.get_lease(state.run_id)) is None  # not left held
+
+    run(go())
+
+
+def test_a_slow_first_node_sees_its_run_recorded(store_url, make_engine):
+    """A first node that runs longer than the hold finds its run written (so other
+    processes can list and cancel it), leased, and running."""
+    seen_inside: dict[str, Any] = {}
+    wf = Workflow("slow")
+
+    @wf.node
+    async def slow() -> str:
+        await asyncio.sleep(HOLD_FOR * 10)
+        seen_inside["state"] = await engine.get_run(seen_inside["run_id"])
+        seen_inside["lease"] = await engine.store.get_lease(seen_inside["run_id"])
+        return "ok"
+
+    async def go() -> None:
+        nonlocal engine
+        async with make_engine(store_url) as engine:
+            state = await engine.run(wf, run_id="r-slow")
+            assert state.status is RunStatus.COMPLETED
+            assert seen_inside["state"].status is RunStatus.RUNNING
+            assert seen_inside["lease"] is not None and seen_inside["lease"].token == 1
+            assert verify(await engine.store.ledger("r-slow")).ok
+
+    engine: Any = None
+    seen_inside["run_id"] = "r-slow"
+    run(go())
+
+
+def test_a_parallel_start_writes_the_run_before_its_nodes_run(store_url, make_engine):
+    """Several ready nodes at once: the run is written before any of them starts."""
+    found: list[Any] = []
+    wf = Workflow("wide")
+    for name in ("a", "b"):
+
+        async def fn(name: str = name) -> str:
+            found.append(await engine.get_run("r-wide"))
+            return name
+
+        wf.node(fn, name=name)
+
+    async def go() -> None:
+        nonlocal engine
+        async with make_engine(store_url) as engine:
+            state = await engine.run(wf, run_id="r-wide")
+            assert state.status is RunStatus.COMPLETED
+            assert [s.status for s in found] == [RunStatus.RUNNING, RunStatus.RUNNING]
+
+    engine: Any = None
+    run(go())
+
+
+def test_a_taken_run_id_is_refused_before_anything_runs(store_url, make_engine):
+    """engine.run(run_id=) of an id already used raises, and the first node never ran."""
+    ran: list[str] = []
+    wf = Workflow("dup")
+
+    @wf.node
+    def side_effect() -> None:
+        ran.append("ran")
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            await engine.run(wf, run_id="r1")
+            ran.clear()
+            with pytest.raises(StoreError, match="run 'r1' already exists; choose another"):
+                await engine.run(wf, run_id="r1")
+            assert ran == []
+
+    run(go())
+
+
+def test_inputs_that_are_not_json_are_refused_before_anything_runs(store_url, make_engine):
+    """A value the store could not write fails engine.run before the first node runs."""
+    ran: list[str] = []
+    wf = Workflow("bad", inputs={"x": None})
+
+    @wf.node
+    def side_effect(x: Any) -> None:
+        ran.append("ran")
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            with pytest.raises(StoreError, match="not JSON data"):
+                await engine.run(wf, {"x": object()}, run_id="r-bad")
+            assert ran == []
+            with pytest.raises(RunNotFound):
+                await engine.get_run("r-bad")
+
+    run(go())
+
+
+def test_a_run_cancelled_in_its_first_node_is_recorded_to_resume(store_url, make_engine):
+    """Cancelling engine.run (Ctrl-C) while the first node runs, before the hold ends,
+    still leaves the run recorded and unleased: it resumes where it stopped."""
+    started = asyncio.Event
+    wf = Workflow("stopme")
+
+    @wf.node
+    async def first() -> str:
+        gate.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    async def go() -> None:
+        nonlocal gate
+        gate = started()
+        async with make_engine(store_url) as engine:
+            task = asyncio.ensure_future(engine.run(wf, run_id="r-stop"))
+            await gate.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            state = await engine.get_run("r-stop")
+            assert state.status is RunStatus.RUNNING
+            assert (await engine.store.get_lease("r-stop")) is None
+
+    gate: Any = None
+    run(go())
