@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from spindle import RunNotFound, RunStatus, Workflow
-from spindle.core.errors import StoreError
 from spindle.core.engine._hold import HOLD_FOR
+from spindle.core.errors import StoreError
 from spindle.core.model import verify
 
 from .conftest import run

@@ -33,9 +33,9 @@ from spindle.core.engine._ending import (
     cancel_batch,
     event_keys,
     fail_batch,
-    runaway,
     run_failure,
     run_output,
+    runaway,
     wait_batch,
 )
 from spindle.core.engine._finish import finish_run
