@@ -64,6 +64,7 @@ def test_a_run_of_n_inline_nodes_costs_n_commits(store_url, make_engine, nodes):
             ledger = await engine.store.ledger(state.run_id)
             assert [r.node_id for r in ledger] == [f"s{i}" for i in range(nodes)] + [""]
             assert verify(ledger).ok
+            assert (await engine.verify_ledger(state.run_id)).ok  # state digest too
             assert (await engine.store.get_lease(state.run_id)) is None  # not left held
 
     run(go())
@@ -185,4 +186,57 @@ def test_a_run_cancelled_in_its_first_node_is_recorded_to_resume(store_url, make
             assert (await engine.store.get_lease("r-stop")) is None
 
     gate: Any = None
+    run(go())
+
+
+def test_the_state_written_with_the_first_step_matches_its_digest(store_url, make_engine):
+    """Mid-run, right after the commit that created the run with its first step, the
+    stored state verifies against its digest (what a crash at that point leaves)."""
+    checks: list[Any] = []
+    wf = Workflow("mid")
+
+    @wf.node
+    async def first() -> int:
+        return 1
+
+    @wf.node
+    async def second(first: int) -> int:
+        checks.append(await engine.verify_ledger(run_ids[0]))
+        return first + 1
+
+    async def go() -> None:
+        nonlocal engine
+        async with make_engine(store_url) as engine:
+            state = await engine.run(wf, run_id=run_ids[0])
+            assert state.status is RunStatus.COMPLETED and state.output == {"second": 2}
+            assert [c.ok for c in checks] == [True], [c.reason for c in checks]
+
+    engine: Any = None
+    run_ids = ["r-mid"]
+    run(go())
+
+
+def test_a_first_node_that_fails_and_retries_is_recorded_and_verifies(store_url, make_engine):
+    """A first step that is not a plain completion (a retry wait) writes the changed state
+    with the run; it verifies, and the retry then completes the run."""
+    from spindle import RetryPolicy
+
+    tries: list[int] = []
+    wf = Workflow("flaky")
+
+    @wf.node(retry=RetryPolicy(max_attempts=2, backoff=0.0))
+    async def flaky() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("first try fails")
+        return "ok"
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            seen = counting(engine)
+            state = await engine.run(wf)
+            assert state.status is RunStatus.COMPLETED and len(tries) == 2
+            assert seen[0].create and seen[0].state_changed
+            assert (await engine.verify_ledger(state.run_id)).ok
+
     run(go())

@@ -278,12 +278,12 @@ class RunJournal:
             LeaseLost: the lease this journal writes under was taken over.
         """
         async with self._lock:
-            light = (
-                pending.light
-                and self.state.status == self._persisted_status
-                and self.creation is None
+            light = pending.light and self.state.status == self._persisted_status
+            # A held run is written whole even when only its counters moved; its hash,
+            # taken when it was made, still holds then.
+            await self._write(
+                pending, state_changed=not light or self.creation is not None, rehash=not light
             )
-            await self._write(pending, state_changed=not light)
             self._persisted_status = self.state.status
             self.released = self.released or pending.release
 
@@ -294,7 +294,8 @@ class RunJournal:
         the state and committing it: such a commit must never write the state.
         """
         async with self._lock:
-            await self._write(pending, state_changed=self.creation is not None)
+            held = self.creation is not None
+            await self._write(pending, state_changed=held, rehash=held)
 
     async def ensure_created(self) -> None:
         """Write the run now if its creation is still held back (its first node takes long,
@@ -304,9 +305,11 @@ class RunJournal:
             return
         async with self._lock:
             if self.creation is not None:
-                await self._write(Pending(), state_changed=True)
+                await self._write(Pending(), state_changed=True, rehash=True)
 
-    async def _write(self, pending: Pending, *, state_changed: bool) -> None:
+    async def _write(self, pending: Pending, *, state_changed: bool, rehash: bool) -> None:
+        """Number, chain and commit ``pending``; ``state_changed`` writes the whole state,
+        ``rehash`` hashes it anew (else the hash of the state as last committed holds)."""
         records = pending.records
         prev, seq = self.head, self.count
         chain = self.chain
@@ -317,9 +320,9 @@ class RunJournal:
         if records:
             self.state.step_count = seq
         self.state.updated_at = utcnow()
-        # A commit that leaves the stored state alone (state_changed false) digests the
-        # state as last committed, not the one in memory (the driver may be changing it).
-        hashed = state_hash(self.state) if state_changed else self._state_hash
+        # A commit that leaves the stored state alone (rehash false) digests the state as
+        # last committed, not the one in memory (the driver may be changing it).
+        hashed = state_hash(self.state) if rehash else self._state_hash
         creation = self.creation
         if creation is None:
             commit = Commit(
@@ -351,4 +354,5 @@ class RunJournal:
             self.count, self.head = seq, prev
             for rec in records:
                 self._replay(rec)
-        await self.emitter.send(pending.events)
+        if pending.events:
+            await self.emitter.send(pending.events)

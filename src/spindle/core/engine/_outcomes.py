@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from spindle.core.engine._attempt import FinishedKind
-from spindle.core.engine._results import describe, storable, traceback_of
+from spindle.core.engine._results import describe, storable, storable_sized, traceback_of
 from spindle.core.errors import SecretUnavailable, StoreError, TaskError
 from spindle.core.model import (
     EffectOutcome,
@@ -292,14 +292,15 @@ class Outcomes:
         return await self._raised(pending, node, attempt, f, False, error=error)
 
     async def _node_result(self, node: NodeSpec, f: Finished) -> Any:
-        value = storable(node.id, f.value)
+        value, size = storable_sized(node.id, f.value)
         if node.outputs:
+            size = -1
             assert f.ctx is not None  # a task's outcome carries its context
             outputs = await self.services.tasks.collect_outputs(
                 self.state.run_id, node, f.ctx, f.value
             )
             value = {"value": value, "outputs": outputs}
-        return await self.results.offload(node.id, value)
+        return await self.results.offload(node.id, value, size)
 
     async def _failed(
         self,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.errors import SpindleError, TaskError
-from spindle.core.model import normalize_result
+from spindle.core.model import normalized
 
 if TYPE_CHECKING:
     from spindle.core.store import Store
@@ -32,6 +32,7 @@ __all__ = [
     "describe",
     "pick",
     "storable",
+    "storable_sized",
     "traceback_of",
 ]
 
@@ -45,8 +46,18 @@ def storable(node_id: str, value: Any) -> Any:
     Raises:
         TaskError: the value cannot be represented as JSON.
     """
+    return storable_sized(node_id, value)[0]
+
+
+def storable_sized(node_id: str, value: Any) -> tuple[Any, int]:
+    """:func:`storable`, and the length of its compact JSON text (-1 for a scalar), for
+    :meth:`Results.offload` to decide without encoding the value again.
+
+    Raises:
+        TaskError: the value cannot be represented as JSON.
+    """
     try:
-        return normalize_result(value)
+        return normalized(value)
     except (TypeError, ValueError) as exc:
         raise TaskError(
             f"node '{node_id}' returned a value that cannot be recorded ({exc}); return "
@@ -72,13 +83,21 @@ class Results:
         self.run_id = run_id
         self.inline_limit = inline_limit
 
-    async def offload(self, node_id: str, value: Any) -> Any:
-        """Keep a large result in the artifact store; return what the ledger holds."""
+    async def offload(self, node_id: str, value: Any, size: int = -1) -> Any:
+        """Keep a large result in the artifact store; return what the ledger holds.
+
+        ``size`` is the length of the value's compact JSON text when known
+        (:func:`storable_sized`), which spares encoding a small value to measure it.
+        """
         if value is None or isinstance(value, bool | int | float):
             return value
         limit = self.inline_limit
         if isinstance(value, str) and len(value) * 4 <= limit:
             return value  # cheap bound: a str never takes more than 4 bytes per char
+        if size >= 0 and size * 4 <= limit:
+            # Likewise: its JSON text with the default separators below takes at most
+            # 4 bytes per character of the compact text.
+            return value
         data = json.dumps(value, ensure_ascii=False).encode()
         if len(data) <= limit:
             return value

@@ -43,12 +43,17 @@ class TaskRunner:
         # {kind: process_pool} shares one pool, not one pool per node. Keyed by the
         # kind (defaults) or by the canonical JSON of a node's executor options.
         self.executors: dict[str, Executor[Any]] = {}
+        # A node's configured executor, by identity, to the shared instance: its key
+        # (canonical JSON of its options) is computed once per definition, not per step.
+        self._configured: dict[int, tuple[Executor[Any], Executor[Any]]] = {}
+        self._selects: bool | None = None  # whether spindle_select_executor is implemented
 
     async def aclose(self) -> None:
         """Close every executor this runner created."""
         for ex in self.executors.values():
             await ex.aclose()
         self.executors.clear()
+        self._configured.clear()
 
     async def run_task(self, task: TaskContext) -> Any:
         """Prepare the payload (runtime) and run it (executor); return the result value."""
@@ -98,14 +103,22 @@ class TaskRunner:
 
     def shared(self, configured: Executor[Any]) -> Executor[Any]:
         """The engine's instance for a node's configured executor (equal options share)."""
+        known = self._configured.get(id(configured))
+        if known is not None and known[0] is configured:
+            return known[1]
         key = "node:" + canonical_json(converter.unstructure(configured))
-        return self.executors.setdefault(key, configured)
+        shared = self.executors.setdefault(key, configured)
+        self._configured[id(configured)] = (configured, shared)
+        return shared
 
     def executor_for(self, node: NodeSpec, payload: Any, default: str) -> Executor[Any]:
         """The executor for a node that names none: the hook's choice, else ``default``."""
         kind = default
         select = self.pm.hook.spindle_select_executor
-        if select.get_hookimpls():
+        if self._selects is None:
+            # Plugins are registered when the engine opens, before any task runs.
+            self._selects = bool(select.get_hookimpls())
+        if self._selects:
             kind = select(node=node, payload=payload) or default
         ex = self.executors.get(kind)
         if ex is None:

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from spindle.core.model._ledger import StepStatus as StepStatus
     from spindle.core.model._ledger import chain as chain
     from spindle.core.model._ledger import normalize_result as normalize_result
+    from spindle.core.model._ledger import normalized as normalized
     from spindle.core.model._ledger import record_hash as record_hash
     from spindle.core.model._ledger import verify as verify
     from spindle.core.model._records import ArtifactRef as ArtifactRef
@@ -125,6 +126,7 @@ _LAZY: dict[str, str] = {
     "node_key": "spindle.core.model._keys",
     "key_problem": "spindle.core.model._chain",
     "normalize_result": "spindle.core.model._ledger",
+    "normalized": "spindle.core.model._ledger",
     "parse_template": "spindle.core.model._templates",
     "record_hash": "spindle.core.model._ledger",
     "resume_key": "spindle.core.model._keys",

@@ -29,6 +29,7 @@ __all__ = [
     "StepStatus",
     "chain",
     "normalize_result",
+    "normalized",
     "record_hash",
     "verify",
 ]
@@ -188,10 +189,22 @@ def normalize_result(value: Any) -> Any:
     Raises:
         TypeError: the value cannot be represented as JSON.
     """
+    return normalized(value)[0]
+
+
+def normalized(value: Any) -> tuple[Any, int]:
+    """:func:`normalize_result`, and the size in characters of its compact JSON text
+    (-1 for a scalar, which is not encoded): the one encoding a step's result needs
+    before its record is hashed, which also tells whether it is small enough to keep
+    inline (see the engine's ``result_inline_limit``).
+
+    Raises:
+        TypeError: the value cannot be represented as JSON.
+    """
     if value is None or isinstance(value, str | bool | int | float):
-        return value
-    unstructured = converter.unstructure(value)
-    return json.loads(json.dumps(unstructured, ensure_ascii=False))
+        return value, -1
+    text = json.dumps(converter.unstructure(value), ensure_ascii=False, separators=(",", ":"))
+    return json.loads(text), len(text)
 
 
 @define

@@ -13,7 +13,11 @@ _ENCODE_STR = json.encoder.encode_basestring
 
 
 def _iso_json(value: datetime | None) -> str:
-    return "null" if value is None else f'"{value.astimezone(UTC).isoformat()}"'
+    if value is None:
+        return "null"
+    if value.tzinfo is not UTC:  # spindle's own times are UTC already
+        value = value.astimezone(UTC)
+    return f'"{value.isoformat()}"'
 
 
 def _iso(value: datetime | None) -> str | None:

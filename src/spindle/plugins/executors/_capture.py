@@ -28,6 +28,7 @@ stream it was meant for, as before; the log file is the record.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import sys
 import threading
@@ -65,20 +66,64 @@ def log_spec(
     }
 
 
-class _TaskOutput:
-    """The two log files of one attempt of one node, opened on the first write."""
+# One lock for every attempt's log files: writes are rare next to the attempts
+# themselves, and a lock per attempt would be made on every step.
+_WRITE_LOCK = threading.Lock()
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self.spec = spec
-        self.echo = bool(spec["echo"])
-        self.secrets = tuple(spec["secrets"])
+
+class _TaskOutput:
+    """The two log files of one attempt of one node, opened on the first write.
+
+    ``task`` (in this process) or ``run_dir`` (another one) says where they go.
+    """
+
+    __slots__ = (
+        "_captures",
+        "attempt",
+        "closed",
+        "echo",
+        "limit",
+        "node_id",
+        "run_dir",
+        "secrets",
+        "task",
+    )
+
+    def __init__(
+        self,
+        task: TaskContext | None,
+        run_dir: str | None,
+        node_id: str,
+        attempt: int,
+        secrets: tuple[str, ...],
+        limit: int,
+        echo: bool,
+    ) -> None:
+        self.task = task
+        self.run_dir = run_dir
+        self.node_id = node_id
+        self.attempt = attempt
+        self.secrets = secrets
+        self.limit = limit
+        self.echo = echo
         self._captures: dict[str, Capture] = {}
-        self._lock = threading.Lock()  # a task may print from several threads
         self.closed = False
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> _TaskOutput:
+        return cls(
+            spec["task"],
+            spec["run_dir"],
+            spec["node_id"],
+            int(spec["attempt"]),
+            tuple(spec["secrets"]),
+            int(spec["limit"]),
+            bool(spec["echo"]),
+        )
 
     def write(self, stream: str, text: str) -> str:
         """Keep ``text`` in the log of ``stream``; return what may be echoed (redacted)."""
-        with self._lock:
+        with _WRITE_LOCK:  # a task may print from several threads
             if not self.closed:
                 capture = self._captures.get(stream) or self._open(stream)
                 capture.feed(text.encode("utf-8", "backslashreplace"))
@@ -87,14 +132,14 @@ class _TaskOutput:
         return text
 
     def _open(self, stream: str) -> Capture:
-        attempt = int(self.spec["attempt"])
-        task = self.spec["task"]
-        run_dir = task.run_dir if task is not None else Path(self.spec["run_dir"])
-        paths = log_paths(run_dir, self.spec["node_id"])
+        attempt = self.attempt
+        task = self.task
+        run_dir = task.run_dir if task is not None else Path(str(self.run_dir))
+        paths = log_paths(run_dir, self.node_id)
         header = f"--- attempt {attempt} ---\n".encode() if attempt > 1 else b""
         capture = Capture(
             getattr(paths, stream),
-            int(self.spec["limit"]),
+            self.limit,
             0,
             header=header,
             secrets=tuple(s.encode() for s in self.secrets),
@@ -104,7 +149,7 @@ class _TaskOutput:
         return capture
 
     def close(self) -> None:
-        with self._lock:
+        with _WRITE_LOCK:
             self.closed = True
             for capture in self._captures.values():
                 capture.close()
@@ -144,17 +189,25 @@ class _Switch:
 
 
 class _Installed:
-    """Puts the switches in place while at least one task is captured (counted, locked)."""
+    """Puts the switches in place while at least one task is captured (counted, locked).
+
+    When the last task leaves on an event loop, the streams are given back once
+    the loop next runs its callbacks rather than at once: a drive running one
+    inline node after another (without yielding to the loop) keeps the switches
+    in place from one node to the next instead of swapping ``sys.stdout`` twice
+    per step, and they are back before anything else on the loop runs.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
         self._placed: list[tuple[str, _Switch]] = []
         self._made: dict[str, _Switch] = {}  # reused while the stream they wrap is the same
+        self._restore_due = False
 
     def enter(self) -> None:
         with self._lock:
-            if not self._users:
+            if not self._users and not self._placed:
                 for name in _STREAMS:
                     current = getattr(sys, name)
                     if current is None or isinstance(current, _Switch):
@@ -171,11 +224,27 @@ class _Installed:
             self._users -= 1
             if self._users:
                 return
-            for name, switch in self._placed:
-                # Only undo our own: the host may have replaced the stream since.
-                if getattr(sys, name) is switch:
-                    setattr(sys, name, switch.original)
-            self._placed.clear()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop in this thread: give them back now
+                self._restore_locked()
+                return
+            if not self._restore_due:
+                self._restore_due = True
+                loop.call_soon(self._restore)
+
+    def _restore(self) -> None:
+        with self._lock:
+            self._restore_due = False
+            if not self._users:
+                self._restore_locked()
+
+    def _restore_locked(self) -> None:
+        for name, switch in self._placed:
+            # Only undo our own: the host may have replaced the stream since.
+            if getattr(sys, name) is switch:
+                setattr(sys, name, switch.original)
+        self._placed.clear()
 
 
 _installed = _Installed()
@@ -193,7 +262,16 @@ class captured_output:  # lower case: used like contextlib.redirect_stdout
     __slots__ = ("_output", "_token")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        self._output = _TaskOutput(spec)
+        self._output = _TaskOutput.from_spec(spec)
+
+    @classmethod
+    def of_task(cls, task: TaskContext, *, limit: int, echo: bool) -> captured_output:
+        """The capture of ``task`` run in this process (what :func:`log_spec` would say,
+        without building it: this runs on every inline step)."""
+        self = cls.__new__(cls)
+        secrets = tuple(v for v in task.secret_values if v) if task.secret_values else ()
+        self._output = _TaskOutput(task, None, task.node_id, task.attempt, secrets, limit, echo)
+        return self
 
     def __enter__(self) -> None:
         _installed.enter()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define
 
 from spindle import Executor, Outcome
-from spindle.plugins.executors._capture import captured_output, log_spec
+from spindle.plugins.executors._capture import captured_output
 from spindle.plugins.payloads import CodePayload, PythonCall
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class InlineExecutor(Executor[PythonCall | CodePayload], kind="inline"):
                 f"and CodePayload"
             )
         start = time.perf_counter()
-        with captured_output(log_spec(task, limit=self.log_limit, echo=self.echo)):
+        with captured_output.of_task(task, limit=self.log_limit, echo=self.echo):
             if isinstance(payload, CodePayload):
                 value = await asyncio.to_thread(_exec_code, payload)
             elif payload.is_async:
