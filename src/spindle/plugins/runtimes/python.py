@@ -20,7 +20,9 @@ receives every node input its named parameters did not take.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -254,9 +256,36 @@ def _available_names(node: NodeSpec, available: set[str]) -> list[str]:
     return names
 
 
+# What inspecting a function found, by function: a workflow calling one function
+# from 10,000 nodes inspects it once. Weak keys: a function can still be collected.
+_Shape = tuple[bool, list[str], list[str], list[str], bool]
+_SHAPES: weakref.WeakKeyDictionary[Any, _Shape] = weakref.WeakKeyDictionary()
+
+
 def _make_plan(
     fn: Callable[..., Any], reference: str | None, name: str, sys_path: list[str]
 ) -> _Plan:
+    try:
+        shape = _SHAPES.get(fn)
+    except TypeError:  # not weakly referable (a builtin, an unhashable instance)
+        shape = None
+        cacheable = False
+    else:
+        cacheable = True
+    if shape is None:
+        shape = _shape(fn)
+        if cacheable:
+            with contextlib.suppress(TypeError):
+                _SHAPES[fn] = shape
+    is_async, required, optional, positional_only, var_keyword = shape
+    return _Plan(
+        fn, reference, name, is_async, required, optional, positional_only, var_keyword, sys_path
+    )
+
+
+def _shape(fn: Callable[..., Any]) -> _Shape:
+    """How ``fn`` is called: async or not, its required, optional and positional-only
+    parameters, and whether it takes ``**kwargs``."""
     required: list[str] = []
     optional: list[str] = []
     positional_only: list[str] = []
@@ -279,9 +308,7 @@ def _make_plan(
             optional.append(p.name)
     # An instance with an ``async def __call__`` is async too.
     is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
-    return _Plan(
-        fn, reference, name, is_async, required, optional, positional_only, var_keyword, sys_path
-    )
+    return is_async, required, optional, positional_only, var_keyword
 
 
 def _unstructure(runtime: PythonRuntime) -> dict[str, Any]:
