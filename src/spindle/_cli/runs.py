@@ -11,6 +11,7 @@ engine from ``spindle.toml``, ``SPINDLE_*`` and ``--store``, and turns a
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,14 +108,16 @@ def run(
 
     async def main() -> RunState:
         async with engine:
-            run_id = await engine.start(wf, values)
-            started["run_id"] = run_id
             if detach:
+                run_id = started["run_id"] = await engine.start(wf, values)
                 return await engine.get_run(run_id)
+            # Named here, so Ctrl-C can say how to resume it; engine.run writes it with
+            # its first step (or at once, when a progress display announces it).
+            run_id = started["run_id"] = uuid.uuid4().hex
             if progress is not None:
                 progress.main_run = run_id
                 click.echo(f"run {run_id} started ({wf.name})", err=True)
-            state = await engine.drive(run_id, workflow=wf)
+            state = await engine.run(wf, values, run_id=run_id)
             if interactive:
                 state = await answer_at_terminal(engine, state)
             return state

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Creation, RunJournal
+from spindle.core.errors import RunNotFound, StoreError
 from spindle.core.model import Lease, RunState, RunStatus, Secrets, state_hash
 from spindle.core.workflow import Workflow, input_values
 
@@ -113,8 +114,6 @@ async def _new_state(
 
 
 async def _refuse_taken(services: Services, run_id: str) -> None:
-    from spindle.core.errors import RunNotFound, StoreError
-
     try:
         await services.store.load_run(run_id)
     except RunNotFound:
@@ -124,8 +123,6 @@ async def _refuse_taken(services: Services, run_id: str) -> None:
 
 def _checked_hash(state: RunState) -> str:
     """The state's hash; the state must be JSON data, as the store will write it."""
-    from spindle.core.errors import StoreError
-
     try:
         return state_hash(state)
     except (TypeError, ValueError, RecursionError) as exc:
