@@ -199,7 +199,14 @@ class Engine(RunReads):
     ) -> RunState:
         """Start a run and drive it until it completes, fails, waits or is cancelled.
 
-        Options are those of :meth:`start` (``run_id``, ``labels``).
+        Options are those of :meth:`start` (``run_id``, ``labels``). The new run is
+        written with its first step's outcome, in one transaction, unless that
+        first node runs alongside others, is an effect or takes longer than 20 ms
+        (then it is written first); a run of N inline nodes costs N commits.
+
+        Raises:
+            ValidationError: the workflow is invalid or an input is unknown/missing.
+            StoreError: the inputs are not JSON data, or ``run_id`` is taken.
         """
         # The run is created leased to this engine, and written with its first step
         # (see _hold): one write instead of three.
