@@ -97,6 +97,9 @@ class Attempts:
         self._links = links
         self._run_dir: Path | None = None
         self.inputs_view = {**state.inputs, **secrets.values}
+        # One view for every task of the run (it reads inputs_view when asked).
+        self._workflow_inputs = _WorkflowInputs(self)
+        self._max_steps = workflow.max_steps or services.limits.max_steps
 
     @property
     def run_dir(self) -> Path:
@@ -209,12 +212,13 @@ class Attempts:
     def task_context(self, node: NodeSpec, inputs: dict[str, Any]) -> TaskContext:
         """The context a task (its runtime and executor) receives."""
         run_dir = self.run_dir
+        outputs: dict[str, Path | None] = {}
         if node.outputs:
             run_dir.mkdir(parents=True, exist_ok=True)  # the task writes its outputs here
-        outputs = {
-            name: (run_dir / spec.path if spec.path else None)
-            for name, spec in node.outputs.items()
-        }
+            outputs = {
+                name: (run_dir / spec.path if spec.path else None)
+                for name, spec in node.outputs.items()
+            }
         return TaskContext(
             run_id=self.state.run_id,
             node_id=node.id,
@@ -222,7 +226,7 @@ class Attempts:
             inputs=inputs,
             outputs=outputs,
             run_dir=run_dir,
-            workflow_inputs=_WorkflowInputs(self),
+            workflow_inputs=self._workflow_inputs,
             secret_values=self.secrets.texts,
             attempt=self.journal.attempts.get(node.id, 1),
             runtime=node.runtime,
@@ -234,7 +238,7 @@ class Attempts:
                 self.journal,
                 self.results,
                 node.id,
-                max_steps=self.wf.max_steps or self.services.limits.max_steps,
+                max_steps=self._max_steps,
                 inline_sleep=self.services.limits.max_inline_sleep,
             ),
         )
