@@ -257,7 +257,10 @@ class RunDriver:
             raise
 
     async def _attempt_here(self, node_id: str) -> Finished | None:
-        await self.attempts.announce(node_id)
+        if self.services.emitter.active:
+            await self.attempts.announce(node_id)
+        if self.journal.creation is None:  # the run is written: nothing to hold
+            return await self._interruptibly(self.attempts.run(node_id))
         self._hold.arm()
         try:
             return await self._interruptibly(self.attempts.run(node_id))
@@ -287,7 +290,8 @@ class RunDriver:
             task = asyncio.ensure_future(self.attempts.run(nid))
             task.add_done_callback(self._finished.put_nowait)
             self.inflight[nid] = task
-            await self.attempts.announce(nid)
+            if self.services.emitter.active:
+                await self.attempts.announce(nid)
 
     async def _next_finished(self) -> Finished | None:
         # Finished attempts arrive through a queue (their done-callback puts them
