@@ -98,6 +98,8 @@ class ReadySet:
 
     def blocked(self, node_id: str) -> bool:
         """Whether a dependency of ``node_id`` failed or was skipped (so it is skipped)."""
+        if not self.failed and not self.skipped:
+            return False
         return any(d in self.failed or d in self.skipped for d in self.deps[node_id])
 
     def requeue(self, node_id: str) -> None:
