@@ -480,3 +480,14 @@ def test_node_hash_changes_iff_that_nodes_definition_changes(data, draw):
         }
     after = Workflow.from_dict({**data, "nodes": nodes}, registry=REGISTRY).node_hashes()
     assert [n for n in before if before[n] != after[n]] == [target]
+
+
+def test_validate_after_from_dict_checks_again_once_the_workflow_changed():
+    """validate() reuses from_dict's clean structural check only until the workflow changes."""
+    wf = Workflow.from_dict(
+        {"name": "w", "nodes": {"a": {"runtime": {"kind": "python_code", "code": "pass"}}}}
+    )
+    assert wf.validate() is wf
+    wf.output = "nobody"
+    with pytest.raises(ValidationError, match="workflow output refers to unknown node 'nobody'"):
+        wf.validate()

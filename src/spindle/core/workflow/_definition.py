@@ -46,6 +46,9 @@ _WORKFLOW_FIELDS = (
 
 _INPUT_FIELDS = {"default", "required", "secret", "description"}
 
+#: Key in a workflow's cache: its structural checks found nothing (dropped when it changes).
+STRUCTURALLY_VALID = "structurally-valid"
+
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
@@ -139,6 +142,9 @@ def _structure_node(
     values: dict[str, Any] = {}
     for key, typ in _NODE_TYPES.items():
         if key not in raw or raw[key] is None:
+            continue
+        if key == "after" and type(raw[key]) is list and all(type(a) is str for a in raw[key]):
+            values[key] = list(raw[key])  # what the converter makes of it, without its dispatch
             continue
         try:
             values[key] = converter.structure(raw[key], typ)
@@ -310,6 +316,7 @@ def _workflow_from_dict(
     problems.extend(structural_problems(wf, broken))
     if problems:
         raise ValidationError(f"workflow '{name}' is invalid", problems)
+    wf._cache[STRUCTURALLY_VALID] = True  # validate() need not check the same graph again
     return wf
 
 

@@ -26,6 +26,7 @@ from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
 from spindle.core.workflow._definition import (
+    STRUCTURALLY_VALID,
     _hash,
     _input_dict,
     _node,
@@ -236,7 +237,7 @@ class Workflow:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused
                 )
-        problems = self.problems()
+        problems = [] if self._cache.get(STRUCTURALLY_VALID) else self.problems()
         if problems:
             raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         self._cache[key] = policy  # keeps the policy alive so its id is not reused
