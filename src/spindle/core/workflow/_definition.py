@@ -216,8 +216,27 @@ def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _hash(data: Any) -> str:
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _definition_json(definition: Mapping[str, Any], node_json: Mapping[str, str]) -> str:
+    """``canonical_json(definition)``, byte for byte, with each node's JSON given.
+
+    The definition id hashes the whole definition, nodes included, and each
+    node was just serialized for its own hash: the nodes' JSON is spliced in
+    rather than encoded again. Keys are strings, sorted, ``","`` and ``":"``
+    between them, as :func:`canonical_json` writes them.
+    """
+    parts = []
+    for key in sorted(definition):
+        if key == "nodes":
+            body = ",".join(f"{canonical_json(n)}:{node_json[n]}" for n in sorted(node_json))
+            value = f"{{{body}}}"
+        else:
+            value = canonical_json(definition[key])
+        parts.append(f"{canonical_json(key)}:{value}")
+    return f"{{{','.join(parts)}}}"
 
 
 def _workflow_from_dict(
