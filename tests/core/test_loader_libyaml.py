@@ -1,4 +1,4 @@
-"""libyaml and the pure-Python loader read every text alike: the same data, lines and errors.
+"""libyaml (and json) and the pure-Python loader read every text alike: data, lines, errors.
 
 The loader reads YAML with libyaml's C parser when PyYAML has it
 (``spindle.core.workflow._yaml_fast``) and falls back to the pure-Python
@@ -20,16 +20,20 @@ from hypothesis import strategies as st
 
 from spindle import load_workflow_text
 from spindle.core.errors import SpindleError
-from spindle.core.workflow import _loader, _yaml_fast
+from spindle.core.workflow import _json_fast, _loader, _yaml_fast
 from tests.core.test_loader_fuzz import _VALUES, _WORKFLOW, _YAMLISH, _bomb, fuzz
 
 pytestmark = pytest.mark.skipif(not _yaml_fast.HAS_LIBYAML, reason="PyYAML without libyaml")
 
 
 def _outcome(text: str, *, libyaml: bool, json_only: bool = False) -> Any:
-    """What ``_parse`` makes of ``text``: (data, lines, duplicates) or the error it raises."""
-    saved = _yaml_fast.USE_LIBYAML
-    _yaml_fast.USE_LIBYAML = libyaml
+    """What ``_parse`` makes of ``text``: (data, lines, duplicates) or the error it raises.
+
+    ``libyaml=False`` is the reading before libyaml and json were used: the
+    pure-Python YAML loader, for JSON files too.
+    """
+    saved = _yaml_fast.USE_LIBYAML, _json_fast.USE_JSON
+    _yaml_fast.USE_LIBYAML = _json_fast.USE_JSON = libyaml
     try:
         filename = "doc.json" if json_only else "doc.yaml"
         data, lines, duplicates = _loader._parse(text, filename, json_only=json_only)
@@ -37,7 +41,7 @@ def _outcome(text: str, *, libyaml: bool, json_only: bool = False) -> Any:
     except SpindleError as exc:
         return ("error", type(exc).__name__, str(exc), getattr(exc, "problems", None))
     finally:
-        _yaml_fast.USE_LIBYAML = saved
+        _yaml_fast.USE_LIBYAML, _json_fast.USE_JSON = saved
 
 
 def _same(text: str, *, json_only: bool = False) -> None:
@@ -204,3 +208,48 @@ def test_without_libyaml_the_python_loader_reads_everything(monkeypatch):
     assert _yaml_fast.parse_fast("name: x\n") is None
     text = "name: x\nnodes:\n  a: {runtime: {kind: command, command: echo}}\n"
     assert load_workflow_text(text).name == "x"
+
+
+JSON = [
+    '{"name": "x", "nodes": {"a": {"runtime": {"kind": "command", "command": "echo"}}}}',
+    '{"a": 1, "a": 2}',
+    '{"a": {"b": 1, "b": 2}}',
+    '{"a": NaN, "b": Infinity, "c": -Infinity}',
+    '{"a": "\\ud83d\\ude00"}',
+    '{"a": "\\u00e9\\n\\t\\/\\b"}',
+    '{"a": "x\u2028y", "b": "\x85"}',
+    '{\n\t"a": 1\n}',
+    '{"' + "k" * 1100 + '": 1}',
+    "\ufeff{}",
+    '{"a": "\\u0000"}',
+    '{"a": 1' + "1" * 5000 + "}",
+    '{"a": 1e400, "b": -0, "c": 1.5E+3, "d": 0.0}',
+    "[" * 99 + "]" * 99,
+    "[" * 100 + "]" * 100,
+    '{"a": ' * 99 + "1" + "}" * 99,
+    '{"a": ' * 100 + "1" + "}" * 100,
+    "[" * 3000 + "]" * 3000,
+    "[" + ", ".join(["1"] * 49_999) + "]",
+    "[" + ", ".join(["1"] * 50_000) + "]",
+    '{"a": 1,}',
+    '{"a": 1} # comment',
+    "",
+    "null",
+    '"text"',
+    '{"a": [1, 2], "<<": {"b": 3}, "=": 4}',
+]
+
+
+@pytest.mark.parametrize("text", JSON)
+def test_json_texts_read_as_they_were_read_as_yaml(text):
+    """json reads a JSON file only where it gives what reading it as YAML gave."""
+    _same(text, json_only=True)
+
+
+def test_a_plain_json_file_is_read_with_json():
+    """A JSON workflow is read by json.loads; YAML composes its lines only for a problem."""
+    assert _json_fast.parse_json_fast('{"name": "x", "nodes": {}}') == (
+        True,
+        {"name": "x", "nodes": {}},
+    )
+    assert _json_fast.parse_json_fast('{"a": 1, "a": 2}') == (False, None)

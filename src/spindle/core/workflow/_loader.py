@@ -28,6 +28,7 @@ import yaml
 
 from spindle.core.errors import ValidationError
 from spindle.core.workflow._files import missing_workflow_files
+from spindle.core.workflow._json_fast import parse_json_fast
 from spindle.core.workflow._limits import (
     BoundedLoader,
     check_data,
@@ -182,11 +183,30 @@ def _parse(
     the pure-Python loader reads it when libyaml is missing, and whenever the
     text is refused, so every error is worded and placed as that loader does.
     The lines are only wanted to place problems, so libyaml's reading
-    composes them only then.
+    composes them only then. A JSON file is read with :mod:`json` when that
+    reads it as YAML would (:mod:`~spindle.core.workflow._json_fast`).
     """
     nul = text.find("\0")
     if nul >= 0:  # JSON would call it a control character; say what it is
         raise reader_error(yaml.reader.ReaderError(filename, nul, 0, "unicode", ""), text, filename)
+    if json_only:
+        ok, data = parse_json_fast(text)
+        if ok:  # read as YAML only to place a problem, as it would have been read
+            return data, lambda: _yaml_lines(text, filename), []
+    return _parse_yaml(text, filename, json_only=json_only)
+
+
+def _yaml_lines(text: str, filename: str) -> dict[str, int]:
+    """The line map of a JSON text read as YAML; none when YAML cannot read it."""
+    try:
+        return _parse_yaml(text, filename, json_only=True)[1]()
+    except ValidationError:
+        return {}
+
+
+def _parse_yaml(
+    text: str, filename: str, *, json_only: bool
+) -> tuple[Any, Callable[[], dict[str, int]], list[str]]:
     fast = parse_fast(text)
     if fast is not None:
         if fast.node is not None:
