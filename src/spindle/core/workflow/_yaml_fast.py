@@ -142,6 +142,8 @@ def compose(text: str) -> yaml.Node | None:
     loader = _CLoader(text)
     try:
         return loader.get_single_node()  # type: ignore[no-any-return]
+    except yaml.YAMLError:  # not expected (the events were read): place problems without lines
+        return None
     finally:
         loader.dispose()
 
