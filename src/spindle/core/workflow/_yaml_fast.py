@@ -218,6 +218,8 @@ def _build(loader: Any, text: str) -> tuple[Any, bool]:
                 raise _Refuse
             values += 1
             chars += len(scalar)
+            if values > MAX_VALUES:  # refuse a long flat list early, not after reading it all
+                raise _Refuse
             if level >= deepest:  # a scalar is one level below the lists around it
                 if level >= MAX_DEPTH:
                     raise _Refuse
