@@ -253,3 +253,11 @@ def test_a_plain_json_file_is_read_with_json():
         {"name": "x", "nodes": {}},
     )
     assert _json_fast.parse_json_fast('{"a": 1, "a": 2}') == (False, None)
+
+
+def test_the_ascii_character_check_refuses_what_the_full_one_refuses():
+    """For ASCII text the short character class finds exactly what the full one finds."""
+    for code in range(128):
+        char = chr(code)
+        full = _yaml_fast._DIFFERENT_RX.search(f"a{char}") is not None
+        assert (_yaml_fast._DIFFERENT_ASCII.search(f"a{char}") is not None) == full, code
