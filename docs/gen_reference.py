@@ -188,6 +188,24 @@ def _limits() -> list[str]:
         "50 problems are listed. A `subworkflow` or `handoff` that names a file "
         "(`.yaml`, `.yml`, `.json`, without a placeholder) is checked to exist, relative "
         "to the referring file's directory as at run time, when the referring file loads.",
+        "",
+        "### How a file is parsed",
+        "",
+        "YAML is parsed with libyaml, PyYAML's C parser, when PyYAML has it (its wheels do: "
+        '`python -c "import yaml; print(yaml.__with_libyaml__)"`), and with PyYAML\'s '
+        "pure-Python parser otherwise (eight or more times slower). Either way the file means "
+        "the same: the same values (YAML 1.2 scalars), the same limits, the same line "
+        "numbers and the same messages. A file libyaml would refuse is read again by the "
+        "pure-Python parser, which words the error, and so is a file holding a tab, a "
+        "byte-order mark past its start or a Unicode line separator, which the two parsers "
+        "read differently; a file with merge keys (`<<`), tagged collections (`!!set`) "
+        "or a key given twice is composed by libyaml and built by PyYAML's constructor. "
+        "A JSON file is read with `json` when that gives what reading it as YAML gives "
+        "(no key given twice, no `NaN`, within the limits), and as YAML otherwise; its "
+        "problems carry line numbers either way (the lines are composed from YAML when "
+        "there is a problem to place). `benchmarks/loading.py` measures it: a 1,000-node "
+        "YAML file loads, is checked and hashed in about the time PyYAML's C loader "
+        "takes only to parse it.",
     ]
 
 

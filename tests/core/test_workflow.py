@@ -480,3 +480,59 @@ def test_node_hash_changes_iff_that_nodes_definition_changes(data, draw):
         }
     after = Workflow.from_dict({**data, "nodes": nodes}, registry=REGISTRY).node_hashes()
     assert [n for n in before if before[n] != after[n]] == [target]
+
+
+def test_validate_after_from_dict_checks_again_once_the_workflow_changed():
+    """validate() reuses from_dict's clean structural check only until the workflow changes."""
+    wf = Workflow.from_dict(
+        {"name": "w", "nodes": {"a": {"runtime": {"kind": "python_code", "code": "pass"}}}}
+    )
+    assert wf.validate() is wf
+    wf.output = "nobody"
+    with pytest.raises(ValidationError, match="workflow output refers to unknown node 'nobody'"):
+        wf.validate()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: w\nnodes:\n  a: {runtime: {kind: python_code, code: pass}}\n",
+        "name: w\ninputs:\n  cfg: {nodes: null, x: [1, 'é']}\n"
+        "  token: {default: s3cret, secret: true}\n"
+        "nodes:\n  zé: {runtime: {kind: python_code, code: pass}}\n"
+        "  a: {runtime: {kind: command, command: 'echo {inputs.cfg}'}, after: [zé]}\n"
+        "  '\"q\"': {effect: {kind: ask_user, prompt: ok?}, after: [a]}\n"
+        "output: a\nmax_steps: 9\n",
+    ],
+)
+def test_the_definition_id_is_the_hash_of_the_canonical_definition(text):
+    """definition_id() is sha256 of canonical_json(to_dict() without source and base_dir)."""
+    import hashlib
+
+    from spindle.core.workflow import canonical_json
+
+    wf = load_workflow_text(text)
+    d = {k: v for k, v in wf.to_dict().items() if k not in ("source", "base_dir")}
+    expected = hashlib.sha256(canonical_json(d).encode()).hexdigest()[:32]
+    assert wf.definition_id() == expected
+    hashes = {
+        n: hashlib.sha256(canonical_json(v).encode()).hexdigest() for n, v in d["nodes"].items()
+    }
+    assert wf.node_hashes() == hashes
+
+
+def test_the_definition_id_of_a_python_workflow_is_the_hash_of_its_canonical_definition():
+    """A workflow built in Python (callables, retry, outputs) hashes as its canonical JSON does."""
+    import hashlib
+
+    from spindle.core.workflow import canonical_json
+
+    wf = Workflow("py", inputs={"who": "world"})
+
+    @wf.node(retry={"max_attempts": 2}, outputs={"o": {"kind": "value"}})
+    def hello(who: str) -> str:
+        return who
+
+    wf.output = "hello"
+    d = {k: v for k, v in wf.to_dict().items() if k not in ("source", "base_dir")}
+    assert wf.definition_id() == hashlib.sha256(canonical_json(d).encode()).hexdigest()[:32]

@@ -30,6 +30,12 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
     once, not again as every reference to those outputs.
     """
     out: list[str] = []
+    # names every node may use: "inputs.NAME" for each workflow input, "secrets.NAME"
+    # for each secret one (the same for every node, so built once)
+    workflow_names = [
+        *(f"inputs.{k}" for k in wf.inputs),
+        *(f"secrets.{k}" for k, spec in wf.inputs.items() if spec.secret),
+    ]
     if not wf.nodes:
         out.append(f"workflow '{wf.name}' has no nodes @ nodes")
     for nid, node in wf.nodes.items():
@@ -67,15 +73,8 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             out.extend(path_problems(node))
         if failed & {"inputs", "outputs"}:
             continue  # plugin checks would miss names that failed to load
-        # plain names: what the node supplies; "inputs.NAME": every workflow input;
-        # "secrets.NAME": every secret one
-        available = {
-            *node.inputs,
-            *node.outputs,
-            "ctx",
-            *(f"inputs.{k}" for k in wf.inputs),
-            *(f"secrets.{k}" for k, spec in wf.inputs.items() if spec.secret),
-        }
+        # plain names: what the node supplies; then the workflow's
+        available = {*node.inputs, *node.outputs, "ctx", *workflow_names}
         if node.runtime is not None:
             out.extend(
                 f"node '{nid}': {p} @ {where}.runtime" for p in node.runtime.check(node, available)

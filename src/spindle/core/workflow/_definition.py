@@ -46,6 +46,9 @@ _WORKFLOW_FIELDS = (
 
 _INPUT_FIELDS = {"default", "required", "secret", "description"}
 
+#: Key in a workflow's cache: its structural checks found nothing (dropped when it changes).
+STRUCTURALLY_VALID = "structurally-valid"
+
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
@@ -140,6 +143,9 @@ def _structure_node(
     for key, typ in _NODE_TYPES.items():
         if key not in raw or raw[key] is None:
             continue
+        if key == "after" and type(raw[key]) is list and all(type(a) is str for a in raw[key]):
+            values[key] = list(raw[key])  # what the converter makes of it, without its dispatch
+            continue
         try:
             values[key] = converter.structure(raw[key], typ)
         except Exception as exc:
@@ -210,8 +216,27 @@ def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _hash(data: Any) -> str:
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _definition_json(definition: Mapping[str, Any], node_json: Mapping[str, str]) -> str:
+    """``canonical_json(definition)``, byte for byte, with each node's JSON given.
+
+    The definition id hashes the whole definition, nodes included, and each
+    node was just serialized for its own hash: the nodes' JSON is spliced in
+    rather than encoded again. Keys are strings, sorted, ``","`` and ``":"``
+    between them, as :func:`canonical_json` writes them.
+    """
+    parts = []
+    for key in sorted(definition):
+        if key == "nodes":
+            body = ",".join(f"{canonical_json(n)}:{node_json[n]}" for n in sorted(node_json))
+            value = f"{{{body}}}"
+        else:
+            value = canonical_json(definition[key])
+        parts.append(f"{canonical_json(key)}:{value}")
+    return f"{{{','.join(parts)}}}"
 
 
 def _workflow_from_dict(
@@ -310,6 +335,7 @@ def _workflow_from_dict(
     problems.extend(structural_problems(wf, broken))
     if problems:
         raise ValidationError(f"workflow '{name}' is invalid", problems)
+    wf._cache[STRUCTURALLY_VALID] = True  # validate() need not check the same graph again
     return wf
 
 

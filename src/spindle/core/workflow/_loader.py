@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ import yaml
 
 from spindle.core.errors import ValidationError
 from spindle.core.workflow._files import missing_workflow_files
+from spindle.core.workflow._json_fast import parse_json_fast
 from spindle.core.workflow._limits import (
     BoundedLoader,
     check_data,
@@ -39,6 +40,8 @@ from spindle.core.workflow._limits import (
 )
 from spindle.core.workflow._nodes import LoadPolicy
 from spindle.core.workflow._workflow import Workflow
+from spindle.core.workflow._yaml_fast import compose, parse_fast
+from spindle.core.workflow._yaml_schema import CORE_RESOLVERS
 
 if TYPE_CHECKING:
     from spindle.core.config import Settings
@@ -49,40 +52,11 @@ __all__ = ["SUFFIXES", "load_workflow", "load_workflow_text"]
 #: File name suffixes :func:`load_workflow` reads.
 SUFFIXES = (".yaml", ".yml", ".json")
 
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-
 
 class _Loader(BoundedLoader):
     """SafeLoader with YAML 1.2 core-schema booleans and numbers, no timestamps, and limits."""
 
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(
-    _INT,
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0b[01_]+)$"),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        # A digit on at least one side of the point: "." and "-." are strings.
-        r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?
-        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.VERBOSE,
-    ),
-    list("-+0123456789."),
-)
+    yaml_implicit_resolvers = CORE_RESOLVERS
 
 
 def load_workflow(
@@ -195,27 +169,63 @@ def load_workflow_text(
             )
         return wf
     except ValidationError as exc:
-        located = [*duplicates, *(_locate(p, filename, lines) for p in exc.problems)]
+        where = lines()
+        located = [*duplicates, *(_locate(p, filename, where) for p in exc.problems)]
         raise type(exc)(f"{filename}: {exc.summary}", sorted(located, key=_line_of)) from None
 
 
-def _parse(text: str, filename: str, *, json_only: bool) -> tuple[Any, dict[str, int], list[str]]:
-    """Return (data, line per dotted path, duplicate-key problems)."""
+def _parse(
+    text: str, filename: str, *, json_only: bool
+) -> tuple[Any, Callable[[], dict[str, int]], list[str]]:
+    """Return (data, the line per dotted path when called, duplicate-key problems).
+
+    libyaml reads the text when it can (:mod:`~spindle.core.workflow._yaml_fast`);
+    the pure-Python loader reads it when libyaml is missing, and whenever the
+    text is refused, so every error is worded and placed as that loader does.
+    The lines are only wanted to place problems, so libyaml's reading
+    composes them only then. A JSON file is read with :mod:`json` when that
+    reads it as YAML would (:mod:`~spindle.core.workflow._json_fast`).
+    """
     nul = text.find("\0")
     if nul >= 0:  # JSON would call it a control character; say what it is
         raise reader_error(yaml.reader.ReaderError(filename, nul, 0, "unicode", ""), text, filename)
+    if json_only:
+        ok, data = parse_json_fast(text)
+        if ok:  # read as YAML only to place a problem, as it would have been read
+            return data, lambda: _yaml_lines(text, filename), []
+    return _parse_yaml(text, filename, json_only=json_only)
+
+
+def _yaml_lines(text: str, filename: str) -> dict[str, int]:
+    """The line map of a JSON text read as YAML; none when YAML cannot read it."""
+    try:
+        return _parse_yaml(text, filename, json_only=True)[1]()
+    except ValidationError:
+        return {}
+
+
+def _parse_yaml(
+    text: str, filename: str, *, json_only: bool
+) -> tuple[Any, Callable[[], dict[str, int]], list[str]]:
+    fast = parse_fast(text)
+    if fast is not None:
+        if fast.node is not None:
+            lines, duplicates = _lines(fast.node, filename)
+            return fast.data, lambda: lines, duplicates
+        # no duplicate keys (else the nodes are composed); lines only for problems
+        return fast.data, lambda: _lines(compose(text), filename)[0], []
     try:
         loader = _Loader(text, filename)
     except yaml.reader.ReaderError as exc:
         if json_only:
-            return _parse_json(text, filename), {}, []
+            return _parse_json(text, filename), dict, []
         raise reader_error(exc, text, filename) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         if json_only:
-            return _parse_json(text, filename), {}, []
+            return _parse_json(text, filename), dict, []
         raise ValidationError(f"{filename}: invalid YAML", [_yaml_problem(exc, filename)]) from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{filename}: invalid YAML", [f"{filename}: {exc}"]) from None
@@ -225,12 +235,20 @@ def _parse(text: str, filename: str, *, json_only: bool) -> tuple[Any, dict[str,
         raise value_error(exc, filename) from None
     finally:
         loader.dispose()
-    lines: dict[str, int] = {}
+    if node is None:
+        return data, dict, []
+    lines, duplicates = _lines(node, filename)
+    return data, lambda: lines, duplicates
+
+
+def _lines(node: yaml.Node | None, filename: str) -> tuple[dict[str, int], list[str]]:
+    """The line of every dotted path in the document ``node``, and its duplicate keys."""
+    if node is None:
+        return {}, []
+    lines = {"$": node.start_mark.line + 1}
     duplicates: list[str] = []
-    if node is not None:
-        lines["$"] = node.start_mark.line + 1
-        _walk(node, "", lines, duplicates, filename, set())
-    return data, lines, duplicates
+    _walk(node, "", lines, duplicates, filename, set())
+    return lines, duplicates
 
 
 def _parse_json(text: str, filename: str) -> Any:

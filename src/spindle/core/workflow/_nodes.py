@@ -35,9 +35,7 @@ ArtifactKind = Literal["file", "folder", "json", "value"]
 
 def canonical_json(data: Any) -> str:
     """Serialize ``data`` deterministically (sorted keys, no spaces) for hashing."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return _CANONICAL.encode(data)
 
 
 def _json_default(obj: Any) -> Any:
@@ -45,6 +43,13 @@ def _json_default(obj: Any) -> Any:
     if unstructured is obj:
         raise TypeError(f"cannot serialize {type(obj).__name__} {quote(obj)} to JSON")
     return unstructured
+
+
+# One encoder for every call: json.dumps builds a new one per call when given
+# options, which costs more than encoding a node's few fields.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+)
 
 
 @define

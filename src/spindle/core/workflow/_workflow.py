@@ -26,10 +26,12 @@ from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
 from spindle.core.workflow._definition import (
-    _hash,
+    STRUCTURALLY_VALID,
+    _definition_json,
     _input_dict,
     _node,
     _node_dict,
+    _sha256,
     _workflow_from_dict,
 )
 from spindle.core.workflow._nodes import (
@@ -37,6 +39,7 @@ from spindle.core.workflow._nodes import (
     LoadPolicy,
     NodeSpec,
     _base_dir_context,
+    canonical_json,
 )
 from spindle.core.workflow._paths import policy_path_problems
 
@@ -236,7 +239,7 @@ class Workflow:
                 raise PolicyViolation(
                     f"workflow '{self.name}' is refused by the load policy", refused
                 )
-        problems = self.problems()
+        problems = [] if self._cache.get(STRUCTURALLY_VALID) else self.problems()
         if problems:
             raise ValidationError(f"workflow '{self.name}' is invalid", problems)
         self._cache[key] = policy  # keeps the policy alive so its id is not reused
@@ -264,6 +267,8 @@ class Workflow:
         if cached is not None:
             return cached  # type: ignore[no-any-return]
         nodes = {nid: _node_dict(n) for nid, n in self.nodes.items()}
+        # each node serialized once: for its hash here, and within the definition id
+        self._cache["node_json"] = node_json = {nid: canonical_json(d) for nid, d in nodes.items()}
         self._cache["dict"] = data = {
             "name": self.name,
             "inputs": {k: _input_dict(v) for k, v in self.inputs.items()},
@@ -272,7 +277,7 @@ class Workflow:
             "max_steps": self.max_steps,
             "base_dir": str(self.base_dir) if self.base_dir is not None else None,
             "source": self.source,
-            "node_hashes": {nid: _hash(d) for nid, d in nodes.items()},
+            "node_hashes": {nid: _sha256(text) for nid, text in node_json.items()},
         }
         return data
 
@@ -285,7 +290,8 @@ class Workflow:
         cached = self._cache.get("id")
         if cached is None:
             d = self.to_dict()
-            cached = _hash({k: v for k, v in d.items() if k not in ("source", "base_dir")})[:32]
+            definition = {k: v for k, v in d.items() if k not in ("source", "base_dir")}
+            cached = _sha256(_definition_json(definition, self._cache["node_json"]))[:32]
             self._cache["id"] = cached
         return str(cached)
 

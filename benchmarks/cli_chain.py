@@ -1,0 +1,133 @@
+"""``spindle run`` of a chain file through the CLI, end to end, vs a raw sqlite3 commit loop.
+
+Run: ``python benchmarks/cli_chain.py [--nodes 1000] [--repeat 3]``
+
+Writes a chain workflow of N ``python_code`` nodes (``code: pass``, the
+inline executor: the cheapest real node kind a file can name) and a 1-node
+file, then runs ``spindle run FILE --store sqlite:///fresh.db --quiet`` in a
+subprocess, as a user would, on a fresh SQLite file each time, and times the
+whole command: process start, imports, loading, every durable step and the
+exit (with bytecode written by a first run, as an installed spindle has it).
+Nothing is subtracted; the 1-node run shows the fixed cost. In the same
+run it measures
+
+* the raw loop: ``sqlite3`` BEGIN IMMEDIATE / INSERT / COMMIT of a
+  ledger-sized row, WAL and ``synchronous=NORMAL`` (spindle's default
+  durability), as ``benchmarks/durable_steps.py`` does;
+* ``load_workflow(FILE)`` + ``definition_id()`` in this process, best of
+  ``--repeat`` x 5: the load alone.
+
+Prints steps/s end to end, the ratio to the raw commit rate (target >= 0.25x)
+and the load alone (target <= 50 ms for 1,000 nodes). Rounds are interleaved
+and the best of each is kept (the machine is noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spindle import load_workflow
+
+RATIO_TARGET = 0.25
+LOAD_TARGET_MS = 50.0
+
+
+def write_chain(path: Path, n: int) -> None:
+    lines = [f"name: chain{n}", "nodes:"]
+    for i in range(n):
+        lines.append(f"  s{i}:")
+        lines.append("    runtime: {kind: python_code, code: pass}")
+        if i:
+            lines.append(f"    after: [s{i - 1}]")
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def raw_sqlite(path: Path, n: int) -> float:
+    """Seconds per INSERT+COMMIT of a ledger-sized row (WAL, synchronous=NORMAL)."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS t (run_id TEXT, seq INTEGER, body TEXT,"
+        " PRIMARY KEY (run_id, seq))"
+    )
+    body = '{"kind":"node","status":"completed","result":null}' * 3
+    start = time.perf_counter()
+    for i in range(n):
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO t VALUES (?, ?, ?)", ("run", i, body))
+        con.execute("COMMIT")
+    took = time.perf_counter() - start
+    con.close()
+    return took / n
+
+
+def spindle_run(workdir: Path, name: str, db: Path) -> float:
+    """Seconds for ``spindle run NAME`` on a fresh SQLite file, the whole command."""
+    env = dict(os.environ)
+    env.pop("SPINDLE_STORE", None)
+    # an installed spindle has its bytecode compiled (pip does it); without it
+    # every run compiles each module it imports again
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    cmd = [sys.executable, "-m", "spindle", "run", name, "--store", f"sqlite:///{db}", "--quiet"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"spindle run {name} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return took
+
+
+def load_alone(path: Path, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        load_workflow(path).definition_id()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    n = args.nodes
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        write_chain(d / "chain.yaml", n)
+        write_chain(d / "one.yaml", 1)
+        load_workflow(d / "chain.yaml")  # warm-up: imports, plugin kinds
+        spindle_run(d, "one.yaml", d / "warm.db")  # and bytecode written for the subprocesses
+        raws, runs, ones, loads = [], [], [], []
+        for r in range(args.repeat):
+            raws.append(raw_sqlite(d / f"raw{r}.db", n))
+            runs.append(spindle_run(d, "chain.yaml", d / f"chain{r}.db"))
+            ones.append(spindle_run(d, "one.yaml", d / f"one{r}.db"))
+            loads.append(load_alone(d / "chain.yaml", 5))
+    raw, run, one, load = min(raws), min(runs), min(ones), min(loads)
+    ratio = raw * n / run
+    print(f"{'case':<52}{'seconds':>10}{'steps/s':>10}{'vs raw':>9}")
+    label = "raw sqlite3 INSERT+COMMIT loop (WAL, NORMAL)"
+    print(f"{label:<52}{raw * n:>10.3f}{1 / raw:>10,.0f}{'1.00x':>9}")
+    label = f"spindle run: {n}-node python_code chain, SQLite"
+    print(f"{label:<52}{run:>10.3f}{n / run:>10,.0f}{ratio:>8.2f}x")
+    print(f"{'spindle run: 1-node file (the fixed cost)':<52}{one:>10.3f}")
+    print(f"{f'load_workflow + hash of the {n}-node file':<52}{load:>10.4f}")
+    verdict = "met" if ratio >= RATIO_TARGET else "NOT met"
+    print(f"target: end to end >= {RATIO_TARGET}x the raw commit rate: {ratio:.2f}x, {verdict}")
+    verdict = "met" if load * 1e3 <= LOAD_TARGET_MS else "NOT met"
+    print(
+        f"target: load <= {LOAD_TARGET_MS:.0f} ms for {n:,} nodes: {load * 1e3:.1f} ms, {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()
