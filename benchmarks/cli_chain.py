@@ -6,7 +6,8 @@ Writes a chain workflow of N ``python`` nodes calling an ``async def`` no-op
 from a module beside the file (the inline executor runs it on the event loop:
 the cheapest real node kind a file can name; ``--kind python_code`` uses
 ``code: pass``, which runs in a worker thread) and a 1-node file, then
-runs ``spindle run FILE --store sqlite:///fresh.db --quiet`` in a subprocess, as a user would, on a fresh SQLite file each time, and times the
+runs ``spindle run FILE --store sqlite:///fresh.db --quiet`` in a subprocess,
+as a user would, on a fresh SQLite file each time, and times the
 whole command: process start, imports, loading, every durable step and the
 exit (with bytecode written by a first run, as an installed spindle has it).
 Nothing is subtracted; the 1-node run shows the fixed cost. In the same
