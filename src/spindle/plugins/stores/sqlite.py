@@ -124,11 +124,11 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
         """Build the store for ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``.
 
-        Query options (``?durability=full&busy_timeout=30``) are accepted;
-        keyword ``options`` override them.
+        Query options (``?durability=full&busy_timeout=30&group_commit=on``) are
+        accepted; keyword ``options`` override them.
 
         Raises:
-            ConfigError: the URL names no file, has a host, or an unknown option.
+            ConfigError: the URL names no file, has a host, or an unknown option or value.
         """
         rest, query = split_url(url, "sqlite")
         if not rest.startswith("/") or rest == "/":
@@ -136,7 +136,8 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
                 f"store URL {url!r} names no file; use 'sqlite:///relative.db' (from the "
                 "current directory) or 'sqlite:////abs/path.db'"
             )
-        parsed = parse_options(url, query, {"durability": str, "busy_timeout": float})
+        parsers = {"durability": str, "busy_timeout": float, "group_commit": str}
+        parsed = parse_options(url, query, parsers)
         return cls(url=url, path=unquote(rest[1:]), **{**parsed, **options})
 
     # --- runs ----------------------------------------------------------------------------------
@@ -263,13 +264,19 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             "now": now.timestamp(),
             "steal": steal_token,
         }
-        with self._write(run_id) as conn:
+
+        def acquire(conn: sqlite3.Connection) -> int | None:
             if conn.execute(_ACQUIRE, params).rowcount != 1:
                 self._must_exist(conn, run_id)
                 return None
             (token,) = conn.execute(
                 "SELECT lease_token FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
+            return int(token)
+
+        token = await self._transact(acquire, run_id)
+        if token is None:
+            return None
         return Lease(owner=owner, host=host, pid=pid, expires_at=expires_at, token=token)
 
     async def renew_lease(
@@ -277,7 +284,8 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     ) -> bool:
         """Extend our lease to ``now + ttl``; False when it is no longer ours."""
         expires = lease_expiry(now, ttl).timestamp()
-        with self._write(run_id) as conn:
+
+        def renew(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?"
                 " AND lease_token = ?",
@@ -285,15 +293,16 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             )
             return cursor.rowcount == 1
 
+        return await self._transact(renew, run_id)
+
     async def release_lease(self, run_id: str, *, owner: str, token: int) -> None:
         """Give the lease up if it is still ours; the token counter is kept."""
-        with self._write(run_id) as conn:
-            conn.execute(
-                "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
-                " lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ?"
-                " AND lease_token = ?",
-                (run_id, owner, token),
-            )
+        await self._execute(
+            "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
+            " lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ? AND lease_token = ?",
+            (run_id, owner, token),
+            run_id,
+        )
 
     async def get_lease(self, run_id: str) -> Lease | None:
         """The run's current lease, expired or not. Raises ``RunNotFound``."""
