@@ -136,25 +136,32 @@ class _Prepared:
     transaction needs from the state is taken here, when ``commit`` is called.
     """
 
-    __slots__ = ("body", "commit", "event_seq", "held", "indexed", "updated", "wait_keys", "waits")
+    __slots__ = (
+        "body",
+        "commit",
+        "event_seq",
+        "held",
+        "indexed",
+        "updated_at",
+        "wait_keys",
+        "waits",
+    )
 
     def __init__(self, commit: Commit, light: bool) -> None:
         state = commit.state
         self.commit = commit
-        self.body = "" if light else dumps(state.to_dict())
-        self.updated = _micros(state.updated_at)
+        self.updated_at = state.updated_at  # a datetime: immutable, so this is a snapshot
         self.event_seq = state.event_seq
+        if light:
+            return  # the counters are all a light commit writes of the state
+        self.body = dumps(state.to_dict())
         self.wait_keys: str = ""
         self.waits: list[tuple[str, str, float]] = []
-        self.indexed: tuple[Any, ...] = ()
-        self.held: tuple[Any, ...] = (None, None, None, None, 0)
-        if light:
-            return
         if state.waits:
             self.wait_keys, self.waits = _wait_rows(state.run_id, state)
         wake = state.wake_at
         # The indexed columns, in _RUN_HEAD's order, to see whether any changed.
-        self.indexed = (
+        self.indexed: tuple[Any, ...] = (
             state.status,
             None if wake is None else wake.timestamp(),
             self.wait_keys,
@@ -163,8 +170,11 @@ class _Prepared:
             state.created_at.timestamp(),
         )
         lease = commit.lease
-        if lease is not None:
-            self.held = (lease.owner, lease.host, lease.pid, lease.expires_at.timestamp(), 1)
+        self.held: tuple[Any, ...] = (
+            (None, None, None, None, 0)
+            if lease is None
+            else (lease.owner, lease.host, lease.pid, lease.expires_at.timestamp(), 1)
+        )
 
 
 @define
@@ -260,11 +270,13 @@ class SQLiteCommitter(SQLiteTables):
                     f"run {run_id!r}: the ledger cannot hold more than "
                     f"2**{SEQ_BITS} - 1 records; continue the work in a new run"
                 )
-        wait_keys = prepared.wait_keys
+        updated = _micros(prepared.updated_at)
         if light:
-            conn.execute(_UPDATE_LIGHT, (prepared.updated, prepared.event_seq, run_id))
+            wait_keys = old_wait_keys  # unchanged
+            conn.execute(_UPDATE_LIGHT, (updated, prepared.event_seq, run_id))
         else:
-            tail = (prepared.updated, prepared.body, prepared.event_seq, run_id)
+            wait_keys = prepared.wait_keys
+            tail = (updated, prepared.body, prepared.event_seq, run_id)
             indexed = prepared.indexed
             if row is None:
                 inserted = conn.execute(_INSERT_RUN, (*indexed, *tail, *prepared.held))
@@ -276,13 +288,13 @@ class SQLiteCommitter(SQLiteTables):
                 conn.execute(_UPDATE_ALL, indexed + tail)
         moved = (commit.state_digest, head, commit.ledger_key_id or "")
         append_full(conn, run_no, rows, count, moved, fresh=row is None)
-        if not light and wait_keys != old_wait_keys:
+        if wait_keys != old_wait_keys:
             conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
             conn.executemany("INSERT INTO waits VALUES (?, ?, ?)", prepared.waits)
         for event_id in commit.consume_events:
             if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
                 raise self._unconsumable(conn, event_id, run_id)
-        if not light and wait_keys != old_wait_keys:
+        if wait_keys != old_wait_keys:
             conn.execute(_RELEASE_QUEUED, (run_id,))
         if commit.release_lease and commit.token is not None:
             conn.execute(_RELEASE, (run_id, commit.token))
@@ -334,7 +346,8 @@ class SQLiteCommitter(SQLiteTables):
                 f"outside spindle (check it with: spindle ledger verify {run_id})"
             ) from None
         if prepared.event_seq != event_seq:
-            conn.execute(_UPDATE_COUNTERS, (prepared.updated, prepared.event_seq, run_id))
+            updated = _micros(prepared.updated_at)
+            conn.execute(_UPDATE_COUNTERS, (updated, prepared.event_seq, run_id))
         for event_id in commit.consume_events:
             if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
                 raise self._unconsumable(conn, event_id, run_id)

@@ -13,12 +13,24 @@ microseconds of SQLite work, less than handing it to a thread and back
 engine commits on every step. The event loop is blocked only that long, or
 for up to ``busy_timeout`` when another process holds the write lock.
 
+That changes when a commit waits for the disk. With group commit (the store
+option ``group_commit``: ``on``; ``auto``, the default, is on at
+``durability=full`` and off at ``normal``) every write goes to one writer
+thread with its own connection, which writes all the writes queued while it
+was busy as one transaction, a savepoint each, with one fsync for all of
+them; each caller's ``await`` returns, or raises its own error, once that
+transaction is durable (see ``_sqlite_group``). With many runs in flight at
+``durability=full`` that turns one fsync a commit into one fsync a batch. At
+``normal`` there is no fsync to share, and the thread hop costs a lone
+commit more than it saves, so ``auto`` leaves it off there.
+
 Artifacts are files named by their digest under ``<file>.artifacts/sha256/``
 (written to a temporary name, then renamed, so a reader never sees half a
 file); each run's references to them are rows.
 
 The class is built in layers, one concept a module: ``_sqlite_schema`` (the
-tables and their migrations), ``_sqlite_base`` (the connection and the tables
+tables and their migrations), ``_sqlite_base`` (the connections, and the
+group-commit writer of ``_sqlite_group``), ``_sqlite_tables`` (the tables
 beside runs), ``_sqlite_commit`` (the commit) and this module (the URL,
 reading runs and ledgers, and leases).
 """
@@ -113,6 +125,12 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             directory when the store is built); created with its directory.
         durability: ``normal`` or ``full`` (see the module docs).
         busy_timeout: seconds a write waits for another process's lock.
+        group_commit: ``auto`` (the default: on at ``durability=full``, off at
+            ``normal``), ``on`` or ``off``. On, one writer thread writes the
+            writes of every run in flight that arrive while it is busy as one
+            transaction (one fsync); each caller still returns only once its
+            own write is durable, and a write that fails raises in its caller
+            alone. Off, each commit is its own transaction, made in the caller.
 
     Example::
 
