@@ -30,7 +30,7 @@ from spindle.core.errors import (
 )
 from spindle.core.model import RunState, RunStatus, StepRecord, utcnow
 from spindle.core.store import Commit, Store
-from spindle.plugins.stores._sqlite_group import GroupWriter
+from spindle.plugins.stores._sqlite_group import GroupWriter, Job, _outcome
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
 
@@ -470,3 +470,47 @@ async def test_concurrent_engine_runs_at_full_durability_share_commits(tmp_path:
         store = engine.store
         assert isinstance(store, SQLiteStore)
         assert writer(store).batches < writer(store).jobs / 3
+
+
+# --- a caller's wait, when it is cancelled ----------------------------------------------
+
+
+def a_job(loop: asyncio.AbstractEventLoop) -> Job:
+    return Job(lambda conn: None, lambda exc: StoreError(str(exc)), None, loop)
+
+
+@pytest.mark.parametrize("when", ["with the outcome", "before the outcome", "settled meanwhile"])
+async def test_a_cancelled_wait_returns_the_outcome_then_raises_the_cancellation(
+    when: str,
+) -> None:
+    """However a cancellation meets the outcome of a write, the caller gets the outcome
+    first and the cancellation at its next await, counted once (uncancel balances it)."""
+    loop = asyncio.get_running_loop()
+    job = a_job(loop)
+    after: list[Any] = []
+
+    async def caller() -> None:
+        after.append(await _outcome(job))
+        await asyncio.sleep(10)
+        after.append("slept")
+
+    task = loop.create_task(caller())
+    await asyncio.sleep(0)  # it waits for the outcome
+    if when == "with the outcome":
+        job.future.set_result(42)
+        task.cancel()
+    elif when == "before the outcome":
+        task.cancel()
+        await asyncio.sleep(0)
+        assert not task.done()
+        job.settled = True
+        job.result = 42
+        job.future.set_result(42)
+    else:  # the outcome is handed over after the cancellation, before the caller runs
+        task.cancel()
+        job.result = 42
+        job.settled = True  # (what the writer's resolve does to a cancelled future)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert after == [42]
+    assert task.cancelling() == 1

@@ -47,7 +47,7 @@ __all__ = ["GroupWriter", "Job"]
 class Job:
     """One write waiting for the writer: what to run, and how to tell its caller."""
 
-    __slots__ = ("error", "fail", "forget", "future", "loop", "result", "work")
+    __slots__ = ("error", "fail", "forget", "future", "loop", "result", "settled", "work")
 
     def __init__(
         self,
@@ -66,6 +66,8 @@ class Job:
         self.future: asyncio.Future[Any] = loop.create_future()
         self.result: Any = None
         self.error: BaseException | None = None
+        #: Set in the caller's loop once the outcome was handed to ``future``.
+        self.settled = False
 
     def failed(self, exc: BaseException) -> None:
         """Record that this write failed with ``exc`` and was rolled back."""
@@ -91,6 +93,8 @@ class GroupWriter:
         self._wake = threading.Condition(threading.Lock())
         self._closing = False
         self._stopped: Callable[[], None] | None = None
+        # Loops told of a batch's outcomes whose woken callers have not yet run.
+        self._returning = 0
         #: Batches written and jobs in them (tests and benchmarks read these).
         self.batches = 0
         self.jobs = 0
@@ -121,7 +125,7 @@ class GroupWriter:
                 )
             self._queue.append(job)
             self._wake.notify()
-        return await _outcome(job.future)
+        return await _outcome(job)
 
     async def aclose(self) -> None:
         """Write everything queued so far, then stop the thread and close its connection."""
@@ -138,7 +142,7 @@ class GroupWriter:
             self._closing = True
             self._stopped = lambda: _call(loop, tell)
             self._wake.notify()
-        await _outcome(stopped)
+        await stopped  # the writer thread never fails to call ``tell`` on its way out
         self._thread.join()
 
     # --- the writer thread -------------------------------------------------------------
@@ -149,6 +153,12 @@ class GroupWriter:
                 with self._wake:
                     while not self._queue and not self._closing:
                         self._wake.wait()
+                    if self._returning and not self._closing:
+                        # The callers of the last batch are running again: wait (briefly)
+                        # until they are back with their next writes, to write those
+                        # together rather than the first of them alone.
+                        self._wake.wait_for(lambda: not self._returning, _RETURN_WAIT)
+                        self._returning = 0
                     batch, self._queue = self._queue, []
                 if not batch:
                     break  # closing, and nothing left to write
@@ -220,8 +230,34 @@ class GroupWriter:
         by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
         for job in batch:
             by_loop.setdefault(job.loop, []).append(job)
+        with self._wake:
+            self._returning = len(by_loop)
         for loop, jobs in by_loop.items():
-            _call(loop, _resolve, jobs)
+            _call(loop, self._resolve, jobs)
+
+    def _resolve(self, jobs: list[Job]) -> None:
+        """In the callers' loop: hand each job its outcome; once the callers woken by it
+        have run (the callback after theirs), tell the writer they are back."""
+        for job in jobs:
+            job.settled = True
+            future = job.future
+            if future.done():
+                continue
+            if job.error is not None:
+                future.set_exception(job.error)
+            else:
+                future.set_result(job.result)
+        jobs[0].loop.call_soon(self._returned)
+
+    def _returned(self) -> None:
+        with self._wake:
+            self._returning = max(self._returning - 1, 0)
+            self._wake.notify()
+
+
+#: How long the writer waits, at most, for the callers of its last batch to come back
+#: with their next writes (a caller that does something slow first is not waited for).
+_RETURN_WAIT = 0.002
 
 
 class _BatchFailed(Exception):
@@ -239,39 +275,34 @@ def _call(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args:
         loop.call_soon_threadsafe(callback, *args)
 
 
-def _resolve(jobs: list[Job]) -> None:
-    for job in jobs:
-        future = job.future
-        if future.done():
-            continue
-        if job.error is not None:
-            future.set_exception(job.error)
-        else:
-            future.set_result(job.result)
-
-
-async def _outcome(future: asyncio.Future[Any]) -> Any:
-    """Wait for ``future``; a cancellation while waiting is raised only after it is done.
+async def _outcome(job: Job) -> Any:
+    """Wait for ``job``'s outcome; a cancellation while waiting is raised only after it.
 
     The write cannot be taken back once queued, so its caller must learn how it
     ended before it goes on; the cancellation is requested again (counted once, as
     ``asyncio.timeout`` expects) and lands at the caller's next ``await``.
     """
     cancelled = False
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            if future.cancelled():
-                raise
-            cancelled = True
+    try:
+        while True:
+            future = job.future
+            try:
+                return await future
+            except asyncio.CancelledError:
+                cancelled = True
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                if not future.cancelled():
+                    return future.result()  # the outcome came with the cancellation
+                if job.settled:
+                    break  # handed to the future that was cancelled: read it off the job
+                job.future = future.get_loop().create_future()
+        if job.error is not None:
+            raise job.error
+        return job.result
+    finally:
+        if cancelled:
             task = asyncio.current_task()
             if task is not None:
-                task.uncancel()
-        except Exception:
-            break  # the write failed: its error is raised below
-    if cancelled:
-        task = asyncio.current_task()
-        if task is not None:
-            task.cancel()
-    return future.result()
+                task.cancel()
