@@ -124,7 +124,8 @@ class GroupWriter:
                     "or 'async with store:') before writing"
                 )
             self._queue.append(job)
-            self._wake.notify()
+            if not self._returning:  # else the callers' return wakes the writer
+                self._wake.notify()
         return await _outcome(job)
 
     async def aclose(self) -> None:
@@ -152,7 +153,7 @@ class GroupWriter:
             while True:
                 with self._wake:
                     while not self._queue and not self._closing:
-                        self._wake.wait()
+                        self._wake.wait(_RETURN_WAIT if self._returning else None)
                     if self._returning and not self._closing:
                         # The callers of the last batch are running again: wait (briefly)
                         # until they are back with their next writes, to write those
