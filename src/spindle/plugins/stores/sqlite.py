@@ -21,8 +21,10 @@ was busy as one transaction, a savepoint each, with one fsync for all of
 them; each caller's ``await`` returns, or raises its own error, once that
 transaction is durable (see ``_sqlite_group``). With many runs in flight at
 ``durability=full`` that turns one fsync a commit into one fsync a batch. At
-``normal`` there is no fsync to share, and the thread hop costs a lone
-commit more than it saves, so ``auto`` leaves it off there.
+``normal`` there is no fsync to share, and the thread hop (about 60 us a
+commit, each way's wake-up) costs a lone commit more than the commit itself,
+while many runs in flight gain nothing measurable, so ``auto`` leaves it off
+there. (``benchmarks/group_commit.py`` measures both.)
 
 Artifacts are files named by their digest under ``<file>.artifacts/sha256/``
 (written to a temporary name, then renamed, so a reader never sees half a
