@@ -143,7 +143,9 @@ class GroupWriter:
             self._closing = True
             self._stopped = lambda: _call(loop, tell)
             self._wake.notify()
-        await stopped  # the writer thread never fails to call ``tell`` on its way out
+            alive = self._thread.is_alive()
+        if alive:
+            await stopped  # the writer thread calls ``tell`` on its way out, whatever happens
         self._thread.join()
 
     # --- the writer thread -------------------------------------------------------------
@@ -171,6 +173,12 @@ class GroupWriter:
                         job.error = job.error or exc
                 self._settle(batch)
         finally:
+            with self._wake:
+                self._closing = True  # no more writes: nobody would write them
+                left, self._queue = self._queue, []
+            for job in left:  # only if the thread itself failed
+                job.error = StoreError(f"SQLite store {self._path}: its writer thread stopped")
+            self._settle(left)
             self._conn.close()
             if self._stopped is not None:
                 self._stopped()
@@ -228,6 +236,8 @@ class GroupWriter:
 
     def _settle(self, batch: list[Job]) -> None:
         """Hand each job's outcome to its caller's event loop (one wake-up per loop)."""
+        if not batch:
+            return
         by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
         for job in batch:
             by_loop.setdefault(job.loop, []).append(job)
