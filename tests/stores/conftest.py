@@ -29,6 +29,9 @@ from spindle.plugins.stores.sqlite import SQLiteStore
 STORES: dict[str, Callable[[Path], Store]] = {
     "memory": lambda tmp: MemoryStore.from_url("memory://"),
     "sqlite": lambda tmp: SQLiteStore.from_url(f"sqlite:///{tmp}/spindle.db"),
+    # durability=full turns group commit on (group_commit=auto): every write goes
+    # through the writer thread's batches.
+    "sqlite-full": lambda tmp: SQLiteStore.from_url(f"sqlite:///{tmp}/spindle.db?durability=full"),
 }
 
 

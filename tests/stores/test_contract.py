@@ -700,18 +700,23 @@ def test_url_with_another_scheme_raises(make_store: Callable[[], Store]) -> None
         type(make_store()).from_url("postgresql://db/x")
 
 
+def with_option(url: str, option: str) -> str:
+    """``url`` with one more query option (after those it has, if any)."""
+    return f"{url}{'&' if '?' in url else '?'}{option}"
+
+
 def test_unknown_url_option_raises(make_store: Callable[[], Store]) -> None:
     """A store URL with an unknown query option raises ConfigError naming it."""
     built = make_store()
     with pytest.raises(ConfigError, match="'colour'"):
-        type(built).from_url(built.url + "?colour=red")
+        type(built).from_url(with_option(built.url, "colour=red"))
 
 
 def test_unknown_durability_raises(make_store: Callable[[], Store]) -> None:
     """An unknown durability level raises ConfigError naming both known ones."""
     built = make_store()
     with pytest.raises(ConfigError, match=r"'sometimes'.*'normal'.*'full'"):
-        type(built).from_url(built.url + "?durability=sometimes")
+        type(built).from_url(with_option(built.url, "durability=sometimes"))
 
 
 # --- property ---------------------------------------------------------------------------------

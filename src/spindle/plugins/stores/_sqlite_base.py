@@ -1,11 +1,12 @@
-"""The SQLite store's connection, and the tables kept beside runs and ledgers.
+"""The SQLite store's connections: opening them, the write transaction, reading back.
 
 :class:`~spindle.plugins.stores.sqlite.SQLiteStore` is split in layers so each
 module holds one concept: this base owns the connection (opening, the write
-transaction, reading back JSON) and the tables around runs -- definitions,
-the inbox, artifacts, audit entries and handoffs; ``_sqlite_commit.py`` holds
-the commit a run's progress goes through, and ``sqlite.py`` reading runs and
-ledgers, and leases.
+transaction, and with group commit the writer thread that does every write,
+see ``_sqlite_group``; reading back JSON); ``_sqlite_tables.py`` holds the
+tables around runs -- definitions, the inbox, artifacts, audit entries and
+handoffs; ``_sqlite_commit.py`` the commit a run's progress goes through, and
+``sqlite.py`` reading runs and ledgers, and leases.
 """
 
 from __future__ import annotations
@@ -15,47 +16,43 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from attrs import define, field
 
 from spindle.core.errors import ConfigError, RunNotFound, StoreCorrupt, StoreError
-from spindle.core.model import ArtifactRef, AuditEntry, HandoffEnvelope, converter, utcnow
-from spindle.core.store import (
-    InboxEvent,
-    Store,
-    artifact_digest,
-    check_ack,
-    check_durability,
-    digest_hex,
-    from_epoch,
-    new_event,
-    no_event,
-)
-from spindle.plugins.stores._common import dumps, to_json, write_atomically
-from spindle.plugins.stores._sqlite_errors import file_failure, rollback, sqlite_failure
+from spindle.core.model import converter
+from spindle.core.store import Store, check_durability
+from spindle.plugins.stores._sqlite_errors import rollback, sqlite_failure
+from spindle.plugins.stores._sqlite_group import GroupWriter
 from spindle.plugins.stores._sqlite_open import open_store
+from spindle.plugins.stores._sqlite_schema import connect
 
-__all__ = ["SQLiteBase"]
+__all__ = ["GROUP_COMMIT", "SQLiteBase"]
+
+#: The values of the store option ``group_commit``.
+GROUP_COMMIT = ("auto", "on", "off")
 
 T = TypeVar("T")
 
 
 @define
 class SQLiteBase(Store):
-    """A SQLite file's connection and the side tables (``SQLiteCommitter`` adds the commit).
+    """A SQLite file's connections (``SQLiteTables`` adds the side tables, then the commit).
 
     Args:
         path: the database file (relative paths are taken from the current
             directory when the store is built); created with its directory.
         durability: ``normal`` or ``full``.
         busy_timeout: seconds a write waits for another process's lock.
+        group_commit: ``auto``, ``on`` or ``off`` (see ``SQLiteStore``).
     """
 
     path: str = ""
     busy_timeout: float = 10.0
+    group_commit: str = "auto"
     _conn: sqlite3.Connection | None = field(default=None, init=False, repr=False, eq=False)
     # One connection serves every coroutine; the lock keeps a transaction's
     # statements together when a host also calls the store from other threads.
@@ -63,6 +60,8 @@ class SQLiteBase(Store):
     # run_id -> run_no: fixed once a run exists (AUTOINCREMENT never reuses one), so
     # the hot path can address the run's ledger rows without reading its row.
     _run_nos: dict[str, int] = field(factory=dict, init=False, repr=False, eq=False)
+    # With group commit: the thread that does every write, on its own connection.
+    _group: GroupWriter | None = field(default=None, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.path or self.path == ":memory:":
@@ -73,6 +72,20 @@ class SQLiteBase(Store):
         self.path = os.path.abspath(self.path)
         self.url = self.url or f"sqlite:///{self.path}"
         check_durability(self.durability, self.url)
+        if self.group_commit not in GROUP_COMMIT:
+            raise ConfigError(
+                f"store {self.url}: unknown group_commit {self.group_commit!r}; use 'auto' "
+                "(on at durability=full, off at normal), 'on' (one writer thread batches "
+                "concurrent commits into one transaction) or 'off' (each commit is its own "
+                "transaction, written in the caller)"
+            )
+
+    @property
+    def grouped(self) -> bool:
+        """Whether writes go through group commit (``group_commit``, ``auto`` resolved)."""
+        if self.group_commit == "auto":
+            return self.durability == "full"
+        return self.group_commit == "on"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -86,13 +99,25 @@ class SQLiteBase(Store):
             StoreCorrupt: the file is not a spindle SQLite store or is damaged.
             SchemaTooNew: the file was written by a newer spindle.
         """
-        if self._conn is None:
-            self._conn = open_store(
-                Path(self.path), durability=self.durability, busy_timeout=self.busy_timeout
-            )
+        if self._conn is not None:
+            return
+        path = Path(self.path)
+        conn = open_store(path, durability=self.durability, busy_timeout=self.busy_timeout)
+        if self.grouped:
+            try:
+                writer = connect(path, durability=self.durability, busy_timeout=self.busy_timeout)
+            except BaseException:
+                conn.close()
+                raise
+            self._group = GroupWriter(writer, self.path)
+        self._conn = conn
 
     async def aclose(self) -> None:
-        """Close the connection (the store can be opened again)."""
+        """Write what is queued, then close the connections (the store can be opened again)."""
+        group = self._group
+        if group is not None:
+            await group.aclose()  # writes refused from here on; those queued are written
+            self._group = None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -125,6 +150,30 @@ class SQLiteBase(Store):
                     raise
             except sqlite3.Error as exc:
                 raise self._failure(exc, run_id=run_id) from exc
+
+    async def _transact(
+        self, work: Callable[[sqlite3.Connection], T], run_id: str | None = None
+    ) -> T:
+        """Run ``work`` in a write transaction: here, or in the next group-commit batch.
+
+        Returns once the transaction is committed (durably, as ``durability`` says),
+        with what ``work`` returned; an error rolls ``work`` back and is raised
+        (a SQLite one as the spindle error for it, like ``_write``).
+        """
+        group = self._group
+        if group is None:
+            with self._write(run_id) as conn:
+                return work(conn)
+        result: T = await group.submit(work, lambda exc: self._failure(exc, run_id=run_id))
+        return result
+
+    async def _execute(self, sql: str, params: Any, run_id: str | None = None) -> None:
+        """One statement in its own write transaction (see ``_transact``)."""
+
+        def execute(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, params)
+
+        await self._transact(execute, run_id)
 
     def _read(self, sql: str, params: Any = ()) -> list[Any]:
         conn = self._db()
@@ -176,207 +225,3 @@ class SQLiteBase(Store):
         """Raise ``RunNotFound`` unless the run exists."""
         if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
             raise self._missing(run_id)
-
-    # --- definitions ---------------------------------------------------------------------------
-
-    async def put_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
-        """Keep a definition under its content id; the first one stored wins."""
-        text = to_json(definition, f"definition {definition_id!r}")
-        with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO definitions VALUES (?, ?)", (definition_id, text))
-
-    async def get_definition(self, definition_id: str) -> dict[str, Any]:
-        """Return a stored definition. Raises ``KeyError``."""
-        rows = self._read("SELECT body FROM definitions WHERE definition_id = ?", (definition_id,))
-        if not rows:
-            raise KeyError(f"no workflow definition {definition_id!r} in SQLite store {self.path}")
-        return json.loads(rows[0][0])  # type: ignore[no-any-return]
-
-    # --- artifacts -----------------------------------------------------------------------------
-
-    def _blob_path(self, digest: str) -> Path:
-        hexdigest = digest_hex(digest)
-        return self.artifacts_dir / "sha256" / hexdigest[:2] / hexdigest
-
-    async def put_artifact(
-        self,
-        run_id: str,
-        data: bytes,
-        *,
-        name: str | None = None,
-        media_type: str = "application/octet-stream",
-    ) -> ArtifactRef:
-        """Write ``data`` once per digest and reference it from ``run_id``.
-
-        The file is written before the reference, so a reference never points
-        at missing content; a crash in between leaves an unreferenced file
-        that pruning can remove.
-        """
-        digest = artifact_digest(data)
-        target = self._blob_path(digest)
-        if not target.exists():
-            try:
-                write_atomically(target, data, fsync=self.durability == "full")
-            except OSError as exc:
-                raise file_failure(exc, self.path, f"artifact {target}", run_id=run_id) from exc
-        with self._write(run_id) as conn:
-            conn.execute(
-                "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
-                " DO UPDATE SET media_type = excluded.media_type",
-                (run_id, digest, name, len(data), media_type),
-            )
-        return ArtifactRef(digest=digest, size=len(data), media_type=media_type, name=name)
-
-    async def get_artifact(self, digest: str) -> bytes:
-        """The content with this digest. Raises ``KeyError``."""
-        path = self._blob_path(digest)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise KeyError(f"no artifact {digest} in {self.artifacts_dir}") from None
-        except OSError as exc:
-            raise file_failure(exc, self.path, f"artifact {path}", reading=True) from exc
-
-    async def run_artifacts(self, run_id: str) -> list[ArtifactRef]:
-        """The artifacts ``run_id`` references, in the order they were first put."""
-        rows = self._read(
-            "SELECT digest, size, media_type, name FROM artifacts WHERE run_id = ? ORDER BY id",
-            (run_id,),
-        )
-        return [ArtifactRef(digest=d, size=s, media_type=m, name=n) for d, s, m, n in rows]
-
-    # --- inbox ---------------------------------------------------------------------------------
-
-    async def deliver_event(
-        self, key: str, payload: Any, *, run_id: str | None = None
-    ) -> InboxEvent:
-        """Keep an event under ``key`` (for ``run_id``, if given) until a run consumes it."""
-        text = to_json(payload, f"event {key!r} payload")
-        event = new_event(key, json.loads(text), utcnow(), run_id)
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO inbox (event_id, key, payload, created_at, run_id)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (event.event_id, key, text, event.created_at.timestamp(), run_id),
-            )
-        return event
-
-    async def pending_events(
-        self, key: str | None = None, *, for_run: str | None = None
-    ) -> list[InboxEvent]:
-        """Unconsumed events (of ``key``, or all; those ``for_run`` may take), oldest first."""
-        sql = (
-            "SELECT event_id, key, payload, created_at, run_id FROM inbox WHERE consumed_by IS NULL"
-        )
-        args: list[Any] = []
-        if key is not None:
-            sql += " AND key = ?"
-            args.append(key)
-        if for_run is not None:
-            sql += " AND (run_id IS NULL OR run_id = ?)"
-            args.append(for_run)
-        return [
-            InboxEvent(event_id=e, key=k, payload=json.loads(p), created_at=from_epoch(t), run_id=r)
-            for e, k, p, t, r in self._read(sql + " ORDER BY id", tuple(args))
-        ]
-
-    async def queue_event(self, event_id: str, run_id: str | None) -> bool:
-        """Queue a pending event for ``run_id`` (None: any run); False if consumed."""
-        with self._write(run_id) as conn:
-            found = conn.execute(
-                "SELECT consumed_by FROM inbox WHERE event_id = ?", (event_id,)
-            ).fetchone()
-            if found is None:
-                raise no_event(event_id, f"SQLite store {self.path}")
-            if found[0] is not None:
-                return False
-            conn.execute("UPDATE inbox SET run_id = ? WHERE event_id = ?", (run_id, event_id))
-        return True
-
-    async def waiting_on(self, event_key: str) -> list[str]:
-        """Runs with an open wait on ``event_key``, the longest-waiting first."""
-        rows = self._read(
-            "SELECT run_id FROM waits WHERE event_key = ? ORDER BY since, run_id", (event_key,)
-        )
-        return [run_id for (run_id,) in rows]
-
-    # --- audit and handoffs --------------------------------------------------------------------
-
-    async def append_audit(self, entry: AuditEntry) -> None:
-        """Persist an audit entry.
-
-        Raises:
-            RunNotFound: no such run.
-            StoreError: the run already has an entry with this ``seq``.
-        """
-        body = dumps(converter.unstructure(entry, AuditEntry))
-        with self._write(entry.run_id) as conn:
-            self._must_exist(conn, entry.run_id)
-            try:
-                conn.execute("INSERT INTO audit VALUES (?, ?, ?)", (entry.run_id, entry.seq, body))
-            except sqlite3.IntegrityError:
-                raise StoreError(
-                    f"run {entry.run_id!r} already has audit entry seq {entry.seq}; number "
-                    "audit entries from the run's audit_seq"
-                ) from None
-
-    async def audit(self, run_id: str) -> list[AuditEntry]:
-        """The run's audit entries in ``seq`` order. Raises ``RunNotFound``."""
-        rows = self._read("SELECT seq, body FROM audit WHERE run_id = ? ORDER BY seq", (run_id,))
-        if not rows:
-            self._check_run(run_id)
-        what = f"audit entry of run {run_id!r} seq"
-        return [self._structure(body, AuditEntry, f"{what} {seq}") for seq, body in rows]
-
-    async def put_handoff(self, envelope: HandoffEnvelope) -> None:
-        """Persist an envelope; storing the same envelope id again keeps the first."""
-        body = to_json(envelope, f"handoff {envelope.envelope_id!r}")
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO handoffs (envelope_id, source_run_id, created_at,"
-                " acknowledged_run_id, body) VALUES (?, ?, ?, ?, ?)",
-                (
-                    envelope.envelope_id,
-                    envelope.source_run_id,
-                    envelope.created_at.timestamp(),
-                    envelope.acknowledged_run_id,
-                    body,
-                ),
-            )
-
-    async def ack_handoff(self, envelope_id: str, run_id: str) -> None:
-        """Record that run ``run_id`` took the envelope up (idempotent for that run).
-
-        Raises:
-            StoreError: no such envelope, or another run already acknowledged it.
-        """
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT acknowledged_run_id FROM handoffs WHERE envelope_id = ?", (envelope_id,)
-            ).fetchone()
-            if row is None:
-                raise StoreError(f"no handoff envelope {envelope_id!r} in SQLite store {self.path}")
-            check_ack(envelope_id, row[0], run_id)
-            conn.execute(
-                "UPDATE handoffs SET acknowledged_run_id = ? WHERE envelope_id = ?",
-                (run_id, envelope_id),
-            )
-
-    async def handoffs(
-        self, source_run_id: str | None = None, *, open_only: bool = False
-    ) -> list[HandoffEnvelope]:
-        """Envelopes (of one source run, or all), oldest first."""
-        where = ["source_run_id = :source"] if source_run_id is not None else []
-        if open_only:
-            where.append("acknowledged_run_id IS NULL")
-        sql = (
-            "SELECT envelope_id, acknowledged_run_id, body FROM handoffs"
-            f" {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY created_at, id"
-        )
-        found = []
-        for envelope_id, acknowledged, body in self._read(sql, {"source": source_run_id}):
-            envelope = self._structure(body, HandoffEnvelope, f"handoff {envelope_id!r}")
-            envelope.acknowledged_run_id = acknowledged
-            found.append(envelope)
-        return found

@@ -29,10 +29,10 @@ from spindle.core.store import (
     unconsumable,
 )
 from spindle.plugins.stores._common import dumps
-from spindle.plugins.stores._sqlite_base import SQLiteBase
 from spindle.plugins.stores._sqlite_errors import rollback
 from spindle.plugins.stores._sqlite_head import INSERT_RECORD, OVER_HEAD, append_full, insert_head
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, MAX_RECORDS, SEQ_BITS
+from spindle.plugins.stores._sqlite_tables import SQLiteTables
 
 __all__ = ["EPOCH", "SQLiteCommitter", "ledger_tail"]
 
@@ -128,8 +128,57 @@ def _record_row(record: StepRecord) -> list[Any]:
     ]
 
 
+class _Prepared:
+    """A commit made ready outside the write lock: its JSON, and what it reads of the state.
+
+    With group commit it is written later, by the writer thread, while the run's
+    state object may be changing again in the event loop: so everything the
+    transaction needs from the state is taken here, when ``commit`` is called.
+    """
+
+    __slots__ = (
+        "body",
+        "commit",
+        "event_seq",
+        "held",
+        "indexed",
+        "updated_at",
+        "wait_keys",
+        "waits",
+    )
+
+    def __init__(self, commit: Commit, light: bool) -> None:
+        state = commit.state
+        self.commit = commit
+        self.updated_at = state.updated_at  # a datetime: immutable, so this is a snapshot
+        self.event_seq = state.event_seq
+        if light:
+            return  # the counters are all a light commit writes of the state
+        self.body = dumps(state.to_dict())
+        self.wait_keys: str = ""
+        self.waits: list[tuple[str, str, float]] = []
+        if state.waits:
+            self.wait_keys, self.waits = _wait_rows(state.run_id, state)
+        wake = state.wake_at
+        # The indexed columns, in _RUN_HEAD's order, to see whether any changed.
+        self.indexed: tuple[Any, ...] = (
+            state.status,
+            None if wake is None else wake.timestamp(),
+            self.wait_keys,
+            state.workflow,
+            state.parent_run_id,
+            state.created_at.timestamp(),
+        )
+        lease = commit.lease
+        self.held: tuple[Any, ...] = (
+            (None, None, None, None, 0)
+            if lease is None
+            else (lease.owner, lease.host, lease.pid, lease.expires_at.timestamp(), 1)
+        )
+
+
 @define
-class SQLiteCommitter(SQLiteBase):
+class SQLiteCommitter(SQLiteTables):
     """The SQLite store's commit (the connection is ``SQLiteBase``, the rest ``SQLiteStore``)."""
 
     async def commit(self, commit: Commit) -> None:
@@ -140,7 +189,8 @@ class SQLiteCommitter(SQLiteBase):
         that matches only while the head is where the records continue from),
         an INSERT per further record and one of the new head after them; the
         full path reads the row first, touches indexes only when an indexed
-        column changed, and writes the head the same way.
+        column changed, and writes the head the same way. With group commit the
+        transaction is the writer thread's next batch (one savepoint in it).
 
         Raises:
             LeaseLost: ``commit.token`` is not the run's current lease token.
@@ -149,117 +199,108 @@ class SQLiteCommitter(SQLiteBase):
             StoreError: the run already exists (``create``), or an event to
                 consume is unknown or consumed by another run.
         """
-        state = commit.state
-        run_id = state.run_id
-        records = commit.records
+        run_id = commit.state.run_id
         light = not (commit.state_changed or commit.create)
         # Serialize before taking the write lock, to hold it as briefly as possible.
         try:
-            body = "" if light else dumps(state.to_dict())
-            rows = [_record_row(r) for r in records]
+            prepared = _Prepared(commit, light)
+            rows = [_record_row(r) for r in commit.records]
         except (TypeError, ValueError, RecursionError) as exc:
             raise StoreError(
                 f"run {run_id!r}: the state or a ledger record is not JSON-serializable ({exc}); "
                 "results and outputs must be JSON data (or be stored as artifacts)"
             ) from exc
-        wait_keys: str = ""
-        waits: list[tuple[str, str, float]] = []
-        indexed: tuple[Any, ...] = ()
-        if not light:
-            wait_keys, waits = _wait_rows(run_id, state) if state.waits else ("", [])
-            wake = state.wake_at
-            # The indexed columns, in _RUN_HEAD's order, to see whether any changed.
-            indexed = (
-                state.status,
-                None if wake is None else wake.timestamp(),
-                wait_keys,
-                state.workflow,
-                state.parent_run_id,
-                state.created_at.timestamp(),
-            )
-        lease = commit.lease
-        if lease is not None and not commit.create:
+        if commit.lease is not None and not commit.create:
             raise StoreError(f"run {run_id!r}: Commit.lease is only for creating a run")
+        group = self._group
+        if group is not None:
+            await group.submit(
+                lambda conn: self._apply(conn, prepared, rows, light),
+                lambda exc: self._failure(exc, run_id=run_id, creating=commit.create),
+                (lambda: self._run_nos.pop(run_id, None)) if commit.create else None,
+            )
+            return
         conn = self._conn or self._db()
         # The transaction is spelled out instead of ``with self._write()``: that
         # generator-based context manager costs about 2% of a commit.
         with self._lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                run_no = self._run_nos.get(run_id) if light and records else None
-                if run_no is not None and self._fast_commit(conn, commit, run_no, rows):
-                    conn.execute("COMMIT")
-                    return
-                row = conn.execute(_RUN_HEAD, (run_id,)).fetchone()
-                if commit.create:
-                    if row is not None:
-                        raise run_exists(run_id, f"SQLite store {self.path}")
-                    if commit.token is not None:
-                        raise lease_lost(run_id, commit.token, 0, new=True)
-                    run_no, count, head, old_wait_keys = 0, 0, "", ""
-                else:
-                    if row is None:
-                        raise self._missing(run_id)
-                    run_no, token = row[:2]
-                    self._run_nos[run_id] = run_no
-                    old_wait_keys = row[4]
-                    if commit.token is not None and commit.token != token:
-                        raise lease_lost(run_id, commit.token, token)
-                    count, head = ledger_tail(conn, run_no)
-                if records:
-                    head = check_records(run_id, records, count, head)
-                    count += len(records)
-                    if count > MAX_RECORDS:
-                        raise LedgerError(
-                            f"run {run_id!r}: the ledger cannot hold more than "
-                            f"2**{SEQ_BITS} - 1 records; continue the work in a new run"
-                        )
-                updated = _micros(state.updated_at)
-                if light:
-                    conn.execute(_UPDATE_LIGHT, (updated, state.event_seq, run_id))
-                else:
-                    tail = (updated, body, state.event_seq, run_id)
-                    if row is None:
-                        held = (
-                            (None, None, None, None, 0)
-                            if lease is None
-                            else (
-                                lease.owner,
-                                lease.host,
-                                lease.pid,
-                                lease.expires_at.timestamp(),
-                                1,
-                            )
-                        )
-                        run_no = conn.execute(_INSERT_RUN, (*indexed, *tail, *held)).lastrowid or 0
-                        self._run_nos[run_id] = run_no
-                    elif row[2:] == indexed:
-                        conn.execute(_UPDATE_BODY, tail)
-                    else:
-                        conn.execute(_UPDATE_ALL, indexed + tail)
-                moved = (commit.state_digest, head, commit.ledger_key_id or "")
-                append_full(conn, run_no, rows, count, moved, fresh=row is None)
-                if not light and wait_keys != old_wait_keys:
-                    conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
-                    conn.executemany("INSERT INTO waits VALUES (?, ?, ?)", waits)
-                for event_id in commit.consume_events:
-                    if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
-                        raise self._unconsumable(conn, event_id, run_id)
-                if not light and wait_keys != old_wait_keys:
-                    conn.execute(_RELEASE_QUEUED, (run_id,))
-                if commit.release_lease and commit.token is not None:
-                    conn.execute(_RELEASE, (run_id, commit.token))
+                self._apply(conn, prepared, rows, light)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 rollback(conn)
+                if commit.create:
+                    self._run_nos.pop(run_id, None)  # its number was rolled back too
                 if isinstance(exc, sqlite3.Error):
-                    if commit.create:
-                        self._run_nos.pop(run_id, None)  # its number was rolled back too
                     raise self._failure(exc, run_id=run_id, creating=commit.create) from exc
                 raise
 
+    def _apply(
+        self, conn: sqlite3.Connection, prepared: _Prepared, rows: list[list[Any]], light: bool
+    ) -> None:
+        """The commit's statements, inside a write transaction (or a savepoint of one)."""
+        commit = prepared.commit
+        run_id = commit.state.run_id
+        records = commit.records
+        run_no = self._run_nos.get(run_id) if light and records else None
+        if run_no is not None and self._fast_commit(conn, prepared, run_no, rows):
+            return
+        row = conn.execute(_RUN_HEAD, (run_id,)).fetchone()
+        if commit.create:
+            if row is not None:
+                raise run_exists(run_id, f"SQLite store {self.path}")
+            if commit.token is not None:
+                raise lease_lost(run_id, commit.token, 0, new=True)
+            run_no, count, head, old_wait_keys = 0, 0, "", ""
+        else:
+            if row is None:
+                raise self._missing(run_id)
+            run_no, token = row[:2]
+            self._run_nos[run_id] = run_no
+            old_wait_keys = row[4]
+            if commit.token is not None and commit.token != token:
+                raise lease_lost(run_id, commit.token, token)
+            count, head = ledger_tail(conn, run_no)
+        if records:
+            head = check_records(run_id, records, count, head)
+            count += len(records)
+            if count > MAX_RECORDS:
+                raise LedgerError(
+                    f"run {run_id!r}: the ledger cannot hold more than "
+                    f"2**{SEQ_BITS} - 1 records; continue the work in a new run"
+                )
+        updated = _micros(prepared.updated_at)
+        if light:
+            wait_keys = old_wait_keys  # unchanged
+            conn.execute(_UPDATE_LIGHT, (updated, prepared.event_seq, run_id))
+        else:
+            wait_keys = prepared.wait_keys
+            tail = (updated, prepared.body, prepared.event_seq, run_id)
+            indexed = prepared.indexed
+            if row is None:
+                inserted = conn.execute(_INSERT_RUN, (*indexed, *tail, *prepared.held))
+                run_no = inserted.lastrowid or 0
+                self._run_nos[run_id] = run_no
+            elif row[2:] == indexed:
+                conn.execute(_UPDATE_BODY, tail)
+            else:
+                conn.execute(_UPDATE_ALL, indexed + tail)
+        moved = (commit.state_digest, head, commit.ledger_key_id or "")
+        append_full(conn, run_no, rows, count, moved, fresh=row is None)
+        if wait_keys != old_wait_keys:
+            conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
+            conn.executemany("INSERT INTO waits VALUES (?, ?, ?)", prepared.waits)
+        for event_id in commit.consume_events:
+            if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
+                raise self._unconsumable(conn, event_id, run_id)
+        if wait_keys != old_wait_keys:
+            conn.execute(_RELEASE_QUEUED, (run_id,))
+        if commit.release_lease and commit.token is not None:
+            conn.execute(_RELEASE, (run_id, commit.token))
+
     def _fast_commit(
-        self, conn: sqlite3.Connection, commit: Commit, run_no: int, rows: list[list[Any]]
+        self, conn: sqlite3.Connection, prepared: _Prepared, run_no: int, rows: list[list[Any]]
     ) -> bool:
         """The counters-only commit: ledger rows, the head, and the run's row only if
         its event counter moved.
@@ -269,9 +310,9 @@ class SQLiteCommitter(SQLiteBase):
         nothing, whenever something is off, so the full path can find out what
         and raise it.
         """
+        commit = prepared.commit
         records = commit.records
-        state = commit.state
-        run_id = state.run_id
+        run_id = commit.state.run_id
         first = records[0]
         found = conn.execute(_FAST_RUN, (run_id,)).fetchone()
         if found is None:
@@ -304,8 +345,9 @@ class SQLiteCommitter(SQLiteBase):
                 f"after, but its head records {first.seq} records; the ledger was changed "
                 f"outside spindle (check it with: spindle ledger verify {run_id})"
             ) from None
-        if state.event_seq != event_seq:
-            conn.execute(_UPDATE_COUNTERS, (_micros(state.updated_at), state.event_seq, run_id))
+        if prepared.event_seq != event_seq:
+            updated = _micros(prepared.updated_at)
+            conn.execute(_UPDATE_COUNTERS, (updated, prepared.event_seq, run_id))
         for event_id in commit.consume_events:
             if conn.execute(_CONSUME, (run_id, event_id)).rowcount != 1:
                 raise self._unconsumable(conn, event_id, run_id)

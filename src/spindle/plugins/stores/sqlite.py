@@ -13,12 +13,26 @@ microseconds of SQLite work, less than handing it to a thread and back
 engine commits on every step. The event loop is blocked only that long, or
 for up to ``busy_timeout`` when another process holds the write lock.
 
+That changes when a commit waits for the disk. With group commit (the store
+option ``group_commit``: ``on``; ``auto``, the default, is on at
+``durability=full`` and off at ``normal``) every write goes to one writer
+thread with its own connection, which writes all the writes queued while it
+was busy as one transaction, a savepoint each, with one fsync for all of
+them; each caller's ``await`` returns, or raises its own error, once that
+transaction is durable (see ``_sqlite_group``). With many runs in flight at
+``durability=full`` that turns one fsync a commit into one fsync a batch. At
+``normal`` there is no fsync to share, and the thread hop (about 60 us a
+commit, each way's wake-up) costs a lone commit more than the commit itself,
+while many runs in flight gain nothing measurable, so ``auto`` leaves it off
+there. (``benchmarks/group_commit.py`` measures both.)
+
 Artifacts are files named by their digest under ``<file>.artifacts/sha256/``
 (written to a temporary name, then renamed, so a reader never sees half a
 file); each run's references to them are rows.
 
 The class is built in layers, one concept a module: ``_sqlite_schema`` (the
-tables and their migrations), ``_sqlite_base`` (the connection and the tables
+tables and their migrations), ``_sqlite_base`` (the connections, and the
+group-commit writer of ``_sqlite_group``), ``_sqlite_tables`` (the tables
 beside runs), ``_sqlite_commit`` (the commit) and this module (the URL,
 reading runs and ledgers, and leases).
 """
@@ -113,6 +127,12 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             directory when the store is built); created with its directory.
         durability: ``normal`` or ``full`` (see the module docs).
         busy_timeout: seconds a write waits for another process's lock.
+        group_commit: ``auto`` (the default: on at ``durability=full``, off at
+            ``normal``), ``on`` or ``off``. On, one writer thread writes the
+            writes of every run in flight that arrive while it is busy as one
+            transaction (one fsync); each caller still returns only once its
+            own write is durable, and a write that fails raises in its caller
+            alone. Off, each commit is its own transaction, made in the caller.
 
     Example::
 
@@ -124,11 +144,11 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
         """Build the store for ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``.
 
-        Query options (``?durability=full&busy_timeout=30``) are accepted;
-        keyword ``options`` override them.
+        Query options (``?durability=full&busy_timeout=30&group_commit=on``) are
+        accepted; keyword ``options`` override them.
 
         Raises:
-            ConfigError: the URL names no file, has a host, or an unknown option.
+            ConfigError: the URL names no file, has a host, or an unknown option or value.
         """
         rest, query = split_url(url, "sqlite")
         if not rest.startswith("/") or rest == "/":
@@ -136,7 +156,8 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
                 f"store URL {url!r} names no file; use 'sqlite:///relative.db' (from the "
                 "current directory) or 'sqlite:////abs/path.db'"
             )
-        parsed = parse_options(url, query, {"durability": str, "busy_timeout": float})
+        parsers = {"durability": str, "busy_timeout": float, "group_commit": str}
+        parsed = parse_options(url, query, parsers)
         return cls(url=url, path=unquote(rest[1:]), **{**parsed, **options})
 
     # --- runs ----------------------------------------------------------------------------------
@@ -263,13 +284,19 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             "now": now.timestamp(),
             "steal": steal_token,
         }
-        with self._write(run_id) as conn:
+
+        def acquire(conn: sqlite3.Connection) -> int | None:
             if conn.execute(_ACQUIRE, params).rowcount != 1:
                 self._must_exist(conn, run_id)
                 return None
             (token,) = conn.execute(
                 "SELECT lease_token FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
+            return int(token)
+
+        token = await self._transact(acquire, run_id)
+        if token is None:
+            return None
         return Lease(owner=owner, host=host, pid=pid, expires_at=expires_at, token=token)
 
     async def renew_lease(
@@ -277,7 +304,8 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
     ) -> bool:
         """Extend our lease to ``now + ttl``; False when it is no longer ours."""
         expires = lease_expiry(now, ttl).timestamp()
-        with self._write(run_id) as conn:
+
+        def renew(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?"
                 " AND lease_token = ?",
@@ -285,15 +313,16 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
             )
             return cursor.rowcount == 1
 
+        return await self._transact(renew, run_id)
+
     async def release_lease(self, run_id: str, *, owner: str, token: int) -> None:
         """Give the lease up if it is still ours; the token counter is kept."""
-        with self._write(run_id) as conn:
-            conn.execute(
-                "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
-                " lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ?"
-                " AND lease_token = ?",
-                (run_id, owner, token),
-            )
+        await self._execute(
+            "UPDATE runs SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL,"
+            " lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ? AND lease_token = ?",
+            (run_id, owner, token),
+            run_id,
+        )
 
     async def get_lease(self, run_id: str) -> Lease | None:
         """The run's current lease, expired or not. Raises ``RunNotFound``."""

@@ -1,0 +1,138 @@
+"""Group commit: many runs in flight in one engine, against one fsync per commit.
+
+Run: ``python benchmarks/group_commit.py [--runs 100] [--steps 20] [--rounds 3]``
+
+Prints durable steps/s for
+
+* the physical baseline: a raw ``sqlite3`` loop of one INSERT + COMMIT per
+  transaction in WAL mode with ``synchronous=FULL`` (one fsync a commit), in
+  this process, on the same disk;
+* ``--runs`` concurrent runs (``asyncio.gather`` of ``Engine.run``) of
+  ``--steps`` chained no-op ``async def`` nodes in one engine, on
+  ``sqlite:///...?durability=full`` with group commit (the default there),
+  and the same with ``group_commit=off`` (each commit its own transaction and
+  fsync, in the event loop);
+* the same workload at ``durability=normal``, with group commit off (the
+  default there) and on, to show what it does without an fsync to share.
+
+with the ratio of each to the raw loop (target: ``durability=full`` with group
+commit >= 3x). The cases run interleaved, for several rounds, and the median
+round of each is kept: a noisy neighbour skews a round, not the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spindle import Settings, Workflow
+from spindle.core.engine import Engine
+
+
+async def noop() -> None:
+    """A no-op step (``async def``: the measurement is the engine and the store)."""
+    return
+
+
+def chain(n: int) -> Workflow:
+    wf = Workflow(f"chain{n}")
+    prev = None
+    for i in range(n):
+        wf.node(noop, name=f"s{i}", after=[prev] if prev else [])
+        prev = f"s{i}"
+    return wf
+
+
+def raw_full(path: Path, n: int) -> float:
+    """Seconds per INSERT + COMMIT of a ledger-sized row, fsynced (WAL, synchronous=FULL)."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS t (run_id TEXT, seq INTEGER, body TEXT,"
+        " PRIMARY KEY (run_id, seq))"
+    )
+    body = '{"kind":"node","status":"completed","result":null}' * 3
+    start = time.perf_counter()
+    for i in range(n):
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO t VALUES (?, ?, ?)", ("run", i, body))
+        con.execute("COMMIT")
+    took = time.perf_counter() - start
+    con.close()
+    return took / n
+
+
+async def concurrent_runs(url: str, runs_dir: Path, runs: int, steps: int) -> tuple[float, float]:
+    """Seconds per durable step for ``runs`` concurrent runs of ``steps`` chained nodes,
+    and the mean number of commits per transaction (1.0 without group commit)."""
+    wf = chain(steps)
+    async with Engine(url, settings=Settings(runs_dir=str(runs_dir))) as engine:
+        # Warm-up: imports, schema, the one-time validation and hashing of the definition.
+        await engine.run(wf)
+        writer = getattr(engine.store, "_group", None)
+        batches0, jobs0 = (writer.batches, writer.jobs) if writer is not None else (0, 0)
+        start = time.perf_counter()
+        states = await asyncio.gather(*(engine.run(wf) for _ in range(runs)))
+        took = time.perf_counter() - start
+        for state in states:
+            if state.status.value != "completed":
+                raise SystemExit(f"benchmark run ended {state.status.value}: {state.error}")
+        per_batch = 1.0
+        if writer is not None and writer.batches > batches0:
+            per_batch = (writer.jobs - jobs0) / (writer.batches - batches0)
+    return took / (runs * steps), per_batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--raw", type=int, default=1000, help="commits of the raw loop a round")
+    parser.add_argument("--dir", type=Path, default=None, help="where the files go (a temp dir)")
+    args = parser.parse_args()
+    cases = [
+        ("durability=full, group commit (default)", "durability=full"),
+        ("durability=full, group_commit=off", "durability=full&group_commit=off"),
+        ("durability=normal (default, group off)", "durability=normal"),
+        ("durability=normal, group_commit=on", "durability=normal&group_commit=on"),
+    ]
+    raws: list[float] = []
+    times: dict[str, list[float]] = {label: [] for label, _ in cases}
+    batches: dict[str, list[float]] = {label: [] for label, _ in cases}
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        d = Path(tmp)
+        for r in range(args.rounds):
+            raws.append(raw_full(d / f"raw{r}.db", args.raw))
+            for i, (label, query) in enumerate(cases):
+                url = f"sqlite:///{d / f'spindle{i}_{r}.db'}?{query}"
+                per_step, per_batch = asyncio.run(
+                    concurrent_runs(url, d / "runs", args.runs, args.steps)
+                )
+                times[label].append(per_step)
+                batches[label].append(per_batch)
+    raw = statistics.median(raws)
+    print(
+        f"{args.runs} concurrent runs x {args.steps} chained no-op nodes, one engine; "
+        f"median of {args.rounds} interleaved rounds"
+    )
+    print(f"{'case':<44}{'steps/s':>10}{'us/step':>9}{'vs raw':>8}{'commits/txn':>13}")
+    print(f"{'raw sqlite3 INSERT+COMMIT, synchronous=FULL':<44}{1 / raw:>10,.0f}")
+    for label, _ in cases:
+        per = statistics.median(times[label])
+        per_batch = statistics.median(batches[label])
+        print(f"{label:<44}{1 / per:>10,.0f}{per * 1e6:>9.1f}{raw / per:>7.1f}x{per_batch:>13.1f}")
+    print("\ntarget: durability=full with group commit >= 3x the raw fsync-per-commit loop")
+    print(f"cpu count {os.cpu_count()}, python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()

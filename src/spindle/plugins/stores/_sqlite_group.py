@@ -1,0 +1,319 @@
+"""Group commit for the SQLite store: one writer thread, one transaction for many writes.
+
+At ``durability=full`` every transaction ends in an fsync (hundreds of
+microseconds to milliseconds), and a store that commits synchronously in
+the event loop makes every run in flight wait for every other run's fsync.
+With group commit the store's writes go to a queue instead; one thread,
+with its own connection to the file, takes everything queued, writes it as
+ONE transaction with a SAVEPOINT around each write, and commits once (one
+fsync for the whole batch). While it writes, new writes queue for the next
+batch, so the busier the engine, the bigger the batches.
+
+The contract of every write stays what it was: a caller's ``await`` returns
+(or raises its own error) only once the transaction holding its write is
+durable. A write that fails (``LeaseLost``, ``LedgerError``, an event that
+cannot be consumed) is rolled back to its savepoint and raised in its
+caller alone; the others commit. When the transaction as a whole fails (a
+full disk, an I/O error, the lock held by another process past
+``busy_timeout``), every write of the batch fails with the error the store
+raises for that failure without group commit, and the writer goes on with
+the next batch.
+
+A caller cancelled while its write is queued cannot take the write back,
+so its cancellation waits for the write's outcome: the caller returns from
+the write (or raises its error) as it would have without group commit, and
+the cancellation is raised at its next ``await``. Its code never runs on
+without knowing whether the write was made.
+
+Reads keep the store's own connection (WAL readers never wait for the
+writer), and see a write once its caller has been told it committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from spindle.core.errors import StoreError
+from spindle.plugins.stores._sqlite_errors import rollback
+
+__all__ = ["GroupWriter", "Job"]
+
+
+class Job:
+    """One write waiting for the writer: what to run, and how to tell its caller."""
+
+    __slots__ = ("error", "fail", "forget", "future", "loop", "result", "settled", "work")
+
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        fail: Callable[[sqlite3.Error], StoreError],
+        forget: Callable[[], object] | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        #: Runs the write's statements inside the batch's transaction (in the writer).
+        self.work = work
+        #: The store's error for a SQLite failure of this write.
+        self.fail = fail
+        #: Undoes what ``work`` cached in memory, when its writes were rolled back.
+        self.forget = forget
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        #: Set in the caller's loop once the outcome was handed to ``future``.
+        self.settled = False
+
+    def failed(self, exc: BaseException) -> None:
+        """Record that this write failed with ``exc`` and was rolled back."""
+        self.error = self.fail(exc) if isinstance(exc, sqlite3.Error) else exc
+        if isinstance(exc, sqlite3.Error):
+            self.error.__cause__ = exc
+        if self.forget is not None:
+            self.forget()
+
+
+class GroupWriter:
+    """The thread that writes queued jobs in batches, one transaction (one fsync) each.
+
+    Args:
+        conn: the writer's own connection to the store file (closed when it stops).
+        path: the store file, for messages.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+        self._queue: list[Job] = []
+        self._wake = threading.Condition(threading.Lock())
+        self._closing = False
+        self._stopped: Callable[[], None] | None = None
+        # Loops told of a batch's outcomes whose woken callers have not yet run.
+        self._returning = 0
+        #: Batches written and jobs in them (tests and benchmarks read these).
+        self.batches = 0
+        self.jobs = 0
+        # A daemon thread: a host that never closes its store must still be able to exit.
+        self._thread = threading.Thread(
+            target=self._serve, name=f"spindle-sqlite-writer {path}", daemon=True
+        )
+        self._thread.start()
+
+    async def submit(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        fail: Callable[[sqlite3.Error], StoreError],
+        forget: Callable[[], object] | None = None,
+    ) -> Any:
+        """Queue ``work`` for the next batch; return its result once that batch is durable.
+
+        Raises:
+            StoreError: the store is closing, or the batch failed (``fail``'s error).
+            Exception: whatever ``work`` raised (its write was rolled back).
+        """
+        job = Job(work, fail, forget, asyncio.get_running_loop())
+        with self._wake:
+            if self._closing:
+                raise StoreError(
+                    f"SQLite store {self._path} is closed; open it again ('await store.open()' "
+                    "or 'async with store:') before writing"
+                )
+            self._queue.append(job)
+            if not self._returning:  # else the callers' return wakes the writer
+                self._wake.notify()
+        return await _outcome(job)
+
+    async def aclose(self) -> None:
+        """Write everything queued so far, then stop the thread and close its connection."""
+        loop = asyncio.get_running_loop()
+        stopped: asyncio.Future[None] = loop.create_future()
+
+        def tell() -> None:
+            if not stopped.done():
+                stopped.set_result(None)
+
+        with self._wake:
+            if self._closing:
+                return
+            self._closing = True
+            self._stopped = lambda: _call(loop, tell)
+            self._wake.notify()
+            alive = self._thread.is_alive()
+        if alive:
+            await stopped  # the writer thread calls ``tell`` on its way out, whatever happens
+        self._thread.join()
+
+    # --- the writer thread -------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not self._queue and not self._closing:
+                        self._wake.wait(_RETURN_WAIT if self._returning else None)
+                    if self._returning and not self._closing:
+                        # The callers of the last batch are running again: wait (briefly)
+                        # until they are back with their next writes, to write those
+                        # together rather than the first of them alone.
+                        self._wake.wait_for(lambda: not self._returning, _RETURN_WAIT)
+                        self._returning = 0
+                    batch, self._queue = self._queue, []
+                if not batch:
+                    break  # closing, and nothing left to write
+                try:
+                    self._write(batch)
+                except Exception as exc:  # a fault of the writer itself: nobody may hang on it
+                    rollback(self._conn)
+                    for job in batch:
+                        job.error = job.error or exc
+                self._settle(batch)
+        finally:
+            with self._wake:
+                self._closing = True  # no more writes: nobody would write them
+                left, self._queue = self._queue, []
+            for job in left:  # only if the thread itself failed
+                job.error = StoreError(f"SQLite store {self._path}: its writer thread stopped")
+            self._settle(left)
+            self._conn.close()
+            if self._stopped is not None:
+                self._stopped()
+
+    def _write(self, batch: list[Job]) -> None:
+        """Write ``batch`` in one transaction; each job ends with a result or an error."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in batch:
+                job.failed(exc)
+            return
+        self.batches += 1
+        self.jobs += len(batch)
+        if len(batch) == 1:
+            # One job: the transaction is its savepoint.
+            job = batch[0]
+            try:
+                job.result = job.work(conn)
+                conn.execute("COMMIT")
+            except Exception as exc:
+                rollback(conn)
+                job.failed(exc)
+            return
+        written: list[Job] = []
+        try:
+            for index, job in enumerate(batch):
+                conn.execute("SAVEPOINT job")
+                try:
+                    job.result = job.work(conn)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (a full disk, an I/O
+                        # error): every job of the batch shares this failure.
+                        raise _BatchFailed(exc, batch[index:]) from exc
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    job.failed(exc)
+                else:
+                    conn.execute("RELEASE job")
+                    written.append(job)
+            conn.execute("COMMIT")
+        except _BatchFailed as failure:
+            rollback(conn)
+            for job in (*written, *failure.rest):
+                job.failed(failure.cause)
+        except Exception as exc:
+            # COMMIT (the fsync) or a savepoint statement failed: nothing of the batch
+            # was written.
+            rollback(conn)
+            for job in batch:
+                if job in written or job.error is None:
+                    job.failed(exc)
+
+    def _settle(self, batch: list[Job]) -> None:
+        """Hand each job's outcome to its caller's event loop (one wake-up per loop)."""
+        if not batch:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+        for job in batch:
+            by_loop.setdefault(job.loop, []).append(job)
+        with self._wake:
+            self._returning = len(by_loop)
+        for loop, jobs in by_loop.items():
+            _call(loop, self._resolve, jobs)
+
+    def _resolve(self, jobs: list[Job]) -> None:
+        """In the callers' loop: hand each job its outcome; once the callers woken by it
+        have run (the callback after theirs), tell the writer they are back."""
+        for job in jobs:
+            job.settled = True
+            future = job.future
+            if future.done():
+                continue
+            if job.error is not None:
+                future.set_exception(job.error)
+            else:
+                future.set_result(job.result)
+        jobs[0].loop.call_soon(self._returned)
+
+    def _returned(self) -> None:
+        with self._wake:
+            self._returning = max(self._returning - 1, 0)
+            self._wake.notify()
+
+
+#: How long the writer waits, at most, for the callers of its last batch to come back
+#: with their next writes (a caller that does something slow first is not waited for).
+_RETURN_WAIT = 0.002
+
+
+class _BatchFailed(Exception):
+    """The batch's transaction is gone: ``rest`` (from the failing job on) shares ``cause``."""
+
+    def __init__(self, cause: BaseException, rest: list[Job]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.rest = rest
+
+
+def _call(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    # A RuntimeError says the caller's loop is closed: nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+async def _outcome(job: Job) -> Any:
+    """Wait for ``job``'s outcome; a cancellation while waiting is raised only after it.
+
+    The write cannot be taken back once queued, so its caller must learn how it
+    ended before it goes on; the cancellation is requested again (counted once, as
+    ``asyncio.timeout`` expects) and lands at the caller's next ``await``.
+    """
+    cancelled = False
+    try:
+        while True:
+            future = job.future
+            try:
+                return await future
+            except asyncio.CancelledError:
+                cancelled = True
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                if not future.cancelled():
+                    return future.result()  # the outcome came with the cancellation
+                if job.settled:
+                    break  # handed to the future that was cancelled: read it off the job
+                job.future = future.get_loop().create_future()
+        if job.error is not None:
+            raise job.error
+        return job.result
+    finally:
+        if cancelled:
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
