@@ -12,6 +12,7 @@ and index pages as possible (their comments say how).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,6 +178,24 @@ class _Prepared:
         )
 
 
+def _continued(
+    run_id: str, records: Sequence[StepRecord], count: int, head: str
+) -> tuple[str, int]:
+    """The ledger's new head hash and count once ``records`` continue it.
+
+    Raises:
+        LedgerError: they do not continue it, or it would grow past its limit.
+    """
+    head = check_records(run_id, records, count, head)
+    count += len(records)
+    if count > MAX_RECORDS:
+        raise LedgerError(
+            f"run {run_id!r}: the ledger cannot hold more than "
+            f"2**{SEQ_BITS} - 1 records; continue the work in a new run"
+        )
+    return head, count
+
+
 @define
 class SQLiteCommitter(SQLiteTables):
     """The SQLite store's commit (the connection is ``SQLiteBase``, the rest ``SQLiteStore``)."""
@@ -246,14 +265,14 @@ class SQLiteCommitter(SQLiteTables):
         run_no = self._run_nos.get(run_id) if light and records else None
         if run_no is not None and self._fast_commit(conn, prepared, run_no, rows):
             return
-        row = conn.execute(_RUN_HEAD, (run_id,)).fetchone()
         if commit.create:
-            if row is not None:
-                raise run_exists(run_id, f"SQLite store {self.path}")
+            # No read first: the INSERT below fails on the unique run_id if it is taken.
+            row = None
             if commit.token is not None:
                 raise lease_lost(run_id, commit.token, 0, new=True)
             run_no, count, head, old_wait_keys = 0, 0, "", ""
         else:
+            row = conn.execute(_RUN_HEAD, (run_id,)).fetchone()
             if row is None:
                 raise self._missing(run_id)
             run_no, token = row[:2]
@@ -262,14 +281,8 @@ class SQLiteCommitter(SQLiteTables):
             if commit.token is not None and commit.token != token:
                 raise lease_lost(run_id, commit.token, token)
             count, head = ledger_tail(conn, run_no)
-        if records:
-            head = check_records(run_id, records, count, head)
-            count += len(records)
-            if count > MAX_RECORDS:
-                raise LedgerError(
-                    f"run {run_id!r}: the ledger cannot hold more than "
-                    f"2**{SEQ_BITS} - 1 records; continue the work in a new run"
-                )
+        if records and not commit.create:
+            head, count = _continued(run_id, records, count, head)
         updated = _micros(prepared.updated_at)
         if light:
             wait_keys = old_wait_keys  # unchanged
@@ -279,7 +292,14 @@ class SQLiteCommitter(SQLiteTables):
             tail = (updated, prepared.body, prepared.event_seq, run_id)
             indexed = prepared.indexed
             if row is None:
-                inserted = conn.execute(_INSERT_RUN, (*indexed, *tail, *prepared.held))
+                try:
+                    inserted = conn.execute(_INSERT_RUN, (*indexed, *tail, *prepared.held))
+                except sqlite3.IntegrityError as exc:
+                    if "runs.run_id" not in str(exc):
+                        raise
+                    raise run_exists(run_id, f"SQLite store {self.path}") from None
+                if records:  # checked once the run is known to be new, as a read would
+                    head, count = _continued(run_id, records, count, head)
                 run_no = inserted.lastrowid or 0
                 self._run_nos[run_id] = run_no
             elif row[2:] == indexed:
