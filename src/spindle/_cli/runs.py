@@ -115,7 +115,7 @@ def run(
             # its first step (or at once, when a progress display announces it).
             run_id = started["run_id"] = uuid.uuid4().hex
             if progress is not None:
-                progress.main_run = run_id
+                progress.begin(run_id, total=len(wf.nodes))
                 click.echo(f"run {run_id} started ({wf.name})", err=True)
             state = await engine.run(wf, values, run_id=run_id)
             if interactive:
@@ -207,7 +207,9 @@ def resume(
 
                 wf = load_workflow(workflow_file, registry=engine.registry, policy=engine.policy)
             if progress is not None:
-                progress.main_run = run_id
+                from spindle._cli._baseline import run_counts
+
+                progress.begin(run_id, **await run_counts(engine, before, workflow=wf))
             if not before.status.terminal:
                 await give_secrets(engine, before, secrets)
             if payload is None:
