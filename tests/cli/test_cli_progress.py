@@ -185,19 +185,33 @@ def test_the_running_nodes_are_cut_to_fit_the_width():
     assert "0/500 nodes · 0 failed · " in drawn
 
 
-def test_the_live_line_is_not_redrawn_per_event(monkeypatch):
-    """Events only update counters: rich's refresh thread redraws at a bounded rate."""
-    progress = Progress(console=terminal()[0], verbose=False)
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_live_line_is_not_redrawn_per_event(monkeypatch, verbose):
+    """Events only update counters, and -v lines are printed in batches: the live line
+    is redrawn at a bounded rate, not once per event or per line."""
+    console, buffer = terminal()
+    progress = Progress(console=console, verbose=verbose)
     progress.begin("r1", total=2000)
     drawn = []
     original = progress._render
     monkeypatch.setattr(progress._line_out, "_render", lambda w: drawn.append(w) or original(w))
-    many = [event("run_started")]
-    for i in range(2000):
-        many += [event("node_started", f"s{i}"), event("node_completed", f"s{i}")]
-    feed(progress, *many)
+
+    async def go():
+        await progress.on_event(event("run_started"))
+        for i in range(2000):
+            await progress.on_event(event("node_started", f"s{i}"))
+            await progress.on_event(event("node_completed", f"s{i}"))
+            if i % 100 == 0:
+                await asyncio.sleep(0.01)  # the loop runs now and then, as in a real run
+
+    asyncio.run(go())
+    progress.close()
     assert progress.done == 2000
-    assert 0 < len(drawn) < 400  # 4,000 node events, far fewer redraws
+    assert 0 < len(drawn) < 400  # 4,000 node events, far fewer renders
+    # Each redraw of the region (a refresh, or lines printed above it) erases it first.
+    assert 0 < buffer.getvalue().count("\x1b[2K") < 400
+    completed = [x for x in lines(buffer) if x.startswith("s") and " completed in " in x]
+    assert len(completed) == (2000 if verbose else 0)
 
 
 def test_piped_progress_has_no_summary_and_prints_every_line(capsys):
