@@ -92,6 +92,12 @@ def run(
 
     Exits 0 when the run completed, 3 when it waits (the output says how to
     answer), 1 when it failed, 2 when the file or an input is invalid.
+
+    Progress goes to stderr. On a terminal it is one live line (done/total
+    nodes, failed, retrying, waiting, elapsed time, the nodes running now)
+    that ends in a summary such as "500/500 nodes · 0 failed · 3.2s"; a
+    failing node's error is printed as it happens, and spindle -v adds a line
+    per node. Piped, it is one plain line per node event.
     """
     from spindle.core.errors import SpindleError
     from spindle.core.workflow import load_workflow

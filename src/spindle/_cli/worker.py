@@ -36,9 +36,9 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     On a terminal one live line shows the runs claimed, running, finished and
     failed, the time since the worker started and the runs running now;
     failures are printed above it, every claimed and finished run only with
-    ``spindle -v``. Piped, it prints one line per claimed run (``run ID
-    claimed``) and per run it stops driving (``run ID completed``, ``run ID
-    failed: ERROR``, ``run ID waiting``).
+    spindle -v. Piped, it prints one line per claimed run ("run ID claimed")
+    and per run it stops driving ("run ID completed", "run ID failed: ERROR",
+    "run ID waiting").
     """
     progress = WorkerProgress()
 
