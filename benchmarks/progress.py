@@ -21,7 +21,7 @@ pseudo-terminal (or a pipe), in four modes, interleaved round by round:
 Two tables:
 
 1. **engine** — the run as ``spindle run`` drives it (the same ``Progress``
-   observer, ``begin`` and drive), timed inside the process: start + drive,
+   observer, ``begin`` and ``Engine.run``), timed inside the process: the run,
    without interpreter start-up or workflow loading;
 2. **CLI** — ``spindle run FILE`` end to end (process start to exit) on a JSON
    file of ``min(N, 5000)`` nodes: a workflow file holds at most 50,000 values,
@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 TARGET = 1.25
@@ -98,10 +99,10 @@ def child(nodes: int, mode: str, store: str) -> None:
         async with engine:
             began = time.perf_counter()
             cpu = time.process_time()
-            run_id = await engine.start(wf)
+            run_id = uuid.uuid4().hex  # named up front, as spindle run does
             if progress is not None:
                 progress.begin(run_id, total=len(wf.nodes))
-            state = await engine.drive(run_id, workflow=wf)
+            state = await engine.run(wf, run_id=run_id)
             took = time.perf_counter() - began, time.process_time() - cpu
         if state.status.value != "completed":
             raise SystemExit(f"run {state.status.value}: {state.error}")
@@ -169,7 +170,7 @@ def measure(args: list[str], cwd: Path, mode: str) -> tuple[float, str]:
 
 
 def engine_round(folder: Path, nodes: int, mode: str) -> tuple[float, float]:
-    """Wall and CPU seconds (all threads) of start + drive in a fresh process."""
+    """Wall and CPU seconds (all threads) of the run in a fresh process."""
     store = f"sqlite:///{tempfile.mkdtemp(dir=folder)}/bench.db"
     script = [sys.executable, __file__, "--child", mode, "--nodes", str(nodes), "--store", store]
     _, out = measure(script, folder, mode)
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     cli[mode].append(cli_round(folder, mode))
     ratio = table(
         f"engine: one run of {args.nodes:,} independent inline nodes + a join, SQLite "
-        f"(start + drive, {args.rounds} rounds)",
+        f"(Engine.run, {args.rounds} rounds)",
         engine,
         engine_cpu,
     )
