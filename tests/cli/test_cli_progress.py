@@ -299,3 +299,16 @@ def test_worker_live_line_counts_runs_and_ends_in_a_summary():
     loud.ended("r1", state("r1", "completed"))
     loud.close()
     assert "run r1 completed" in lines(verbose)
+
+
+def test_the_started_line_waits_for_the_run_to_exist(capsys):
+    """`run ID started` is printed at the run's first event, never for a run refused
+    before it was written (the command names the run before the engine writes it)."""
+    refused = Progress(color=False)
+    refused.begin("r0", total=1, announce="run r0 started (wf)")
+    refused.close()
+    assert capsys.readouterr().err == ""
+    progress = Progress(color=False)
+    progress.begin("r1", total=1, announce="run r1 started (wf)")
+    feed(progress, event("run_started"), event("node_started", "a"), event("run_resumed"))
+    assert capsys.readouterr().err.splitlines() == ["run r1 started (wf)", "  a running"]

@@ -8,14 +8,23 @@ then reports the real problem); this never fails a command.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from spindle.core.engine import Engine
     from spindle.core.model import RunState
     from spindle.core.workflow import Workflow
 
-__all__ = ["rerun_counts", "run_counts"]
+__all__ = ["Counts", "rerun_counts", "run_counts"]
+
+
+class Counts(TypedDict, total=False):
+    """Keyword arguments for :meth:`Progress.begin` (empty when nothing could be read)."""
+
+    total: int
+    done: int
+    failed: int
+
 
 _ENDED = frozenset({"completed", "failed", "skipped"})
 
@@ -30,7 +39,7 @@ async def _last_status(engine: Engine, run_id: str, nodes: Any) -> dict[str, str
 
 async def run_counts(
     engine: Engine, state: RunState, *, reopened: bool = False, workflow: Workflow | None = None
-) -> dict[str, int]:
+) -> Counts:
     """``total``, ``done`` and ``failed`` of ``state``'s nodes, for :meth:`Progress.begin`.
 
     With ``reopened`` (``retry``) failed and skipped nodes are to run again, so
@@ -55,7 +64,7 @@ async def run_counts(
 
 async def rerun_counts(
     engine: Engine, source: RunState, from_node: str, workflow: Workflow | None = None
-) -> dict[str, int]:
+) -> Counts:
     """``total`` and ``done`` for a rerun of ``source`` from ``from_node``: the nodes
     it keeps are those completed in the source that do not depend on ``from_node``."""
     try:

@@ -74,6 +74,7 @@ class Progress:
         self._retrying: set[str] = set()
         self._started: dict[tuple[str, str], float] = {}
         self._began: float | None = None
+        self._announce: str | None = None
         self._verbose = verbosity() > 0 if verbose is None else verbose
         self._line_out: LiveLine | None = None
         terminal = color if color is not None else (console is not None or sys.stderr.isatty())
@@ -86,11 +87,23 @@ class Progress:
     # --- what the command tells -------------------------------------------------------
 
     def begin(
-        self, run_id: str, *, total: int | None = None, done: int = 0, failed: int = 0
+        self,
+        run_id: str,
+        *,
+        total: int | None = None,
+        done: int = 0,
+        failed: int = 0,
+        announce: str | None = None,
     ) -> None:
         """Follow ``run_id``: it has ``total`` nodes, ``done`` of them ended already
-        (``failed`` of those failed), as a resumed run's ledger says."""
+        (``failed`` of those failed), as a resumed run's ledger says.
+
+        ``announce`` (``run ID started (NAME)``) is printed when the run's first
+        event arrives — once it exists: a run refused before it is written (an
+        unknown input) never reads as started.
+        """
         self.main_run = run_id
+        self._announce = announce
         self.total = total
         self.done = done
         self.failed = failed
@@ -103,6 +116,9 @@ class Progress:
         if self.main_run is None:
             self.main_run = event.run_id
         main = event.run_id == self.main_run
+        if main and self._announce is not None:
+            click.echo(self._announce, err=True)  # before the live line starts
+            self._announce = None
         node = event.node_id or ""
         if not main:
             node = f"{node} (sub-run {event.run_id[:8]})"

@@ -134,8 +134,9 @@ def rerun(
             new_id = started["run_id"] = uuid.uuid4().hex
             wf = _load(engine, workflow_file)
             if progress is not None:
-                progress.begin(new_id, **await rerun_counts(engine, source, from_node, wf))
-                click.echo(f"run {new_id} started (rerun of {run_id} from {from_node})", err=True)
+                counts = await rerun_counts(engine, source, from_node, wf)
+                started_line = f"run {new_id} started (rerun of {run_id} from {from_node})"
+                progress.begin(new_id, **counts, announce=started_line)
             return await engine.rerun(
                 run_id,
                 from_node,

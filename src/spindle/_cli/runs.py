@@ -121,8 +121,8 @@ def run(
             # its first step (or at once, when a progress display announces it).
             run_id = started["run_id"] = uuid.uuid4().hex
             if progress is not None:
-                progress.begin(run_id, total=len(wf.nodes))
-                click.echo(f"run {run_id} started ({wf.name})", err=True)
+                started_line = f"run {run_id} started ({wf.name})"
+                progress.begin(run_id, total=len(wf.nodes), announce=started_line)
             state = await engine.run(wf, values, run_id=run_id)
             if interactive:
                 state = await answer_at_terminal(engine, state)
