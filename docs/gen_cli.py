@@ -209,6 +209,22 @@ def render() -> str:
         "[configuration](configuration.md#observers-and-middleware)). Stdout carries only "
         "the command's output, so `--json` stays one JSON document.",
         "",
+        "Progress of the commands that drive runs (`run`, `resume`, `retry`, `rerun`) "
+        "goes to stderr. On a terminal it is one live line, redrawn a few times a "
+        "second: a bar with done/total nodes of the run, the failed, retrying and "
+        "waiting counts, the elapsed time and the nodes running now (`s12, s13 +5 "
+        "more`; nodes of sub-workflow runs show there with the child's short id, and "
+        "are not counted in done/total). When the run ends or suspends it becomes one "
+        "summary line, `500/500 nodes · 0 failed · 3.2s` (plus `· 1 waiting` and the "
+        "waits, or `· 2 not run` when a failure stopped the run). A failing node is "
+        "printed as a line above it as it happens, with its error; `spindle -v` adds "
+        "a line per node (`  NODE completed in 0.12s`). When stderr is not a terminal "
+        "(a pipe, a file, CI) there is no live line: one plain line per node event, no "
+        "control characters; `--quiet` and `--json` print no progress at all. "
+        "`spindle worker` shows the runs it claimed, is running, finished "
+        "and that failed the same way; piped, it prints `run ID claimed` and `run ID "
+        "STATUS` (`run ID failed: ERROR`) lines.",
+        "",
         "Exit codes shared by the run commands: **0** completed, **3** waiting, "
         "**1** failed or cancelled, **2** usage or input error (one `error: ...` line "
         "on stderr, no traceback).",

@@ -137,7 +137,7 @@ def test_progress_shows_running_completed_failed_and_waiting_nodes(spindle, writ
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_progress_is_coloured_on_a_terminal(spindle, examples):
-    """On a terminal, progress is drawn with rich (coloured status words)."""
+    """On a terminal, progress is drawn with rich and ends in a one-line summary."""
     import pty
     import subprocess
 
@@ -174,7 +174,8 @@ def test_progress_is_coloured_on_a_terminal(spindle, examples):
     assert proc.returncode == 0
     assert "Hello, world!" in out
     assert "\x1b[" in tty
-    assert "completed" in tty
+    assert "2/2 nodes · 0 failed · " in tty
+    assert "write completed" not in tty  # per-node lines only with -v
 
 
 # --- interrupting and answering ----------------------------------------------------------

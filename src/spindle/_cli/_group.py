@@ -195,7 +195,8 @@ def make_cli() -> SpindleGroup:
         "verbosity",
         count=True,
         help="Log more on stderr: -v adds INFO records, -vv DEBUG "
-        "(warnings and errors are always shown).",
+        "(warnings and errors are always shown); on a terminal, -v also prints a line "
+        "per node (run commands) or per run (worker).",
     )
     @click.pass_context
     def spindle(ctx: click.Context, verbosity: int) -> None:

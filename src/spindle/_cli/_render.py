@@ -1,28 +1,28 @@
 """How the run commands talk to the terminal: the JSON document, waiting
-instructions, node progress, the ``show`` view, plain tables, and asking for
+instructions, the ``show`` view, plain tables, and asking for
 answers (``--interactive``).
 
 Apart from :func:`answer_at_terminal` (which resumes a run with what the user
-typed) everything here reads run states, ledger records and lifecycle events
+typed) everything here reads run states and ledger records
 and never changes them. Human text goes through click (so tests can capture
-it); on a terminal, progress is drawn with rich.
+it). Node progress is in :mod:`spindle._cli._progress` (``Progress`` is
+re-exported here for the commands that import it from this module).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from collections.abc import Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from spindle._cli._progress import Progress
 from spindle._cli._tracebacks import show_lines
 
 if TYPE_CHECKING:
     from spindle.core.engine import Engine
-    from spindle.core.model import Lease, RunLifecycleEvent, RunState, StepRecord, WaitState
+    from spindle.core.model import Lease, RunState, StepRecord, WaitState
 
 __all__ = [
     "Progress",
@@ -254,103 +254,6 @@ def print_show(
         click.echo(f"output    {short(state.output)}")
     if state.error:
         click.echo(f"error     {state.error}")
-
-
-# --- progress -------------------------------------------------------------------------
-
-_STYLES = {
-    "running": "blue",
-    "completed": "green",
-    "failed": "bold red",
-    "retrying": "yellow",
-    "waiting": "cyan",
-}
-
-
-class Progress:
-    """An observer printing each node's lifecycle as it happens, on stderr.
-
-    Plain lines (``  NODE completed in 0.12s``) when stderr is not a terminal;
-    on a terminal (or with ``color=True``) the lines are coloured and a spinner
-    names the nodes running.
-    Events of child runs (sub-workflows) are marked with the child's short id.
-    """
-
-    def __init__(self, *, color: bool | None = None) -> None:
-        self.main_run: str | None = None
-        self._started: dict[tuple[str, str], float] = {}
-        self._console: Any = None
-        self._status: Any = None
-        if color if color is not None else sys.stderr.isatty():
-            from rich.console import Console
-
-            self._console = Console(stderr=True, highlight=False, force_terminal=True)
-
-    async def on_event(self, event: RunLifecycleEvent) -> None:
-        """Print a line for a node event or a run that starts waiting."""
-        kind = event.type.value
-        if self.main_run is None:
-            self.main_run = event.run_id
-        node = event.node_id or ""
-        if event.run_id != self.main_run:
-            node = f"{node} (sub-run {event.run_id[:8]})"
-        key = (event.run_id, node)
-        if kind == "node_started":
-            self._started[key] = time.monotonic()
-            attempt = event.payload.get("attempt", 1)
-            self._line("running", node, f" (attempt {attempt})" if attempt > 1 else "")
-        elif kind in ("node_completed", "node_failed", "node_retrying"):
-            word = style = kind.removeprefix("node_")
-            began = self._started.pop(key, None)
-            took = f" in {time.monotonic() - began:.2f}s" if began is not None else ""
-            extra = ""
-            if kind == "node_retrying":
-                extra = f"; retrying in {event.payload.get('delay', 0):.1f}s"
-                word = "failed"  # this attempt failed; the style says another follows
-            if kind != "node_completed" and event.payload.get("error"):
-                extra += f": {event.payload['error']}"
-            self._line(word, node, took + extra, style)
-        elif kind == "run_waiting":
-            # A run suspends only once nothing is in flight: none of its nodes is running.
-            self._started = {k: v for k, v in self._started.items() if k[0] != event.run_id}
-            for wait in event.payload.get("waits", []) if event.run_id == self.main_run else ():
-                self._line("waiting", str(wait), "")
-        self._refresh()
-
-    def _line(self, word: str, node: str, rest: str, style: str | None = None) -> None:
-        if self._console is None:
-            click.echo(f"  {node} {word}{rest}", err=True)
-            return
-        if word == "running":
-            return  # the spinner shows running nodes
-        from rich.markup import escape
-
-        colour = _STYLES.get(style or word, "")
-        self._console.print(f"  {escape(node)} [{colour}]{word}[/]{escape(rest)}")
-
-    def _refresh(self) -> None:
-        if self._console is None:
-            return
-        running = sorted(node for _, node in self._started)
-        if running and self._status is None:
-            self._status = self._console.status("")
-            self._status.start()
-        if self._status is not None:
-            if running:
-                self._status.update(f"running: {', '.join(running)}")
-            else:
-                self._status.stop()
-                self._status = None
-
-    def close(self) -> None:
-        """Stop the spinner (idempotent)."""
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-    async def aclose(self) -> None:
-        """Called by the engine when it closes."""
-        self.close()
 
 
 # --- asking ------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from spindle._cli._baseline import rerun_counts, run_counts
 from spindle._cli._common import json_option, store_option
-from spindle._cli._render import Progress
+from spindle._cli._progress import Progress
 from spindle._cli._running import (
     call_driving,
     give_secrets,
@@ -86,9 +87,11 @@ def retry(
         async with make_engine(store, [progress] if progress else None) as engine:
             before = await engine.get_run(run_id)
             await give_secrets(engine, before, secrets, "retry")
+            wf = _load(engine, workflow_file)
             if progress is not None:
-                progress.main_run = run_id
-            return await engine.retry(run_id, workflow=_load(engine, workflow_file), force=force)
+                counts = await run_counts(engine, before, reopened=True, workflow=wf)
+                progress.begin(run_id, **counts)
+            return await engine.retry(run_id, workflow=wf, force=force)
 
     state = call_driving(main, lambda: run_id, progress)
     report(state, as_json)
@@ -129,13 +132,15 @@ def rerun(
             source = await engine.get_run(run_id)
             await give_secrets(engine, source, secrets, f"rerun --from {from_node}")
             new_id = started["run_id"] = uuid.uuid4().hex
+            wf = _load(engine, workflow_file)
             if progress is not None:
-                progress.main_run = new_id
-                click.echo(f"run {new_id} started (rerun of {run_id} from {from_node})", err=True)
+                counts = await rerun_counts(engine, source, from_node, wf)
+                started_line = f"run {new_id} started (rerun of {run_id} from {from_node})"
+                progress.begin(new_id, **counts, announce=started_line)
             return await engine.rerun(
                 run_id,
                 from_node,
-                workflow=_load(engine, workflow_file),
+                workflow=wf,
                 secrets=secrets,
                 new_run_id=new_id,
             )

@@ -92,6 +92,12 @@ def run(
 
     Exits 0 when the run completed, 3 when it waits (the output says how to
     answer), 1 when it failed, 2 when the file or an input is invalid.
+
+    Progress goes to stderr. On a terminal it is one live line (done/total
+    nodes, failed, retrying, waiting, elapsed time, the nodes running now)
+    that ends in a summary such as "500/500 nodes · 0 failed · 3.2s"; a
+    failing node's error is printed as it happens, and spindle -v adds a line
+    per node. Piped, it is one plain line per node event.
     """
     from spindle.core.errors import SpindleError
     from spindle.core.workflow import load_workflow
@@ -115,8 +121,8 @@ def run(
             # its first step (or at once, when a progress display announces it).
             run_id = started["run_id"] = uuid.uuid4().hex
             if progress is not None:
-                progress.main_run = run_id
-                click.echo(f"run {run_id} started ({wf.name})", err=True)
+                started_line = f"run {run_id} started ({wf.name})"
+                progress.begin(run_id, total=len(wf.nodes), announce=started_line)
             state = await engine.run(wf, values, run_id=run_id)
             if interactive:
                 state = await answer_at_terminal(engine, state)
@@ -207,7 +213,9 @@ def resume(
 
                 wf = load_workflow(workflow_file, registry=engine.registry, policy=engine.policy)
             if progress is not None:
-                progress.main_run = run_id
+                from spindle._cli._baseline import run_counts
+
+                progress.begin(run_id, **await run_counts(engine, before, workflow=wf))
             if not before.status.terminal:
                 await give_secrets(engine, before, secrets)
             if payload is None:

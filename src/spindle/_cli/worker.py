@@ -8,6 +8,7 @@ import click
 
 from spindle._cli._common import EXIT_OK, store_option
 from spindle._cli._running import call, hard_exit, make_engine
+from spindle._cli._worker_progress import WorkerProgress
 
 __all__ = ["worker"]
 
@@ -30,7 +31,16 @@ __all__ = ["worker"]
 )
 @click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
 def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None:
-    """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them."""
+    """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them.
+
+    On a terminal one live line shows the runs claimed, running, finished and
+    failed, the time since the worker started and the runs running now;
+    failures are printed above it, every claimed and finished run only with
+    spindle -v. Piped, it prints one line per claimed run ("run ID claimed")
+    and per run it stops driving ("run ID completed", "run ID failed: ERROR",
+    "run ID waiting").
+    """
+    progress = WorkerProgress()
 
     async def main() -> int:
         from spindle.core.errors import LeaseHeld, SpindleError, StoreBusy, StoreFull
@@ -42,28 +52,31 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
         passing = (StoreBusy, StoreFull)
 
         driven = 0
-        async with make_engine(store) as engine:
+        async with make_engine(store, [progress]) as engine:
+            progress.show()
             sem = asyncio.Semaphore(concurrency)
 
             async def one(run_id: str) -> None:
                 nonlocal driven
                 async with sem:
+                    progress.offered(run_id)
                     try:
                         state = await engine.drive(run_id)
                     except LeaseHeld:
+                        progress.dropped(run_id)
                         return  # another worker has it
                     except passing as exc:
-                        click.echo(f"run {run_id} interrupted, to be retried: {exc}", err=True)
+                        progress.note(run_id, f"run {run_id} interrupted, to be retried: {exc}")
                         return
                     except SpindleError as exc:
                         # One run this worker cannot drive (its workflow no longer
                         # loads, say) must not stop the others: report it, leave it
                         # as it is recorded, and do not pick it up again.
                         broken.add(run_id)
-                        click.echo(f"run {run_id} cannot be driven here: {exc}", err=True)
+                        progress.note(run_id, f"run {run_id} cannot be driven here: {exc}")
                         return
                     driven += 1
-                    click.echo(f"run {run_id} {state.status.value}", err=True)
+                    progress.ended(run_id, state)
 
             broken: set[str] = set()
             while True:
@@ -74,7 +87,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
                 except passing as exc:
                     if once:
                         raise
-                    click.echo(f"cannot look for due runs now, retrying: {exc}", err=True)
+                    progress.note(None, f"cannot look for due runs now, retrying: {exc}")
                     found = []
                 due = [r for r in found if r not in broken]
                 if due:
@@ -87,6 +100,9 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     try:
         n = call(main)
     except KeyboardInterrupt:
+        progress.close()  # before the hard exit: a live line hides the cursor
         click.echo("worker stopped", err=True)
         hard_exit(EXIT_OK)
+    finally:
+        progress.close()
     click.echo(f"drove {n} run(s)", err=True)
