@@ -240,3 +240,22 @@ def test_a_first_node_that_fails_and_retries_is_recorded_and_verifies(store_url,
             assert (await engine.verify_ledger(state.run_id)).ok
 
     run(go())
+
+
+def test_a_first_node_run_in_a_subprocess_writes_the_run_before_it_starts(
+    store_url, make_engine
+):
+    """The hold is for inline nodes: a command's process takes far longer than a commit,
+    and its log (written as it runs) must belong to a run the store knows."""
+    wf = Workflow("cmd")
+    wf.task("echo", {"kind": "command", "command": "echo hi"})
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            seen = counting(engine)
+            state = await engine.run(wf)
+            assert state.status is RunStatus.COMPLETED
+            assert seen[0].create and not seen[0].records
+            assert [r.node_id for r in seen[1].records] == ["echo", ""]
+
+    run(go())

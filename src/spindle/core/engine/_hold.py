@@ -1,11 +1,12 @@
 """Holding a new run's creation back until its first commit, and writing it when that waits.
 
 ``Engine.run`` of a new run writes the run with its first step (see
-:class:`~spindle.core.engine._journal.Creation`). That is only safe while
-the drive runs one node at a time and that node ends soon: a run that starts
-several nodes, an effect, or a node that takes longer than :data:`HOLD_FOR`
-is written first, so ``spindle runs`` shows it and ``spindle cancel`` reaches
-it from elsewhere.
+:class:`~spindle.core.engine._journal.Creation`). That only pays, and is
+only safe, while the drive runs one node at a time in this process and that
+node ends soon: a run that starts several nodes, an effect, a node run by
+another executor than ``inline`` (a subprocess, a pool), or a node that
+takes longer than :data:`HOLD_FOR` is written first, so ``spindle runs``
+shows it and ``spindle cancel`` reaches it from elsewhere.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ class CreationTimer:
 
     def must_write(self, ready: Sequence[str], inflight: Collection[str]) -> bool:
         """Whether the held run must be written before ``ready`` starts: unless one task
-        node runs alone (the sequential case the hold is for)."""
+        node runs alone, inline (the sequential case the hold is for)."""
         if self._journal.creation is None or not ready:
             return False
-        return len(ready) > 1 or bool(inflight) or self._wf.nodes[ready[0]].effect is not None
+        if len(ready) > 1 or inflight:
+            return True
+        node = self._wf.nodes[ready[0]]
+        if node.effect is not None or node.runtime is None:
+            return True
+        # Held only for a node run in this process: one in a subprocess or a pool takes
+        # far longer than a commit, and a user watching its log should find its run.
+        kind = node.executor.kind_name if node.executor is not None else None
+        return (kind or node.runtime.default_executor) != "inline"
 
     def arm(self) -> None:
         """Start the timer for the attempt about to run (nothing if the run is written)."""
