@@ -242,9 +242,7 @@ def test_a_first_node_that_fails_and_retries_is_recorded_and_verifies(store_url,
     run(go())
 
 
-def test_a_first_node_run_in_a_subprocess_writes_the_run_before_it_starts(
-    store_url, make_engine
-):
+def test_a_first_node_run_in_a_subprocess_writes_the_run_before_it_starts(store_url, make_engine):
     """The hold is for inline nodes: a command's process takes far longer than a commit,
     and its log (written as it runs) must belong to a run the store knows."""
     wf = Workflow("cmd")

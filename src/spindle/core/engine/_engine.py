@@ -201,8 +201,9 @@ class Engine(RunReads):
 
         Options are those of :meth:`start` (``run_id``, ``labels``). The new run is
         written with its first step's outcome, in one transaction, unless that
-        first node runs alongside others, is an effect or takes longer than 20 ms
-        (then it is written first); a run of N inline nodes costs N commits.
+        first node runs alongside others, is an effect, runs outside this process
+        or takes longer than 20 ms (then it is written first); a run of N inline
+        nodes costs N commits.
 
         Raises:
             ValidationError: the workflow is invalid or an input is unknown/missing.
