@@ -131,7 +131,7 @@ def main() -> None:
         target = targets.get((store, 1 if steps != 3 else 3), "")
         print(
             f"{store + ': ' + label:<34}{1 / per:>10,.0f}{runs_s:>9}{per * 1e6:>9.1f}"
-            f"{raw / per:>7.2f}x  {target}"
+            f"{raw / per:>7.2f}x  {target}".rstrip()
         )
     print(f"\ncpu count {os.cpu_count()}, python {sys.version.split()[0]}, median of {args.repeat}")
 
