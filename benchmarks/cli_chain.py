@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import raw_sqlite
 
 from spindle import load_workflow
 
@@ -76,26 +77,6 @@ def write_chain(path: Path, n: int, kind: str) -> None:
         if i:
             lines.append(f"    after: [s{i - 1}]")
     path.write_text("\n".join(lines) + "\n", "utf-8")
-
-
-def raw_sqlite(path: Path, n: int) -> float:
-    """Seconds per INSERT+COMMIT of a ledger-sized row (WAL, synchronous=NORMAL)."""
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS t (run_id TEXT, seq INTEGER, body TEXT,"
-        " PRIMARY KEY (run_id, seq))"
-    )
-    body = '{"kind":"node","status":"completed","result":null}' * 3
-    start = time.perf_counter()
-    for i in range(n):
-        con.execute("BEGIN IMMEDIATE")
-        con.execute("INSERT INTO t VALUES (?, ?, ?)", ("run", i, body))
-        con.execute("COMMIT")
-    took = time.perf_counter() - start
-    con.close()
-    return took / n
 
 
 def spindle_run(workdir: Path, name: str, db: Path, *, timed: bool = False) -> float:

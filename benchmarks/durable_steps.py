@@ -26,54 +26,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from spindle import Settings, Workflow
+from _common import chain, raw_sqlite
+
+from spindle import Settings
 from spindle.core.engine import Engine
-
-
-async def noop() -> None:
-    """A no-op step. ``async def`` so the measurement is the engine, not a thread hop
-    (sync functions run in a worker thread; see the last row)."""
-    return
-
-
-def sync_noop() -> None:
-    return None
-
-
-def chain(n: int, fn=noop) -> Workflow:
-    wf = Workflow(f"chain{n}")
-    prev = None
-    for i in range(n):
-        wf.node(fn, name=f"s{i}", after=[prev] if prev else [])
-        prev = f"s{i}"
-    return wf
-
-
-def raw_sqlite(path: Path, n: int) -> float:
-    """Seconds per INSERT+COMMIT of a ledger-sized row."""
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS t (run_id TEXT, seq INTEGER, body TEXT,"
-        " PRIMARY KEY (run_id, seq))"
-    )
-    body = '{"kind":"node","status":"completed","result":null}' * 3
-    start = time.perf_counter()
-    for i in range(n):
-        con.execute("BEGIN IMMEDIATE")
-        con.execute("INSERT INTO t VALUES (?, ?, ?)", ("run", i, body))
-        con.execute("COMMIT")
-    took = time.perf_counter() - start
-    con.close()
-    return took / n
 
 
 async def spindle_steps(url: str, runs_dir: Path, steps: int, runs: int) -> float:

@@ -30,12 +30,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _common import chain, noop
+
 from spindle import Settings, Workflow
 from spindle.core.engine import Engine
-
-
-async def noop() -> None:
-    return None
 
 
 def fan(n: int) -> Workflow:
@@ -43,15 +41,6 @@ def fan(n: int) -> Workflow:
     for i in range(n):
         wf.node(noop, name=f"n{i}")
     wf.node(noop, name="join", after=[f"n{i}" for i in range(n)])
-    return wf
-
-
-def chain(n: int) -> Workflow:
-    wf = Workflow(f"chain{n}")
-    prev = None
-    for i in range(n):
-        wf.node(noop, name=f"s{i}", after=[prev] if prev else [])
-        prev = f"s{i}"
     return wf
 
 

@@ -25,49 +25,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from spindle import Settings, Workflow
+from _common import chain, raw_sqlite
+
+from spindle import Settings
 from spindle.core.engine import Engine
-
-
-async def noop() -> None:
-    """A no-op step (``async def``: the measurement is the engine and the store)."""
-    return
-
-
-def chain(n: int) -> Workflow:
-    wf = Workflow(f"chain{n}")
-    prev = None
-    for i in range(n):
-        wf.node(noop, name=f"s{i}", after=[prev] if prev else [])
-        prev = f"s{i}"
-    return wf
 
 
 def raw_full(path: Path, n: int) -> float:
     """Seconds per INSERT + COMMIT of a ledger-sized row, fsynced (WAL, synchronous=FULL)."""
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS t (run_id TEXT, seq INTEGER, body TEXT,"
-        " PRIMARY KEY (run_id, seq))"
-    )
-    body = '{"kind":"node","status":"completed","result":null}' * 3
-    start = time.perf_counter()
-    for i in range(n):
-        con.execute("BEGIN IMMEDIATE")
-        con.execute("INSERT INTO t VALUES (?, ?, ?)", ("run", i, body))
-        con.execute("COMMIT")
-    took = time.perf_counter() - start
-    con.close()
-    return took / n
+    return raw_sqlite(path, n, synchronous="FULL")
 
 
 async def concurrent_runs(url: str, runs_dir: Path, runs: int, steps: int) -> tuple[float, float]:

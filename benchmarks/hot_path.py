@@ -35,7 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from spindle import Settings, Workflow
+from _common import chain
+
+from spindle import Settings
 from spindle.core.engine import Engine
 
 GROUPS = [
@@ -55,19 +57,6 @@ GROUPS = [
     ("drive loop", ("_contract.Commit", "_workflow.py:dependencies")),
     ("asyncio", ("asyncio/",)),
 ]
-
-
-async def noop() -> None:
-    return None
-
-
-def chain(n: int) -> Workflow:
-    wf = Workflow(f"chain{n}")
-    prev = None
-    for i in range(n):
-        wf.node(noop, name=f"s{i}", after=[prev] if prev else [])
-        prev = f"s{i}"
-    return wf
 
 
 async def measure(url: str, runs_dir: Path, steps: int, repeat: int) -> tuple[float, pstats.Stats]:

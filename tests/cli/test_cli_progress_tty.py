@@ -9,10 +9,9 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-import pytest
+from tests.ptys import on_pty
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -53,44 +52,10 @@ def env() -> dict[str, str]:
 def on_terminal(cwd: Path, *args: str) -> tuple[int, str, list[str]]:
     """Run ``spindle ARGS`` with stderr on a pseudo-terminal (stdout piped); return the
     exit code, stdout, and the terminal's text as lines without escape codes."""
-    if sys.platform == "win32":
-        pytest.skip("needs a pseudo-terminal (POSIX only)")
-    import pty
-
-    try:
-        leader, follower = pty.openpty()
-    except OSError as exc:
-        pytest.skip(f"cannot open a pseudo-terminal here: {exc}")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spindle", *args],
-        cwd=cwd,
-        env=env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-
-    def drain() -> None:  # read while the command runs: a full pty buffer would block it
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO once the command has exited and closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-    out, _ = proc.communicate(timeout=60)
-    reader.join(timeout=30)
-    os.close(leader)
-    text = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+    code, out, raw = on_pty(list(args), cwd=cwd, env=env())
+    text = ANSI.sub("", raw)
     seen = [x.strip() for x in re.split(r"[\r\n]+", text) if x.strip()]
-    return proc.returncode, out, seen
+    return code, out, seen
 
 
 def piped(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -46,3 +46,17 @@ def make_engine(tmp_path: Path) -> Callable[..., Engine]:
         return Engine(store, settings=Settings(**settings), **kwargs)
 
     return factory
+
+
+@pytest.fixture(params=["libyaml", "python"])
+def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Read workflow files with libyaml (and json), and again with the pure-Python YAML
+    loader alone (the fallback without libyaml, and the reading before either): a module
+    asks for both with ``pytestmark = pytest.mark.usefixtures("yaml_reader")``."""
+    from spindle.core.workflow import _json_fast, _yaml_fast
+
+    if request.param == "libyaml" and not _yaml_fast.HAS_LIBYAML:
+        pytest.skip("PyYAML without libyaml")
+    monkeypatch.setattr(_yaml_fast, "USE_LIBYAML", request.param == "libyaml")
+    monkeypatch.setattr(_json_fast, "USE_JSON", request.param == "libyaml")
+    return str(request.param)

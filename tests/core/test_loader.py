@@ -22,8 +22,6 @@ from spindle import (
 from spindle.core.config import PolicySettings
 from spindle.core.errors import PluginLoadError
 from spindle.core.workflow import (
-    _json_fast,
-    _yaml_fast,
     current_base_dir,
     load_workflow,
     load_workflow_text,
@@ -31,16 +29,9 @@ from spindle.core.workflow import (
 
 from .fakes import Ask, Cmd, Code, Echo, Inline
 
-
-@pytest.fixture(autouse=True, params=["libyaml", "python"])
-def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test reads its files with libyaml (and json), and again with the pure-Python
-    YAML loader alone (the fallback without libyaml, and the reading before either)."""
-    if request.param == "libyaml" and not _yaml_fast.HAS_LIBYAML:
-        pytest.skip("PyYAML without libyaml")
-    monkeypatch.setattr(_yaml_fast, "USE_LIBYAML", request.param == "libyaml")
-    monkeypatch.setattr(_json_fast, "USE_JSON", request.param == "libyaml")
-    return str(request.param)
+# Every test reads its files with libyaml (and json), and again with the pure-Python
+# YAML loader alone (see the yaml_reader fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("yaml_reader")
 
 
 # --- test plugins ------------------------------------------------------------

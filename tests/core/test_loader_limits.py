@@ -9,19 +9,11 @@ from spindle import load_workflow_text
 from spindle.core._quote import QUOTE_LIMIT, quote
 from spindle.core.errors import ValidationError
 from spindle.core.model import converter
-from spindle.core.workflow import _json_fast, _yaml_fast
 from spindle.core.workflow._limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_TEXT, MAX_VALUES
 
-
-@pytest.fixture(autouse=True, params=["libyaml", "python"])
-def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test reads its files with libyaml (and json), and again with the pure-Python
-    YAML loader alone (the fallback without libyaml, and the reading before either)."""
-    if request.param == "libyaml" and not _yaml_fast.HAS_LIBYAML:
-        pytest.skip("PyYAML without libyaml")
-    monkeypatch.setattr(_yaml_fast, "USE_LIBYAML", request.param == "libyaml")
-    monkeypatch.setattr(_json_fast, "USE_JSON", request.param == "libyaml")
-    return str(request.param)
+# Every test reads its files with libyaml (and json), and again with the pure-Python
+# YAML loader alone (see the yaml_reader fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("yaml_reader")
 
 
 NODE = "nodes:\n  n: {runtime: {kind: command, command: echo}}\n"

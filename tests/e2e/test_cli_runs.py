@@ -4,14 +4,14 @@ answering waits, events, cancelling, listing, the ledger, stores, security."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import sys
-import threading
 import time
 
 import pytest
+
+from tests.ptys import on_pty
 
 pytestmark = pytest.mark.slow
 
@@ -138,40 +138,10 @@ def test_progress_shows_running_completed_failed_and_waiting_nodes(spindle, writ
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_progress_is_coloured_on_a_terminal(spindle, examples):
     """On a terminal, progress is drawn with rich and ends in a one-line summary."""
-    import pty
-    import subprocess
-
     env = spindle.env({"TERM": "xterm-256color", "COLUMNS": "120"})
     env.pop("NO_COLOR", None)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spindle", "run", "examples/hello.yaml"],
-        cwd=spindle.cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-    )
-    os.close(follower)
-    chunks = []
-
-    def drain():  # read while the command runs: a full pty buffer would block it
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO once the command has exited and closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-    out, _ = proc.communicate(timeout=60)
-    reader.join(timeout=30)
-    os.close(leader)
-    tty = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0
+    returncode, out, tty = on_pty(["run", "examples/hello.yaml"], cwd=spindle.cwd, env=env)
+    assert returncode == 0
     assert "Hello, world!" in out
     assert "\x1b[" in tty
     assert "2/2 nodes · 0 failed · " in tty
