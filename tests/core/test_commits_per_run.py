@@ -257,3 +257,25 @@ def test_a_first_node_run_in_a_subprocess_writes_the_run_before_it_starts(store_
             assert [r.node_id for r in seen[1].records] == ["echo", ""]
 
     run(go())
+
+
+def test_a_first_node_asking_mid_function_writes_the_run_before_the_effect(store_url, make_engine):
+    """A first node whose function asks for an effect (here a person's answer) writes
+    the run before the effect's handler runs; the run then waits, and resumes."""
+    wf = Workflow("asks")
+
+    @wf.node
+    async def ask(ctx: Any) -> str:
+        return str(ctx.ask_user("name?"))
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            seen = counting(engine)
+            state = await engine.run(wf)
+            assert state.status is RunStatus.WAITING
+            assert seen[0].create and not seen[0].records
+            state = await engine.resume(state.run_id, state.waits[0].key, "Ada")
+            assert state.status is RunStatus.COMPLETED and state.output == {"ask": "Ada"}
+            assert (await engine.verify_ledger(state.run_id)).ok
+
+    run(go())

@@ -246,7 +246,7 @@ class RunJournal:
         lease: Lease | None = None,
         records: Sequence[StepRecord] = (),
         chain: LedgerChain = PLAIN_CHAIN,
-    ) -> str:
+    ) -> None:
         """Insert the new run ``state``; with ``lease`` (token 1) it is leased to us in the
         same write. ``records`` (results a rerun reuses) are numbered, chained and written
         with it, and the head is ``chain``'s (keyed, or not, for the run's life). (A run
@@ -257,8 +257,7 @@ class RunJournal:
             chain.chain(rec, prev)
             prev = rec.record_hash
         state.step_count = len(records)
-        hashed = state_hash(state)
-        digest = chain.state_digest(len(records), prev, hashed)
+        digest = chain.state_digest(len(records), prev, state_hash(state))
         await store.commit(
             Commit(
                 state,
@@ -269,7 +268,6 @@ class RunJournal:
                 ledger_key_id=chain.key_id,
             )
         )
-        return hashed
 
     async def commit(self, pending: Pending) -> None:
         """Write ``pending`` and the run state in one transaction, then emit its events.

@@ -198,6 +198,8 @@ class Outcomes:
         self, pending: Pending, node: NodeSpec, attempt: int, f: Finished, last: bool
     ) -> Ending | None:
         assert f.effect is not None and f.ctx is not None  # a SUSPEND carries both
+        # A handler may start runs or read the store about this one: it must exist.
+        await self.journal.ensure_created()
         try:
             handler = self.services.registry.create(
                 "effect",
