@@ -37,11 +37,6 @@ from spindle import Settings
 from spindle.core.engine import Engine
 
 
-def raw_full(path: Path, n: int) -> float:
-    """Seconds per INSERT + COMMIT of a ledger-sized row, fsynced (WAL, synchronous=FULL)."""
-    return raw_sqlite(path, n, synchronous="FULL")
-
-
 async def concurrent_runs(url: str, runs_dir: Path, runs: int, steps: int) -> tuple[float, float]:
     """Seconds per durable step for ``runs`` concurrent runs of ``steps`` chained nodes,
     and the mean number of commits per transaction (1.0 without group commit)."""
@@ -83,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         d = Path(tmp)
         for r in range(args.rounds):
-            raws.append(raw_full(d / f"raw{r}.db", args.raw))
+            raws.append(raw_sqlite(d / f"raw{r}.db", args.raw, synchronous="FULL"))
             for i, (label, query) in enumerate(cases):
                 url = f"sqlite:///{d / f'spindle{i}_{r}.db'}?{query}"
                 per_step, per_batch = asyncio.run(

@@ -22,7 +22,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Pending
-from spindle.core.engine._results import storable, traceback_of
+from spindle.core.engine._results import storable_sized, traceback_of
 from spindle.core.errors import StoreError, TaskError
 from spindle.core.model import (
     LifecycleEventType,
@@ -95,9 +95,9 @@ class AttemptSteps:
         self._check()
         journal = self._journal
         node_id = self._node_id
-        stored = storable(node_id, value)
+        stored, size = storable_sized(node_id, value)
         try:
-            kept = await self._results.offload(node_id, stored)
+            kept = await self._results.offload(node_id, stored, size)
         except StoreError as exc:
             self.store_failure = exc
             raise
