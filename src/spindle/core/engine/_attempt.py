@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._results import Results
     from spindle.core.engine._services import Services
     from spindle.core.model import RunState
-    from spindle.core.workflow import NodeSpec, Workflow
+    from spindle.core.workflow import InputSpec, NodeSpec, Workflow
 
 __all__ = ["Attempts", "Finished", "FinishedKind", "LinksFactory"]
 
@@ -98,7 +98,9 @@ class Attempts:
         self._run_dir: Path | None = None
         self.inputs_view = {**state.inputs, **secrets.values}
         # One view for every task of the run (it reads inputs_view when asked).
-        self._workflow_inputs = _WorkflowInputs(self)
+        self._workflow_inputs = _WorkflowInputs(
+            self.inputs_view, workflow.inputs, secrets, state.run_id
+        )
         self._max_steps = workflow.max_steps or services.limits.max_steps
 
     @property
@@ -182,14 +184,7 @@ class Attempts:
 
     def workflow_input(self, name: str) -> Any:
         """A workflow input's value; a secret not given to this process is an error."""
-        spec = self.wf.inputs.get(name)
-        if spec is not None and spec.secret and name not in self.secrets.values:
-            raise SecretUnavailable(
-                f"secret input '{name}' of run {self.state.run_id} is not available in this "
-                f"process (secrets are never stored); pass it again: spindle resume "
-                f"{self.state.run_id} --input {name}=VALUE"
-            )
-        return self.inputs_view.get(name)
+        return self._workflow_inputs.value(name)
 
     async def result_of(self, node_id: str) -> Any:
         """A completed node's result, fetched from the artifact store if it was offloaded."""
@@ -274,18 +269,38 @@ class Attempts:
 
 
 class _WorkflowInputs(Mapping[str, Any]):
-    """The run's inputs as a task sees them: a secret this process lacks raises."""
+    """The run's inputs as a task sees them: a secret this process lacks raises.
 
-    def __init__(self, attempts: Attempts) -> None:
-        self._attempts = attempts
+    It holds what it reads, not the :class:`Attempts`: a reference back would
+    close a cycle that leaves each run's objects to the garbage collector.
+    """
+
+    def __init__(
+        self, view: dict[str, Any], specs: Mapping[str, InputSpec], secrets: Secrets, run_id: str
+    ) -> None:
+        self._view = view
+        self._specs = specs
+        self._secrets = secrets
+        self._run_id = run_id
+
+    def value(self, name: str) -> Any:
+        """A workflow input's value; a secret not given to this process is an error."""
+        spec = self._specs.get(name)
+        if spec is not None and spec.secret and name not in self._secrets.values:
+            raise SecretUnavailable(
+                f"secret input '{name}' of run {self._run_id} is not available in this "
+                f"process (secrets are never stored); pass it again: spindle resume "
+                f"{self._run_id} --input {name}=VALUE"
+            )
+        return self._view.get(name)
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._attempts.inputs_view:
+        if name not in self._view:
             raise KeyError(name)
-        return self._attempts.workflow_input(name)
+        return self.value(name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._attempts.inputs_view)
+        return iter(self._view)
 
     def __len__(self) -> int:
-        return len(self._attempts.inputs_view)
+        return len(self._view)
