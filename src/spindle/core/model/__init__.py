@@ -18,9 +18,7 @@ if TYPE_CHECKING:
     from spindle.core.model._chain import check_head as check_head
     from spindle.core.model._chain import key_problem as key_problem
     from spindle.core.model._chain import short_hash as short_hash
-    from spindle.core.model._chain import state_hash as state_hash
     from spindle.core.model._chain import state_problem as state_problem
-    from spindle.core.model._chain import state_text as state_text
     from spindle.core.model._chain import verify_run as verify_run
     from spindle.core.model._converter import converter as converter
     from spindle.core.model._converter import structure as structure
@@ -72,6 +70,8 @@ if TYPE_CHECKING:
     from spindle.core.model._secrets import NO_SECRETS as NO_SECRETS
     from spindle.core.model._secrets import REDACTED as REDACTED
     from spindle.core.model._secrets import Secrets as Secrets
+    from spindle.core.model._state_text import state_hash as state_hash
+    from spindle.core.model._state_text import state_text as state_text
     from spindle.core.model._templates import Placeholder as Placeholder
     from spindle.core.model._templates import TemplateError as TemplateError
     from spindle.core.model._templates import parse_template as parse_template
@@ -133,8 +133,8 @@ _LAZY: dict[str, str] = {
     "retry_wait_key": "spindle.core.model._keys",
     "run_key": "spindle.core.model._keys",
     "short_hash": "spindle.core.model._chain",
-    "state_hash": "spindle.core.model._chain",
-    "state_text": "spindle.core.model._chain",
+    "state_hash": "spindle.core.model._state_text",
+    "state_text": "spindle.core.model._state_text",
     "state_problem": "spindle.core.model._chain",
     "step_backoff_key": "spindle.core.model._keys",
     "structure": "spindle.core.model._converter",

@@ -28,7 +28,7 @@ from typing import Any
 from spindle.core.model._head import LedgerHead
 from spindle.core.model._ledger import LedgerVerification, StepRecord, verify
 from spindle.core.model._run import RunState
-from spindle.core.model._time import _CANONICAL
+from spindle.core.model._state_text import state_hash, state_text
 
 __all__ = [
     "KEY_ENV",
@@ -49,36 +49,10 @@ KEY_ENV = "SPINDLE_LEDGER_KEY"
 # What a key id is the MAC of: fixed, so one key always has one id.
 _KEY_ID_LABEL = b"spindle ledger key id v1"
 
-# RunState fields a commit may change without rewriting the stored state (the hot
-# path updates them in place): the digest leaves them out.
-_COUNTERS = ("step_count", "event_seq", "updated_at")
-
 
 def short_hash(value: str) -> str:
     """The first 12 hex digits of a hash, for messages ("" shows as "none")."""
     return f"{value[:12]}…" if value else "none"
-
-
-def state_text(state: RunState) -> str:
-    """The run's state as canonical JSON without its counters: what the state digest covers.
-
-    That is status, output, error, waits, inputs, labels and the rest of what
-    ``spindle show`` presents -- everything but ``step_count``, ``event_seq`` and
-    ``updated_at``, which a commit may move without rewriting the stored state.
-    """
-    data = state.to_dict()
-    for name in _COUNTERS:
-        del data[name]
-    return _CANONICAL(data)
-
-
-def state_hash(state: RunState) -> str:
-    """The SHA-256 of :func:`state_text`: what a state digest binds to a ledger position.
-
-    Hashing the state once when it changes keeps a step's digest small, however
-    large the state (a commit that leaves the state alone reuses the hash).
-    """
-    return hashlib.sha256(state_text(state).encode()).hexdigest()
 
 
 class LedgerChain:
