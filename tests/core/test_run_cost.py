@@ -4,10 +4,18 @@ same records, hashes and state as computing everything afresh would give."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from spindle import RunStatus, Workflow
+import pytest
+
+from spindle import RunStatus, Workflow, hookimpl
+from spindle.core.engine._active import ActiveRun
+from spindle.core.engine._drives import KeeperStarts
+from spindle.core.model import NO_SECRETS, Lease, verify
 
 from .conftest import run
 
@@ -45,3 +53,132 @@ def test_a_finished_run_leaves_no_reference_cycle(store_url, make_engine):
 
     found: Any = run(go())
     assert found == 0
+
+
+class TupleOutput:
+    """A finish hook that returns the output as a tuple (not JSON data as it is)."""
+
+    @hookimpl
+    def spindle_on_finish(self, run: Any, output: Any) -> Any:
+        return ("done", output)
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["plain", "hook-tuple"])
+def test_the_end_record_holds_the_output_as_the_ledger_reads_it(store_url, make_engine, hooked):
+    """The run's end record holds its output as JSON reads it back: a plain output as it
+    is, one a hook made of other types after a JSON round trip."""
+
+    async def go() -> tuple[Any, Any]:
+        hooks = [TupleOutput()] if hooked else []
+        async with make_engine(store_url, hooks=hooks) as engine:
+            wf = chain(2)
+            wf.node(_value, name="v", after=["s1"])
+            state = await engine.run(wf)
+            assert state.status is RunStatus.COMPLETED
+            ledger = await engine.ledger(state.run_id)
+            assert verify(ledger).ok
+            return state.output, ledger[-1].result
+
+    output, recorded = run(go())
+    if hooked:
+        assert output == ("done", {"v": {"n": [1, 2.5, "x"]}})
+        assert recorded == ["done", {"v": {"n": [1, 2.5, "x"]}}]
+    else:
+        assert output == recorded == {"v": {"n": [1, 2.5, "x"]}}
+
+
+async def _value() -> dict[str, Any]:
+    return {"n": [1, 2.5, "x"]}
+
+
+def test_a_generated_run_id_is_a_random_uuid4(make_engine):
+    """Generated run ids are 32 hex digits of a version-4 UUID, a new one every run."""
+
+    async def go() -> list[str]:
+        async with make_engine("memory://") as engine:
+            wf = chain(1)
+            return [(await engine.run(wf)).run_id for _ in range(20)] + [
+                await engine.start(wf) for _ in range(5)
+            ]
+
+    ids = run(go())
+    assert len(set(ids)) == len(ids)
+    for run_id in ids:
+        parsed = uuid.UUID(hex=run_id)
+        assert parsed.hex == run_id
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+# --- the keepers of long drives: one timer for every drive ---------------------------
+
+
+def test_a_long_drive_after_many_short_ones_has_its_lease_renewed(store_url, make_engine):
+    """Drives that ended leave nothing due: a drive that outlives the first interval is
+    looked after (its lease renewed) however many short drives came before."""
+    seen: list[Any] = []
+
+    async def go() -> None:
+        async with make_engine(store_url, lease_ttl=0.3) as engine:
+
+            async def slow(ctx: Any) -> None:
+                await asyncio.sleep(0.05)  # the held run is written after 20 ms
+                seen.append((await engine.store.get_lease(ctx.run_id)).expires_at)
+                await asyncio.sleep(0.4)
+                seen.append((await engine.store.get_lease(ctx.run_id)).expires_at)
+
+            short = chain(2)
+            for _ in range(30):
+                await engine.run(short)
+            wf = Workflow("slow")
+            wf.node(slow)
+            state = await engine.run(wf)
+            assert state.status is RunStatus.COMPLETED
+
+    run(go())
+    first, last = seen
+    assert (last - first).total_seconds() > 0.2
+
+
+def test_keepers_start_for_drives_that_last_and_only_for_them():
+    """A drive still going when its delay is up gets a keeper; one that ended does not."""
+    started: list[str] = []
+
+    def active(name: str) -> ActiveRun:
+        return ActiveRun(name, Lease("o", "h", 1, datetime.now(UTC), 1), NO_SECRETS, None)
+
+    def start(a: ActiveRun) -> Any:
+        started.append(a.run_id)
+        return None
+
+    keepers = KeeperStarts(0.05, start)
+
+    async def go() -> None:
+        ended, lasting, later = active("ended"), active("lasting"), active("later")
+        keepers.add(ended)
+        keepers.add(lasting)
+        keepers.discard(ended)
+        await asyncio.sleep(0.03)
+        keepers.add(later)
+        await asyncio.sleep(0.1)
+
+    run(go())
+    assert started == ["lasting", "later"]
+
+
+def test_keepers_start_on_a_new_event_loop_after_the_old_one_closed():
+    """A timer left pending on a closed loop (a SyncEngine's first loop) does not stop
+    drives on the next loop from being looked after."""
+    started: list[str] = []
+    keepers = KeeperStarts(0.02, lambda a: started.append(a.run_id))  # type: ignore[func-returns-value]
+    lease = Lease("o", "h", 1, datetime.now(UTC), 1)
+
+    async def leave_one() -> None:
+        keepers.add(ActiveRun("first", lease, NO_SECRETS, None))  # never discarded
+
+    async def then() -> None:
+        keepers.add(ActiveRun("second", lease, NO_SECRETS, None))
+        await asyncio.sleep(0.06)
+
+    run(leave_one())
+    run(then())
+    assert started == ["second"]

@@ -21,6 +21,7 @@ from spindle.core.model import (
     UnsettledWork,
     WaitReason,
     follow_on_run_id,
+    is_plain_json,
     run_key,
     utcnow,
 )
@@ -190,7 +191,9 @@ async def finish_run(
         StepKind.RUN,
         StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED,
         run_key(state.run_id),
-        result=storable("", output),
+        # The output is made of recorded results, already what the ledger holds, unless
+        # a hook changed it: plain JSON data needs no round trip to be recorded.
+        result=output if is_plain_json(output) else storable("", output),
         error=state.error,
     )
     for env in finishing.handoffs:

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from spindle.core.model._secrets import NO_SECRETS as NO_SECRETS
     from spindle.core.model._secrets import REDACTED as REDACTED
     from spindle.core.model._secrets import Secrets as Secrets
+    from spindle.core.model._state_text import is_plain_json as is_plain_json
     from spindle.core.model._state_text import state_hash as state_hash
     from spindle.core.model._state_text import state_text as state_text
     from spindle.core.model._templates import Placeholder as Placeholder
@@ -133,6 +134,7 @@ _LAZY: dict[str, str] = {
     "retry_wait_key": "spindle.core.model._keys",
     "run_key": "spindle.core.model._keys",
     "short_hash": "spindle.core.model._chain",
+    "is_plain_json": "spindle.core.model._state_text",
     "state_hash": "spindle.core.model._state_text",
     "state_text": "spindle.core.model._state_text",
     "state_problem": "spindle.core.model._chain",

@@ -15,7 +15,7 @@ from typing import Any
 from spindle.core.model._run import RunState
 from spindle.core.model._time import _CANONICAL, _ENCODE_STR, _iso_json
 
-__all__ = ["state_hash", "state_text"]
+__all__ = ["is_plain_json", "state_hash", "state_text"]
 
 # RunState fields a commit may change without rewriting the stored state (the hot
 # path updates them in place): the digest leaves them out.
@@ -97,13 +97,22 @@ def _text(value: str | None) -> str:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is JSON data of the exact built-in types (dicts keyed by strings,
-    lists, strings, numbers, booleans, None): what the converter leaves as it is."""
+def is_plain_json(value: Any) -> bool:
+    """Whether ``value`` is JSON data of the exact built-in types: dicts keyed by strings,
+    lists, strings, numbers, booleans and None.
+
+    Such a value is what the converter, and a JSON round trip, leave as it is
+    (equal, if not the same object): code that would normalize it or unstructure
+    it before encoding may skip that. Anything else (tuples, enums, datetimes,
+    subclasses, a structure too deep to walk) is False.
+    """
     try:
         return _plain_data(value)
     except RecursionError:  # too deep (or a cycle): the converter's way says what is wrong
         return False
+
+
+_plain = is_plain_json
 
 
 def _plain_data(value: Any) -> bool:
