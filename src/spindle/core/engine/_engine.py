@@ -211,7 +211,8 @@ class Engine(RunReads):
         """
         # The run is created leased to this engine, and written with its first step
         # (see _hold): one write instead of three.
-        await self.open()
+        if not self._opened:
+            await self.open()
         state, creation = await hold_run(
             self.services,
             self._active,

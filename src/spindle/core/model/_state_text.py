@@ -116,13 +116,20 @@ _plain = is_plain_json
 
 
 def _plain_data(value: Any) -> bool:
+    # Loops, not all() over a generator: this runs on every state hash.
     kind = type(value)
     if kind in _SCALARS:
         return True
     if kind is dict:
-        return all(type(k) is str and _plain_data(v) for k, v in value.items())
+        for key, item in value.items():
+            if type(key) is not str or not _plain_data(item):
+                return False
+        return True
     if kind is list:
-        return all(_plain_data(v) for v in value)
+        for item in value:  # noqa: SIM110 - a loop is faster than all() over a generator
+            if not _plain_data(item):
+                return False
+        return True
     return False
 
 
