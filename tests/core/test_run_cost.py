@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from spindle import RunStatus, Workflow, hookimpl
-from spindle.core.engine._active import ActiveRun
-from spindle.core.engine._drives import KeeperStarts
-from spindle.core.model import NO_SECRETS, Lease, verify
+from spindle.core.engine._delays import DelayedCalls, per_loop
+from spindle.core.model import verify
 
 from .conftest import run
 
@@ -139,46 +137,49 @@ def test_a_long_drive_after_many_short_ones_has_its_lease_renewed(store_url, mak
     assert (last - first).total_seconds() > 0.2
 
 
-def test_keepers_start_for_drives_that_last_and_only_for_them():
-    """A drive still going when its delay is up gets a keeper; one that ended does not."""
-    started: list[str] = []
-
-    def active(name: str) -> ActiveRun:
-        return ActiveRun(name, Lease("o", "h", 1, datetime.now(UTC), 1), NO_SECRETS, None)
-
-    def start(a: ActiveRun) -> Any:
-        started.append(a.run_id)
-        return None
-
-    keepers = KeeperStarts(0.05, start)
+def test_delayed_calls_fire_for_keys_still_there_and_only_for_them():
+    """A key still there when its delay is up is called; one discarded first is not."""
+    called: list[str] = []
+    calls: DelayedCalls[str] = DelayedCalls(0.05, called.append)
 
     async def go() -> None:
-        ended, lasting, later = active("ended"), active("lasting"), active("later")
-        keepers.add(ended)
-        keepers.add(lasting)
-        keepers.discard(ended)
+        calls.add("ended")
+        calls.add("lasting")
+        calls.discard("ended")
         await asyncio.sleep(0.03)
-        keepers.add(later)
+        calls.add("later")
         await asyncio.sleep(0.1)
 
     run(go())
-    assert started == ["lasting", "later"]
+    assert called == ["lasting", "later"]
+    assert len(calls) == 0
 
 
-def test_keepers_start_on_a_new_event_loop_after_the_old_one_closed():
+def test_delayed_calls_fire_on_a_new_event_loop_after_the_old_one_closed():
     """A timer left pending on a closed loop (a SyncEngine's first loop) does not stop
-    drives on the next loop from being looked after."""
-    started: list[str] = []
-    keepers = KeeperStarts(0.02, lambda a: started.append(a.run_id))  # type: ignore[func-returns-value]
-    lease = Lease("o", "h", 1, datetime.now(UTC), 1)
+    keys added on the next loop from being called."""
+    called: list[str] = []
+    calls: DelayedCalls[str] = DelayedCalls(0.02, called.append)
 
     async def leave_one() -> None:
-        keepers.add(ActiveRun("first", lease, NO_SECRETS, None))  # never discarded
+        calls.add("first")  # never discarded: its loop ends first
 
     async def then() -> None:
-        keepers.add(ActiveRun("second", lease, NO_SECRETS, None))
+        calls.add("second")
         await asyncio.sleep(0.06)
 
     run(leave_one())
     run(then())
-    assert started == ["second"]
+    assert called == ["second"]
+
+
+def test_each_event_loop_has_its_own_delayed_calls():
+    """per_loop gives one object per running loop and name, made once."""
+
+    async def get() -> tuple[Any, Any, Any]:
+        make = lambda: DelayedCalls(1.0, print)  # noqa: E731
+        return per_loop("a", make), per_loop("a", make), per_loop("b", make)
+
+    a1, a2, b = run(get())
+    other, _, _ = run(get())
+    assert a1 is a2 and a1 is not b and other is not a1

@@ -16,6 +16,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from spindle.core.engine._active import ActiveRun, Stop, StopKind
+from spindle.core.engine._delays import DelayedCalls
 from spindle.core.engine._driver import RunDriver
 from spindle.core.engine._due import queued_answer
 from spindle.core.engine._integrity import continue_chain
@@ -24,7 +25,7 @@ from spindle.core.errors import InvalidAnswer, LeaseHeld, LeaseLost
 from spindle.core.model import RunState, RunStatus, cancel_request_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from spindle.core.engine._active import ActiveRuns
     from spindle.core.engine._answers import Answer
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from spindle.core.model import Lease, StepRecord
     from spindle.core.workflow import Workflow
 
-__all__ = ["Drives", "KeeperStarts"]
+__all__ = ["Drives"]
 
 
 class Drives:
@@ -46,9 +47,10 @@ class Drives:
         self._follow_on = follow_on
         self._run_call = services.chains.wrap("run", self._drive_terminal)
         limits = services.limits
-        self._keepers = KeeperStarts(
-            min(limits.cancel_poll, limits.lease_ttl / 3),
-            lambda active: asyncio.ensure_future(self._keep(active)),
+        # A drive is looked after once it outlives the first interval: most end
+        # sooner, and pay for neither a task nor a timer of their own.
+        self._keepers: DelayedCalls[ActiveRun] = DelayedCalls(
+            min(limits.cancel_poll, limits.lease_ttl / 3), self._start_keeper
         )
 
     async def drive(
@@ -173,6 +175,9 @@ class Drives:
                     raise
             await asyncio.sleep(0.05)
 
+    def _start_keeper(self, active: ActiveRun) -> None:
+        active.keeper = asyncio.ensure_future(self._keep(active))
+
     async def _keep(self, active: ActiveRun) -> None:
         """While a drive lasts: renew its lease every third of its life, and look for a
         cancel request from another process every ``cancel_poll`` seconds."""
@@ -199,55 +204,3 @@ class Drives:
         active = self._active.get(state.run_id)
         assert active is not None and active.driver is not None  # set by _drive
         return await active.driver.drive()
-
-
-class KeeperStarts:
-    """Starts looking after each drive that outlives ``delay`` seconds, with one timer for
-    every drive of the engine: most drives end sooner and should pay for neither a
-    task nor a timer of their own (a timer set and cancelled per drive cost more than
-    the rest of starting one).
-
-    Args:
-        delay: how long a drive runs before its keeper starts.
-        start: starts the keeper of a drive (and returns its task).
-    """
-
-    def __init__(self, delay: float, start: Callable[[ActiveRun], asyncio.Task[None]]) -> None:
-        self._delay = delay
-        self._start = start
-        # Drives in the order they began, which is the order they are due in: the
-        # delay is the same for all. A drive that ends is dropped (O(1)).
-        self._due: dict[ActiveRun, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def add(self, active: ActiveRun) -> None:
-        """A drive begins: start its keeper if it lasts ``delay`` seconds."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # A new event loop (a SyncEngine's, after another's): the drives and the
-            # timer of the old one are gone with it.
-            self._due.clear()
-            self._loop, self._timer = loop, None
-        due = loop.time() + self._delay
-        self._due[active] = due
-        if self._timer is None:
-            self._timer = loop.call_at(due, self._fire)
-
-    def discard(self, active: ActiveRun) -> None:
-        """A drive ended: it needs no keeper (one that started is cancelled by its owner)."""
-        self._due.pop(active, None)
-
-    def _fire(self) -> None:
-        self._timer = None
-        loop = self._loop
-        assert loop is not None  # set when the timer was
-        now = loop.time()
-        due = self._due
-        while due:
-            active, when = next(iter(due.items()))
-            if when > now:
-                self._timer = loop.call_at(when, self._fire)
-                return
-            del due[active]
-            active.keeper = self._start(active)
