@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from spindle.core.engine._delays import DelayedCalls, per_loop
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
@@ -32,7 +34,6 @@ class CreationTimer:
     def __init__(self, journal: RunJournal, workflow: Workflow) -> None:
         self._journal = journal
         self._wf = workflow
-        self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
     def must_write(self, ready: Sequence[str], inflight: Collection[str]) -> bool:
@@ -53,19 +54,24 @@ class CreationTimer:
     def arm(self) -> None:
         """Start the timer for the attempt about to run (nothing if the run is written)."""
         if self._journal.creation is not None:
-            loop = asyncio.get_running_loop()
-            self._handle = loop.call_later(HOLD_FOR, self._fire)
+            _holds().add(self)
 
     def _fire(self) -> None:
-        self._handle = None
         self._task = asyncio.ensure_future(self._journal.ensure_created())
 
     async def disarm(self) -> None:
         """After the attempt: stop the timer, or wait for the write it started (its
         failure, a store error, stops the drive as any commit's would)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        _holds().discard(self)
         task, self._task = self._task, None
         if task is not None:
             await task
+
+
+def _holds() -> DelayedCalls[CreationTimer]:
+    """The running loop's timer for held runs (one for all: most first nodes end sooner)."""
+    return per_loop(CreationTimer, _new_holds)
+
+
+def _new_holds() -> DelayedCalls[CreationTimer]:
+    return DelayedCalls(HOLD_FOR, CreationTimer._fire)
