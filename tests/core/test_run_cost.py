@@ -13,7 +13,7 @@ import pytest
 
 from spindle import RunStatus, Workflow, hookimpl
 from spindle.core.engine._delays import DelayedCalls, per_loop
-from spindle.core.model import verify
+from spindle.core.model import PLAIN_CHAIN, state_hash, verify
 
 from .conftest import run
 
@@ -183,3 +183,91 @@ def test_each_event_loop_has_its_own_delayed_calls():
     a1, a2, b = run(get())
     other, _, _ = run(get())
     assert a1 is a2 and a1 is not b and other is not a1
+
+
+# --- what later drives read back -------------------------------------------------------
+
+
+def asking() -> Workflow:
+    wf = Workflow("asking", inputs={"who": "Ada", "cfg": {"n": [1, 2.5], "deep": {"x": None}}})
+    wf.node(_value, name="v")
+    wf.effect("ok", {"kind": "ask_user", "prompt": "Go?", "choices": ["yes", "no"]}, after=["v"])
+    return wf
+
+
+def test_a_run_resumed_in_a_new_engine_matches_the_digest_its_state_was_written_with(
+    sqlite_url, make_engine
+):
+    """The state a new engine loads from the store hashes as the one that was committed
+    (plain inputs, labels and waits read back alike), so the run goes on and verifies."""
+
+    async def go() -> tuple[Any, Any]:
+        async with make_engine(sqlite_url) as first:
+            waiting = await first.run(asking(), {"cfg": {"n": [3], "k": "é"}}, labels={"a": "b"})
+            assert waiting.status is RunStatus.WAITING
+            assert (await first.verify_ledger(waiting.run_id)).ok
+        async with make_engine(sqlite_url) as second:
+            loaded = await second.get_run(waiting.run_id)
+            done = await second.resume(waiting.run_id, "ok", "yes")
+            return loaded, (done, await second.verify_ledger(waiting.run_id))
+
+    loaded, (done, verified) = run(go())
+    head = loaded.head
+    assert head is not None
+    assert PLAIN_CHAIN.state_digest(head.count, head.record_hash, state_hash(loaded)) == (
+        head.state_digest
+    )
+    assert done.status is RunStatus.COMPLETED and verified.ok
+
+
+def test_a_workflow_changed_after_a_run_is_kept_and_driven_as_it_is_now(store_url, make_engine):
+    """Nothing a run of a Workflow object computed is reused once the object changed: the
+    next run keeps the new definition, under its new id, and runs the new graph."""
+
+    async def go() -> tuple[Any, Any, Any]:
+        async with make_engine(store_url) as engine:
+            wf = chain(2)
+            before = await engine.run(wf)
+            wf.node(_value, name="v", after=["s1"])
+            wf.output = "v"
+            after = await engine.run(wf)
+            return before, after, await engine.store.get_definition(after.definition_id)
+
+    before, after, kept = run(go())
+    assert before.definition_id != after.definition_id
+    assert set(kept["nodes"]) == {"s0", "s1", "v"}
+    assert before.output == {"s1": None}
+    assert after.output == {"n": [1, 2.5, "x"]} and after.step_count == 4
+
+
+def test_two_engines_in_one_loop_each_write_their_held_runs(tmp_path, make_engine):
+    """Held runs of two engines on one event loop share its hold timer: a slow first node
+    finds its run written in its own engine's store, in both; the same Workflow object
+    is kept by each engine."""
+    seen: dict[str, list[str]] = {}
+
+    async def go() -> list[Any]:
+        async with (
+            make_engine("memory://") as one,
+            make_engine(f"sqlite:///{tmp_path / 'two.db'}") as two,
+        ):
+            engines = {"one": one, "two": two}
+
+            async def slow(ctx: Any) -> None:
+                await asyncio.sleep(0.15)
+                for name, engine in engines.items():
+                    seen.setdefault(name, []).extend(r.run_id for r in await engine.list_runs())
+
+            wf = Workflow("slow")
+            wf.node(slow)
+            wf.node(_value, name="v", after=["slow"])
+            states = await asyncio.gather(one.run(wf), two.run(wf), one.run(wf))
+            for state, engine in zip(states, (one, two, one), strict=True):
+                assert (await engine.verify_ledger(state.run_id)).ok
+                assert await engine.store.get_definition(state.definition_id)
+            return list(states)
+
+    states = run(go())
+    assert all(s.status is RunStatus.COMPLETED for s in states)
+    assert {states[0].run_id, states[2].run_id} <= set(seen["one"])
+    assert states[1].run_id in seen["two"]
