@@ -138,3 +138,17 @@ def test_state_text_of_a_malformed_state_fails_or_reads_as_before(change: dict[s
             state_text(state)
     else:
         assert state_text(state) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(states)
+def test_to_dict_is_the_converter_form_of_any_state(state: RunState) -> None:
+    """RunState.to_dict (what stores write) encodes as the converter's output does, and
+    holds the inputs and output as the converter makes them, whatever the state holds."""
+    expected = converter.unstructure(state)
+    expected.pop("head", None)
+    data = state.to_dict()
+    assert _CANONICAL(data) == _CANONICAL(expected)
+    assert data["inputs"] == converter.unstructure(state.inputs)
+    assert data["output"] == converter.unstructure(state.output)
+    assert data["inputs"] is not state.inputs  # a copy, as the converter's

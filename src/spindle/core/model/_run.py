@@ -19,6 +19,9 @@ from spindle.core.model._time import _iso, utcnow
 
 __all__ = ["TERMINAL_STATUSES", "Lease", "RunState", "RunStatus", "WaitReason", "WaitState"]
 
+# Values the converter unstructures to themselves.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 class RunStatus(enum.StrEnum):
     """Where a run is in its life: ``pending → running → (waiting ↔ running)* → end``."""
@@ -141,12 +144,14 @@ class RunState:
         stores write it on every commit that changes more than the counters)."""
         from spindle.core.model._converter import converter
 
+        inputs, output = self.inputs, self.output
         return {
             "run_id": self.run_id,
             "workflow": self.workflow,
             "status": self.status.value,
-            "inputs": converter.unstructure(self.inputs),
-            "output": converter.unstructure(self.output),
+            # What the converter makes of no inputs and of a scalar, without asking it.
+            "inputs": {} if type(inputs) is dict and not inputs else converter.unstructure(inputs),
+            "output": output if type(output) in _SCALARS else converter.unstructure(output),
             "error": self.error,
             "waits": [w.to_dict() for w in self.waits],
             "parent_run_id": self.parent_run_id,

@@ -21,7 +21,11 @@ def _iso_json(value: datetime | None) -> str:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:  # spindle's own times are UTC already
+        value = value.astimezone(UTC)
+    return value.isoformat()
 
 
 def utcnow() -> datetime:
