@@ -213,14 +213,9 @@ class Engine(RunReads):
         # (see _hold): one write instead of three.
         if not self._opened:
             await self.open()
+        lease = self._new_lease()
         state, creation = await hold_run(
-            self.services,
-            self._active,
-            self.policy,
-            workflow,
-            inputs,
-            self._new_lease(),
-            **options,
+            self.services, self._active, self.policy, workflow, inputs, lease, **options
         )
         return await self._drives.drive(
             state.run_id,
