@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import uuid
+import weakref
 from typing import Any
 
 import pytest
@@ -183,6 +184,40 @@ def test_each_event_loop_has_its_own_delayed_calls():
     a1, a2, b = run(get())
     other, _, _ = run(get())
     assert a1 is a2 and a1 is not b and other is not a1
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_delayed_calls():
+    """per_loop's objects go with their loop, even one whose timer never fired."""
+    calls: list[Any] = []
+
+    async def leave_pending() -> weakref.ref[asyncio.AbstractEventLoop]:
+        per_loop("pending", lambda: DelayedCalls(60.0, calls.append)).add("never")
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = run(leave_pending())
+    gc.collect()
+    assert loop() is None and calls == []
+
+
+def test_a_call_that_raises_does_not_stop_the_others(caplog):
+    """Every key due is still called when the call for one of them raised."""
+    called: list[str] = []
+
+    def fire(key: str) -> None:
+        called.append(key)
+        if key == "bad":
+            raise RuntimeError("boom")
+
+    calls: DelayedCalls[str] = DelayedCalls(0.01, fire)
+
+    async def go() -> None:
+        for key in ("bad", "good", "late"):
+            calls.add(key)
+        await asyncio.sleep(0.05)
+
+    run(go())
+    assert called == ["bad", "good", "late"]
+    assert "boom" in caplog.text  # reported by the loop, as a timer's error is
 
 
 # --- what later drives read back -------------------------------------------------------

@@ -41,21 +41,25 @@ class DelayedCalls(Generic[K]):
         self._delay = delay
         self._fire = fire
         self._due: dict[K, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop is held weakly and the timer not at all (only whether one is set):
+        # nothing here keeps a closed loop alive (per_loop keys its objects by loop).
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._armed = False
+        self._generation = 0
 
     def add(self, key: K) -> None:
         """Call ``fire(key)`` ``delay`` seconds from now, unless it is discarded first."""
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        if self._loop is None or self._loop() is not loop:
             # Another event loop (a SyncEngine's, after another's): what was due on
-            # the old one, and its timer, went with it.
+            # the old one went with it, and a timer it still holds is stale.
             self._due.clear()
-            self._loop, self._timer = loop, None
+            self._loop, self._armed = weakref.ref(loop), False
+            self._generation += 1
         due = loop.time() + self._delay
         self._due[key] = due
-        if self._timer is None:
-            self._timer = loop.call_at(due, self._run)
+        if not self._armed:
+            self._arm(loop, due)
 
     def discard(self, key: K) -> None:
         """Forget ``key`` (nothing if it was called already, or never added)."""
@@ -64,20 +68,28 @@ class DelayedCalls(Generic[K]):
     def __len__(self) -> int:
         return len(self._due)
 
-    def _run(self) -> None:
-        self._timer = None
-        loop = self._loop
-        if loop is None:  # pragma: no cover - the timer is only set with a loop
-            return
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        loop.call_at(when, self._run, loop, self._generation)
+        self._armed = True
+
+    def _run(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        if generation != self._generation:
+            return  # set on a loop this object no longer serves
+        self._armed = False
         now = loop.time()
         due = self._due
         while due:
             key, when = next(iter(due.items()))
             if when > now:
-                self._timer = loop.call_at(when, self._run)
+                self._arm(loop, when)
                 return
             del due[key]
-            self._fire(key)
+            try:
+                self._fire(key)
+            except BaseException:
+                if due:  # the others are still called (the loop reports this error)
+                    self._arm(loop, now)
+                raise
 
 
 _PER_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, object]] = (
