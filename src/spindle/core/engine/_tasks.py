@@ -92,10 +92,12 @@ class TaskRunner:
             TaskError: naming each path and where it resolves to.
         """
         node = task.node
+        outputs = task.outputs
+        if not outputs or all(p is None for p in outputs.values()):
+            runtime = node.runtime
+            if runtime is None or not runtime.run_paths():
+                return  # no path to check (most nodes: asked first, as it is cheapest)
         if not self.contained(node):
-            return
-        runtime_paths = node.runtime.run_paths() if node.runtime is not None else {}
-        if not runtime_paths and all(p is None for p in task.outputs.values()):
             return
         escapes = run_time_escapes(node, task.run_dir, task.outputs)
         if escapes:
