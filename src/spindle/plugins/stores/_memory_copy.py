@@ -74,19 +74,26 @@ def _make_cloner(cls: type) -> _Cloner | None:
         fixed: set[str] = set()
     else:
         fixed = {a.name for a in attrs.fields(cls) if _immutable(a.type)}
+    # A class that is not frozen is filled by plain attribute stores, several times
+    # faster than ``object.__setattr__`` calls; a value of an immutable type in an
+    # Any field (a None result, a string) is shared without a call.
+    frozen = cls.__setattr__ is not object.__setattr__
     lines = ["def clone(obj):", "    new = _new(_cls)"]
-    lines += [
-        f"    _set(new, {a.name!r}, obj.{a.name})"
-        if a.name in fixed
-        else f"    _set(new, {a.name!r}, _clone(obj.{a.name}))"
-        for a in attrs.fields(cls)
-    ]
+    for a in attrs.fields(cls):
+        value = f"obj.{a.name}"
+        if a.name not in fixed:
+            lines.append(f"    v = {value}")
+            value = "v if type(v) in _SHARED else _clone(v)"
+        lines.append(
+            f"    _set(new, {a.name!r}, {value})" if frozen else f"    new.{a.name} = {value}"
+        )
     lines.append("    return new")
     namespace: dict[str, Any] = {
         "_new": object.__new__,
         "_set": object.__setattr__,
         "_cls": cls,
         "_clone": _copy,
+        "_SHARED": frozenset(_IMMUTABLE),
     }
     # The source is built from attrs field names only, never from data.
     exec("\n".join(lines), namespace)
