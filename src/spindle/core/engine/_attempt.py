@@ -112,10 +112,11 @@ class Attempts:
         """Attempt ``node_id`` once and report how it ended."""
         node = self.wf.nodes[node_id]
         started = utcnow()
-        if self.ready.blocked(node_id):
+        ready = self.ready
+        if (ready.failed or ready.skipped) and ready.blocked(node_id):
             return Finished(node_id, FinishedKind.SKIP, started)
         try:
-            inputs = await self.resolve_inputs(node)
+            inputs = await self.resolve_inputs(node) if node.inputs else {}
         except Exception as exc:
             return Finished(node_id, FinishedKind.ERROR, started, error=exc)
         if node.effect is not None:

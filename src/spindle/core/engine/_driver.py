@@ -48,6 +48,7 @@ from spindle.core.engine._ready import ReadySet
 from spindle.core.engine._results import Results
 from spindle.core.errors import HookError, InvalidAnswer, LeaseLost
 from spindle.core.model import (
+    TERMINAL_STATUSES,
     HandoffEnvelope,
     LifecycleEventType,
     RunState,
@@ -222,7 +223,7 @@ class RunDriver:
             while True:
                 if self.stop is not None:
                     return await self._stopped(self.stop)
-                if self.state.status.terminal or self.parked:
+                if self.state.status in TERMINAL_STATUSES or self.parked:
                     return self.state
                 if self.journal.count >= self.max_steps:
                     await self.fail_run(runaway(self.max_steps))
@@ -231,7 +232,9 @@ class RunDriver:
                 waits = self.state.waits
                 busy = {*self.inflight, *(w.node_id for w in waits)} if waits else self.inflight
                 ready = self.ready.pop(room, busy)
-                if self._hold.must_write(ready, self.inflight):
+                if self.journal.creation is not None and self._hold.must_write(
+                    ready, self.inflight
+                ):
                     await self.journal.ensure_created()
                 if len(ready) == 1 and not self.inflight:
                     # The sequential case: run the one ready node without a Task, which
