@@ -17,7 +17,7 @@ import attrs
 
 from spindle.plugins.stores._common import to_json
 
-__all__ = ["clone", "json_copy"]
+__all__ = ["clone", "cloner", "json_copy"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,17 @@ _CLONERS: dict[type, _Cloner | None] = {}
 def clone(value: T) -> T:
     """Copy ``value``: dicts and lists deeply, attrs objects field by field."""
     return _copy(value)  # type: ignore[no-any-return]
+
+
+def cloner(cls: type[T]) -> Callable[[T], T]:
+    """The copy function :func:`clone` uses for instances of ``cls`` (an attrs class),
+    for a caller that copies many of them without dispatching on each."""
+    made = _CLONERS.get(cls)
+    if made is None:
+        made = _CLONERS[cls] = _make_cloner(cls)
+    if made is None:
+        raise TypeError(f"{cls.__name__} is not an attrs class")
+    return made
 
 
 def _copy(value: Any) -> Any:
