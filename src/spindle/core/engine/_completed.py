@@ -46,6 +46,8 @@ async def node_result(
         assert f.ctx is not None  # a task's outcome carries its context
         outputs = await services.tasks.collect_outputs(run_id, node, f.ctx, f.value)
         value = {"value": value, "outputs": outputs}
+    if results.fits(value, size):
+        return value
     return await results.offload(node.id, value, size)
 
 

@@ -239,7 +239,10 @@ class RunDriver:
                 if len(ready) == 1 and not self.inflight:
                     # The sequential case: run the one ready node without a Task, which
                     # saves a scheduling round trip per step.
-                    finished = await self._attempt_here(ready[0])
+                    if self.journal.creation is None and not self.services.emitter.active:
+                        finished = await self._interruptibly(self.attempts.run(ready[0]))
+                    else:  # announced, or timed for the held creation
+                        finished = await self._attempt_here(ready[0])
                     if finished is not None:
                         await self._handle(finished)
                     continue

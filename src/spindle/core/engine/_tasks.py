@@ -14,7 +14,7 @@ from spindle.core.workflow import canonical_json, check_inside, read_inside, run
 if TYPE_CHECKING:
     import pluggy
 
-    from spindle.core.plugin import Executor, Registry, TaskContext
+    from spindle.core.plugin import Executor, Outcome, Registry, TaskContext
     from spindle.core.workflow import NodeSpec
 
 __all__ = ["TaskRunner"]
@@ -61,7 +61,9 @@ class TaskRunner:
         runtime = node.runtime
         assert runtime is not None
         self.check_paths(task)
-        payload = await runtime.setup_runtime(task)
+        chains = task.middleware
+        # What Runtime.setup_runtime and Executor.execute do, without their frames.
+        payload = await chains.runtime(runtime, task)
         if node.executor is not None:
             executor = self.shared(node.executor)
         else:
@@ -75,7 +77,7 @@ class TaskRunner:
                 f"for this node",
                 node_id=node.id,
             )
-        outcome = await executor.execute(payload, task)
+        outcome: Outcome = await chains.execute(executor, payload, task)
         return outcome.value
 
     def contained(self, node: NodeSpec) -> bool:
