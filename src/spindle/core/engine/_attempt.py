@@ -133,15 +133,9 @@ class Attempts:
             )
         ctx = self.task_context(node, inputs)
         try:
-            return await self._run_task(node, ctx, started)
-        finally:
-            if isinstance(ctx.steps, AttemptSteps):
-                ctx.steps.close()  # a thread still running it can record nothing more
-
-    async def _run_task(self, node: NodeSpec, ctx: TaskContext, started: datetime) -> Finished:
-        node_id = node.id
-        try:
-            if node.timeout is not None:
+            if node.timeout is None:
+                value = await self.services.node_call(ctx)
+            else:
                 try:
                     async with asyncio.timeout(node.timeout):
                         value = await self.services.node_call(ctx)
@@ -149,8 +143,6 @@ class Attempts:
                     raise TaskTimeout(
                         f"node '{node_id}' timed out after {node.timeout:g}s", node_id=node_id
                     ) from None
-            else:
-                value = await self.services.node_call(ctx)
         except Suspend as s:
             return Finished(node_id, FinishedKind.SUSPEND, started, effect=s.effect, ctx=ctx)
         except Exception as exc:
@@ -161,6 +153,9 @@ class Attempts:
                     raise
                 raise steps.store_failure from exc
             return Finished(node_id, FinishedKind.ERROR, started, error=exc, ctx=ctx)
+        finally:
+            if isinstance(ctx.steps, AttemptSteps):
+                ctx.steps.close()  # a thread still running it can record nothing more
         return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx)
 
     async def announce(self, node_id: str) -> None:

@@ -86,13 +86,15 @@ class Outcomes:
         self.results = results
         self.attempts = attempts
 
-    async def act(self, f: Finished, *, last: bool) -> Ending | None:
-        """Record ``f``; ``last`` says nothing else runs or needs a commit before the finish."""
+    def act(self, f: Finished, *, last: bool) -> Awaitable[Ending | None]:
+        """Record ``f``; ``last`` says nothing else runs or needs a commit before the finish.
+
+        Returns the handler's coroutine for the caller to await (a frame less a step).
+        """
         node = self.wf.nodes[f.node_id]
         attempt = self.journal.attempts.get(f.node_id, 1)
         pending = self.journal.pending()
-        ending: Ending | None = await _HANDLERS[f.kind](self, pending, node, attempt, f, last)
-        return ending
+        return _HANDLERS[f.kind](self, pending, node, attempt, f, last)
 
     # --- one handler per kind ----------------------------------------------------
 
