@@ -31,14 +31,15 @@ for 1,000 nodes). Rounds are interleaved
 and the best of each is kept (the machine is noisy).
 
 Then the fixed cost, next to ``python -c pass`` (the interpreter alone):
-``spindle --version`` and ``spindle --help`` (answered from the help cache),
-and where the 1-node run's time goes: the interpreter starting, importing
-``spindle.cli`` (the front door), the modules the command imports, the
-command's own work (settings, opening the store, loading, running,
-reporting: timed again in a process that imported those modules first) and
-the interpreter's exit. Each is the best over the rounds, with the median
-CPU time (user + system) of the whole command beside the wall times, as CPU
-time moves less when other work shares the machine.
+``spindle --version``, ``spindle --help`` (answered from the help cache),
+``spindle runs`` (listing a store's runs), and where the 1-node run's time
+goes: the interpreter starting, importing ``spindle.cli`` (the front door),
+the modules the command imports, the command's own work (settings, opening
+the store, loading, running, reporting: timed again in a process that
+imported those modules first) and the interpreter's exit. Each is the best
+over the rounds, with the median CPU time (user + system) of the whole
+command beside the wall times, as CPU time moves less when other work
+shares the machine.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ class FixedCost:
     def add(self, what: str, seconds: float) -> None:
         self.samples.setdefault(what, []).append(seconds)
 
-    def round(self, workdir: Path, db: Path) -> None:
+    def round(self, workdir: Path, db: Path, listed: Path) -> None:
         py = sys.executable
         wall, cpu, _ = timed_cpu([py, "-c", "pass"], workdir)
         self.add("python", wall)
@@ -196,6 +197,11 @@ class FixedCost:
             wall, cpu, _ = timed_cpu([py, "-m", "spindle", flag], workdir)
             self.add(flag, wall)
             self.add(f"{flag} cpu", cpu)
+        wall, cpu, _ = timed_cpu(
+            [py, "-m", "spindle", "runs", "--store", f"sqlite:///{listed}"], workdir
+        )
+        self.add("runs", wall)
+        self.add("runs cpu", cpu)
         args = ["run", "one.yaml", "--store", f"sqlite:///{db}", "--quiet"]
         spawned = time.perf_counter()
         wall, cpu, err = timed_cpu([py, "-c", PHASES, *args], workdir)
@@ -227,6 +233,7 @@ class FixedCost:
             ("python -c pass (the interpreter alone)", "python"),
             ("spindle --version", "--version"),
             ("spindle --help (from the help cache)", "--help"),
+            ("spindle runs (a store's runs, listed)", "runs"),
             ("spindle run: 1-node file", "run"),
         ):
             print(f"{label:<52}{self.best(key):>10.3f}{self.median(key + ' cpu'):>9.3f}")
@@ -274,7 +281,7 @@ def main() -> None:
             works.append(spindle_run(d, "chain.yaml", d / f"work{r}.db", timed=True))
             ones.append(spindle_run(d, "one.yaml", d / f"one{r}.db"))
             loads.append(load_alone(d / "chain.yaml", 5))
-            fixed.round(d, d / f"phases{r}.db")
+            fixed.round(d, d / f"phases{r}.db", d / f"chain{r}.db")
     raw, run, work, one, load = min(raws), min(runs), min(works), min(ones), min(loads)
     ratio, work_ratio = raw * n / run, raw * n / work
     print(f"{'case':<52}{'seconds':>10}{'steps/s':>10}{'vs raw':>9}")
