@@ -50,7 +50,8 @@ from spindle.core.errors import ConfigError
 from spindle.core.model import MISSING_HEAD, Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
-from spindle.plugins.stores._sqlite_commit import EPOCH, SQLiteCommitter, ledger_tail
+from spindle.plugins.stores._sqlite_commit import SQLiteCommitter, ledger_tail
+from spindle.plugins.stores._sqlite_known import EPOCH
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
 
 __all__ = ["SQLiteStore"]
