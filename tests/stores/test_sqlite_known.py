@@ -19,6 +19,7 @@ import pytest
 from spindle.core.errors import LeaseLost, LedgerError, StoreError
 from spindle.core.model import RunState, RunStatus, StepRecord
 from spindle.core.store import Commit
+from spindle.plugins.stores import _sqlite_commit
 from spindle.plugins.stores.sqlite import SQLiteStore
 
 Chain = Callable[..., list[StepRecord]]
@@ -160,3 +161,29 @@ async def test_a_failed_commit_forgets_the_run(tmp_path: Path, chain: Chain) -> 
         assert "r1" not in store._known
         await store.commit(Commit(state, [records[1]], token=token, state_changed=False))
         assert len(await store.ledger("r1")) == 2
+
+
+async def test_a_drives_last_commit_forgets_the_run(tmp_path: Path, chain: Chain) -> None:
+    """The commit that releases the lease forgets the run, so a worker's memory does not
+    grow with the runs it finished; the next drive's first commit reads the run again."""
+    async with at_path(tmp_path / "s.db") as store:
+        state, token = await started(store, chain)
+        assert "r1" in store._known
+        records = chain("r1", 3)
+        await store.commit(Commit(state, [records[1]], token=token, release_lease=True))
+        assert "r1" not in store._known
+        lease = await store.acquire_lease("r1", owner="a", host="h", pid=1, ttl=60, now=NOW)
+        assert lease is not None
+        await store.commit(Commit(state, [records[2]], token=lease.token, state_changed=False))
+        assert len(await store.ledger("r1")) == 3
+
+
+async def test_at_most_known_runs_are_kept(
+    tmp_path: Path, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past KNOWN_RUNS runs, the longest-known is dropped first."""
+    monkeypatch.setattr(_sqlite_commit, "KNOWN_RUNS", 3)
+    async with at_path(tmp_path / "s.db") as store:
+        for run_id in ("a", "b", "c", "d", "e"):
+            await store.commit(Commit(RunState(run_id, "wf"), chain(run_id, 1), create=True))
+        assert list(store._known) == ["c", "d", "e"]

@@ -43,7 +43,10 @@ from spindle.plugins.stores._sqlite_known import (
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, MAX_RECORDS, SEQ_BITS
 from spindle.plugins.stores._sqlite_tables import SQLiteTables
 
-__all__ = ["SQLiteCommitter", "ledger_tail"]
+__all__ = ["KNOWN_RUNS", "SQLiteCommitter", "ledger_tail"]
+
+#: The most runs whose last commit a store keeps for the next (see ``_learn``).
+KNOWN_RUNS = 4096
 
 
 # --- the commit's statements (prepared once, reused from sqlite3's cache) ---------
@@ -187,9 +190,12 @@ class SQLiteCommitter(SQLiteTables):
         known = self._known.get(run_id)
         if known is not None and not commit.create:
             if light and rows:
-                if step_commit(conn, known, prepared, rows, self._unconsumable):
-                    return
-            elif known_commit(conn, known, prepared, rows, self._unconsumable, light=light):
+                done = step_commit(conn, known, prepared, rows, self._unconsumable)
+            else:
+                done = known_commit(conn, known, prepared, rows, self._unconsumable, light=light)
+            if done:
+                if commit.release_lease:
+                    del self._known[run_id]  # see _learn
                 return
             del self._known[run_id]  # it was stale: the full path learns the run afresh
         records = commit.records
@@ -244,7 +250,21 @@ class SQLiteCommitter(SQLiteTables):
             conn.execute(RELEASE_QUEUED, (run_id,))
         if commit.release_lease and commit.token is not None:
             conn.execute(_RELEASE, (run_id, commit.token))
-        self._known[run_id] = Known(run_no, indexed, prepared.event_seq, count, head)
+        if not commit.release_lease:
+            self._learn(run_id, Known(run_no, indexed, prepared.event_seq, count, head))
+
+    def _learn(self, run_id: str, known: Known) -> None:
+        """Keep what a commit left of a run for its next commit.
+
+        Only while the run is being driven: a drive's last commit releases its
+        lease and forgets the run (the next drive, if any, reads it once), and at
+        most ``KNOWN_RUNS`` runs are kept (the longest-known dropped first), so a
+        long-lived worker's memory does not grow with the runs it has finished.
+        """
+        runs = self._known
+        runs[run_id] = known
+        if len(runs) > KNOWN_RUNS:
+            del runs[next(iter(runs))]
 
     def _unconsumable(self, conn: sqlite3.Connection, event_id: str, run_id: str) -> StoreError:
         row = conn.execute("SELECT consumed_by, run_id FROM inbox WHERE event_id = ?", (event_id,))
