@@ -3,10 +3,13 @@
 A commit writes the run's row, its new ledger records, its open waits and
 the inbox events it consumed, in one transaction under the file's write
 lock, with the run's ledger head (count, last hash, state digest, key id).
-Most commits are the hot path (``Commit.state_changed`` is false: only
-counters moved), which writes ledger rows and the head and checks the rest
-with reads; the statements are shaped so that a step rewrites as few rows
-and index pages as possible (their comments say how).
+A commit of a run this store committed last reads nothing first: its
+checks are folded into its writes (``_sqlite_known``). This module holds the
+commit's entry point and the full path, for a run the store does not know
+(or whose folded checks failed), which reads the run's row and the ledger's
+tail, raises what is wrong, or writes and learns the run. The statements are
+shaped so that a commit rewrites as few rows and index pages as possible
+(their comments say how).
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class SQLiteCommitter(SQLiteTables):
         wrote nothing, and the full path reads the row and the ledger's tail,
         raises what is wrong or writes. Either way only the indexed columns
         that changed are set. With group commit the transaction is the writer
-        thread's next batch (one savepoint in it).
+        thread's next batch.
 
         Raises:
             LeaseLost: ``commit.token`` is not the run's current lease token.
@@ -184,7 +187,7 @@ class SQLiteCommitter(SQLiteTables):
     def _apply(
         self, conn: sqlite3.Connection, prepared: Prepared, rows: list[list[Any]], light: bool
     ) -> None:
-        """The commit's statements, inside a write transaction (or a savepoint of one)."""
+        """The commit's statements, inside a write transaction (possibly shared with others)."""
         commit = prepared.commit
         run_id = commit.state.run_id
         known = self._known.get(run_id)

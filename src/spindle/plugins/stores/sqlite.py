@@ -17,9 +17,9 @@ That changes when a commit waits for the disk. With group commit (the store
 option ``group_commit``: ``on``; ``auto``, the default, is on at
 ``durability=full`` and off at ``normal``) every write goes to one writer
 thread with its own connection, which writes all the writes queued while it
-was busy as one transaction, a savepoint each, with one fsync for all of
-them; each caller's ``await`` returns, or raises its own error, once that
-transaction is durable (see ``_sqlite_group``). With many runs in flight at
+was busy as one transaction, with one fsync for all of them; each caller's
+``await`` returns, or raises its own error, once that transaction is
+durable (see ``_sqlite_group``). With many runs in flight at
 ``durability=full`` that turns one fsync a commit into one fsync a batch. At
 ``normal`` there is no fsync to share, and the thread hop (about 60 us a
 commit, each way's wake-up) costs a lone commit more than the commit itself,
