@@ -164,7 +164,9 @@ class Prepared:
         self.event_seq = state.event_seq
         if light:
             return  # the counters are all a light commit writes of the state
-        self.body = dumps(state.to_dict())
+        # The engine's canonical text of the state, when it hashed it: no second encoding.
+        text = commit.state_text
+        self.body = dumps(state.to_dict()) if text is None else text
         self.wait_keys: str = ""
         self.waits: list[tuple[str, str, float]] = []
         if state.waits:
