@@ -9,6 +9,7 @@ process since is still written (or refused) exactly as if nothing were known.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -187,3 +188,31 @@ async def test_at_most_known_runs_are_kept(
         for run_id in ("a", "b", "c", "d", "e"):
             await store.commit(Commit(RunState(run_id, "wf"), chain(run_id, 1), create=True))
         assert list(store._known) == ["c", "d", "e"]
+
+
+@pytest.mark.parametrize("with_records", [True, False], ids=["records", "state"])
+async def test_a_record_removed_from_the_ledgers_end_is_refused_at_the_runs_end(
+    tmp_path: Path, chain: Chain, with_records: bool
+) -> None:
+    """A state commit of a known run checks the ledger itself, as the full path does: with
+    its last record deleted outside spindle (the head left), the run's end raises
+    LedgerError naming the seq the ledger expects, or (with no records) re-reads the
+    ledger, and writes nothing past the gap."""
+    path = tmp_path / "s.db"
+    async with at_path(path) as store:
+        state, token = await started(store, chain)
+        records = chain("r1", 3)
+        await store.commit(Commit(state, [records[1]], token=token, state_changed=False))
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM ledger WHERE run_id = 'r1' AND seq = 1")
+        conn.commit()
+        conn.close()
+        state.status = RunStatus.COMPLETED
+        if with_records:
+            end = Commit(state, [records[2]], token=token, release_lease=True)
+            with pytest.raises(LedgerError, match="has seq 2 but the ledger expects seq 1"):
+                await store.commit(end)
+            assert [r.seq for r in await store.ledger("r1")] == [0]
+        else:
+            await store.commit(Commit(state, token=token, release_lease=True))
+            assert (await store.load_run("r1")).head.count == 1  # type: ignore[union-attr]

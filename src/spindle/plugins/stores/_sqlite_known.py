@@ -87,13 +87,18 @@ _STEP_RELEASE = (
 )
 # A known run's row, rewritten only where it matches what this store wrote last (its
 # indexed columns, whatever the commit sets), under our lease, with the ledger head
-# where the commit's records continue from. Only the indexed columns that change are
-# set: every indexed column in a SET costs index page writes, changed or not.
+# where the commit's records continue from and the ledger's last record the one the
+# head names (the full path this replaces checked records against the ledger itself,
+# so a record removed from its end is refused here too). Only the indexed columns
+# that change are set: every indexed column in a SET costs index page writes,
+# changed or not.
 _KNOWN_WHERE = (
     " WHERE run_no = ? AND lease_token = coalesce(?, lease_token)"
     + "".join(f" AND {name} IS ?" for name in INDEXED)
     + f" AND EXISTS (SELECT 1 FROM ledger WHERE id = ? AND kind = '{HEAD_KIND}'"
     " AND attempt = ? AND record_hash = ?)"
+    f" AND (? = 0 OR EXISTS (SELECT 1 FROM ledger WHERE id = ? AND kind <> '{HEAD_KIND}'"
+    " AND record_hash = ?))"
 )
 _RELEASING = ", lease_owner = NULL, lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL"
 _RECORD_COLUMNS = (
@@ -337,7 +342,9 @@ def known_commit(
     params.append(micros(prepared.updated_at))
     if not light:
         params.append(prepared.body)
-    params += (prepared.event_seq, run_no, commit.token, *old, base | start, start, after)
+    at = base | start
+    params += (prepared.event_seq, run_no, commit.token, *old, at, start, after)
+    params += (start, at - 1, after)
     if conn.execute(_known_update(changed, light, releasing), params).rowcount != 1:
         return False
     moved = (commit.state_digest, head, commit.ledger_key_id or "")
