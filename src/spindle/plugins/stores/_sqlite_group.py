@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,9 +98,11 @@ class GroupWriter:
         self._stopped: Callable[[], None] | None = None
         # Loops told of a batch's outcomes whose woken callers have not yet run.
         self._returning = 0
-        #: Batches written and jobs in them (tests and benchmarks read these).
+        #: Batches written and jobs in them (tests and benchmarks read these), and the
+        #: CPU seconds the thread spent writing and settling them (benchmarks).
         self.batches = 0
         self.jobs = 0
+        self.cpu = 0.0
         # A daemon thread: a host that never closes its store must still be able to exit.
         self._thread = threading.Thread(
             target=self._serve, name=f"spindle-sqlite-writer {path}", daemon=True
@@ -167,6 +170,7 @@ class GroupWriter:
                     batch, self._queue = self._queue, []
                 if not batch:
                     break  # closing, and nothing left to write
+                started = time.thread_time()
                 try:
                     self._write(batch)
                 except Exception as exc:  # a fault of the writer itself: nobody may hang on it
@@ -174,6 +178,7 @@ class GroupWriter:
                     for job in batch:
                         job.error = job.error or exc
                 self._settle(batch)
+                self.cpu += time.thread_time() - started
         finally:
             with self._wake:
                 self._closing = True  # no more writes: nobody would write them
