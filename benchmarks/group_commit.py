@@ -16,8 +16,11 @@ Prints durable steps/s for
   default there) and on, to show what it does without an fsync to share.
 
 with the ratio of each to the raw loop (target: ``durability=full`` with group
-commit >= 3x). The cases run interleaved, for several rounds, and the median
-round of each is kept: a noisy neighbour skews a round, not the result.
+commit >= 3x), and with group commit the CPU time the writer thread spends a
+step (writing the batches and handing their outcomes back): the event loop
+and the writer take turns, so a step costs about the engine's step plus that.
+The cases run interleaved, for several rounds, and the median round of each
+is kept: a noisy neighbour skews a round, not the result.
 """
 
 from __future__ import annotations
@@ -37,25 +40,30 @@ from spindle import Settings
 from spindle.core.engine import Engine
 
 
-async def concurrent_runs(url: str, runs_dir: Path, runs: int, steps: int) -> tuple[float, float]:
+async def concurrent_runs(
+    url: str, runs_dir: Path, runs: int, steps: int
+) -> tuple[float, float, float]:
     """Seconds per durable step for ``runs`` concurrent runs of ``steps`` chained nodes,
-    and the mean number of commits per transaction (1.0 without group commit)."""
+    the mean number of commits per transaction (1.0 without group commit), and the
+    writer thread's CPU seconds per step (0.0 without group commit)."""
     wf = chain(steps)
     async with Engine(url, settings=Settings(runs_dir=str(runs_dir))) as engine:
         # Warm-up: imports, schema, the one-time validation and hashing of the definition.
         await engine.run(wf)
         writer = getattr(engine.store, "_group", None)
         batches0, jobs0 = (writer.batches, writer.jobs) if writer is not None else (0, 0)
+        cpu0 = writer.cpu if writer is not None else 0.0
         start = time.perf_counter()
         states = await asyncio.gather(*(engine.run(wf) for _ in range(runs)))
         took = time.perf_counter() - start
         for state in states:
             if state.status.value != "completed":
                 raise SystemExit(f"benchmark run ended {state.status.value}: {state.error}")
-        per_batch = 1.0
+        per_batch, writer_cpu = 1.0, 0.0
         if writer is not None and writer.batches > batches0:
             per_batch = (writer.jobs - jobs0) / (writer.batches - batches0)
-    return took / (runs * steps), per_batch
+            writer_cpu = writer.cpu - cpu0
+    return took / (runs * steps), per_batch, writer_cpu / (runs * steps)
 
 
 def main() -> None:
@@ -75,28 +83,36 @@ def main() -> None:
     raws: list[float] = []
     times: dict[str, list[float]] = {label: [] for label, _ in cases}
     batches: dict[str, list[float]] = {label: [] for label, _ in cases}
+    writer_cpus: dict[str, list[float]] = {label: [] for label, _ in cases}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         d = Path(tmp)
         for r in range(args.rounds):
             raws.append(raw_sqlite(d / f"raw{r}.db", args.raw, synchronous="FULL"))
             for i, (label, query) in enumerate(cases):
                 url = f"sqlite:///{d / f'spindle{i}_{r}.db'}?{query}"
-                per_step, per_batch = asyncio.run(
+                per_step, per_batch, writer_cpu = asyncio.run(
                     concurrent_runs(url, d / "runs", args.runs, args.steps)
                 )
                 times[label].append(per_step)
                 batches[label].append(per_batch)
+                writer_cpus[label].append(writer_cpu)
     raw = statistics.median(raws)
     print(
         f"{args.runs} concurrent runs x {args.steps} chained no-op nodes, one engine; "
         f"median of {args.rounds} interleaved rounds"
     )
-    print(f"{'case':<44}{'steps/s':>10}{'us/step':>9}{'vs raw':>8}{'commits/txn':>13}")
+    header = f"{'case':<44}{'steps/s':>10}{'us/step':>9}{'vs raw':>8}{'commits/txn':>13}"
+    print(f"{header}{'writer cpu us/step':>20}")
     print(f"{'raw sqlite3 INSERT+COMMIT, synchronous=FULL':<44}{1 / raw:>10,.0f}")
     for label, _ in cases:
         per = statistics.median(times[label])
         per_batch = statistics.median(batches[label])
-        print(f"{label:<44}{1 / per:>10,.0f}{per * 1e6:>9.1f}{raw / per:>7.1f}x{per_batch:>13.1f}")
+        cpu = statistics.median(writer_cpus[label]) * 1e6
+        shown = f"{cpu:>20.1f}" if cpu else f"{'':>20}"
+        print(
+            f"{label:<44}{1 / per:>10,.0f}{per * 1e6:>9.1f}{raw / per:>7.1f}x{per_batch:>13.1f}"
+            f"{shown}"
+        )
     print("\ntarget: durability=full with group commit >= 3x the raw fsync-per-commit loop")
     print(f"cpu count {os.cpu_count()}, python {sys.version.split()[0]}")
 

@@ -74,7 +74,13 @@ def _render_help() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: run ``spindle ARGS`` and exit with its code."""
+    """Console-script entry point: run ``spindle ARGS`` and exit with its code.
+
+    With ``argv`` None (the console script, ``python -m spindle``) the process
+    is the command's: the garbage collector skips start-up's objects and the
+    exit does not walk them (:mod:`spindle._cli._collector`). Given ``argv``
+    (a host or a test calling it in-process), nothing of the process is changed.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     # Once the click group exists in this process, code may have changed it
     # (add_command): then click itself must answer.
@@ -94,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         raise SystemExit(0)
+    if argv is None:
+        # The console script or ``python -m spindle``: this process is ours.
+        from spindle._cli import _collector
+
+        _collector.own()
     from spindle._cli._group import cli as group
 
     group.main(args=args, prog_name="spindle")

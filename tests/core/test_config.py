@@ -8,7 +8,7 @@ import pytest
 
 from spindle import Settings, load_settings
 from spindle.core.config import DEFAULT_STORE
-from spindle.core.config._settings import _key_lines
+from spindle.core.config._origins import _key_lines
 from spindle.core.errors import ConfigError
 
 

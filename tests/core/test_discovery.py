@@ -232,6 +232,26 @@ def test_warm_cache_answers_without_importlib_metadata(tmp_path, cache):
     assert run() == [["upper"], False]
 
 
+def test_an_entry_without_entry_points_is_scanned_without_importlib_metadata(tmp_path, cache):
+    """A new directory declaring nothing (a fresh working directory) imports no scanner."""
+    plain = tmp_path / "project"
+    plain.mkdir()
+    info = plain / "no_entry_points-1.0.dist-info"  # metadata, but no entry_points.txt
+    info.mkdir()
+    (info / "METADATA").write_text("Name: no-entry-points\nVersion: 1.0\n", "utf-8")
+
+    proc = subprocess.run(
+        [sys.executable, "-c", WARM, str(plain)],
+        env={**os.environ, "SPINDLE_CACHE_DIR": str(cache.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert json.loads(proc.stdout) == [[], False]
+
+
 # --- cache ----------------------------------------------------------------------------
 
 

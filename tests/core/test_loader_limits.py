@@ -84,3 +84,19 @@ def test_a_document_at_the_value_limit_loads():
     load_workflow_text(base + "[" + ", ".join(["1"] * fill) + "]\n")
     with pytest.raises(ValidationError, match="50,000 values"):
         load_workflow_text(base + "[" + ", ".join(["1"] * (fill + 1)) + "]\n")
+
+
+def test_a_list_past_the_value_limit_is_refused_before_the_rest_is_read():
+    """The refusal comes at the value that passes the limit: what follows in the list
+    (here a syntax error, which reading it would report instead) is never parsed."""
+    items = ", ".join(["1"] * (MAX_VALUES + 10))
+    text = f"name: x\n{NODE}inputs:\n  d: [{items}, : : ]\n"
+    with pytest.raises(ValidationError, match=r"<string>:5:6: the document holds more than 50,000"):
+        load_workflow_text(text)
+
+
+def test_a_nested_list_past_the_limit_is_refused_at_the_list_holding_too_much():
+    half = ", ".join(["1"] * (MAX_VALUES // 2 + 10))
+    text = f"name: x\n{NODE}inputs:\n  d: [[{half}],\n      [{half}]]\n"
+    with pytest.raises(ValidationError, match=r"<string>:5:6: the document holds more than 50,000"):
+        load_workflow_text(text)

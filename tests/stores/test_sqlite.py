@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 import pytest
 
 from spindle.core.errors import ConfigError, LeaseLost, SchemaTooNew, StoreCorrupt, StoreError
@@ -26,6 +27,7 @@ from spindle.core.model import (
     StepRecord,
     StepStatus,
     state_hash,
+    state_text,
     verify_run,
 )
 from spindle.core.store import Commit
@@ -287,6 +289,24 @@ async def test_version_2_runs_have_no_head_until_their_next_commit(tmp_path: Pat
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version FROM spindle_schema").fetchall() == [(SCHEMA_VERSION,)]
     conn.close()
+
+
+async def test_a_commits_state_text_is_kept_as_the_stored_state(
+    tmp_path: Path, chain: Chain
+) -> None:
+    """A commit carrying ``state_text`` (the engine's canonical text of the state) is
+    stored as that text, not serialized again, and loads back as the state, its
+    counters from their columns."""
+    path = tmp_path / "s.db"
+    state = RunState("r1", "wf", status=RunStatus.RUNNING, inputs={"who": "Ada"}, event_seq=3)
+    text = state_text(state)
+    async with at_path(path) as store:
+        await store.commit(Commit(state, chain("r1", 2), create=True, state_text=text))
+        loaded = await store.load_run("r1")
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT body FROM runs").fetchone() == (text,)
+    conn.close()
+    assert loaded == attrs.evolve(state, step_count=2)
 
 
 async def test_the_head_is_a_ledger_row_at_the_next_key_and_no_record(

@@ -1,11 +1,11 @@
 """Group commit in the SQLite store: many writes in flight, one transaction, one fsync.
 
 With ``group_commit`` on (the default at ``durability=full``) every write goes
-to one writer thread, which writes everything queued as one transaction with
-a savepoint per write. These tests hold the file's write lock from a second
-connection to make writes queue up behind it, so that a batch holds exactly
-the writes a test means it to; every outcome is then read back through a
-fresh store on the same file.
+to one writer thread, which writes everything queued as one transaction (with
+a savepoint per write only when one of them fails). These tests hold the
+file's write lock from a second connection to make writes queue up behind
+it, so that a batch holds exactly the writes a test means it to; every
+outcome is then read back through a fresh store on the same file.
 """
 
 from __future__ import annotations
@@ -217,6 +217,48 @@ async def test_a_failing_commit_raises_in_its_caller_alone(
     assert (await fresh.load_run("e")).labels == {"x": "y"}
     assert (await fresh.ledger_head("c"))[0] == 1  # the bad record was rolled back
     assert (await fresh.ledger_head("d"))[0] == 1
+    await fresh.aclose()
+
+
+async def test_a_batch_that_fails_nowhere_is_written_without_savepoints(
+    tmp_path: Path, chain: Chain, blocker: Callable[[], Blocker]
+) -> None:
+    """Commits that all succeed are written as one transaction without a savepoint each
+    (a savepoint copies every page a write first touches); with one failing commit in
+    the batch, the batch is written again with savepoints and only that one fails."""
+    path = tmp_path / "s.db"
+    async with grouped(path) as store:
+        for run_id in ("a", "b", "c"):
+            await store.commit(Commit(running(run_id), chain(run_id, 1), create=True))
+        statements: list[str] = []
+        writer(store)._conn.set_trace_callback(statements.append)
+        for bad in (False, True):
+            statements.clear()
+            held, first = await held_writer(store, blocker)
+            seq = 2 if bad else 1
+            heads = {run_id: (await store.ledger(run_id))[-1].record_hash for run_id in "abc"}
+            commits = [
+                Commit(running(run_id), chain(run_id, 1, start=seq, head=heads[run_id]))
+                for run_id in "abc"
+            ]
+            if bad:
+                commits[1] = Commit(running("b"), chain("b", 1, start=7))  # a gap: LedgerError
+            tasks = [asyncio.ensure_future(store.commit(c)) for c in commits]
+            await queued(store, len(commits))
+            held.release()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            await first
+            savepoints = [sql for sql in statements if sql.startswith("SAVEPOINT")]
+            if bad:
+                assert isinstance(results[1], LedgerError)
+                assert results[0] is None and results[2] is None
+                assert len(savepoints) == 3  # the batch again, one savepoint a commit
+            else:
+                assert results == [None, None, None]
+                assert savepoints == []
+    fresh = await reopened(path)
+    assert [(await fresh.ledger_head(run_id))[0] for run_id in ("a", "b", "c")] == [3, 2, 3]
+    assert [r.seq for r in await fresh.ledger("a")] == [0, 1, 2]
     await fresh.aclose()
 
 

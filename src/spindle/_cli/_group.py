@@ -136,11 +136,16 @@ class SpindleGroup(click.Group):
             return loaded[cmd_name]
         if cmd_name in BUILTIN_COMMANDS:
             cmd = _load_builtin(cmd_name)
-        elif cmd_name in self.entry_point_commands(ctx):
-            cmd = self._load_entry_point(ctx, cmd_name)
         else:
-            self._call_hooks(ctx, cmd_name)
-            return self.commands.get(cmd_name)
+            # A plugin's command may run for as long as it likes: the collector must be
+            # on for it (built-in commands turn it on before their event loop runs).
+            from spindle._cli._collector import settle
+
+            settle()
+            if cmd_name not in self.entry_point_commands(ctx):
+                self._call_hooks(ctx, cmd_name)
+                return self.commands.get(cmd_name)
+            cmd = self._load_entry_point(ctx, cmd_name)
         loaded[cmd_name] = cmd
         return cmd
 

@@ -70,8 +70,10 @@ def call(
     same holds for a result ``abandon`` says to leave (a cancelled run whose
     task may still run in a thread): the caller then ends with :func:`hard_exit`.
     """
+    from spindle._cli._collector import settle
     from spindle.core.errors import SpindleError
 
+    settle()  # the loop may run for long: collect as usual from here on
     runner = asyncio.Runner()
     try:
         result = runner.run(fn())

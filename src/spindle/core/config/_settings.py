@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 from attrs import define, field
 
+from spindle.core.config._origins import Origins, locate
 from spindle.core.errors import ConfigError
 from spindle.core.model import converter, structure_errors
 
@@ -138,153 +137,20 @@ _SCALARS = {
 }
 
 
-# --- locating a problem in the file ------------------------------------------------
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_QUOTED_KEY = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'")
-
-
-def _split_key(text: str) -> list[str] | None:
-    """Split a TOML key (``a."b.c".d``) into its parts; None if it is not a key."""
-    parts: list[str] = []
-    rest = text.strip()
-    while True:
-        quoted = _QUOTED_KEY.match(rest)
-        bare = _BARE_KEY.match(rest)
-        if quoted:
-            parts.append(quoted.group(1) if quoted.group(1) is not None else quoted.group(2))
-            rest = rest[quoted.end() :].lstrip()
-        elif bare:
-            parts.append(bare.group())
-            rest = rest[bare.end() :].lstrip()
-        else:
-            return None
-        if not rest:
-            return parts
-        if rest[0] != ".":
-            return None
-        rest = rest[1:].lstrip()
-
-
-def _assignment_key(line: str) -> str | None:
-    """The key of a ``key = value`` line (the text before the first unquoted ``=``)."""
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "=":
-            return line[:i]
-    return None
-
-
-def _key_lines(text: str, prefix: tuple[str, ...]) -> dict[tuple[str, ...], int]:
-    """Map each key path defined in TOML ``text`` under ``prefix`` to its first line.
-
-    Best effort, line by line (no value parsing): every table header and
-    ``key = value`` line registers its full path and each path prefix, so a
-    problem deep inside a value still finds the line of its nearest key.
-    Arrays of tables (``[[observers]]``) register their index too.
-    """
-    lines: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
-    counts: dict[tuple[str, ...], int] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("[["):
-            parts = _split_key(stripped[2 : stripped.find("]]")])
-            if parts is None:
-                continue
-            index = counts.get(tuple(parts), 0)
-            counts[tuple(parts)] = index + 1
-            full = table = (*parts, str(index))
-        elif stripped.startswith("["):
-            parts = _split_key(stripped[1 : stripped.find("]")])
-            if parts is None:
-                continue
-            full = table = tuple(parts)
-        else:
-            key = _assignment_key(stripped)
-            parts = _split_key(key) if key is not None else None
-            if parts is None:
-                continue
-            full = (*table, *parts)
-        if full[: len(prefix)] != prefix:
-            continue
-        relative = full[len(prefix) :]
-        for n in range(1, len(relative) + 1):
-            lines.setdefault(relative[:n], number)
-    return lines
-
-
-def _locate(data: Any, dotted: str) -> tuple[str, ...]:
-    """Split a dotted problem path into real keys, using ``data`` for keys with dots."""
-    parts = dotted.split(".") if dotted else []
-    out: list[str] = []
-    node = data
-    i = 0
-    while i < len(parts):
-        if isinstance(node, dict):
-            for j in range(len(parts), i, -1):
-                key = ".".join(parts[i:j])
-                if key in node:
-                    out.append(key)
-                    node = node[key]
-                    i = j
-                    break
-            else:  # a key the data does not have (an unknown field's parent is known)
-                out.append(parts[i])
-                node = None
-                i += 1
-        elif isinstance(node, list) and parts[i].isdigit() and int(parts[i]) < len(node):
-            out.append(parts[i])
-            node = node[int(parts[i])]
-            i += 1
-        else:
-            out.extend(parts[i:])
-            break
-    return tuple(out)
-
-
-def _render_key(keys: tuple[str, ...]) -> str:
-    return ".".join(k if _BARE_KEY.fullmatch(k) else f'"{k}"' for k in keys)
-
-
-class _Origins:
-    """Where each top-level setting came from, to point an error at the right place."""
-
-    def __init__(self, source: str | None, text: str, section: str | None) -> None:
-        self.source = source
-        self.prefix = tuple(section.split(".")) if section else ()
-        self.lines = _key_lines(text, self.prefix) if text else {}
-        self.by_key: dict[str, str] = {}
-
-    def where(self, keys: tuple[str, ...]) -> tuple[str, str]:
-        """``(place, shown path)``: ``file:line`` / ``environment variable X`` / ``override``."""
-        origin = self.by_key.get(keys[0], "file") if keys else "file"
-        if origin != "file" or self.source is None:
-            return (origin if origin != "file" else "settings"), _render_key(keys)
-        for n in range(len(keys), 0, -1):
-            line = self.lines.get(keys[:n])
-            if line is not None:
-                return f"{self.source}:{line}", _render_key((*self.prefix, *keys))
-        return self.source, _render_key((*self.prefix, *keys))
-
-
 def _read_file(cwd: Path) -> tuple[dict[str, Any], str | None, str, str | None]:
     """Return (data, file, text, section) from spindle.toml or pyproject.toml."""
     own = cwd / "spindle.toml"
+    pyproject = cwd / "pyproject.toml"
+    if not own.is_file() and not pyproject.is_file():
+        return {}, None, "", None
+    import tomllib  # only with a file to read: most commands run without one
+
     if own.is_file():
         text = own.read_text(encoding="utf-8")
         try:
             return tomllib.loads(text), str(own), text, None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{own}: invalid TOML: {exc}") from exc
-    pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
         text = pyproject.read_text(encoding="utf-8")
         try:
@@ -322,6 +188,44 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     return out
 
 
+#: Fields a value of exactly this type is given to as is by structuring, too.
+_PLAIN_TYPES: dict[str, type] = {
+    "store": str,
+    "durability": str,
+    "runs_dir": str,
+    "concurrency": int,
+    "max_steps": int,
+    "lease_ttl": float,
+    "cancel_grace": float,
+    "max_inline_sleep": float,
+    "result_inline_limit": int,
+    "ledger_key": str,
+}
+
+
+def _plain(merged: Mapping[str, Any]) -> Settings | None:
+    """``Settings`` built directly when each value already is what structuring would give.
+
+    Settings from ``SPINDLE_*`` variables and flags (no file) are scalars of
+    their field's type and a list of hook names. Structuring them through the
+    converter would first generate and compile its functions for
+    ``Settings``, about 10 ms of every command's start-up, to return the same
+    values. Anything else (a file's tables, an ``int`` for a ``float``, an
+    unknown key) returns None and goes through the converter, with its errors.
+    """
+    values: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key == "hooks":
+            if type(value) is not list or any(type(h) is not str for h in value):
+                return None
+            values[key] = list(value)
+        elif type(value) is _PLAIN_TYPES.get(key):
+            values[key] = value
+        else:
+            return None
+    return Settings(**values)
+
+
 def load_settings(
     cwd: str | Path | None = None,
     *,
@@ -337,7 +241,7 @@ def load_settings(
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
     data, source, text, section = _read_file(base) if use_file else ({}, None, "", None)
-    origins = _Origins(source, text, section)
+    origins = Origins(source, text, section)
     merged: dict[str, Any] = dict(data)
     for name, (value, var) in _env_overrides(os.environ if environ is None else environ).items():
         merged[name] = value
@@ -347,12 +251,12 @@ def load_settings(
             merged[name] = value
             origins.by_key[name] = "explicit override"
     try:
-        settings = converter.structure(merged, Settings)
+        settings = _plain(merged) or converter.structure(merged, Settings)
     except Exception as exc:
         lines = []
         for problem in structure_errors(exc, "$"):
             message, _, at = problem.rpartition(" @ ")
-            keys = _locate(merged, at[2:] if at.startswith("$.") else "")
+            keys = locate(merged, at[2:] if at.startswith("$.") else "")
             where, shown = origins.where(keys)
             lines.append(f"{where}: {message} @ {shown}" if shown else f"{where}: {message}")
         raise ConfigError("invalid spindle settings:\n  " + "\n  ".join(lines)) from exc

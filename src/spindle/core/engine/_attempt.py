@@ -114,10 +114,11 @@ class Attempts:
         """Attempt ``node_id`` once and report how it ended."""
         node = self.wf.nodes[node_id]
         started = utcnow()
-        if self.ready.blocked(node_id):
+        ready = self.ready
+        if (ready.failed or ready.skipped) and ready.blocked(node_id):
             return Finished(node_id, FinishedKind.SKIP, started)
         try:
-            inputs = await self.resolve_inputs(node)
+            inputs = await self.resolve_inputs(node) if node.inputs else {}
         except Exception as exc:
             return Finished(node_id, FinishedKind.ERROR, started, error=exc)
         if node.effect is not None:
@@ -134,15 +135,9 @@ class Attempts:
             )
         ctx = self.task_context(node, inputs)
         try:
-            return await self._run_task(node, ctx, started)
-        finally:
-            if isinstance(ctx.steps, AttemptSteps):
-                ctx.steps.close()  # a thread still running it can record nothing more
-
-    async def _run_task(self, node: NodeSpec, ctx: TaskContext, started: datetime) -> Finished:
-        node_id = node.id
-        try:
-            if node.timeout is not None:
+            if node.timeout is None:
+                value = await self.services.node_call(ctx)
+            else:
                 try:
                     async with asyncio.timeout(node.timeout):
                         value = await self.services.node_call(ctx)
@@ -150,8 +145,6 @@ class Attempts:
                     raise TaskTimeout(
                         f"node '{node_id}' timed out after {node.timeout:g}s", node_id=node_id
                     ) from None
-            else:
-                value = await self.services.node_call(ctx)
         except Suspend as s:
             return Finished(node_id, FinishedKind.SUSPEND, started, effect=s.effect, ctx=ctx)
         except Exception as exc:
@@ -162,6 +155,9 @@ class Attempts:
                     raise
                 raise steps.store_failure from exc
             return Finished(node_id, FinishedKind.ERROR, started, error=exc, ctx=ctx)
+        finally:
+            if isinstance(ctx.steps, AttemptSteps):
+                ctx.steps.close()  # a thread still running it can record nothing more
         return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx)
 
     async def announce(self, node_id: str) -> None:

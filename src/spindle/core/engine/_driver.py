@@ -28,6 +28,7 @@ from spindle.core.engine._answers import (
     partial_answer_batch,
 )
 from spindle.core.engine._attempt import Attempts, Finished
+from spindle.core.engine._completed import commit_completed
 from spindle.core.engine._due import due_timer, queued_answer, resolve_timer
 from spindle.core.engine._ending import (
     cancel_batch,
@@ -40,12 +41,14 @@ from spindle.core.engine._ending import (
 )
 from spindle.core.engine._finish import finish_run
 from spindle.core.engine._hold import CreationTimer
+from spindle.core.engine._inflight import InFlight
 from spindle.core.engine._journal import Creation, Pending, RunJournal
 from spindle.core.engine._outcomes import Ending, EndingKind, Outcomes
 from spindle.core.engine._ready import ReadySet
 from spindle.core.engine._results import Results
 from spindle.core.errors import HookError, InvalidAnswer, LeaseLost
 from spindle.core.model import (
+    TERMINAL_STATUSES,
     HandoffEnvelope,
     LifecycleEventType,
     RunState,
@@ -120,8 +123,8 @@ class RunDriver:
         self.outcomes = Outcomes(
             services, state, workflow, self.journal, self.ready, self.results, self.attempts
         )
-        self.inflight: dict[str, asyncio.Task[Finished]] = {}
-        self._finished: asyncio.Queue[asyncio.Task[Finished] | None] = asyncio.Queue()
+        self._flight = InFlight()
+        self.inflight = self._flight.tasks  # by node id; the same dict for the whole drive
         self.max_steps = workflow.max_steps or services.limits.max_steps
         self.parked = False
         self.handoffs: list[HandoffEnvelope] = []
@@ -138,9 +141,8 @@ class RunDriver:
         if self.stop is not None:
             return
         self.stop = stop
-        for task in self.inflight.values():
-            task.cancel()
-        self._finished.put_nowait(None)
+        self._flight.cancel()
+        self._flight.wake()
         if self._in_attempt and self._task is not None:
             self._task.cancel()  # an attempt, or a short timer, awaited in the drive's task
 
@@ -221,7 +223,7 @@ class RunDriver:
             while True:
                 if self.stop is not None:
                     return await self._stopped(self.stop)
-                if self.state.status.terminal or self.parked:
+                if self.state.status in TERMINAL_STATUSES or self.parked:
                     return self.state
                 if self.journal.count >= self.max_steps:
                     await self.fail_run(runaway(self.max_steps))
@@ -230,12 +232,17 @@ class RunDriver:
                 waits = self.state.waits
                 busy = {*self.inflight, *(w.node_id for w in waits)} if waits else self.inflight
                 ready = self.ready.pop(room, busy)
-                if self._hold.must_write(ready, self.inflight):
+                if self.journal.creation is not None and self._hold.must_write(
+                    ready, self.inflight
+                ):
                     await self.journal.ensure_created()
                 if len(ready) == 1 and not self.inflight:
                     # The sequential case: run the one ready node without a Task, which
                     # saves a scheduling round trip per step.
-                    finished = await self._attempt_here(ready[0])
+                    if self.journal.creation is None and not self.services.emitter.active:
+                        finished = await self._interruptibly(self.attempts.run(ready[0]))
+                    else:  # announced, or timed for the held creation
+                        finished = await self._attempt_here(ready[0])
                     if finished is not None:
                         await self._handle(finished)
                     continue
@@ -247,8 +254,13 @@ class RunDriver:
                         return await self._suspend()
                     await self._finish()
                     return self.state
-                finished = await self._next_finished()
-                if finished is not None:
+                finished = await self._flight.next()
+                if finished is None:
+                    continue
+                more = self._flight.take_ended() if self.stop is None else []
+                if more:
+                    await self._handle_together([finished, *more])
+                else:
                     await self._handle(finished)
         except BaseException:
             await self._cancel_inflight()
@@ -287,34 +299,21 @@ class RunDriver:
 
     async def _launch(self, ready: list[str]) -> None:
         for nid in ready:
-            task = asyncio.ensure_future(self.attempts.run(nid))
-            task.add_done_callback(self._finished.put_nowait)
-            self.inflight[nid] = task
+            self._flight.launch(nid, self.attempts.run(nid))
             if self.services.emitter.active:
                 await self.attempts.announce(nid)
 
-    async def _next_finished(self) -> Finished | None:
-        # Finished attempts arrive through a queue (their done-callback puts them
-        # there): asyncio.wait over every task in flight would cost O(in flight)
-        # callbacks per step, which dominates a wide fan-out. None wakes the loop
-        # for a stop.
-        while True:
-            task = await self._finished.get()
-            if task is None:
-                return None
-            if not task.cancelled():
-                finished = task.result()
-                del self.inflight[finished.node_id]
-                return finished
-
     async def _cancel_inflight(self) -> None:
-        tasks = list(self.inflight.values())
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self.inflight.clear()
-        self._finished = asyncio.Queue()  # forget the cancelled attempts
+        await self._flight.cancel_all()
+
+    async def _handle_together(self, fs: list[Finished]) -> None:
+        """Act on several ended attempts: their completions share one commit."""
+        last = not self.inflight and not self._finish_hooks
+        _recorded, others = await commit_completed(self.outcomes, fs, last=last)
+        for f in others:
+            if self.state.status.terminal or self.parked:
+                return  # the run ended (a failure): the others are not acted on
+            await self._handle(f)
 
     async def _handle(self, f: Finished) -> None:
         last = not self.inflight and not self._finish_hooks

@@ -119,6 +119,7 @@ class RunJournal:
         self.state = state
         self.token = token
         self.secrets = secrets or NO_SECRETS
+        self._scrubs = bool(self.secrets)  # asked for every record and event
         if position is not None:
             self.count, self.head = position
         else:
@@ -204,7 +205,7 @@ class RunJournal:
     ) -> StepRecord:
         """Append a new record to ``pending``; it is numbered and chained when committed."""
         now = utcnow()
-        if self.secrets:
+        if self._scrubs:
             result = self.secrets.scrub(result)
             error = self.secrets.scrub(error)
         rec = StepRecord(
@@ -233,7 +234,7 @@ class RunJournal:
     ) -> None:
         """Queue an event to emit once ``pending`` is committed."""
         if self.emitter.active:
-            if self.secrets:
+            if self._scrubs:
                 payload = self.secrets.scrub(payload)
             pending.events.append(self.emitter.build(self.state, type_, node_id, **payload))
 
@@ -275,7 +276,9 @@ class RunJournal:
         Raises:
             LeaseLost: the lease this journal writes under was taken over.
         """
-        async with self._lock:
+        lock = self._lock
+        await lock.acquire()  # spelled out: ``async with`` costs two more calls a step
+        try:
             light = pending.light and self.state.status == self._persisted_status
             # A held run is written whole even when only its counters moved; its hash,
             # taken when it was made, still holds then.
@@ -284,6 +287,8 @@ class RunJournal:
             )
             self._persisted_status = self.state.status
             self.released = self.released or pending.release
+        finally:
+            lock.release()
 
     async def commit_steps(self, pending: Pending) -> None:
         """Write sub-step records only: the run state's counters move, nothing else.

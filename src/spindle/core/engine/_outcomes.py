@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from spindle.core.engine._attempt import FinishedKind
-from spindle.core.engine._results import describe, storable, storable_sized, traceback_of
+from spindle.core.engine._completed import node_result, record_completed
+from spindle.core.engine._results import describe, storable, traceback_of
 from spindle.core.errors import SecretUnavailable, StoreError, TaskError
 from spindle.core.model import (
     EffectOutcome,
@@ -85,13 +86,15 @@ class Outcomes:
         self.results = results
         self.attempts = attempts
 
-    async def act(self, f: Finished, *, last: bool) -> Ending | None:
-        """Record ``f``; ``last`` says nothing else runs or needs a commit before the finish."""
+    def act(self, f: Finished, *, last: bool) -> Awaitable[Ending | None]:
+        """Record ``f``; ``last`` says nothing else runs or needs a commit before the finish.
+
+        Returns the handler's coroutine for the caller to await (a frame less a step).
+        """
         node = self.wf.nodes[f.node_id]
         attempt = self.journal.attempts.get(f.node_id, 1)
         pending = self.journal.pending()
-        ending: Ending | None = await _HANDLERS[f.kind](self, pending, node, attempt, f, last)
-        return ending
+        return _HANDLERS[f.kind](self, pending, node, attempt, f, last)
 
     # --- one handler per kind ----------------------------------------------------
 
@@ -113,23 +116,12 @@ class Outcomes:
         self, pending: Pending, node: NodeSpec, attempt: int, f: Finished, last: bool
     ) -> Ending | None:
         try:
-            result = await self._node_result(node, f)
+            result = await node_result(self.services, self.results, self.state.run_id, node, f)
         except StoreError:
             raise  # keeping the result failed, not the node: the drive stops, to resume
         except Exception as exc:
             return await self._raised(pending, node, attempt, f, last, error=exc)
-        self.journal.record(
-            pending,
-            node.id,
-            StepKind.NODE,
-            StepStatus.COMPLETED,
-            node_key(self.state.run_id, node.id),
-            attempt=attempt,
-            result=result,
-            started_at=f.started_at,
-        )
-        self.journal.event(pending, LifecycleEventType.NODE_COMPLETED, node.id, attempt=attempt)
-        pending.light = True
+        record_completed(self.journal, pending, node.id, attempt, result, f)
         if last and self.ready.undone == 1 and not self.state.waits:
             # The run's last node: its record and the run's end commit together.
             self.journal.defer(pending)
@@ -292,17 +284,6 @@ class Outcomes:
             return None
         error = TaskError(f"node '{node.id}': {outcome.error}", node_id=node.id)
         return await self._raised(pending, node, attempt, f, False, error=error)
-
-    async def _node_result(self, node: NodeSpec, f: Finished) -> Any:
-        value, size = storable_sized(node.id, f.value)
-        if node.outputs:
-            size = -1
-            assert f.ctx is not None  # a task's outcome carries its context
-            outputs = await self.services.tasks.collect_outputs(
-                self.state.run_id, node, f.ctx, f.value
-            )
-            value = {"value": value, "outputs": outputs}
-        return await self.results.offload(node.id, value, size)
 
     async def _failed(
         self,

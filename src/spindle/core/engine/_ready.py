@@ -48,6 +48,8 @@ class ReadySet:
         self.results: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
         self.skipped: set[str] = set()
+        # Completed, failed or skipped: what done() asks, several times a step.
+        self._ended: set[str] = set()
         for n, left in self._remaining.items():
             if left == 0:
                 self.requeue(n)
@@ -59,15 +61,20 @@ class ReadySet:
                 self.reopen()
             return
         nid = rec.node_id
-        was_done = self.done(nid)
-        if rec.status == StepStatus.COMPLETED:
+        ended = self._ended
+        was_done = nid in ended
+        status = rec.status
+        if status == StepStatus.COMPLETED:
             self.results[nid] = rec.result
             self.failed.pop(nid, None)
-        elif rec.status == StepStatus.FAILED:
+        elif status == StepStatus.FAILED:
             self.failed[nid] = rec.error or f"node '{nid}' failed"
-        elif rec.status == StepStatus.SKIPPED:
+        elif status == StepStatus.SKIPPED:
             self.skipped.add(nid)
-        if not was_done and nid in self._remaining and self.done(nid):
+        else:
+            return
+        ended.add(nid)
+        if not was_done and nid in self._remaining:
             self.undone -= 1
             for dep in self._dependants.get(nid, ()):
                 self._remaining[dep] -= 1
@@ -82,6 +89,7 @@ class ReadySet:
         self.failed.clear()
         self.skipped.clear()
         results = self.results
+        self._ended = set(results)
         self.undone = sum(1 for n in self.order if n not in results)
         self._remaining = {
             n: sum(1 for d in deps if d not in results) for n, deps in self.deps.items()
@@ -94,7 +102,7 @@ class ReadySet:
 
     def done(self, node_id: str) -> bool:
         """Whether ``node_id`` ended (completed, failed or skipped)."""
-        return node_id in self.results or node_id in self.failed or node_id in self.skipped
+        return node_id in self._ended
 
     def blocked(self, node_id: str) -> bool:
         """Whether a dependency of ``node_id`` failed or was skipped (so it is skipped)."""
@@ -104,7 +112,7 @@ class ReadySet:
 
     def requeue(self, node_id: str) -> None:
         """Make ``node_id`` launchable (again), unless it is done or already queued."""
-        if node_id not in self._queued and not self.done(node_id):
+        if node_id not in self._queued and node_id not in self._ended:
             self._queued.add(node_id)
             heapq.heappush(self._heap, self._position[node_id])
 
@@ -115,11 +123,11 @@ class ReadySet:
         busy (in flight, waiting) is dropped here and queued again when that ends.
         """
         out: list[str] = []
-        heap, names = self._heap, self.order
+        heap, names, ended = self._heap, self.order, self._ended
         while heap and len(out) < room:
             nid = names[heapq.heappop(heap)]
             self._queued.discard(nid)
-            if nid in busy or self.done(nid):
+            if nid in busy or nid in ended:
                 continue
             out.append(nid)
         return out

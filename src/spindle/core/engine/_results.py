@@ -83,23 +83,28 @@ class Results:
         self.run_id = run_id
         self.inline_limit = inline_limit
 
+    def fits(self, value: Any, size: int = -1) -> bool:
+        """Whether ``value`` is surely small enough to keep in the ledger, without encoding
+        it (``size``: the length of its compact JSON text, or -1 if not known)."""
+        if value is None or isinstance(value, bool | int | float):
+            return True
+        limit = self.inline_limit
+        if isinstance(value, str) and len(value) * 4 <= limit:
+            return True  # cheap bound: a str never takes more than 4 bytes per char
+        # Likewise: its JSON text with the default separators takes at most 4 bytes
+        # per character of the compact text.
+        return size >= 0 and size * 4 <= limit
+
     async def offload(self, node_id: str, value: Any, size: int = -1) -> Any:
         """Keep a large result in the artifact store; return what the ledger holds.
 
         ``size`` is the length of the value's compact JSON text when known
         (:func:`storable_sized`), which spares encoding a small value to measure it.
         """
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        limit = self.inline_limit
-        if isinstance(value, str) and len(value) * 4 <= limit:
-            return value  # cheap bound: a str never takes more than 4 bytes per char
-        if size >= 0 and size * 4 <= limit:
-            # Likewise: its JSON text with the default separators below takes at most
-            # 4 bytes per character of the compact text.
+        if self.fits(value, size):
             return value
         data = json.dumps(value, ensure_ascii=False).encode()
-        if len(data) <= limit:
+        if len(data) <= self.inline_limit:
             return value
         ref = await self.store.put_artifact(
             self.run_id, data, name=f"{node_id}.result", media_type="application/json"

@@ -14,7 +14,7 @@ from spindle.core.workflow import canonical_json, check_inside, read_inside, run
 if TYPE_CHECKING:
     import pluggy
 
-    from spindle.core.plugin import Executor, Registry, TaskContext
+    from spindle.core.plugin import Executor, Outcome, Registry, TaskContext
     from spindle.core.workflow import NodeSpec
 
 __all__ = ["TaskRunner"]
@@ -61,7 +61,9 @@ class TaskRunner:
         runtime = node.runtime
         assert runtime is not None
         self.check_paths(task)
-        payload = await runtime.setup_runtime(task)
+        chains = task.middleware
+        # What Runtime.setup_runtime and Executor.execute do, without their frames.
+        payload = await chains.runtime(runtime, task)
         if node.executor is not None:
             executor = self.shared(node.executor)
         else:
@@ -75,7 +77,7 @@ class TaskRunner:
                 f"for this node",
                 node_id=node.id,
             )
-        outcome = await executor.execute(payload, task)
+        outcome: Outcome = await chains.execute(executor, payload, task)
         return outcome.value
 
     def contained(self, node: NodeSpec) -> bool:
@@ -92,10 +94,12 @@ class TaskRunner:
             TaskError: naming each path and where it resolves to.
         """
         node = task.node
+        outputs = task.outputs
+        if not outputs or all(p is None for p in outputs.values()):
+            runtime = node.runtime
+            if runtime is None or not runtime.run_paths():
+                return  # no path to check (most nodes: asked first, as it is cheapest)
         if not self.contained(node):
-            return
-        runtime_paths = node.runtime.run_paths() if node.runtime is not None else {}
-        if not runtime_paths and all(p is None for p in task.outputs.values()):
             return
         escapes = run_time_escapes(node, task.run_dir, task.outputs)
         if escapes:

@@ -28,11 +28,12 @@ class Secrets:
         self._needles = sorted(
             {str(v) for v in self.values.values() if str(v)}, key=len, reverse=True
         )
+        self._texts = tuple(self._needles)  # every task context is given them
 
     @property
     def texts(self) -> tuple[str, ...]:
         """The secret values as text, longest first (what redaction looks for)."""
-        return tuple(self._needles)
+        return self._texts
 
     def __bool__(self) -> bool:
         return bool(self._needles)

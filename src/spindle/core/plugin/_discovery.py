@@ -184,8 +184,10 @@ def scan_entry(entry: str, listing: Sequence[tuple[str, int]]) -> list[EntryPoin
     wins (stale copies left by a broken upgrade are ignored). A distribution
     whose ``entry_points.txt`` cannot be read is skipped.
     """
-    # Imported here, not at module level: the warm path (every entry's
-    # listing unchanged) is answered from the cache without it.
+    if all(mtime < 0 for _, mtime in listing):
+        # Nothing declares entry points here (a new working directory on sys.path):
+        # no need to import importlib.metadata, which the warm path never imports.
+        return []
     from importlib.metadata import Distribution
 
     out: list[EntryPointInfo] = []

@@ -92,6 +92,10 @@ class Commit:
             the run's head as given, "" if none).
         ledger_key_id: the fingerprint of the key the run's chain is keyed with, or
             None for a plain chain (kept in the run's head as given; never the key).
+        state_text: ``state_text(state)`` (the state's canonical JSON without its
+            counters), when the engine computed it for ``state_digest`` anyway; a
+            store may keep it as the state instead of serializing the state again
+            (the counters are kept apart). None: the store serializes ``state``.
     """
 
     state: RunState
@@ -104,6 +108,7 @@ class Commit:
     release_lease: bool = False
     state_digest: str = ""
     ledger_key_id: str | None = None
+    state_text: str | None = None
 
 
 @define

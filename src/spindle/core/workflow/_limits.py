@@ -226,6 +226,12 @@ class BoundedLoader(yaml.SafeLoader):
         # id(node) -> (values, characters, depth) of the node with aliases expanded;
         # every node stays alive in the graph while it is composed, so ids are stable.
         self._sizes: dict[int, tuple[int, int, int]] = {}
+        # Running totals of what has been composed (aliases expanded), and for each open
+        # list or mapping its start and the totals when it opened: a list past the limit
+        # is refused at the value that passes it, not after the rest of it is read.
+        self._values = 0
+        self._text = 0
+        self._open: list[tuple[Any, int, int]] = []
 
     def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         # The scanner reads ahead past every "[" that may start a simple key and
@@ -250,14 +256,20 @@ class BoundedLoader(yaml.SafeLoader):
             self._aliased = True
             if self._depth + size[2] > MAX_DEPTH:
                 raise _refuse(self.filename, event.start_mark, _depth_message())
+            self._grew(size[0], size[1])
             return node
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _refuse(self.filename, event.start_mark, _depth_message())
+        opens = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
+        if opens:
+            self._open.append((event.start_mark, self._values, self._text))
         try:
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            if opens:
+                self._open.pop()
         if node is None:
             return None
         self._sizes[id(node)] = size = self._measure(node)
@@ -267,7 +279,25 @@ class BoundedLoader(yaml.SafeLoader):
                 node.start_mark,
                 _expansion_message(size[0], size[1], aliased=self._aliased),
             )
+        if opens:
+            self._grew(1, 0)  # the list or mapping itself
+        else:
+            self._grew(1, size[1])
         return node
+
+    def _grew(self, values: int, text: int) -> None:
+        """Count what was just composed; refuse the innermost open list or mapping once
+        it holds more than the limits (it would, whatever follows)."""
+        self._values += values
+        self._text += text
+        if not self._open:
+            return
+        mark, values_at, text_at = self._open[-1]
+        held, chars = self._values - values_at + 1, self._text - text_at
+        if held > MAX_VALUES or chars > MAX_TEXT:
+            raise _refuse(
+                self.filename, mark, _expansion_message(held, chars, aliased=self._aliased)
+            )
 
     def _measure(self, node: yaml.Node) -> tuple[int, int, int]:
         if isinstance(node, yaml.ScalarNode):

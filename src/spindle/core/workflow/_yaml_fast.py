@@ -87,9 +87,14 @@ class _Refuse(Exception):
 
 
 if HAS_LIBYAML:
+    import functools
     import re
 
-    _DIFFERENT_RX = re.compile(_DIFFERENT)
+    @functools.cache
+    def _different_rx() -> re.Pattern[str]:
+        # compiled on first need (non-ASCII text): the full class takes ~4 ms to build
+        return re.compile(_DIFFERENT)
+
     # the same for ASCII text (most files): the control characters, DEL and tab;
     # a class of few ranges is searched several times faster than the full one
     _DIFFERENT_ASCII = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
@@ -121,7 +126,7 @@ def parse_fast(text: str) -> Parsed | None:
     if text.isascii():
         if _DIFFERENT_ASCII.search(text):
             return None
-    elif _DIFFERENT_RX.search(text, 1 if text[:1] == "\ufeff" else 0):
+    elif _different_rx().search(text, 1 if text[:1] == "\ufeff" else 0):
         return None
     loader = _CLoader(text)
     try:

@@ -206,13 +206,29 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
 
     async def _setup_runtime(self, task: TaskContext) -> PythonCall:
         """Bind the function's parameters from the task and return the call."""
-        wf_base = task.workflow.base_dir if task.workflow is not None else None
-        try:
-            plan = self._resolve(str(wf_base) if wf_base is not None else None)
-        except ImportError as exc:
-            raise TaskError(f"node '{task.node_id}': {exc}", node_id=task.node_id) from exc
-        inputs, outputs, wf_inputs = task.inputs, task.outputs, task.workflow_inputs
+        plan = self._plan
+        if plan is None:  # the first call: import and inspect the function
+            wf_base = task.workflow.base_dir if task.workflow is not None else None
+            try:
+                plan = self._resolve(str(wf_base) if wf_base is not None else None)
+            except ImportError as exc:
+                raise TaskError(f"node '{task.node_id}': {exc}", node_id=task.node_id) from exc
         kwargs: dict[str, Any] = {}
+        if plan.required or plan.optional or plan.var_keyword:
+            self._bind(plan, task, kwargs)
+        return PythonCall(
+            function=plan.function,
+            kwargs=kwargs,
+            reference=plan.reference,
+            name=plan.name,
+            is_async=plan.is_async,
+            sys_path=plan.sys_path,
+        )
+
+    @staticmethod
+    def _bind(plan: _Plan, task: TaskContext, kwargs: dict[str, Any]) -> None:
+        """Fill ``kwargs`` with the function's parameters, by name, from the task."""
+        inputs, outputs, wf_inputs = task.inputs, task.outputs, task.workflow_inputs
         for group, required in ((plan.required, True), (plan.optional, False)):
             for p in group:
                 if p in inputs:
@@ -233,14 +249,6 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
         if plan.var_keyword:
             for k, v in inputs.items():
                 kwargs.setdefault(k, v)
-        return PythonCall(
-            function=plan.function,
-            kwargs=kwargs,
-            reference=plan.reference,
-            name=plan.name,
-            is_async=plan.is_async,
-            sys_path=plan.sys_path,
-        )
 
 
 def _available_names(node: NodeSpec, available: set[str]) -> list[str]:

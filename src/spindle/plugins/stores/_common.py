@@ -55,6 +55,12 @@ def to_json(value: Any, what: str) -> str:
         StoreError: the value cannot be represented as JSON.
     """
     try:
+        # Plain data (most of it: a definition is) encodes as it is; the converter,
+        # which walks every container, runs only for what the encoder refused.
+        return dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    try:
         return dumps(converter.unstructure(value))
     except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(

@@ -17,7 +17,7 @@ import attrs
 
 from spindle.plugins.stores._common import to_json
 
-__all__ = ["clone", "json_copy"]
+__all__ = ["clone", "cloner", "json_copy"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,17 @@ _CLONERS: dict[type, _Cloner | None] = {}
 def clone(value: T) -> T:
     """Copy ``value``: dicts and lists deeply, attrs objects field by field."""
     return _copy(value)  # type: ignore[no-any-return]
+
+
+def cloner(cls: type[T]) -> Callable[[T], T]:
+    """The copy function :func:`clone` uses for instances of ``cls`` (an attrs class),
+    for a caller that copies many of them without dispatching on each."""
+    made = _CLONERS.get(cls)
+    if made is None:
+        made = _CLONERS[cls] = _make_cloner(cls)
+    if made is None:
+        raise TypeError(f"{cls.__name__} is not an attrs class")
+    return made
 
 
 def _copy(value: Any) -> Any:
@@ -74,19 +85,26 @@ def _make_cloner(cls: type) -> _Cloner | None:
         fixed: set[str] = set()
     else:
         fixed = {a.name for a in attrs.fields(cls) if _immutable(a.type)}
+    # A class that is not frozen is filled by plain attribute stores, several times
+    # faster than ``object.__setattr__`` calls; a value of an immutable type in an
+    # Any field (a None result, a string) is shared without a call.
+    frozen = cls.__setattr__ is not object.__setattr__
     lines = ["def clone(obj):", "    new = _new(_cls)"]
-    lines += [
-        f"    _set(new, {a.name!r}, obj.{a.name})"
-        if a.name in fixed
-        else f"    _set(new, {a.name!r}, _clone(obj.{a.name}))"
-        for a in attrs.fields(cls)
-    ]
+    for a in attrs.fields(cls):
+        value = f"obj.{a.name}"
+        if a.name not in fixed:
+            lines.append(f"    v = {value}")
+            value = "v if type(v) in _SHARED else _clone(v)"
+        lines.append(
+            f"    _set(new, {a.name!r}, {value})" if frozen else f"    new.{a.name} = {value}"
+        )
     lines.append("    return new")
     namespace: dict[str, Any] = {
         "_new": object.__new__,
         "_set": object.__setattr__,
         "_cls": cls,
         "_clone": _copy,
+        "_SHARED": frozenset(_IMMUTABLE),
     }
     # The source is built from attrs field names only, never from data.
     exec("\n".join(lines), namespace)

@@ -27,6 +27,7 @@ from spindle.core.model import converter
 from spindle.core.store import Store, check_durability
 from spindle.plugins.stores._sqlite_errors import rollback, sqlite_failure
 from spindle.plugins.stores._sqlite_group import GroupWriter
+from spindle.plugins.stores._sqlite_known import Known
 from spindle.plugins.stores._sqlite_open import open_store
 from spindle.plugins.stores._sqlite_schema import connect
 
@@ -57,9 +58,10 @@ class SQLiteBase(Store):
     # One connection serves every coroutine; the lock keeps a transaction's
     # statements together when a host also calls the store from other threads.
     _lock: threading.Lock = field(factory=threading.Lock, init=False, repr=False, eq=False)
-    # run_id -> run_no: fixed once a run exists (AUTOINCREMENT never reuses one), so
-    # the hot path can address the run's ledger rows without reading its row.
-    _run_nos: dict[str, int] = field(factory=dict, init=False, repr=False, eq=False)
+    # run_id -> what this store's last commit of the run left in the file (its number,
+    # indexed columns, counters and ledger head), so the next commit needs no read: a
+    # hint its statements check (see _sqlite_known), dropped when a commit fails.
+    _known: dict[str, Known] = field(factory=dict, init=False, repr=False, eq=False)
     # With group commit: the thread that does every write, on its own connection.
     _group: GroupWriter | None = field(default=None, init=False, repr=False, eq=False)
 

@@ -40,9 +40,12 @@ from spindle.core.store import (
 )
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._memory_base import MemoryBase, RunEntry
-from spindle.plugins.stores._memory_copy import clone
+from spindle.plugins.stores._memory_copy import clone, cloner
 
 __all__ = ["MemoryStore"]
+
+# Every commit copies its records: the copy function is looked up once.
+_clone_record = cloner(StepRecord)
 
 
 @define
@@ -123,11 +126,10 @@ class MemoryStore(MemoryBase, kind="memory"):
         else:
             # The hot path: only the counters moved (Commit.state_changed is false).
             kept = entry.state
-            kept.step_count = state.step_count
-            kept.event_seq = state.event_seq
+            kept.event_seq = state.event_seq  # (step_count is set from the ledger below)
             kept.updated_at = state.updated_at
         for record in records:
-            copy = clone(record)
+            copy = _clone_record(record)
             entry.records.append(copy)
             entry.keys[copy.idempotency_key] = copy
         entry.head = head

@@ -17,9 +17,9 @@ That changes when a commit waits for the disk. With group commit (the store
 option ``group_commit``: ``on``; ``auto``, the default, is on at
 ``durability=full`` and off at ``normal``) every write goes to one writer
 thread with its own connection, which writes all the writes queued while it
-was busy as one transaction, a savepoint each, with one fsync for all of
-them; each caller's ``await`` returns, or raises its own error, once that
-transaction is durable (see ``_sqlite_group``). With many runs in flight at
+was busy as one transaction, with one fsync for all of them; each caller's
+``await`` returns, or raises its own error, once that transaction is
+durable (see ``_sqlite_group``). With many runs in flight at
 ``durability=full`` that turns one fsync a commit into one fsync a batch. At
 ``normal`` there is no fsync to share, and the thread hop (about 60 us a
 commit, each way's wake-up) costs a lone commit more than the commit itself,
@@ -50,7 +50,8 @@ from spindle.core.errors import ConfigError
 from spindle.core.model import MISSING_HEAD, Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
-from spindle.plugins.stores._sqlite_commit import EPOCH, SQLiteCommitter, ledger_tail
+from spindle.plugins.stores._sqlite_commit import SQLiteCommitter, ledger_tail
+from spindle.plugins.stores._sqlite_known import EPOCH
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
 
 __all__ = ["SQLiteStore"]

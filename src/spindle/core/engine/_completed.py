@@ -1,0 +1,119 @@
+"""Nodes that returned: their results as the ledger keeps them, and several in one commit.
+
+When several attempts of one run have ended by the time the driver looks
+(a fan-out of quick nodes), their completions share one commit: each is
+recorded as it would be alone, in the order they finished, and none is
+acted on (its dependants started) before that commit. The design's rule --
+no outcome is acted on before its commit -- holds; a crash before the commit
+loses them all, and each node runs again on resume, as a single one would.
+An attempt that did not simply return (an error, an effect, a wait, a
+result that cannot be recorded) is left for the driver to act on alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from spindle.core.engine._attempt import FinishedKind
+from spindle.core.engine._results import storable_sized
+from spindle.core.errors import StoreError
+from spindle.core.model import LifecycleEventType, StepKind, StepStatus, node_key
+
+if TYPE_CHECKING:
+    from spindle.core.engine._attempt import Finished
+    from spindle.core.engine._journal import Pending, RunJournal
+    from spindle.core.engine._outcomes import Outcomes
+    from spindle.core.engine._results import Results
+    from spindle.core.engine._services import Services
+    from spindle.core.workflow import NodeSpec
+
+__all__ = ["commit_completed", "node_result", "record_completed"]
+
+
+async def node_result(
+    services: Services, results: Results, run_id: str, node: NodeSpec, f: Finished
+) -> Any:
+    """What the ledger keeps of the value ``f`` returned (its declared outputs collected,
+    a large result offloaded to the artifact store).
+
+    Raises:
+        TaskError: the value cannot be recorded, or a declared output is missing.
+        StoreError: the store failed to keep an output or a large result.
+    """
+    value, size = storable_sized(node.id, f.value)
+    if node.outputs:
+        size = -1
+        assert f.ctx is not None  # a task's outcome carries its context
+        outputs = await services.tasks.collect_outputs(run_id, node, f.ctx, f.value)
+        value = {"value": value, "outputs": outputs}
+    if results.fits(value, size):
+        return value
+    return await results.offload(node.id, value, size)
+
+
+def record_completed(
+    journal: RunJournal, pending: Pending, node_id: str, attempt: int, result: Any, f: Finished
+) -> None:
+    """Add a node's completion, with its result as the ledger keeps it, to ``pending``."""
+    journal.record(
+        pending,
+        node_id,
+        StepKind.NODE,
+        StepStatus.COMPLETED,
+        node_key(journal.state.run_id, node_id),
+        attempt=attempt,
+        result=result,
+        started_at=f.started_at,
+    )
+    journal.event(pending, LifecycleEventType.NODE_COMPLETED, node_id, attempt=attempt)
+    pending.light = True
+
+
+async def commit_completed(
+    outcomes: Outcomes, finished: list[Finished], *, last: bool
+) -> tuple[list[Finished], list[Finished]]:
+    """Record every plain completion in ``finished`` in one commit.
+
+    ``last`` says nothing else runs or needs a commit before the run's finish:
+    then, when these are the run's last nodes, their records are kept for the
+    commit of the run's end instead (as a last node's alone is).
+
+    Returns:
+        ``(recorded, others)``: the attempts now committed, and those the driver
+        must act on one by one (they did not simply return, or their result
+        cannot be recorded), each list in the order the attempts finished.
+
+    Raises:
+        StoreError: keeping a result failed (the drive stops, to be resumed).
+        LeaseLost: the run's lease was taken over.
+    """
+    journal = outcomes.journal
+    pending: Pending | None = None  # taken at the first completion to record
+    recorded: list[Finished] = []
+    others: list[Finished] = []
+    for f in finished:
+        if f.kind is not FinishedKind.OK:
+            others.append(f)
+            continue
+        node = outcomes.wf.nodes[f.node_id]
+        try:
+            result = await node_result(
+                outcomes.services, outcomes.results, journal.state.run_id, node, f
+            )
+        except StoreError:
+            raise
+        except Exception:
+            others.append(f)  # acted on alone, which records why it cannot be kept
+            continue
+        if pending is None:
+            pending = journal.pending()
+        record_completed(journal, pending, f.node_id, journal.attempts.get(f.node_id, 1), result, f)
+        recorded.append(f)
+    if pending is None:
+        return recorded, others
+    state = outcomes.state
+    if last and not others and outcomes.ready.undone == len(recorded) and not state.waits:
+        journal.defer(pending)  # the run's last nodes: committed with its end
+    else:
+        await journal.commit(pending)
+    return recorded, others
