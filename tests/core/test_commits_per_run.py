@@ -279,3 +279,31 @@ def test_a_first_node_asking_mid_function_writes_the_run_before_the_effect(store
             assert (await engine.verify_ledger(state.run_id)).ok
 
     run(go())
+
+
+def test_commits_that_write_the_state_carry_its_text(store_url, make_engine):
+    """The text a commit hands the store to keep is the state's text at that commit, and
+    the creation and the end (the commits that write the state) both carry it."""
+    from spindle.core.model import state_text
+
+    async def go() -> None:
+        async with make_engine(store_url) as engine:
+            seen: list[tuple[Any, str | None, str]] = []
+            real = engine.store.commit
+
+            async def commit(c: Any) -> None:
+                seen.append((c, c.state_text, state_text(c.state)))
+                await real(c)
+
+            engine.store.commit = commit
+            state = await engine.run(chain(3))
+            assert state.status is RunStatus.COMPLETED
+            carried = [(c, text, now) for c, text, now in seen if text is not None]
+            assert all(text == now for _, text, now in carried)
+            assert seen[0][1] is not None and seen[0][0].create  # the held creation
+            assert seen[-1][1] is not None  # the end
+            assert (await engine.verify_ledger(state.run_id)).ok
+            again = await engine.get_run(state.run_id)
+            assert state_text(again) == seen[-1][2]  # what the store keeps reads back the same
+
+    run(go())

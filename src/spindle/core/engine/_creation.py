@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Creation, RunJournal
 from spindle.core.errors import RunNotFound, StoreError
-from spindle.core.model import Lease, RunState, RunStatus, Secrets, state_hash
+from spindle.core.model import Lease, RunState, RunStatus, Secrets, state_text_and_hash
 from spindle.core.workflow import Workflow, input_values
 
 if TYPE_CHECKING:
@@ -89,9 +89,9 @@ async def hold_run(
         # A generated id is new; one the caller chose may not be, and the run must
         # not start before the store would refuse to record it.
         await _refuse_taken(services, run_id)
-    hashed = _checked_hash(state)
+    text, hashed = _checked_hash(state)
     active.give(state.run_id, clear)
-    return state, Creation(lease, hashed)
+    return state, Creation(lease, hashed, text)
 
 
 async def _new_state(
@@ -135,10 +135,10 @@ async def _refuse_taken(services: Services, run_id: str) -> None:
     raise StoreError(f"run {run_id!r} already exists; choose another run id (or leave it out)")
 
 
-def _checked_hash(state: RunState) -> str:
-    """The state's hash; the state must be JSON data, as the store will write it."""
+def _checked_hash(state: RunState) -> tuple[str, str]:
+    """The state's text and hash; the state must be JSON data, as the store will write it."""
     try:
-        return state_hash(state)
+        return state_text_and_hash(state)
     except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(
             f"run {state.run_id!r}: the run's inputs or labels are not JSON data ({exc}); "

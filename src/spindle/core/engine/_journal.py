@@ -35,6 +35,7 @@ from spindle.core.model import (
     StepStatus,
     failed_call,
     state_hash,
+    state_text_and_hash,
     utcnow,
 )
 from spindle.core.store import Commit
@@ -59,6 +60,7 @@ class Creation:
 
     lease: Lease
     state_hash: str
+    state_text: str | None = None  # what was hashed, for the store to keep as it is
 
 
 @define
@@ -258,7 +260,8 @@ class RunJournal:
             chain.chain(rec, prev)
             prev = rec.record_hash
         state.step_count = len(records)
-        digest = chain.state_digest(len(records), prev, state_hash(state))
+        text, hashed = state_text_and_hash(state)
+        digest = chain.state_digest(len(records), prev, hashed)
         await store.commit(
             Commit(
                 state,
@@ -267,6 +270,7 @@ class RunJournal:
                 lease=lease,
                 state_digest=digest,
                 ledger_key_id=chain.key_id,
+                state_text=text,
             )
         )
 
@@ -325,8 +329,14 @@ class RunJournal:
         self.state.updated_at = utcnow()
         # A commit that leaves the stored state alone (rehash false) digests the state as
         # last committed, not the one in memory (the driver may be changing it).
-        hashed = state_hash(self.state) if rehash else self._state_hash
         creation = self.creation
+        text: str | None
+        if rehash:
+            text, hashed = state_text_and_hash(self.state)
+        else:
+            hashed = self._state_hash
+            # A held run's text, taken with its hash, holds as long as the hash does.
+            text = creation.state_text if creation is not None else None
         if creation is None:
             commit = Commit(
                 self.state,
@@ -337,6 +347,7 @@ class RunJournal:
                 release_lease=pending.release,
                 state_digest=chain.state_digest(seq, prev, hashed),
                 ledger_key_id=chain.key_id,
+                state_text=text if state_changed else None,
             )
         else:
             # The run's first write inserts it; a drive that also ends here leaves it
@@ -349,6 +360,7 @@ class RunJournal:
                 lease=None if pending.release else creation.lease,
                 state_digest=chain.state_digest(seq, prev, hashed),
                 ledger_key_id=chain.key_id,
+                state_text=text,
             )
         await self.store.commit(commit)
         self.creation = None

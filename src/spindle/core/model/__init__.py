@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from spindle.core.model._state_text import is_plain_json as is_plain_json
     from spindle.core.model._state_text import state_hash as state_hash
     from spindle.core.model._state_text import state_text as state_text
+    from spindle.core.model._state_text import state_text_and_hash as state_text_and_hash
     from spindle.core.model._templates import Placeholder as Placeholder
     from spindle.core.model._templates import TemplateError as TemplateError
     from spindle.core.model._templates import parse_template as parse_template
@@ -137,6 +138,7 @@ _LAZY: dict[str, str] = {
     "is_plain_json": "spindle.core.model._state_text",
     "state_hash": "spindle.core.model._state_text",
     "state_text": "spindle.core.model._state_text",
+    "state_text_and_hash": "spindle.core.model._state_text",
     "state_problem": "spindle.core.model._chain",
     "step_backoff_key": "spindle.core.model._keys",
     "structure": "spindle.core.model._converter",

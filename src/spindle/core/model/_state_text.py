@@ -15,7 +15,7 @@ from typing import Any
 from spindle.core.model._run import RunState
 from spindle.core.model._time import _CANONICAL, _ENCODE_STR, _iso_json
 
-__all__ = ["is_plain_json", "state_hash", "state_text"]
+__all__ = ["is_plain_json", "state_hash", "state_text", "state_text_and_hash"]
 
 # RunState fields a commit may change without rewriting the stored state (the hot
 # path updates them in place): the digest leaves them out.
@@ -139,4 +139,11 @@ def state_hash(state: RunState) -> str:
     Hashing the state once when it changes keeps a step's digest small, however
     large the state (a commit that leaves the state alone reuses the hash).
     """
-    return hashlib.sha256(state_text(state).encode()).hexdigest()
+    return state_text_and_hash(state)[1]
+
+
+def state_text_and_hash(state: RunState) -> tuple[str, str]:
+    """:func:`state_text` and :func:`state_hash` from one encoding: a commit that hashes
+    the state can hand the text to the store to keep (``Commit.state_text``)."""
+    text = state_text(state)
+    return text, hashlib.sha256(text.encode()).hexdigest()
