@@ -306,3 +306,18 @@ def test_two_engines_in_one_loop_each_write_their_held_runs(tmp_path, make_engin
     assert all(s.status is RunStatus.COMPLETED for s in states)
     assert {states[0].run_id, states[2].run_id} <= set(seen["one"])
     assert states[1].run_id in seen["two"]
+
+
+def test_event_ids_are_random_uuid4s_too(make_engine):
+    events: list[Any] = []
+
+    async def go() -> None:
+        async with make_engine("memory://", observers=[events.append]) as engine:
+            await engine.run(chain(3))
+
+    run(go())
+    ids = [e.event_id for e in events]
+    assert len(ids) > 3 and len(set(ids)) == len(ids)
+    for event_id in ids:
+        parsed = uuid.UUID(hex=event_id)
+        assert parsed.hex == event_id and parsed.version == 4

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Creation, RunJournal
 from spindle.core.errors import RunNotFound, StoreError
-from spindle.core.model import Lease, RunState, RunStatus, Secrets, state_text_and_hash
+from spindle.core.model import (
+    Lease,
+    RunState,
+    RunStatus,
+    Secrets,
+    new_id,
+    state_text_and_hash,
+)
 from spindle.core.workflow import Workflow, input_values
 
 if TYPE_CHECKING:
@@ -18,20 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["create_run", "hold_run", "new_run_id"]
 
-# The bits a version-4 UUID sets (RFC 4122 variant, version 4), as uuid.UUID does.
-_VARIANT_CLEAR, _VARIANT_SET = ~(0xC000 << 48), 0x8000 << 48
-_VERSION_CLEAR, _VERSION_SET = ~(0xF000 << 64), 4 << 76
-
 
 def new_run_id() -> str:
-    """A new run id: the 32 hex digits of a random (version 4) UUID.
-
-    ``uuid.uuid4().hex`` without building the ``UUID`` object, which a run paid
-    for on every start.
-    """
-    value = int.from_bytes(os.urandom(16), "big")
-    value = (value & _VARIANT_CLEAR | _VARIANT_SET) & _VERSION_CLEAR | _VERSION_SET
-    return f"{value:032x}"
+    """A new run id: the 32 hex digits of a random (version 4) UUID (:func:`new_id`)."""
+    return new_id()
 
 
 async def create_run(

@@ -9,10 +9,9 @@ the commit that makes them true.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from spindle.core.model import LifecycleEventType, RunLifecycleEvent, RunState, utcnow
+from spindle.core.model import LifecycleEventType, RunLifecycleEvent, RunState, new_id, utcnow
 from spindle.core.plugin import CompositeObserver
 
 __all__ = ["EventEmitter"]
@@ -33,7 +32,7 @@ class EventEmitter:
             return None
         state.event_seq += 1
         return RunLifecycleEvent(
-            event_id=uuid.uuid4().hex,
+            event_id=new_id(),
             run_id=state.run_id,
             type=type_,
             sequence=state.event_seq,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from spindle.core.model._keys import failed_call as failed_call
     from spindle.core.model._keys import follow_on_run_id as follow_on_run_id
     from spindle.core.model._keys import handoff_envelope_id as handoff_envelope_id
+    from spindle.core.model._keys import new_id as new_id
     from spindle.core.model._keys import node_key as node_key
     from spindle.core.model._keys import resume_key as resume_key
     from spindle.core.model._keys import retry_wait_key as retry_wait_key
@@ -125,6 +126,7 @@ _LAZY: dict[str, str] = {
     "failed_call": "spindle.core.model._keys",
     "follow_on_run_id": "spindle.core.model._keys",
     "handoff_envelope_id": "spindle.core.model._keys",
+    "new_id": "spindle.core.model._keys",
     "node_key": "spindle.core.model._keys",
     "key_problem": "spindle.core.model._chain",
     "normalize_result": "spindle.core.model._ledger",
