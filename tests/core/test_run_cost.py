@@ -321,3 +321,28 @@ def test_event_ids_are_random_uuid4s_too(make_engine):
     for event_id in ids:
         parsed = uuid.UUID(hex=event_id)
         assert parsed.hex == event_id and parsed.version == 4
+
+
+def test_the_graph_shape_is_built_once_per_workflow_and_dropped_when_it_changes():
+    from spindle.core.engine._ready import ReadySet
+
+    wf = chain(3)
+    first, second = ReadySet(wf), ReadySet(wf)
+    assert first.deps is second.deps  # shared: built once
+    assert first._remaining is not second._remaining  # each run counts on its own copy
+    first.replay(_completed(first, "s0"))
+    assert second._remaining == {"s0": 0, "s1": 1, "s2": 1}
+    assert second.pop(8, ()) == ["s0"] and first.pop(8, ()) == ["s1"]
+
+    async def extra() -> None:
+        return None
+
+    wf.node(extra, name="extra", after=["s2"])
+    third = ReadySet(wf)
+    assert third.deps is not first.deps and "extra" in third.order
+
+
+def _completed(ready: Any, node_id: str) -> Any:
+    from spindle.core.model import StepKind, StepRecord, StepStatus
+
+    return StepRecord("r", 0, node_id, StepKind.NODE, StepStatus.COMPLETED, f"r:{node_id}")

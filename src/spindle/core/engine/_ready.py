@@ -34,25 +34,21 @@ class ReadySet:
     """
 
     def __init__(self, workflow: Workflow) -> None:
-        self.order = workflow.order()
-        self._position = {n: i for i, n in enumerate(self.order)}
-        self.deps = {n: workflow.dependencies(n) for n in self.order}
-        self._dependants: dict[str, list[str]] = {n: [] for n in self.order}
-        for n, deps in self.deps.items():
-            for d in deps:
-                self._dependants[d].append(n)
-        self._remaining = {n: len(deps) for n, deps in self.deps.items()}
+        # The graph's shape is the same for every run of the workflow: built once.
+        shape = workflow.derived("ready-set", lambda: _Shape(workflow))
+        self.order = shape.order
+        self._position = shape.position
+        self.deps = shape.deps
+        self._dependants = shape.dependants
+        self._remaining = dict(shape.remaining)
         self.undone = len(self.order)
-        self._heap: list[int] = []
-        self._queued: set[str] = set()
+        self._heap: list[int] = list(shape.roots)  # sorted, so a heap already
+        self._queued: set[str] = {self.order[i] for i in shape.roots}
         self.results: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
         self.skipped: set[str] = set()
         # Completed, failed or skipped: what done() asks, several times a step.
         self._ended: set[str] = set()
-        for n, left in self._remaining.items():
-            if left == 0:
-                self.requeue(n)
 
     def replay(self, rec: StepRecord) -> None:
         """Take a node's outcome record into account (from the ledger or a new commit)."""
@@ -135,3 +131,22 @@ class ReadySet:
     def leaves(self) -> list[str]:
         """Nodes nothing depends on, in order."""
         return [n for n in self.order if not self._dependants[n]]
+
+
+class _Shape:
+    """What a ready set needs of a workflow's graph, the same for each of its runs
+    (kept by :meth:`Workflow.derived`; a ready set copies only what it changes)."""
+
+    __slots__ = ("dependants", "deps", "order", "position", "remaining", "roots")
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.order = workflow.order()
+        self.position = {n: i for i, n in enumerate(self.order)}
+        self.deps = {n: workflow.dependencies(n) for n in self.order}
+        self.dependants: dict[str, list[str]] = {n: [] for n in self.order}
+        for n, deps in self.deps.items():
+            for d in deps:
+                self.dependants[d].append(n)
+        self.remaining = {n: len(deps) for n, deps in self.deps.items()}
+        self.roots = [self.position[n] for n, left in self.remaining.items() if left == 0]
+        self.roots.sort()

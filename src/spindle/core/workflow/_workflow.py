@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["Workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_D = TypeVar("_D")
 
 
 class Workflow:
@@ -201,6 +202,17 @@ class Workflow:
         return decorate
 
     # --- analysis ------------------------------------------------------------
+
+    def derived(self, key: str, build: Callable[[], _D]) -> _D:
+        """``build()``, computed once until the workflow changes (adding a node or setting
+        an attribute drops it): what every run of this workflow derives alike, such as
+        the engine's view of its graph. Do not mutate what it returns."""
+        cache_key = ("derived", key)
+        try:
+            return self._cache[cache_key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._cache[cache_key] = build()
+            return value
 
     def dependencies(self, node_id: str) -> list[str]:
         """The nodes ``node_id`` waits for: node references plus ``after`` (cached)."""
