@@ -201,11 +201,7 @@ class GroupWriter:
         each job, so that the failing one is rolled back alone.
         """
         conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for job in batch:
-                job.failed(exc)
+        if not self._begin(batch):
             return
         self.batches += 1
         self.jobs += len(batch)
@@ -239,15 +235,21 @@ class GroupWriter:
             for job in batch:
                 job.failed(exc)
 
+    def _begin(self, batch: list[Job]) -> bool:
+        """Open the batch's transaction; False (each job failed with why) if it cannot be."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in batch:
+                job.failed(exc)
+            return False
+        return True
+
     def _write_apart(self, batch: list[Job]) -> None:
         """Write ``batch`` in one transaction with a savepoint around each job, so that a
         job that fails is rolled back (and raised) alone."""
         conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for job in batch:
-                job.failed(exc)
+        if not self._begin(batch):
             return
         written: list[Job] = []
         try:
