@@ -9,6 +9,7 @@ the run must be written before its first node ends.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,14 +22,15 @@ from spindle.core.model import verify
 from .conftest import run
 
 
-def counting(engine: Any) -> list[Any]:
-    """Record every Commit the engine's store receives (the real store still writes it)."""
+def counting(engine: Any, note: Callable[[Any], Any] | None = None) -> list[Any]:
+    """Record every Commit the engine's store receives (the real store still writes it),
+    or what ``note`` takes of each at the moment it is committed."""
     seen: list[Any] = []
     store = engine.store
     real = store.commit
 
     async def commit(c: Any) -> None:
-        seen.append(c)
+        seen.append(c if note is None else note(c))
         await real(c)
 
     store.commit = commit
@@ -288,14 +290,7 @@ def test_commits_that_write_the_state_carry_its_text(store_url, make_engine):
 
     async def go() -> None:
         async with make_engine(store_url) as engine:
-            seen: list[tuple[Any, str | None, str]] = []
-            real = engine.store.commit
-
-            async def commit(c: Any) -> None:
-                seen.append((c, c.state_text, state_text(c.state)))
-                await real(c)
-
-            engine.store.commit = commit
+            seen = counting(engine, lambda c: (c, c.state_text, state_text(c.state)))
             state = await engine.run(chain(3))
             assert state.status is RunStatus.COMPLETED
             carried = [(c, text, now) for c, text, now in seen if text is not None]
