@@ -68,23 +68,10 @@ RUNTIMES = {
     "python_code": "{kind: python_code, code: pass}",
 }
 
-# Times spindle.cli.main in the subprocess once it is imported: the command's own work.
-# main() reads sys.argv, as the console script calls it (the process is the command's).
-TIMED = """
-import sys, time
-sys.argv = ["spindle", *sys.argv[1:]]
-from spindle.cli import main
-start = time.perf_counter()
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-print(f"{time.perf_counter() - start:.6f}", file=sys.stderr)
-sys.exit(code)
-"""
-
-# The phases of one command. perf_counter is the system-wide monotonic clock on Linux
-# and macOS, so the parent compares it with its own readings (start, exit).
+# The phases of one command: started, spindle.cli imported, main() returned (the
+# command's own work is the last two apart; main() reads sys.argv, as the console
+# script calls it). perf_counter is the system-wide monotonic clock on Linux and
+# macOS, so the parent compares it with its own readings (start, exit).
 PHASES = """
 import json, sys, time
 started = time.perf_counter()
@@ -145,7 +132,7 @@ def spindle_run(workdir: Path, name: str, db: Path, *, timed: bool = False) -> f
     env = _env()
     args = ["run", name, "--store", f"sqlite:///{db}", "--quiet"]
     cmd = (
-        [sys.executable, "-c", TIMED, *args] if timed else [sys.executable, "-m", "spindle", *args]
+        [sys.executable, "-c", PHASES, *args] if timed else [sys.executable, "-m", "spindle", *args]
     )
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
@@ -153,7 +140,8 @@ def spindle_run(workdir: Path, name: str, db: Path, *, timed: bool = False) -> f
     if proc.returncode != 0:
         raise SystemExit(f"spindle run {name} exited {proc.returncode}: {proc.stderr[-2000:]}")
     if timed:
-        return float(proc.stderr.strip().splitlines()[-1])
+        _started, imported, ended, _modules = json.loads(proc.stderr.strip().splitlines()[-1])
+        return float(ended - imported)
     return took
 
 
