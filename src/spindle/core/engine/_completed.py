@@ -71,7 +71,7 @@ def record_completed(
 
 async def commit_completed(
     outcomes: Outcomes, finished: list[Finished], *, last: bool
-) -> tuple[list[Finished], list[Finished]]:
+) -> list[Finished]:
     """Record every plain completion in ``finished`` in one commit.
 
     ``last`` says nothing else runs or needs a commit before the run's finish:
@@ -79,9 +79,8 @@ async def commit_completed(
     commit of the run's end instead (as a last node's alone is).
 
     Returns:
-        ``(recorded, others)``: the attempts now committed, and those the driver
-        must act on one by one (they did not simply return, or their result
-        cannot be recorded), each list in the order the attempts finished.
+        The attempts the driver must act on one by one (they did not simply
+        return, or their result cannot be recorded), in the order they finished.
 
     Raises:
         StoreError: keeping a result failed (the drive stops, to be resumed).
@@ -89,7 +88,7 @@ async def commit_completed(
     """
     journal = outcomes.journal
     pending: Pending | None = None  # taken at the first completion to record
-    recorded: list[Finished] = []
+    recorded = 0
     others: list[Finished] = []
     for f in finished:
         if f.kind is not FinishedKind.OK:
@@ -108,12 +107,12 @@ async def commit_completed(
         if pending is None:
             pending = journal.pending()
         record_completed(journal, pending, f.node_id, journal.attempts.get(f.node_id, 1), result, f)
-        recorded.append(f)
+        recorded += 1
     if pending is None:
-        return recorded, others
+        return others
     state = outcomes.state
-    if last and not others and outcomes.ready.undone == len(recorded) and not state.waits:
+    if last and not others and outcomes.ready.undone == recorded and not state.waits:
         journal.defer(pending)  # the run's last nodes: committed with its end
     else:
         await journal.commit(pending)
-    return recorded, others
+    return others

@@ -309,8 +309,7 @@ class RunDriver:
     async def _handle_together(self, fs: list[Finished]) -> None:
         """Act on several ended attempts: their completions share one commit."""
         last = not self.inflight and not self._finish_hooks
-        _recorded, others = await commit_completed(self.outcomes, fs, last=last)
-        for f in others:
+        for f in await commit_completed(self.outcomes, fs, last=last):
             if self.state.status.terminal or self.parked:
                 return  # the run ended (a failure): the others are not acted on
             await self._handle(f)
