@@ -347,7 +347,7 @@ class RunJournal:
                 release_lease=pending.release,
                 state_digest=chain.state_digest(seq, prev, hashed),
                 ledger_key_id=chain.key_id,
-                state_text=text if state_changed else None,
+                state_text=text,  # None unless the state is written (rehash implies it)
             )
         else:
             # The run's first write inserts it; a drive that also ends here leaves it

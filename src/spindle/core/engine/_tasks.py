@@ -61,9 +61,7 @@ class TaskRunner:
         runtime = node.runtime
         assert runtime is not None
         self.check_paths(task)
-        chains = task.middleware
-        # What Runtime.setup_runtime and Executor.execute do, without their frames.
-        payload = await chains.runtime(runtime, task)
+        payload = await runtime.setup_runtime(task)
         if node.executor is not None:
             executor = self.shared(node.executor)
         else:
@@ -77,7 +75,7 @@ class TaskRunner:
                 f"for this node",
                 node_id=node.id,
             )
-        outcome: Outcome = await chains.execute(executor, payload, task)
+        outcome: Outcome = await executor.execute(payload, task)
         return outcome.value
 
     def contained(self, node: NodeSpec) -> bool:

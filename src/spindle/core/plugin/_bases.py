@@ -8,7 +8,7 @@ registry finds it without importing any of them.)
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, final
 
 from attrs import define, field
@@ -60,9 +60,13 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         """Build the payload for ``task``."""
 
     @final
-    async def setup_runtime(self, task: TaskContext) -> T:
-        """Prepare the payload through the runtime middleware chain."""
-        result: T = await task.middleware.runtime(self, task)
+    def setup_runtime(self, task: TaskContext) -> Awaitable[T]:
+        """Prepare the payload through the runtime middleware chain (await the result).
+
+        The chain's own awaitable is handed back rather than awaited in another
+        frame: this runs once per durable step.
+        """
+        result: Awaitable[T] = task.middleware.runtime(self, task)
         return result
 
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
@@ -138,9 +142,10 @@ class Executor(Plugin, Generic[T], group="executor"):
         """Run ``payload`` and return its outcome; raise to fail the node."""
 
     @final
-    async def execute(self, payload: T, task: TaskContext) -> Outcome:
-        """Run the payload through the execute middleware chain."""
-        result: Outcome = await task.middleware.execute(self, payload, task)
+    def execute(self, payload: T, task: TaskContext) -> Awaitable[Outcome]:
+        """Run the payload through the execute middleware chain (await the result; the
+        chain's awaitable is handed back, as :meth:`Runtime.setup_runtime` does)."""
+        result: Awaitable[Outcome] = task.middleware.execute(self, payload, task)
         return result
 
     async def aclose(self) -> None:
