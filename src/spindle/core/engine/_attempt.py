@@ -9,13 +9,10 @@ here writes to the store's runs or ledger.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from attrs import define
-
+from spindle.core.engine._finished import Finished, FinishedKind
 from spindle.core.engine._results import pick
 from spindle.core.engine._steps import AttemptSteps
 from spindle.core.errors import SecretUnavailable, TaskTimeout
@@ -46,31 +43,6 @@ __all__ = ["Attempts", "Finished", "FinishedKind", "LinksFactory"]
 
 #: Builds the ``ctx.runs`` of an effect request: (node, effect key, wait key) -> links.
 LinksFactory = Callable[["NodeSpec", str, str], RunLinks]
-
-
-class FinishedKind(enum.StrEnum):
-    """How an attempt ended."""
-
-    OK = "ok"  # the task returned a value
-    ERROR = "error"  # the task (or preparing it) raised
-    SUSPEND = "suspend"  # the task asked for an effect mid-function
-    EFFECT = "effect"  # an effect node's handler decided
-    SKIP = "skip"  # a dependency failed, so the node does not run
-
-
-@define
-class Finished:
-    """What one node attempt produced, before it is committed."""
-
-    node_id: str
-    kind: FinishedKind
-    started_at: datetime
-    value: Any = None
-    error: BaseException | None = None
-    effect: Effect | None = None
-    outcome: EffectOutcome | None = None
-    ctx: TaskContext | None = None
-    links: RunLinks | None = None
 
 
 class Attempts:
@@ -112,11 +84,29 @@ class Attempts:
 
     async def run(self, node_id: str) -> Finished:
         """Attempt ``node_id`` once and report how it ended."""
-        node = self.wf.nodes[node_id]
-        started = utcnow()
         ready = self.ready
-        if (ready.failed or ready.skipped) and ready.blocked(node_id):
-            return Finished(node_id, FinishedKind.SKIP, started)
+        node = ready.node(node_id)
+        started = utcnow()
+        if ready.failed or ready.skipped or ready.inactive:
+            reason = ready.skip_reason(node_id)
+            if reason is not None:
+                why = {"skipped_by": "upstream"} if reason == "upstream" else None
+                return Finished(node_id, FinishedKind.SKIP, started, value=why)
+        if (
+            node.when is not None
+            or node.branch is not None
+            or node.map is not None
+            or (ready.listed_by and node_id in ready.listed_by)
+        ):
+            from spindle.core.engine._control import branch_case, gate, map_step
+
+            gated = await gate(self, node, started)
+            if gated is not None:
+                return gated
+            if node.map is not None:
+                return await map_step(self, node, started)
+            if node.branch is not None:
+                return await branch_case(self, node, started)
         try:
             inputs = await self.resolve_inputs(node) if node.inputs else {}
         except Exception as exc:
@@ -197,7 +187,7 @@ class Attempts:
             if head == "inputs":
                 out[name] = self.workflow_input(member)
                 continue
-            out[name] = pick(self.wf.nodes[head], await self.result_of(head), member or None)
+            out[name] = pick(self.ready.node(head), await self.result_of(head), member or None)
         return out
 
     def task_context(self, node: NodeSpec, inputs: dict[str, Any]) -> TaskContext:

@@ -94,7 +94,7 @@ async def commit_completed(
         if f.kind is not FinishedKind.OK:
             others.append(f)
             continue
-        node = outcomes.wf.nodes[f.node_id]
+        node = outcomes.ready.node(f.node_id)
         try:
             result = await node_result(
                 outcomes.services, outcomes.results, journal.state.run_id, node, f

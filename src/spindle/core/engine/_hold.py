@@ -43,8 +43,8 @@ class CreationTimer:
             return False
         if len(ready) > 1 or inflight:
             return True
-        node = self._wf.nodes[ready[0]]
-        if node.effect is not None or node.runtime is None:
+        node = self._wf.nodes.get(ready[0])
+        if node is None or node.effect is not None or node.runtime is None:
             return True
         # Held only for a node run in this process: one in a subprocess or a pool takes
         # far longer than a commit, and a user watching its log should find its run.

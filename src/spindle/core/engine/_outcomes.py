@@ -91,7 +91,7 @@ class Outcomes:
 
         Returns the handler's coroutine for the caller to await (a frame less a step).
         """
-        node = self.wf.nodes[f.node_id]
+        node = self.ready.node(f.node_id)
         attempt = self.journal.attempts.get(f.node_id, 1)
         pending = self.journal.pending()
         return _HANDLERS[f.kind](self, pending, node, attempt, f, last)
@@ -109,8 +109,14 @@ class Outcomes:
             StepStatus.SKIPPED,
             node_key(rid, node.id),
             started_at=f.started_at,
+            result=f.value,
         )
         await self.journal.commit(pending)
+
+    async def _opened(
+        self, pending: Pending, node: NodeSpec, attempt: int, f: Finished, last: bool
+    ) -> None:
+        return None  # a map's items started: its record comes when they ended
 
     async def _returned(
         self, pending: Pending, node: NodeSpec, attempt: int, f: Finished, last: bool
@@ -349,7 +355,7 @@ class Outcomes:
                 name=wait.kind,
             )
             return None
-        node = self.wf.nodes[wait.node_id]
+        node = self.ready.node(wait.node_id)
         if error:
             message = f"node '{wait.node_id}': {error}"
             journal.record(
@@ -375,4 +381,5 @@ _HANDLERS: dict[
     FinishedKind.ERROR: Outcomes._raised,
     FinishedKind.SUSPEND: Outcomes._suspended,
     FinishedKind.EFFECT: Outcomes._decided,
+    FinishedKind.OPENED: Outcomes._opened,
 }

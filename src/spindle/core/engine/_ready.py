@@ -13,10 +13,14 @@ import heapq
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
+from spindle.core.engine._mapping import MapRun
 from spindle.core.model import StepKind, StepRecord, StepStatus
 
 if TYPE_CHECKING:
-    from spindle.core.workflow import Workflow
+    from spindle.core.workflow import NodeSpec, Workflow
+
+#: How a skipped record says a condition, not a failure, left its node out.
+NOT_LIVE = frozenset({"when", "branch", "upstream"})
 
 __all__ = ["ReadySet"]
 
@@ -30,7 +34,10 @@ class ReadySet:
         results: completed nodes' results, as the ledger holds them.
         failed: failed nodes, each with its error text.
         skipped: nodes skipped because a dependency failed.
-        undone: how many nodes have not ended yet.
+        inactive: nodes skipped by a condition or a branch (or because every
+            dependency was): not live, but no failure either.
+        undone: how many nodes have not ended yet (a map's started items included).
+        maps: the run's expanded maps, by map node id.
     """
 
     def __init__(self, workflow: Workflow) -> None:
@@ -49,6 +56,16 @@ class ReadySet:
         self.skipped: set[str] = set()
         # Completed, failed or skipped: what done() asks, several times a step.
         self._ended: set[str] = set()
+        self.inactive: set[str] = set()
+        self._nodes = workflow.nodes
+        self._any_join = shape.any_join
+        self.listed_by = shape.listed_by
+        # Nodes added while the run goes (a map's items): position, map, spec.
+        self._names = self.order  # position -> name; copied once a node is added
+        self._dyn_pos: dict[str, int] = {}
+        self._item_of: dict[str, MapRun] = {}
+        self.maps: dict[str, MapRun] = {}
+        self._open: set[str] = set()
 
     def replay(self, rec: StepRecord) -> None:
         """Take a node's outcome record into account (from the ledger or a new commit)."""
@@ -66,16 +83,24 @@ class ReadySet:
         elif status == StepStatus.FAILED:
             self.failed[nid] = rec.error or f"node '{nid}' failed"
         elif status == StepStatus.SKIPPED:
-            self.skipped.add(nid)
+            if isinstance(rec.result, dict) and rec.result.get("skipped_by") in NOT_LIVE:
+                self.inactive.add(nid)
+            else:
+                self.skipped.add(nid)
         else:
             return
         ended.add(nid)
-        if not was_done and nid in self._remaining:
+        if was_done:
+            return
+        if nid in self._remaining:
             self.undone -= 1
+            completed = status == StepStatus.COMPLETED
             for dep in self._dependants.get(nid, ()):
                 self._remaining[dep] -= 1
-                if self._remaining[dep] == 0:
+                if self._remaining[dep] == 0 or (completed and dep in self._any_join):
                     self.requeue(dep)
+        elif nid in self._item_of:
+            self._item_ended(nid, status)
 
     def reopen(self) -> None:
         """Forget failed and skipped nodes (``spindle retry``): they are to run again.
@@ -84,6 +109,10 @@ class ReadySet:
         """
         self.failed.clear()
         self.skipped.clear()
+        self.inactive.clear()
+        self.maps.clear()
+        self._item_of.clear()
+        self._open.clear()
         results = self.results
         self._ended = set(results)
         self.undone = sum(1 for n in self.order if n not in results)
@@ -102,15 +131,94 @@ class ReadySet:
 
     def blocked(self, node_id: str) -> bool:
         """Whether a dependency of ``node_id`` failed or was skipped (so it is skipped)."""
-        if not self.failed and not self.skipped:
-            return False
-        return any(d in self.failed or d in self.skipped for d in self.deps[node_id])
+        return self.skip_reason(node_id) is not None
+
+    def skip_reason(self, node_id: str) -> str | None:
+        """Why ``node_id`` is skipped by the join rule, or None when it runs.
+
+        ``"failed"``: a dependency failed or was skipped for a failure (with
+        ``join: any``: no dependency completed and one of them failed);
+        ``"upstream"``: no dependency it waits for is live (each was skipped by
+        a condition or a branch). A node runs when every dependency ended and at
+        least one of them is live — with ``join: any``, once one completed.
+        """
+        if not self.failed and not self.skipped and not self.inactive:
+            return None
+        deps = self.deps.get(node_id)
+        if not deps:
+            return None
+        failed, skipped, inactive = self.failed, self.skipped, self.inactive
+        if node_id in self._any_join:
+            if any(d in self.results for d in deps):
+                return None
+            return "failed" if any(d in failed or d in skipped for d in deps) else "upstream"
+        if any(d in failed or d in skipped for d in deps):
+            return "failed"
+        if all(d in inactive for d in deps):
+            return "upstream"
+        return None
 
     def requeue(self, node_id: str) -> None:
         """Make ``node_id`` launchable (again), unless it is done or already queued."""
         if node_id not in self._queued and node_id not in self._ended:
+            if self._open and node_id in self._open:
+                return  # a map waiting for its items: queued again when they ended
+            pos = self._position.get(node_id)
+            if pos is None:
+                pos = self._dyn_pos.get(node_id)
+                if pos is None:
+                    return  # an item of a map this drive has not opened
             self._queued.add(node_id)
-            heapq.heappush(self._heap, self._position[node_id])
+            heapq.heappush(self._heap, pos)
+
+    # --- maps ------------------------------------------------------------------------
+
+    def node(self, node_id: str) -> NodeSpec:
+        """The spec of ``node_id``: a workflow node, or one of a map's items."""
+        node = self._nodes.get(node_id)
+        if node is not None:
+            return node
+        return self._item_of[node_id].item_node(node_id)
+
+    def item_run(self, node_id: str) -> MapRun:
+        """The map ``node_id`` is an item of."""
+        return self._item_of[node_id]
+
+    def is_item(self, node_id: str) -> bool:
+        """Whether ``node_id`` is an item of a map (not a node of the workflow)."""
+        return node_id in self._item_of
+
+    def open_map(self, run: MapRun) -> None:
+        """Start ``run``'s items (those not ended already); the map node itself is queued
+        again when they all ended."""
+        self.maps[run.node_id] = run
+        for child in run.ids:
+            self._item_of[child] = run
+            if child in self._ended:
+                run.ended(child, self.failed)
+        if not run.finished:
+            self._open.add(run.node_id)
+            self.undone += run.size - run.done
+            self._feed(run)
+
+    def _feed(self, run: MapRun) -> None:
+        if self._names is self.order:
+            self._names = list(self.order)
+        for child in run.next_items(self._ended):
+            if child not in self._dyn_pos:
+                self._dyn_pos[child] = len(self._names)
+                self._names.append(child)
+            self.requeue(child)
+        if run.finished and run.node_id in self._open:
+            self._open.discard(run.node_id)
+            self.undone -= run.size - run.done  # items a stopped map never started
+            self.requeue(run.node_id)
+
+    def _item_ended(self, child: str, status: StepStatus) -> None:
+        run = self._item_of[child]
+        self.undone -= 1
+        run.ended(child, self.failed)
+        self._feed(run)
 
     def pop(self, room: int, busy: Container[str]) -> list[str]:
         """Up to ``room`` launchable nodes, in definition order, none of them in ``busy``.
@@ -119,7 +227,7 @@ class ReadySet:
         busy (in flight, waiting) is dropped here and queued again when that ends.
         """
         out: list[str] = []
-        heap, names, ended = self._heap, self.order, self._ended
+        heap, names, ended = self._heap, self._names, self._ended
         while heap and len(out) < room:
             nid = names[heapq.heappop(heap)]
             self._queued.discard(nid)
@@ -137,7 +245,16 @@ class _Shape:
     """What a ready set needs of a workflow's graph, the same for each of its runs
     (kept by :meth:`Workflow.derived`; a ready set copies only what it changes)."""
 
-    __slots__ = ("dependants", "deps", "order", "position", "remaining", "roots")
+    __slots__ = (
+        "any_join",
+        "dependants",
+        "deps",
+        "listed_by",
+        "order",
+        "position",
+        "remaining",
+        "roots",
+    )
 
     def __init__(self, workflow: Workflow) -> None:
         self.order = workflow.order()
@@ -150,3 +267,9 @@ class _Shape:
         self.remaining = {n: len(deps) for n, deps in self.deps.items()}
         self.roots = [self.position[n] for n, left in self.remaining.items() if left == 0]
         self.roots.sort()
+        self.listed_by: dict[str, list[str]] = {}
+        for nid, node in workflow.nodes.items():
+            if node.branch is not None:
+                for listed in node.branch.listed():
+                    self.listed_by.setdefault(listed, []).append(nid)
+        self.any_join = frozenset(n for n, node in workflow.nodes.items() if node.join == "any")

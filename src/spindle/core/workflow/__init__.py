@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from spindle.core.workflow._loader import load_workflow as load_workflow
     from spindle.core.workflow._loader import load_workflow_text as load_workflow_text
     from spindle.core.workflow._nodes import ArtifactSpec as ArtifactSpec
+    from spindle.core.workflow._nodes import BranchSpec as BranchSpec
     from spindle.core.workflow._nodes import InputSpec as InputSpec
     from spindle.core.workflow._nodes import LoadPolicy as LoadPolicy
+    from spindle.core.workflow._nodes import MapSpec as MapSpec
     from spindle.core.workflow._nodes import NodeSpec as NodeSpec
     from spindle.core.workflow._nodes import Reference as Reference
     from spindle.core.workflow._nodes import canonical_json as canonical_json
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "ArtifactSpec": "spindle.core.workflow._nodes",
+    "BranchSpec": "spindle.core.workflow._nodes",
+    "MapSpec": "spindle.core.workflow._nodes",
     "InputSpec": "spindle.core.workflow._nodes",
     "LoadPolicy": "spindle.core.workflow._nodes",
     "NodeSpec": "spindle.core.workflow._nodes",

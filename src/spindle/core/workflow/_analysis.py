@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from spindle.core.errors import ValidationError
+from spindle.core.workflow._control import control_problems
 from spindle.core.workflow._paths import path_problems
 from spindle.core.workflow._templates import template_problems
 
@@ -48,8 +49,21 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             )
         if "*" in failed:
             continue
-        if (node.runtime is None) == (node.effect is None) and not (failed & {"runtime", "effect"}):
+        control = node.branch is not None or node.map is not None
+        if control:
+            if node.runtime is not None or node.effect is not None:
+                kind = "branch" if node.branch is not None else "map"
+                out.append(
+                    f"node '{nid}' is a {kind}: it takes no 'runtime' or 'effect' of its own "
+                    f"@ {where}"
+                )
+            if node.branch is not None and node.map is not None:
+                out.append(f"node '{nid}' cannot be both a branch and a map @ {where}")
+        elif (node.runtime is None) == (node.effect is None) and not (
+            failed & {"runtime", "effect"}
+        ):
             out.append(f"node '{nid}' needs exactly one of 'runtime' or 'effect' @ {where}")
+        out.extend(control_problems(wf, nid, node, failed))
         if node.executor is not None and node.runtime is None and "runtime" not in failed:
             out.append(f"node '{nid}': 'executor' needs a 'runtime' @ {where}.executor")
         for ref in node.references():
@@ -105,7 +119,7 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
 def _reference_problems(
     wf: Workflow, nid: str, ref: Reference, broken: Mapping[str, set[str]]
 ) -> list[str]:
-    where = f"nodes.{nid}.inputs.{ref.param}"
+    where = f"nodes.{nid}.{ref.param}" if "." in ref.param else f"nodes.{nid}.inputs.{ref.param}"
     if ref.is_workflow_input:
         if ref.member is None or ref.member not in wf.inputs:
             known = ", ".join(wf.inputs) or "(none)"

@@ -18,6 +18,7 @@ from spindle.core.errors import PolicyViolation, SpindleError, ValidationError
 from spindle.core.model import RetryPolicy, converter, structure, structure_errors
 from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
 from spindle.core.workflow._analysis import structural_problems
+from spindle.core.workflow._control import control_dict, structure_control
 from spindle.core.workflow._nodes import (
     ArtifactSpec,
     InputSpec,
@@ -96,6 +97,14 @@ def _node(node_id: str, **options: Any) -> NodeSpec:
     }
     inputs = dict(options.pop("inputs", None) or {})
     after = list(options.pop("after", None) or [])
+    raw_control: dict[str, Any] = {
+        k: options.pop(k) for k in ("branch", "map", "join") if k in options
+    }
+    if raw_control:
+        control, problems, _ = structure_control(node_id, raw_control, path, _structure_node)
+        if problems:
+            raise ValidationError(f"node '{node_id}' is invalid", problems)
+        options.update(control)
     return NodeSpec(id=node_id, retry=retry, outputs=outputs, inputs=inputs, after=after, **options)
 
 
@@ -111,6 +120,10 @@ _NODE_FIELDS = (
     "continue_on_failure",
     "description",
     "allow_outside_paths",
+    "when",
+    "join",
+    "branch",
+    "map",
 )
 
 _NODE_TYPES: dict[str, Any] = {
@@ -174,6 +187,11 @@ def _structure_node(
                 )
                 failed.add("inputs")
         values["inputs"] = inputs
+    if "when" in raw or "join" in raw or "branch" in raw or "map" in raw:
+        control, errs, bad = structure_control(nid, raw, path, _structure_node)
+        values.update(control)
+        problems.extend(errs)
+        failed |= bad
     return NodeSpec(id=nid, **values), problems, failed
 
 
@@ -209,6 +227,10 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["description"] = node.description
     if node.allow_outside_paths:
         d["allow_outside_paths"] = True
+    if node.when is not None or node.branch is not None or node.map is not None:
+        d.update(control_dict(node, _node_dict))
+    elif node.join != "all":
+        d["join"] = node.join
     return d
 
 

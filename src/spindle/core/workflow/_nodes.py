@@ -22,8 +22,10 @@ from spindle.core.workflow._function_policy import function_problems, pattern_pr
 
 __all__ = [
     "ArtifactSpec",
+    "BranchSpec",
     "InputSpec",
     "LoadPolicy",
+    "MapSpec",
     "NodeSpec",
     "Reference",
     "canonical_json",
@@ -94,6 +96,45 @@ class InputSpec:
 
 
 @define
+class BranchSpec:
+    """A branch node's choice: ``on`` names the node whose result picks a case.
+
+    Attributes:
+        on: a reference (``NODE`` or ``NODE.OUTPUT``) whose value selects the case.
+        cases: case value (as text: ``"yes"``, ``"1"``, ``"true"``) to the nodes it makes live.
+        default: the nodes made live when no case matches.
+    """
+
+    on: str
+    cases: dict[str, list[str]] = field(factory=dict)
+    default: list[str] = field(factory=list)
+
+    def listed(self) -> list[str]:
+        """Every node a case or the default names, once each, in order."""
+        return list(dict.fromkeys([*(n for ns in self.cases.values() for n in ns), *self.default]))
+
+
+@define
+class MapSpec:
+    """A map node: one durable child node per item of ``over`` (ids ``NAME[i]``).
+
+    Attributes:
+        over: ``NODE``, ``NODE.OUTPUT`` or ``inputs.NAME`` holding a list; None with ``range``.
+        range: map over ``0 .. range-1`` instead of a list.
+        node: the template each item runs; ``item``, ``item.KEY`` and ``index`` are
+            references to the item, one of its keys and its position.
+        concurrency: at most this many items run at once (None: the run's limit).
+        max_failures: items that may fail (their results are None) before the map fails.
+    """
+
+    node: NodeSpec
+    over: str | None = None
+    range: int | None = None
+    concurrency: int | None = None
+    max_failures: int = 0
+
+
+@define
 class NodeSpec:
     """One node: a task (``runtime`` + optional ``executor``) or an ``effect``.
 
@@ -113,6 +154,13 @@ class NodeSpec:
         allow_outside_paths: let this node's output paths and working directory
             leave the run directory (absolute, or climbing out with ``..``).
             Only for a trusted workflow: a load policy refuses it.
+        when: a condition (see ``docs/control-flow.md``) over upstream results and
+            inputs, or (Python API) a predicate taking them by parameter name; false
+            skips the node.
+        join: ``all`` (default): run when every dependency ended, at least one of them
+            not skipped; ``any``: run as soon as one dependency completed.
+        branch: this node chooses which of the listed nodes are live (no runtime).
+        map: this node runs a template once per item (no runtime).
     """
 
     id: str
@@ -127,14 +175,33 @@ class NodeSpec:
     continue_on_failure: bool = False
     description: str | None = None
     allow_outside_paths: bool = False
+    when: Any = None
+    join: Literal["all", "any"] = "all"
+    branch: BranchSpec | None = None
+    map: MapSpec | None = None
 
     def references(self) -> list[Reference]:
-        """Every reference in this node's ``inputs`` mapping."""
+        """Every reference in this node's ``inputs`` mapping (a map's template's included,
+        but for its ``item``/``index`` references)."""
         out = []
         for name, value in self.inputs.items():
             if isinstance(value, str):
                 out.append(Reference.parse(value, name))
+        if self.map is not None:
+            if self.map.over is not None:
+                out.append(Reference.parse(self.map.over, "map.over"))
+            out.extend(
+                Reference(r.text, r.target, r.member, f"map.node.inputs.{r.param}")
+                for r in self.map.node.references()
+                if r.target not in ITEM_NAMES
+            )
+        if self.branch is not None:
+            out.append(Reference.parse(self.branch.on, "branch.on"))
         return out
+
+
+#: References a map's template may use for its item and the item's position.
+ITEM_NAMES = ("item", "index")
 
 
 @define(frozen=True)

@@ -25,6 +25,7 @@ from spindle.core.errors import PolicyViolation, ValidationError
 from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
+from spindle.core.workflow._builders import branch_node, map_node
 from spindle.core.workflow._definition import (
     STRUCTURALLY_VALID,
     _definition_json,
@@ -166,13 +167,17 @@ class Workflow:
         timeout: float | None = None,
         continue_on_failure: bool = False,
         allow_outside_paths: bool = False,
+        when: Mapping[str, Any] | Callable[..., Any] | None = None,
+        join: str = "all",
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
         A parameter named like an earlier node receives that node's result (and
         makes it a dependency) unless ``inputs`` maps it explicitly. The other
         options are the node's fields (``allow_outside_paths``: its output
-        paths may leave the run directory; refused under a load policy).
+        paths may leave the run directory; refused under a load policy; ``when``:
+        a condition mapping or a predicate taking upstream results and inputs by
+        parameter name, false skips the node; ``join``: ``all`` or ``any``).
         """
 
         def decorate(func: F) -> F:
@@ -194,12 +199,27 @@ class Workflow:
                 timeout=timeout,
                 continue_on_failure=continue_on_failure,
                 allow_outside_paths=allow_outside_paths,
+                when=dict(when) if isinstance(when, Mapping) else when,
+                join=join,
             )
             return func
 
         if fn is not None:
             return decorate(fn)
         return decorate
+
+    def branch(self, node_id: str, on: str, cases: Mapping[Any, Any], **options: Any) -> NodeSpec:
+        """Add a branch node: ``on``'s value picks the case whose nodes are live; the
+        other cases' nodes are skipped (``default=``: the nodes when no case matches)."""
+        return self.add(branch_node(self, node_id, on, cases, **options))
+
+    def map(
+        self, node_id: str, over: str | int, node: Mapping[str, Any], **options: Any
+    ) -> NodeSpec:
+        """Add a map node: ``node`` (a node mapping, as in a file) runs once per item of
+        ``over`` (``NODE``, ``NODE.OUTPUT``, ``inputs.NAME``, or an int: a range); its
+        result is the list of the items' results (``concurrency=``, ``max_failures=``)."""
+        return self.add(map_node(self, node_id, over, node, **options))
 
     # --- analysis ------------------------------------------------------------
 
@@ -228,7 +248,19 @@ class Workflow:
         # nodes would otherwise scan its list once per entry).
         deps = dict.fromkeys(r.target for r in node.references() if not r.is_workflow_input)
         deps.update(dict.fromkeys(node.after))
+        deps.update(dict.fromkeys(self._branch_parents().get(node_id, ())))
         return list(deps)
+
+    def _branch_parents(self) -> dict[str, list[str]]:
+        """The branch nodes that list each node (a listed node runs after its branch)."""
+        found = self._cache.get("branch-parents")
+        if found is None:
+            found = self._cache["branch-parents"] = {}
+            for nid, node in self.nodes.items():
+                if node.branch is not None:
+                    for listed in node.branch.listed():
+                        found.setdefault(listed, []).append(nid)
+        return found
 
     def problems(self) -> list[str]:
         """Every structural problem (references, cycles, plugin checks), one line each."""

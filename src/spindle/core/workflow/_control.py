@@ -1,0 +1,284 @@
+"""Control-flow fields of a node as plain data: ``when``, ``join``, ``branch`` and ``map``.
+
+Structuring (file content to :class:`NodeSpec` fields, every problem with its
+path), serializing back, and the checks that need the whole graph (a
+condition may only name upstream nodes; a branch lists known nodes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from spindle.core._quote import quote
+from spindle.core.workflow._nodes import ITEM_NAMES, BranchSpec, MapSpec, NodeSpec
+
+if TYPE_CHECKING:
+    from spindle.core.workflow._workflow import Workflow
+
+__all__ = [
+    "CONTROL_FIELDS",
+    "case_text",
+    "control_dict",
+    "control_problems",
+    "structure_control",
+]
+
+#: The node fields this module structures.
+CONTROL_FIELDS = ("when", "join", "branch", "map")
+
+#: Structures one node mapping (the map's template): (node, problems, failed fields).
+NodeBuilder = Callable[[str, Mapping[str, Any], str], tuple[NodeSpec, list[str], set[str]]]
+
+
+def case_text(value: Any) -> str:
+    """The text a branch compares: a string as it is, anything else as JSON (``true``, ``1``)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _id_list(raw: Any, path: str, problems: list[str]) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        return list(raw)
+    problems.append(f"expected a node id or a list of node ids, got {quote(raw)} @ {path}")
+    return []
+
+
+def _branch(raw: Any, path: str, problems: list[str]) -> BranchSpec | None:
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"expected a mapping {{on: NODE, cases: {{VALUE: [nodes]}}, default: [nodes]}}, "
+            f"got {quote(raw)} @ {path}"
+        )
+        return None
+    for key in raw:
+        if key not in ("on", "cases", "default"):
+            problems.append(f"unknown field '{key}' in branch; known: on, cases, default @ {path}")
+    on = raw.get("on")
+    if not isinstance(on, str) or not on:
+        problems.append(f"branch needs 'on: NODE' (the node whose result chooses) @ {path}.on")
+        return None
+    cases_raw = raw.get("cases") or {}
+    cases: dict[str, list[str]] = {}
+    if not isinstance(cases_raw, Mapping):
+        problems.append(f"expected a mapping of case value to nodes @ {path}.cases")
+    else:
+        for k, v in cases_raw.items():
+            cases[case_text(k)] = _id_list(v, f"{path}.cases.{k}", problems)
+    default = _id_list(raw["default"], f"{path}.default", problems) if "default" in raw else []
+    if not cases and not default:
+        problems.append(f"branch needs at least one case or a default @ {path}")
+    return BranchSpec(on=on, cases=cases, default=default)
+
+
+def _count(raw: Any, key: str, path: str, problems: list[str], least: int) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or value < least:
+        problems.append(
+            f"map {key} must be an integer of at least {least}, got {quote(value)} @ {path}.{key}"
+        )
+        return None
+    return value
+
+
+def _map(raw: Any, nid: str, path: str, problems: list[str], build: NodeBuilder) -> MapSpec | None:
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"expected a mapping {{over: SOURCE, node: {{...}}, concurrency: K}}, "
+            f"got {quote(raw)} @ {path}"
+        )
+        return None
+    for key in raw:
+        if key not in ("over", "node", "concurrency", "max_failures"):
+            problems.append(
+                f"unknown field '{key}' in map; known: over, node, concurrency, max_failures "
+                f"@ {path}.{key}"
+            )
+    over, rng = raw.get("over"), None
+    if isinstance(over, Mapping) and set(over) == {"range"}:
+        rng, over = over["range"], None
+        if type(rng) is not int or rng < 0:
+            problems.append(f"range must be a non-negative integer, got {quote(rng)} @ {path}.over")
+            rng = 0
+    elif not isinstance(over, str) or not over:
+        problems.append(
+            f"map needs 'over:' NODE, NODE.OUTPUT, inputs.NAME or {{range: N}}, "
+            f"got {quote(over)} @ {path}.over"
+        )
+        over = None
+        rng = 0
+    template_raw = raw.get("node")
+    if not isinstance(template_raw, Mapping):
+        problems.append(f"map needs 'node:', the mapping of the node each item runs @ {path}.node")
+        return None
+    if "map" in template_raw:
+        problems.append(f"a map's node cannot itself be a map (not supported) @ {path}.node.map")
+        return None
+    template, errs, _ = build(nid, template_raw, f"{path}.node")
+    problems.extend(errs)
+    return MapSpec(
+        node=template,
+        over=over,
+        range=rng,
+        concurrency=_count(raw, "concurrency", path, problems, 1),
+        max_failures=_count(raw, "max_failures", path, problems, 0) or 0,
+    )
+
+
+def structure_control(
+    nid: str, raw: Mapping[str, Any], path: str, build: NodeBuilder
+) -> tuple[dict[str, Any], list[str], set[str]]:
+    """The control fields of node ``raw`` as NodeSpec keyword arguments, problems, failed."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    failed: set[str] = set()
+    when = raw.get("when")
+    if when is not None:
+        if isinstance(when, Mapping):
+            values["when"] = dict(when)
+        else:
+            problems.append(
+                f"expected a condition mapping such as {{eq: [NODE, VALUE]}}, got "
+                f"{quote(when)} @ {path}.when"
+            )
+            failed.add("when")
+    join = raw.get("join")
+    if join is not None:
+        if join in ("all", "any"):
+            values["join"] = join
+        else:
+            problems.append(f"join must be 'all' or 'any', got {quote(join)} @ {path}.join")
+    for key, make in (
+        ("branch", lambda: _branch(raw["branch"], f"{path}.branch", problems)),
+        ("map", lambda: _map(raw["map"], nid, f"{path}.map", problems, build)),
+    ):
+        if raw.get(key) is not None:
+            before = len(problems)
+            spec = make()
+            if spec is not None:
+                values[key] = spec
+            if len(problems) > before:
+                failed.add(key)
+    return values, problems, failed
+
+
+def control_dict(node: NodeSpec, node_dict: Callable[[NodeSpec], dict[str, Any]]) -> dict[str, Any]:
+    """The control fields of ``node`` as plain data (only those set)."""
+    d: dict[str, Any] = {}
+    if node.when is not None:
+        d["when"] = node.when if isinstance(node.when, dict) else {"python": _qualname(node.when)}
+    if node.join != "all":
+        d["join"] = node.join
+    if node.branch is not None:
+        b = node.branch
+        d["branch"] = {"on": b.on, "cases": {k: list(v) for k, v in b.cases.items()}}
+        if b.default:
+            d["branch"]["default"] = list(b.default)
+    if node.map is not None:
+        m = node.map
+        md: dict[str, Any] = {"over": m.over if m.over is not None else {"range": m.range}}
+        md["node"] = node_dict(m.node)
+        if m.concurrency is not None:
+            md["concurrency"] = m.concurrency
+        if m.max_failures:
+            md["max_failures"] = m.max_failures
+        d["map"] = md
+    return d
+
+
+def _qualname(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _ancestors(wf: Workflow, nid: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [d for d in wf.dependencies(nid) if d in wf.nodes]
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(d for d in wf.dependencies(n) if d in wf.nodes and d not in seen)
+    return seen
+
+
+def control_problems(wf: Workflow, nid: str, node: NodeSpec, failed: set[str]) -> list[str]:
+    """Graph checks of a node's control fields, one ``problem @ path`` line each."""
+    from spindle.core.workflow._conditions import condition_problems
+
+    out: list[str] = []
+    where = f"nodes.{nid}"
+    upstream: set[str] | None = None
+    if node.when is not None and "when" not in failed:
+        upstream = _ancestors(wf, nid)
+        if callable(node.when):
+            out.extend(_predicate_problems(wf, nid, node.when, upstream))
+        else:
+            out.extend(
+                condition_problems(node.when, f"{where}.when", _ref_check(wf, nid, upstream))
+            )
+    if node.branch is not None and "branch" not in failed:
+        for case, listed in [*node.branch.cases.items(), ("default", node.branch.default)]:
+            for n in listed:
+                if n not in wf.nodes:
+                    out.append(
+                        f"branch '{nid}' case '{case}' lists unknown node '{n}' @ {where}.branch"
+                    )
+                elif n == nid:
+                    out.append(f"branch '{nid}' lists itself @ {where}.branch")
+    if node.map is not None and "map" not in failed:
+        t = node.map.node
+        if (t.runtime is None) == (t.effect is None):
+            out.append(
+                f"map '{nid}': its node needs exactly one of 'runtime' or 'effect' @ "
+                f"{where}.map.node"
+            )
+    return out
+
+
+def _ref_check(wf: Workflow, nid: str, upstream: set[str]) -> Callable[[str], str | None]:
+    def check(ref: str) -> str | None:
+        head, _, member = ref.partition(".")
+        if head == "inputs":
+            if member not in wf.inputs:
+                known = ", ".join(wf.inputs) or "(none)"
+                return (
+                    f"node '{nid}': condition refers to unknown workflow input '{ref}'; "
+                    f"declared inputs: {known}"
+                )
+            return None
+        if head not in wf.nodes:
+            return f"node '{nid}': condition refers to unknown node '{head}'"
+        if head not in upstream:
+            return (
+                f"node '{nid}': condition refers to node '{head}', which is not upstream of it; "
+                f"add it to the node's inputs or after: [{head}]"
+            )
+        return None
+
+    return check
+
+
+def _predicate_problems(
+    wf: Workflow, nid: str, fn: Callable[..., Any], upstream: set[str]
+) -> list[str]:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return []
+    return [
+        f"node '{nid}': condition parameter '{p}' names neither an upstream node nor a "
+        f"workflow input @ nodes.{nid}.when"
+        for p in params
+        if p not in upstream and p not in wf.inputs and p not in ITEM_NAMES
+    ]
