@@ -96,17 +96,14 @@ class Attempts:
             node.when is not None
             or node.branch is not None
             or node.map is not None
+            or node.loop is not None
             or (ready.listed_by and node_id in ready.listed_by)
         ):
-            from spindle.core.engine._control import branch_case, gate, map_step
+            from spindle.core.engine._control import control_attempt
 
-            gated = await gate(self, node, started)
-            if gated is not None:
-                return gated
-            if node.map is not None:
-                return await map_step(self, node, started)
-            if node.branch is not None:
-                return await branch_case(self, node, started)
+            decided = await control_attempt(self, node, started)
+            if decided is not None:
+                return decided
         try:
             inputs = await self.resolve_inputs(node) if node.inputs else {}
         except Exception as exc:

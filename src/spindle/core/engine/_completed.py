@@ -91,7 +91,7 @@ async def commit_completed(
     recorded = 0
     others: list[Finished] = []
     for f in finished:
-        if f.kind is not FinishedKind.OK:
+        if f.kind is not FinishedKind.OK or f.via is not None:
             others.append(f)
             continue
         node = outcomes.ready.node(f.node_id)

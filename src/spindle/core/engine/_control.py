@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._attempt import Attempts
     from spindle.core.workflow import BranchSpec, NodeSpec
 
-__all__ = ["branch_case", "chosen", "gate", "map_step"]
+__all__ = ["branch_case", "chosen", "control_attempt", "gate", "map_step"]
 
 
 def chosen(branch: BranchSpec, case: Any) -> list[str]:
@@ -42,8 +42,11 @@ async def _value(attempts: Attempts, node: NodeSpec, ref: str) -> Any:
     head, _, member = ref.partition(".")
     if head == "inputs":
         return attempts.workflow_input(member)
-    if head in ("item", "index") and ready.is_item(node.id):
-        return ready.item_run(node.id).item_value(node.id, ref)
+    if ready.is_item(node.id):
+        group = ready.item_run(node.id)
+        if head in ("item", "index", "iteration", "previous"):
+            return group.item_value(node.id, ref)
+        head = group.rename(node.id, head)
     if head not in ready.results:
         return MISSING
     value = pick(ready.node(head), await attempts.result_of(head), member or None)
@@ -134,16 +137,17 @@ async def map_step(attempts: Attempts, node: NodeSpec, started: datetime) -> Fin
     """A map node's attempt: open the map (its items start), or gather its items' results."""
     assert node.map is not None
     ready = attempts.ready
-    run = ready.maps.get(node.id)
+    run = ready.groups.get(node.id)
     if run is None:
         try:
             items = await _items(attempts, node)
         except Exception as exc:
             return Finished(node.id, FinishedKind.ERROR, started, error=exc)
         run = MapRun(node, node.map, items)
-        ready.open_map(run)
+        ready.open_group(run)
         if not run.finished:
             return Finished(node.id, FinishedKind.OPENED, started)
+    assert isinstance(run, MapRun)
     if run.stopping:
         failed = [c for c in run.ids if c in ready.failed]
         shown = "; ".join(f"{c}: {ready.failed[c].splitlines()[0]}" for c in failed[:3])
@@ -157,3 +161,19 @@ async def map_step(attempts: Attempts, node: NodeSpec, started: datetime) -> Fin
     results = ready.results
     value = [await attempts.result_of(c) if c in results else None for c in run.ids]
     return Finished(node.id, FinishedKind.OK, started, value=value)
+
+
+async def control_attempt(attempts: Attempts, node: NodeSpec, started: datetime) -> Finished | None:
+    """What a node with control flow does instead of running (None: it runs as a task)."""
+    gated = await gate(attempts, node, started)
+    if gated is not None:
+        return gated
+    if node.map is not None:
+        return await map_step(attempts, node, started)
+    if node.loop is not None:
+        from spindle.core.engine._loop_step import loop_step
+
+        return await loop_step(attempts, node, started)
+    if node.branch is not None:
+        return await branch_case(attempts, node, started)
+    return None

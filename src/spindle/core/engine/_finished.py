@@ -38,3 +38,4 @@ class Finished:
     outcome: EffectOutcome | None = None
     ctx: TaskContext | None = None
     links: RunLinks | None = None
+    via: str | None = None  # the node whose attempt this is, when it records another id

@@ -64,7 +64,7 @@ class InFlight:
                 return None
             if not task.cancelled():
                 finished = task.result()
-                del self.tasks[finished.node_id]
+                del self.tasks[finished.via or finished.node_id]
                 return finished
 
     def take_ended(self) -> list[Finished]:
@@ -79,7 +79,7 @@ class InFlight:
             task = ended.popleft()
             if task is not None and not task.cancelled():
                 finished = task.result()
-                del self.tasks[finished.node_id]
+                del self.tasks[finished.via or finished.node_id]
                 out.append(finished)
         return out
 

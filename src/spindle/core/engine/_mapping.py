@@ -14,14 +14,53 @@ recorded source value and finds the items that ended in its ledger.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 if TYPE_CHECKING:
     from spindle.core.workflow import MapSpec, NodeSpec
 
-__all__ = ["MapRun", "item_id"]
+__all__ = ["Group", "MapRun", "item_id"]
+
+
+class Group(Protocol):
+    """Items a map or a loop node adds to its run (see :class:`MapRun`, ``LoopRun``)."""
+
+    node_id: str
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more of it runs until its node's attempt (gather, next iteration)."""
+        ...
+
+    def take_new(self) -> list[str]:
+        """Item ids opened since last asked (registered with the ready set)."""
+        ...
+
+    def next_items(self, ended: Container[str]) -> list[str]:
+        """Items to start now."""
+        ...
+
+    def ended(self, cid: str, failed: Container[str]) -> None:
+        """Item ``cid`` ended (once)."""
+        ...
+
+    def deps_of(self, cid: str) -> list[str]:
+        """The items ``cid`` waits for."""
+        ...
+
+    def rename(self, cid: str, head: str) -> str:
+        """The run's node id a reference ``head`` of item ``cid`` means."""
+        ...
+
+    def item_value(self, cid: str, ref: str) -> Any:
+        """What an item reference (``item``, ``index``, ``iteration``...) means for ``cid``."""
+        ...
+
+    def item_node(self, cid: str) -> NodeSpec:
+        """The spec item ``cid`` runs."""
+        ...
 
 
 def item_id(map_id: str, index: int) -> str:
@@ -54,6 +93,22 @@ class MapRun:
         self.done = 0
         self.failures = 0
         self._specs: dict[str, NodeSpec] = {}
+        self._taken = False
+
+    def take_new(self) -> list[str]:
+        """Every item id, the first time (a map opens all its items at once)."""
+        if self._taken:
+            return []
+        self._taken = True
+        return self.ids
+
+    def deps_of(self, cid: str) -> list[str]:
+        """A map's items wait for nothing but the map."""
+        return []
+
+    def rename(self, cid: str, head: str) -> str:
+        """A map item's references mean the workflow's nodes."""
+        return head
 
     @property
     def stopping(self) -> bool:

@@ -128,7 +128,7 @@ class Outcomes:
         except Exception as exc:
             return await self._raised(pending, node, attempt, f, last, error=exc)
         record_completed(self.journal, pending, node.id, attempt, result, f)
-        if last and self.ready.undone == 1 and not self.state.waits:
+        if last and self.ready.undone == 1 and not self.state.waits and f.via is None:
             # The run's last node: its record and the run's end commit together.
             self.journal.defer(pending)
         else:

@@ -13,7 +13,7 @@ import heapq
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
-from spindle.core.engine._mapping import MapRun
+from spindle.core.engine._mapping import Group
 from spindle.core.model import StepKind, StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class ReadySet:
         inactive: nodes skipped by a condition or a branch (or because every
             dependency was): not live, but no failure either.
         undone: how many nodes have not ended yet (a map's started items included).
-        maps: the run's expanded maps, by map node id.
+        groups: the run's opened maps and loops, by node id.
     """
 
     def __init__(self, workflow: Workflow) -> None:
@@ -48,7 +48,7 @@ class ReadySet:
         self.deps = shape.deps
         self._dependants = shape.dependants
         self._remaining = dict(shape.remaining)
-        self.undone = len(self.order)
+        self._undone = len(self.order)
         self._heap: list[int] = list(shape.roots)  # sorted, so a heap already
         self._queued: set[str] = {self.order[i] for i in shape.roots}
         self.results: dict[str, Any] = {}
@@ -63,8 +63,8 @@ class ReadySet:
         # Nodes added while the run goes (a map's items): position, map, spec.
         self._names = self.order  # position -> name; copied once a node is added
         self._dyn_pos: dict[str, int] = {}
-        self._item_of: dict[str, MapRun] = {}
-        self.maps: dict[str, MapRun] = {}
+        self._item_of: dict[str, Group] = {}
+        self.groups: dict[str, Group] = {}
         self._open: set[str] = set()
 
     def replay(self, rec: StepRecord) -> None:
@@ -93,7 +93,7 @@ class ReadySet:
         if was_done:
             return
         if nid in self._remaining:
-            self.undone -= 1
+            self._undone -= 1
             completed = status == StepStatus.COMPLETED
             for dep in self._dependants.get(nid, ()):
                 self._remaining[dep] -= 1
@@ -110,12 +110,12 @@ class ReadySet:
         self.failed.clear()
         self.skipped.clear()
         self.inactive.clear()
-        self.maps.clear()
+        self.groups.clear()
         self._item_of.clear()
         self._open.clear()
         results = self.results
         self._ended = set(results)
-        self.undone = sum(1 for n in self.order if n not in results)
+        self._undone = sum(1 for n in self.order if n not in results)
         self._remaining = {
             n: sum(1 for d in deps if d not in results) for n, deps in self.deps.items()
         }
@@ -124,6 +124,12 @@ class ReadySet:
         for n, left in self._remaining.items():
             if left == 0:
                 self.requeue(n)
+
+    @property
+    def undone(self) -> int:
+        """How many workflow nodes have not ended, plus one while a map or a loop has
+        items running (so no item's commit is held for the run's end)."""
+        return self._undone + 1 if self._open else self._undone
 
     def done(self, node_id: str) -> bool:
         """Whether ``node_id`` ended (completed, failed or skipped)."""
@@ -145,6 +151,8 @@ class ReadySet:
         if not self.failed and not self.skipped and not self.inactive:
             return None
         deps = self.deps.get(node_id)
+        if deps is None and node_id in self._item_of:
+            deps = self._item_of[node_id].deps_of(node_id)
         if not deps:
             return None
         failed, skipped, inactive = self.failed, self.skipped, self.inactive
@@ -174,34 +182,41 @@ class ReadySet:
     # --- maps ------------------------------------------------------------------------
 
     def node(self, node_id: str) -> NodeSpec:
-        """The spec of ``node_id``: a workflow node, or one of a map's items."""
+        """The spec of ``node_id``: a workflow node, or an item of a map or a loop."""
         node = self._nodes.get(node_id)
         if node is not None:
             return node
         return self._item_of[node_id].item_node(node_id)
 
-    def item_run(self, node_id: str) -> MapRun:
-        """The map ``node_id`` is an item of."""
+    def item_run(self, node_id: str) -> Group:
+        """The map or loop ``node_id`` is an item of."""
         return self._item_of[node_id]
 
     def is_item(self, node_id: str) -> bool:
-        """Whether ``node_id`` is an item of a map (not a node of the workflow)."""
+        """Whether ``node_id`` is an item of a map or a loop (not a node of the workflow)."""
         return node_id in self._item_of
 
-    def open_map(self, run: MapRun) -> None:
-        """Start ``run``'s items (those not ended already); the map node itself is queued
-        again when they all ended."""
-        self.maps[run.node_id] = run
-        for child in run.ids:
-            self._item_of[child] = run
-            if child in self._ended:
-                run.ended(child, self.failed)
+    def open_group(self, run: Group) -> None:
+        """Start ``run``'s items (those not ended already): a map's, or a loop iteration's.
+        The map or loop node itself is queued again when they all ended."""
+        self.groups[run.node_id] = run
+        self._adopt(run)
         if not run.finished:
             self._open.add(run.node_id)
-            self.undone += run.size - run.done
             self._feed(run)
 
-    def _feed(self, run: MapRun) -> None:
+    def _adopt(self, run: Group) -> None:
+        while True:
+            fresh = run.take_new()
+            if not fresh:
+                return
+            for child in fresh:
+                self._item_of[child] = run
+            for child in fresh:
+                if child in self._ended:
+                    run.ended(child, self.failed)
+
+    def _feed(self, run: Group) -> None:
         if self._names is self.order:
             self._names = list(self.order)
         for child in run.next_items(self._ended):
@@ -209,15 +224,16 @@ class ReadySet:
                 self._dyn_pos[child] = len(self._names)
                 self._names.append(child)
             self.requeue(child)
-        if run.finished and run.node_id in self._open:
+        if run.finished:
             self._open.discard(run.node_id)
-            self.undone -= run.size - run.done  # items a stopped map never started
             self.requeue(run.node_id)
+        else:
+            self._open.add(run.node_id)
 
     def _item_ended(self, child: str, status: StepStatus) -> None:
         run = self._item_of[child]
-        self.undone -= 1
         run.ended(child, self.failed)
+        self._adopt(run)
         self._feed(run)
 
     def pop(self, room: int, busy: Container[str]) -> list[str]:

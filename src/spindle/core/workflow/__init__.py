@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import BranchSpec as BranchSpec
     from spindle.core.workflow._nodes import InputSpec as InputSpec
     from spindle.core.workflow._nodes import LoadPolicy as LoadPolicy
+    from spindle.core.workflow._nodes import LoopSpec as LoopSpec
     from spindle.core.workflow._nodes import MapSpec as MapSpec
     from spindle.core.workflow._nodes import NodeSpec as NodeSpec
     from spindle.core.workflow._nodes import Reference as Reference
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "ArtifactSpec": "spindle.core.workflow._nodes",
     "BranchSpec": "spindle.core.workflow._nodes",
+    "LoopSpec": "spindle.core.workflow._nodes",
     "MapSpec": "spindle.core.workflow._nodes",
     "InputSpec": "spindle.core.workflow._nodes",
     "LoadPolicy": "spindle.core.workflow._nodes",

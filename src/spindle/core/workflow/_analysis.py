@@ -49,16 +49,16 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             )
         if "*" in failed:
             continue
-        control = node.branch is not None or node.map is not None
-        if control:
+        kinds = [k for k in ("branch", "map", "loop") if getattr(node, k) is not None]
+        if kinds:
             if node.runtime is not None or node.effect is not None:
-                kind = "branch" if node.branch is not None else "map"
+                kind = kinds[0]
                 out.append(
                     f"node '{nid}' is a {kind}: it takes no 'runtime' or 'effect' of its own "
                     f"@ {where}"
                 )
-            if node.branch is not None and node.map is not None:
-                out.append(f"node '{nid}' cannot be both a branch and a map @ {where}")
+            if len(kinds) > 1:
+                out.append(f"node '{nid}' cannot be both a {kinds[0]} and a {kinds[1]} @ {where}")
         elif (node.runtime is None) == (node.effect is None) and not (
             failed & {"runtime", "effect"}
         ):

@@ -62,8 +62,8 @@ def evaluate(cond: Any, lookup: Callable[[str], object]) -> bool:
     if v is MISSING or v is None:
         return False
     if op == "contains":
-        return x in v  # type: ignore[operator]
-    return bool({"lt": v < x, "le": v <= x, "gt": v > x, "ge": v >= x}[op])  # type: ignore[operator]
+        return bool(x in v)  # type: ignore[operator]
+    return bool({"lt": v < x, "le": v <= x, "gt": v > x, "ge": v >= x}[op])
 
 
 def describe(cond: Any) -> str:

@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spindle.core._quote import quote
-from spindle.core.workflow._nodes import ITEM_NAMES, BranchSpec, MapSpec, NodeSpec
+from spindle.core.workflow._nodes import (
+    ITEM_NAMES,
+    LOOP_NAMES,
+    BranchSpec,
+    LoopSpec,
+    MapSpec,
+    NodeSpec,
+)
 
 if TYPE_CHECKING:
     from spindle.core.workflow._workflow import Workflow
@@ -26,7 +33,7 @@ __all__ = [
 ]
 
 #: The node fields this module structures.
-CONTROL_FIELDS = ("when", "join", "branch", "map")
+CONTROL_FIELDS = ("when", "join", "branch", "map", "loop")
 
 #: Structures one node mapping (the map's template): (node, problems, failed fields).
 NodeBuilder = Callable[[str, Mapping[str, Any], str], tuple[NodeSpec, list[str], set[str]]]
@@ -134,6 +141,55 @@ def _map(raw: Any, nid: str, path: str, problems: list[str], build: NodeBuilder)
     )
 
 
+def _loop(
+    raw: Any, nid: str, path: str, problems: list[str], build: NodeBuilder
+) -> LoopSpec | None:
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"expected a mapping {{body: [nodes], until: CONDITION, max_iterations: N}}, "
+            f"got {quote(raw)} @ {path}"
+        )
+        return None
+    for key in raw:
+        if key not in ("body", "until", "max_iterations"):
+            problems.append(
+                f"unknown field '{key}' in loop; known: body, until, max_iterations @ {path}.{key}"
+            )
+    body_raw = raw.get("body")
+    if not isinstance(body_raw, list) or not body_raw:
+        problems.append(f"loop needs 'body:', a list of nodes each with an 'id' @ {path}.body")
+        return None
+    body: list[NodeSpec] = []
+    seen: set[str] = set()
+    for j, item in enumerate(body_raw):
+        where = f"{path}.body.{j}"
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            problems.append(f"a loop body entry is a node mapping with an 'id' @ {where}")
+            continue
+        bid = item["id"]
+        if bid in seen or not bid or any(c in bid for c in ".#/[]") or bid in LOOP_NAMES:
+            problems.append(
+                f"loop body node id '{bid}' must be unique in the body, not empty, without "
+                f"'.', '#', '/', '[' or ']', and not {' or '.join(LOOP_NAMES)} @ {where}.id"
+            )
+            continue
+        seen.add(bid)
+        if "loop" in item or "map" in item:
+            problems.append(f"a loop's body cannot hold a map or a loop (not supported) @ {where}")
+            continue
+        node, errs, _ = build(bid, {k: v for k, v in item.items() if k != "id"}, where)
+        problems.extend(errs)
+        body.append(node)
+    until = raw.get("until")
+    if until is not None and not isinstance(until, Mapping):
+        problems.append(f"expected a condition mapping, got {quote(until)} @ {path}.until")
+        until = None
+    most = _count(raw, "max_iterations", path, problems, 1)
+    if until is None and most is None:
+        problems.append(f"loop needs 'until:' or 'max_iterations:' (or it never ends) @ {path}")
+    return LoopSpec(body=body, until=dict(until) if until else None, max_iterations=most or 100)
+
+
 def structure_control(
     nid: str, raw: Mapping[str, Any], path: str, build: NodeBuilder
 ) -> tuple[dict[str, Any], list[str], set[str]]:
@@ -160,6 +216,7 @@ def structure_control(
     for key, make in (
         ("branch", lambda: _branch(raw["branch"], f"{path}.branch", problems)),
         ("map", lambda: _map(raw["map"], nid, f"{path}.map", problems, build)),
+        ("loop", lambda: _loop(raw["loop"], nid, f"{path}.loop", problems, build)),
     ):
         if raw.get(key) is not None:
             before = len(problems)
@@ -192,6 +249,13 @@ def control_dict(node: NodeSpec, node_dict: Callable[[NodeSpec], dict[str, Any]]
         if m.max_failures:
             md["max_failures"] = m.max_failures
         d["map"] = md
+    if node.loop is not None:
+        lp = node.loop
+        ld: dict[str, Any] = {"body": [{"id": b.id, **node_dict(b)} for b in lp.body]}
+        if lp.until is not None:
+            ld["until"] = lp.until
+        ld["max_iterations"] = lp.max_iterations
+        d["loop"] = ld
     return d
 
 
@@ -234,6 +298,8 @@ def control_problems(wf: Workflow, nid: str, node: NodeSpec, failed: set[str]) -
                     )
                 elif n == nid:
                     out.append(f"branch '{nid}' lists itself @ {where}.branch")
+    if node.loop is not None and "loop" not in failed:
+        out.extend(_loop_problems(wf, nid, node))
     if node.map is not None and "map" not in failed:
         t = node.map.node
         if (t.runtime is None) == (t.effect is None):
@@ -282,3 +348,39 @@ def _predicate_problems(
         for p in params
         if p not in upstream and p not in wf.inputs and p not in ITEM_NAMES
     ]
+
+
+def _loop_problems(wf: Workflow, nid: str, node: NodeSpec) -> list[str]:
+    from spindle.core.workflow._conditions import condition_problems
+
+    assert node.loop is not None
+    out: list[str] = []
+    where = f"nodes.{nid}.loop"
+    ids = set(node.loop.body_ids())
+    upstream = _ancestors(wf, nid)
+    outer = _ref_check(wf, nid, upstream)
+
+    def check(ref: str) -> str | None:
+        head = ref.partition(".")[0]
+        return None if head in ids or head in LOOP_NAMES else outer(ref)
+
+    for j, b in enumerate(node.loop.body):
+        if (b.runtime is None) == (b.effect is None):
+            out.append(
+                f"loop '{nid}': body node '{b.id}' needs exactly one of 'runtime' or 'effect' "
+                f"@ {where}.body.{j}"
+            )
+        for r in b.references():
+            if r.target in ids and r.target == b.id:
+                out.append(f"loop '{nid}': body node '{b.id}' refers to itself @ {where}.body.{j}")
+        for a in b.after:
+            if a not in ids and a not in wf.nodes:
+                out.append(
+                    f"loop '{nid}': body node '{b.id}' runs after unknown node '{a}' "
+                    f"@ {where}.body.{j}.after"
+                )
+        if isinstance(b.when, dict):
+            out.extend(condition_problems(b.when, f"{where}.body.{j}.when", check))
+    if node.loop.until is not None:
+        out.extend(condition_problems(node.loop.until, f"{where}.until", check))
+    return out

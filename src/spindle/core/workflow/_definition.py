@@ -98,7 +98,7 @@ def _node(node_id: str, **options: Any) -> NodeSpec:
     inputs = dict(options.pop("inputs", None) or {})
     after = list(options.pop("after", None) or [])
     raw_control: dict[str, Any] = {
-        k: options.pop(k) for k in ("branch", "map", "join") if k in options
+        k: options.pop(k) for k in ("branch", "map", "loop", "join") if k in options
     }
     if raw_control:
         control, problems, _ = structure_control(node_id, raw_control, path, _structure_node)
@@ -124,6 +124,7 @@ _NODE_FIELDS = (
     "join",
     "branch",
     "map",
+    "loop",
 )
 
 _NODE_TYPES: dict[str, Any] = {
@@ -187,7 +188,7 @@ def _structure_node(
                 )
                 failed.add("inputs")
         values["inputs"] = inputs
-    if "when" in raw or "join" in raw or "branch" in raw or "map" in raw:
+    if not raw.keys().isdisjoint(("when", "join", "branch", "map", "loop")):
         control, errs, bad = structure_control(nid, raw, path, _structure_node)
         values.update(control)
         problems.extend(errs)
@@ -227,7 +228,7 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["description"] = node.description
     if node.allow_outside_paths:
         d["allow_outside_paths"] = True
-    if node.when is not None or node.branch is not None or node.map is not None:
+    if node.when is not None or node.branch or node.map or node.loop:
         d.update(control_dict(node, _node_dict))
     elif node.join != "all":
         d["join"] = node.join

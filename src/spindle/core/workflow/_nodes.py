@@ -25,6 +25,7 @@ __all__ = [
     "BranchSpec",
     "InputSpec",
     "LoadPolicy",
+    "LoopSpec",
     "MapSpec",
     "NodeSpec",
     "Reference",
@@ -135,6 +136,28 @@ class MapSpec:
 
 
 @define
+class LoopSpec:
+    """A loop node: its ``body`` runs as iteration ``NAME#k`` until ``until`` holds.
+
+    Attributes:
+        body: the nodes of one iteration (ids unique within the body); they may
+            refer to each other, to upstream nodes, to ``iteration`` (k, from 0)
+            and to ``previous.B`` (body node B's result in the iteration before).
+        until: a condition over the iteration's body results (``B``, ``B.OUTPUT``),
+            ``iteration`` and upstream nodes, checked after each iteration.
+        max_iterations: the loop ends after this many iterations whatever ``until`` says.
+    """
+
+    body: list[NodeSpec]
+    until: Any = None
+    max_iterations: int = 100
+
+    def body_ids(self) -> list[str]:
+        """The body's node ids, in order."""
+        return [n.id for n in self.body]
+
+
+@define
 class NodeSpec:
     """One node: a task (``runtime`` + optional ``executor``) or an ``effect``.
 
@@ -161,6 +184,7 @@ class NodeSpec:
             not skipped; ``any``: run as soon as one dependency completed.
         branch: this node chooses which of the listed nodes are live (no runtime).
         map: this node runs a template once per item (no runtime).
+        loop: this node runs its body again and again until a condition holds.
     """
 
     id: str
@@ -179,6 +203,7 @@ class NodeSpec:
     join: Literal["all", "any"] = "all"
     branch: BranchSpec | None = None
     map: MapSpec | None = None
+    loop: LoopSpec | None = None
 
     def references(self) -> list[Reference]:
         """Every reference in this node's ``inputs`` mapping (a map's template's included,
@@ -197,11 +222,22 @@ class NodeSpec:
             )
         if self.branch is not None:
             out.append(Reference.parse(self.branch.on, "branch.on"))
+        if self.loop is not None:
+            inner = {*self.loop.body_ids(), *LOOP_NAMES}
+            for j, b in enumerate(self.loop.body):
+                out.extend(
+                    Reference(r.text, r.target, r.member, f"loop.body.{j}.inputs.{r.param}")
+                    for r in b.references()
+                    if r.target not in inner
+                )
         return out
 
 
 #: References a map's template may use for its item and the item's position.
 ITEM_NAMES = ("item", "index")
+
+#: References a loop's body and its ``until`` may use besides its body's nodes.
+LOOP_NAMES = ("iteration", "previous")
 
 
 @define(frozen=True)
