@@ -9,9 +9,11 @@ here writes to the store's runs or ledger.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from spindle.core.engine._added import check_added
 from spindle.core.engine._finished import Finished, FinishedKind
 from spindle.core.engine._results import pick
 from spindle.core.engine._steps import AttemptSteps
@@ -212,6 +214,7 @@ class Attempts:
             middleware=self.services.chains,
             workflow=self.wf,
             recorded=self.journal.calls,
+            node_check=functools.partial(check_added, self.ready, self.wf, node.id),
             steps=AttemptSteps(
                 self.journal,
                 self.results,

@@ -10,6 +10,7 @@ only if it must run again (an answered mid-function call, a retry timer).
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from spindle.core.model import StepKind, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from spindle.core.workflow import NodeSpec, Workflow
+
+_log = logging.getLogger("spindle.engine")
 
 #: How a skipped record says a condition, not a failure, left its node out.
 NOT_LIVE = frozenset({"when", "branch", "upstream"})
@@ -66,12 +69,22 @@ class ReadySet:
         self._item_of: dict[str, Group] = {}
         self.groups: dict[str, Group] = {}
         self._open: set[str] = set()
+        self._wf = workflow
+        self._added: dict[str, dict[str, dict[str, Any]]] = {}  # adder -> id -> node
+        self._taken: dict[str, dict[str, dict[str, Any]]] = {}  # those of completed adders
 
     def replay(self, rec: StepRecord) -> None:
         """Take a node's outcome record into account (from the ledger or a new commit)."""
         if rec.kind != StepKind.NODE:
             if rec.kind == StepKind.RUN and rec.status == StepStatus.RETRIED:
                 self.reopen()
+            elif (
+                rec.name == "add_node"
+                and rec.kind == StepKind.CALL
+                and rec.status == StepStatus.COMPLETED
+                and isinstance(rec.result, dict)
+            ):
+                self._added.setdefault(rec.node_id, {})[str(rec.result.get("id"))] = rec.result
             return
         nid = rec.node_id
         ended = self._ended
@@ -92,6 +105,8 @@ class ReadySet:
         ended.add(nid)
         if was_done:
             return
+        if self._added and nid in self._added:
+            self._take_added(nid, status)
         if nid in self._remaining:
             self._undone -= 1
             completed = status == StepStatus.COMPLETED
@@ -124,6 +139,8 @@ class ReadySet:
         for n, left in self._remaining.items():
             if left == 0:
                 self.requeue(n)
+        for adder, added in self._taken.items():  # their failed nodes run again too
+            self._open_added(adder, added)
 
     @property
     def undone(self) -> int:
@@ -229,6 +246,30 @@ class ReadySet:
             self.requeue(run.node_id)
         else:
             self._open.add(run.node_id)
+
+    def pending_added(self, adder: str) -> dict[str, dict[str, Any]]:
+        """The nodes ``adder`` added so far in its attempts (by id)."""
+        return self._added.get(adder, {})
+
+    def _take_added(self, adder: str, status: StepStatus) -> None:
+        added = self._added.pop(adder)
+        if status != StepStatus.COMPLETED:
+            return  # a node that did not complete adds nothing
+        self._taken[adder] = added
+        self._open_added(adder, added)
+
+    def _open_added(self, adder: str, added: dict[str, dict[str, Any]]) -> None:
+        from spindle.core.engine._added import AddedNodes, structure_added
+        from spindle.core.errors import ValidationError
+
+        specs = []
+        for node_id, data in added.items():
+            try:
+                specs.append(structure_added(self._wf, node_id, data))
+            except ValidationError as exc:
+                _log.warning("node '%s' added by '%s' is left out: %s", node_id, adder, exc)
+        if specs:
+            self.open_group(AddedNodes(adder, specs))
 
     def _item_ended(self, child: str, status: StepStatus) -> None:
         run = self._item_of[child]

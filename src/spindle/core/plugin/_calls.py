@@ -141,6 +141,37 @@ class DurableCalls:
         """
         return arun_step(self, fn, args, kwargs, name=name, retry=retry, timeout=timeout)
 
+    # --- growing the run's graph ---------------------------------------------------
+
+    def add_node(self, node_id: str, node: Mapping[str, Any]) -> str:
+        """Add a node to this run: ``node`` is a node mapping as in a workflow file
+        (``{"runtime": {...}, "inputs": {...}, "after": [...]}``).
+
+        The addition is a durable sub-step named ``add_node`` (committed before this
+        returns; replay returns it without adding again), so a resumed run rebuilds
+        the same graph from its ledger. The added node runs once this node has
+        completed (not if it fails); it may depend on this node, on nodes that
+        ended already and on nodes added before it. From an ``async def`` task, use
+        :meth:`aadd_node`. Returns ``node_id``.
+
+        Raises:
+            ValidationError: the node is invalid (its id is taken, it names a node it
+                cannot depend on, its fields do not structure).
+        """
+        added = self.step(self._checked_node, node_id, dict(node), name="add_node")
+        return str(added["id"])
+
+    async def aadd_node(self, node_id: str, node: Mapping[str, Any]) -> str:
+        """:meth:`add_node` for ``async def`` tasks: ``await ctx.aadd_node(...)``."""
+        added = await self.astep(self._checked_node, node_id, dict(node), name="add_node")
+        return str(added["id"])
+
+    def _checked_node(self, node_id: str, node: dict[str, Any]) -> dict[str, Any]:
+        check = getattr(self, "node_check", None)
+        if check is not None:
+            check(node_id, node)
+        return {"id": node_id, **node}
+
     async def gather(self, *steps: Awaitable[Any]) -> list[Any]:
         """Await sub-steps (``ctx.astep(...)``) concurrently; their values in call order.
 

@@ -8,7 +8,7 @@ contexts of tasks run in other processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -56,6 +56,8 @@ class TaskContext(DurableCalls):
             of the ledger).
         steps: where sub-steps are committed (the engine's; None in a context built
             by hand, where sub-steps are only kept in memory).
+        node_check: checks a node :meth:`add_node` adds, raising ``ValidationError``
+            (the engine's; None: only the engine's own check when the node is taken up).
     """
 
     run_id: str
@@ -74,6 +76,7 @@ class TaskContext(DurableCalls):
     new_calls: dict[str, Any] = field(factory=dict)
     secret_values: tuple[str, ...] = ()
     steps: StepLog | None = None
+    node_check: Callable[[str, Mapping[str, Any]], None] | None = None
     _call_index: int = 0
 
     _dir_ready: bool = field(default=False, init=False)
