@@ -36,6 +36,7 @@ _STYLES = {
     "completed": "green",
     "failed": "bold red",
     "retrying": "yellow",
+    "skipped": "dim",
     "waiting": "cyan",
 }
 
@@ -124,7 +125,7 @@ class Progress:
             node = f"{node} (sub-run {event.run_id[:8]})"
         if kind == "node_started":
             self._node_started(event, node, main)
-        elif kind in ("node_completed", "node_failed", "node_retrying"):
+        elif kind in ("node_completed", "node_failed", "node_retrying", "node_skipped"):
             self._node_ended(event, kind, node, main)
         elif kind == "run_waiting":
             self._run_waiting(event, main)

@@ -91,7 +91,11 @@ async def commit_completed(
     recorded = 0
     others: list[Finished] = []
     for f in finished:
-        if f.kind is not FinishedKind.OK or f.via is not None:
+        if (
+            f.kind is not FinishedKind.OK
+            or f.via is not None
+            or outcomes.ready.adds_nodes(f.node_id)
+        ):
             others.append(f)
             continue
         node = outcomes.ready.node(f.node_id)

@@ -111,6 +111,8 @@ class Outcomes:
             started_at=f.started_at,
             result=f.value,
         )
+        why = f.value if isinstance(f.value, dict) else {"skipped_by": "failed"}
+        self.journal.event(pending, LifecycleEventType.NODE_SKIPPED, node.id, **why)
         await self.journal.commit(pending)
 
     async def _opened(
@@ -128,7 +130,13 @@ class Outcomes:
         except Exception as exc:
             return await self._raised(pending, node, attempt, f, last, error=exc)
         record_completed(self.journal, pending, node.id, attempt, result, f)
-        if last and self.ready.undone == 1 and not self.state.waits and f.via is None:
+        if (
+            last
+            and self.ready.undone == 1
+            and not self.state.waits
+            and f.via is None
+            and not self.ready.adds_nodes(f.node_id)
+        ):
             # The run's last node: its record and the run's end commit together.
             self.journal.defer(pending)
         else:

@@ -247,6 +247,11 @@ class ReadySet:
         else:
             self._open.add(run.node_id)
 
+    def adds_nodes(self, node_id: str) -> bool:
+        """Whether ``node_id`` added nodes that its completion will take up (so its
+        record cannot wait for the run's end: they run after it)."""
+        return bool(self._added) and node_id in self._added
+
     def pending_added(self, adder: str) -> dict[str, dict[str, Any]]:
         """The nodes ``adder`` added so far in its attempts (by id)."""
         return self._added.get(adder, {})

@@ -19,6 +19,7 @@ class LifecycleEventType(enum.StrEnum):
     NODE_COMPLETED = "node_completed"
     NODE_FAILED = "node_failed"
     NODE_RETRYING = "node_retrying"
+    NODE_SKIPPED = "node_skipped"
     STEP_COMPLETED = "step_completed"
     STEP_FAILED = "step_failed"
     RUN_WAITING = "run_waiting"

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import NodeSpec
     from spindle.core.workflow._workflow import Workflow
 
-__all__ = ["branch_node", "map_node"]
+__all__ = ["branch_node", "loop_node", "map_node"]
 
 
 def _ids(v: str | Iterable[str]) -> list[str]:
@@ -54,3 +54,22 @@ def map_node(
         spec["concurrency"] = concurrency
     with _base_dir_context(wf.base_dir), using_registry(wf.registry):
         return _node(node_id, map=spec, **options)
+
+
+def loop_node(
+    wf: Workflow,
+    node_id: str,
+    body: list[Mapping[str, Any]],
+    *,
+    until: Mapping[str, Any] | None = None,
+    max_iterations: int | None = None,
+    **options: Any,
+) -> NodeSpec:
+    """A loop node running ``body`` until ``until`` holds (or ``max_iterations``)."""
+    spec: dict[str, Any] = {"body": [dict(b) for b in body]}
+    if until is not None:
+        spec["until"] = dict(until)
+    if max_iterations is not None:
+        spec["max_iterations"] = max_iterations
+    with _base_dir_context(wf.base_dir), using_registry(wf.registry):
+        return _node(node_id, loop=spec, **options)

@@ -25,7 +25,7 @@ from spindle.core.errors import PolicyViolation, ValidationError
 from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
-from spindle.core.workflow._builders import branch_node, map_node
+from spindle.core.workflow._builders import branch_node, loop_node, map_node
 from spindle.core.workflow._definition import (
     STRUCTURALLY_VALID,
     _definition_json,
@@ -220,6 +220,11 @@ class Workflow:
         ``over`` (``NODE``, ``NODE.OUTPUT``, ``inputs.NAME``, or an int: a range); its
         result is the list of the items' results (``concurrency=``, ``max_failures=``)."""
         return self.add(map_node(self, node_id, over, node, **options))
+
+    def loop(self, node_id: str, body: list[Mapping[str, Any]], **options: Any) -> NodeSpec:
+        """Add a loop node: ``body`` (node mappings, each with an ``id``) runs as iteration
+        ``NAME#k`` until ``until=`` (a condition) holds or ``max_iterations=`` is reached."""
+        return self.add(loop_node(self, node_id, body, **options))
 
     # --- analysis ------------------------------------------------------------
 
