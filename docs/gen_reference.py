@@ -129,7 +129,11 @@ def render(schema: dict[str, Any]) -> str:
         if defs[name].get("description"):
             out += [defs[name]["description"], ""]
         if name == "node":
-            out += ["A node has exactly one of `runtime` and `effect`.", ""]
+            out += [
+                "A node has exactly one of `runtime`, `effect`, `workflow`, `branch`, `map` "
+                "and `loop` (the last four are control flow: see `docs/control-flow.md`).",
+                "",
+            ]
         out += _table(defs[name])
         if name == "output":
             out += ["", *_PATHS]

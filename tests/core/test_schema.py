@@ -202,7 +202,10 @@ def test_node_retry_and_output_schemas_are_included(schema):
     node = defs["node"]
     assert node["properties"]["runtime"]["$ref"] == "#/$defs/runtime"
     assert node["properties"]["outputs"]["additionalProperties"] == {"$ref": "#/$defs/output"}
-    assert node["oneOf"] == [{"required": ["runtime"]}, {"required": ["effect"]}]
+    # A node is a task, an effect, or (since control flow) a sub-workflow, branch, map or loop.
+    assert node["oneOf"] == [
+        {"required": [k]} for k in ("runtime", "effect", "workflow", "branch", "map", "loop")
+    ]
     assert defs["retry"]["properties"]["max_attempts"]["minimum"] == 1
     assert defs["output"]["properties"]["kind"]["enum"] == ["file", "folder", "json", "value"]
     assert set(defs["input"]["properties"]) == {"default", "required", "secret", "description"}
@@ -300,3 +303,26 @@ def test_to_dict_output_validates(registry, schema):
     validator = jsonschema.Draft202012Validator(schema)
     assert [e.message for e in validator.iter_errors(wf.to_dict())] == []
     assert isinstance(Workflow.from_dict(wf.to_dict(), registry=registry), Workflow)
+
+
+def test_control_flow_nodes_validate_against_the_schema():
+    """Editors see branch, map, loop and workflow nodes as valid, and a node with two as not."""
+    import jsonschema
+
+    from spindle.core.workflow import workflow_schema
+
+    schema = workflow_schema()
+
+    def ok(node):
+        doc = {"name": "w", "nodes": {"n": node}}
+        return not list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+
+    code = {"kind": "python_code", "code": "result = 1"}
+    assert ok({"map": {"over": {"range": 3}, "node": {"runtime": code}}})
+    assert ok({"workflow": "child.yaml", "inputs": {"x": "inputs.x"}})
+    assert ok({"workflow": {"path": "child.yaml", "output": {"a": "b.c"}, "max_depth": 2}})
+    assert not ok({"workflow": {"path": "child.yaml", "depth": 2}})
+    assert not ok({"workflow": "child.yaml", "runtime": code})
+    assert ok({"branch": {"on": "a", "cases": {"x": "b", "y": ["c"]}, "default": "d"}})
+    assert ok({"loop": {"body": [{"id": "b", "runtime": code}], "until": {"exists": "b"}}})
+    assert not ok({"loop": {"body": [{"runtime": code}]}})

@@ -90,6 +90,16 @@ async def run_output(
 ) -> Any:
     """The run's output: the ``output`` node's result (or ``NODE.OUTPUT``), else every
     completed leaf's result by node id."""
+    if isinstance(workflow.output, dict):
+        picked = {}
+        for name, ref in workflow.output.items():
+            head, _, member = ref.partition(".")
+            picked[name] = (
+                pick(workflow.nodes[head], await fetch(head), member or None)
+                if head in ready.results
+                else None
+            )
+        return picked
     if workflow.output:
         head, _, member = workflow.output.partition(".")
         return pick(workflow.nodes[head], await fetch(head), member or None)
@@ -113,7 +123,10 @@ def run_failure(workflow: Workflow, ready: ReadySet) -> str | None:
     ]
     if untolerated:
         return "; ".join(_first_line(failed[n]) for n in untolerated)
-    if workflow.output:
+    if isinstance(workflow.output, dict):
+        if all(ref.partition(".")[0] in ready.results for ref in workflow.output.values()):
+            return None
+    elif workflow.output:
         if workflow.output.partition(".")[0] in ready.results:
             return None
     elif any(n in ready.results for n in ready.leaves()):

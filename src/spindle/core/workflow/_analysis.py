@@ -96,10 +96,24 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
         if node.effect is not None:
             out.extend(f"node '{nid}': {p} @ {where}.effect" for p in node.effect.check(node))
             out.extend(template_problems(wf, node, node.effect))
-    if wf.output is not None:
-        target, _, member = wf.output.partition(".")
+    out.extend(output_problems(wf, broken))
+    cycle = find_cycle(wf)
+    if cycle:
+        out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")
+    return out
+
+
+def output_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[str]:
+    """Problems of the workflow's ``output``: a reference, or a mapping of name to one."""
+    if wf.output is None:
+        return []
+    refs = wf.output.items() if isinstance(wf.output, dict) else [(None, wf.output)]
+    out: list[str] = []
+    for name, ref in refs:
+        where = "output" if name is None else f"output.{name}"
+        target, _, member = ref.partition(".")
         if target not in wf.nodes:
-            out.append(f"workflow output refers to unknown node '{target}' @ output")
+            out.append(f"workflow output refers to unknown node '{target}' @ {where}")
         elif (
             member
             and member not in wf.nodes[target].outputs
@@ -108,11 +122,8 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             outs = ", ".join(wf.nodes[target].outputs) or "(none)"
             out.append(
                 f"workflow output refers to output '{member}' which node '{target}' "
-                f"does not declare (its outputs: {outs}) @ output"
+                f"does not declare (its outputs: {outs}) @ {where}"
             )
-    cycle = find_cycle(wf)
-    if cycle:
-        out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")
     return out
 
 

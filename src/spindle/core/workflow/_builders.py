@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import NodeSpec
     from spindle.core.workflow._workflow import Workflow
 
-__all__ = ["branch_node", "loop_node", "map_node"]
+__all__ = ["branch_node", "loop_node", "map_node", "subworkflow_node"]
 
 
 def _ids(v: str | Iterable[str]) -> list[str]:
@@ -73,3 +73,23 @@ def loop_node(
         spec["max_iterations"] = max_iterations
     with _base_dir_context(wf.base_dir), using_registry(wf.registry):
         return _node(node_id, loop=spec, **options)
+
+
+def subworkflow_node(
+    wf: Workflow,
+    node_id: str,
+    workflow: str,
+    *,
+    output: str | Mapping[str, str] | None = None,
+    max_depth: int | None = None,
+    **options: Any,
+) -> NodeSpec:
+    """A node running ``workflow`` (a file, relative to ``wf``'s, or a known name) as a child."""
+    spec: dict[str, Any] = {"kind": "subworkflow", "workflow": workflow}
+    if output is not None:
+        spec["output"] = output if isinstance(output, str) else dict(output)
+    if max_depth is not None:
+        spec["max_depth"] = max_depth
+    effect = wf.registry.create("effect", spec, path=f"nodes.{node_id}.workflow")
+    with _base_dir_context(wf.base_dir), using_registry(wf.registry):
+        return _node(node_id, effect=effect, **options)

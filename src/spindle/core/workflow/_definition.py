@@ -26,6 +26,7 @@ from spindle.core.workflow._nodes import (
     _base_dir_context,
     canonical_json,
 )
+from spindle.core.workflow._subflow import subflow_effect
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
@@ -109,22 +110,18 @@ def _node(node_id: str, **options: Any) -> NodeSpec:
 
 
 _NODE_FIELDS = (
-    "runtime",
-    "executor",
-    "effect",
-    "inputs",
-    "outputs",
-    "after",
-    "retry",
-    "timeout",
-    "continue_on_failure",
-    "description",
-    "allow_outside_paths",
-    "when",
-    "join",
-    "branch",
-    "map",
-    "loop",
+    *("runtime", "executor", "effect", "inputs", "outputs", "after", "retry", "timeout"),
+    *(
+        "continue_on_failure",
+        "description",
+        "allow_outside_paths",
+        "when",
+        "join",
+        "branch",
+        "map",
+        "loop",
+        "workflow",
+    ),
 )
 
 _NODE_TYPES: dict[str, Any] = {
@@ -147,6 +144,10 @@ def _structure_node(
     """Structure one node; return it (without the fields that failed), problems, failed fields."""
     problems: list[str] = []
     failed: set[str] = set()
+    if raw.get("workflow") is not None:
+        raw, problems = subflow_effect(raw, path)
+        if problems:
+            failed.add("effect")
     for key in raw:
         if key not in _NODE_FIELDS:
             problems.append(
@@ -298,10 +299,16 @@ def _workflow_from_dict(
         name = "<unnamed>"
     inputs = _structure_inputs(data.get("inputs"), problems)
     output = data.get("output")
-    if output is not None and not isinstance(output, str):
+    if (
+        isinstance(output, Mapping)
+        and output
+        and all(isinstance(k, str) and isinstance(v, str) and v for k, v in output.items())
+    ):
+        output = dict(output)
+    elif output is not None and not isinstance(output, str):
         problems.append(
-            f"expected a string naming a node (NODE or NODE.OUTPUT), got "
-            f"{type(output).__name__} {quote(output)} @ output"
+            f"expected a string naming a node (NODE or NODE.OUTPUT), or a mapping of name to "
+            f"such a reference, got {type(output).__name__} {quote(output)} @ output"
         )
         output = None
     max_steps = data.get("max_steps")

@@ -52,6 +52,71 @@ _NODE_INPUT: dict[str, Any] = {
 }
 
 
+_WORKFLOW_NODE: dict[str, Any] = {
+    "description": "Run another workflow file as a child run (the `subworkflow` effect): "
+    "`PATH`, or `{path, output, max_depth}`; the node's `inputs` are the child's inputs.",
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "required": ["path"],
+            "additionalProperties": False,
+            "properties": {
+                "path": {"type": "string", "minLength": 1},
+                "output": {
+                    "description": "What of the child is the node's result: `NODE`, "
+                    "`NODE.OUTPUT`, or a mapping of name to one (default: its output).",
+                    "oneOf": [
+                        {"type": "string", "minLength": 1},
+                        {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": {"type": "string", "minLength": 1},
+                        },
+                    ],
+                },
+                "max_depth": {"type": "integer", "minimum": 1, "default": 10},
+            },
+        },
+    ],
+}
+
+
+def _control_schemas(defs: dict[str, Any], node: dict[str, Any]) -> None:
+    """Make the control-flow objects say what a file writes, not how the classes hold it."""
+    ids = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    branch = defs["BranchSpec"]["properties"]
+    branch["cases"]["additionalProperties"] = ids
+    branch["default"] = {**branch["default"], **ids}
+    branch["default"].pop("type", None)
+    branch["default"].pop("items", None)
+    mapping = defs["MapSpec"]
+    mapping["properties"].pop("range", None)
+    mapping["properties"]["over"] = {
+        "description": "`NODE`, `NODE.OUTPUT` or `inputs.NAME` holding a list, or `{range: N}`.",
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "required": ["range"],
+                "additionalProperties": False,
+                "properties": {"range": {"type": "integer", "minimum": 0}},
+            },
+        ],
+    }
+    mapping["required"] = ["over", "node"]
+    body = json.loads(json.dumps(node))
+    body["properties"]["id"] = {
+        "type": "string",
+        "minLength": 1,
+        "description": "unique in the body",
+    }
+    body["required"] = ["id"]
+    defs["loop_node"] = body
+    defs["LoopSpec"]["properties"]["body"]["items"] = {"$ref": "#/$defs/loop_node"}
+    defs["LoopSpec"]["properties"]["body"]["minItems"] = 1
+
+
 def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
     """Return the JSON Schema of a workflow file, with every kind ``registry`` holds.
 
@@ -81,9 +146,13 @@ def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
     props["timeout"] = {**props["timeout"], "type": "number", "exclusiveMinimum": 0}
     props["timeout"].pop("default", None)
     builder.defs["retry"]["properties"]["max_attempts"]["minimum"] = 1
-    node["oneOf"] = [{"required": ["runtime"]}, {"required": ["effect"]}]
+    props["workflow"] = _WORKFLOW_NODE
+    node["oneOf"] = [
+        {"required": [key]} for key in ("runtime", "effect", "workflow", "branch", "map", "loop")
+    ]
     node["dependentRequired"] = {"executor": ["runtime"]}
     builder.defs["node_input"] = _NODE_INPUT
+    _control_schemas(builder.defs, node)
     builder.object_schema(InputSpec)
     return {
         "$schema": SCHEMA_DIALECT,
@@ -108,8 +177,13 @@ def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
                 "additionalProperties": {"$ref": "#/$defs/node"},
             },
             "output": {
-                "type": ["string", "null"],
-                "description": "Whose result is the run's output: `NODE` or `NODE.OUTPUT`.",
+                "type": ["string", "object", "null"],
+                "additionalProperties": {"type": "string", "minLength": 1},
+                "minProperties": 1,
+                "description": (
+                    "Whose result is the run's output: `NODE` or `NODE.OUTPUT`, or a mapping "
+                    "of name to such a reference (the output is then that mapping, filled in)."
+                ),
             },
             "max_steps": {
                 "type": ["integer", "null"],

@@ -25,7 +25,7 @@ from spindle.core.errors import PolicyViolation, ValidationError
 from spindle.core.model import RetryPolicy
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._analysis import dependency_order, structural_problems
-from spindle.core.workflow._builders import branch_node, loop_node, map_node
+from spindle.core.workflow._builders import branch_node, loop_node, map_node, subworkflow_node
 from spindle.core.workflow._definition import (
     STRUCTURALLY_VALID,
     _definition_json,
@@ -76,7 +76,7 @@ class Workflow:
         name: str,
         *,
         inputs: Mapping[str, Any] | None = None,
-        output: str | None = None,
+        output: str | dict[str, str] | None = None,
         base_dir: str | Path | None = None,
         source: str | None = None,
         max_steps: int | None = None,
@@ -88,7 +88,7 @@ class Workflow:
             for k, v in (inputs or {}).items()
         }
         self.nodes: dict[str, NodeSpec] = {}
-        self.output = output
+        self.output = dict(output) if isinstance(output, Mapping) else output
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.source = source
         self.max_steps = max_steps
@@ -225,6 +225,12 @@ class Workflow:
         """Add a loop node: ``body`` (node mappings, each with an ``id``) runs as iteration
         ``NAME#k`` until ``until=`` (a condition) holds or ``max_iterations=`` is reached."""
         return self.add(loop_node(self, node_id, body, **options))
+
+    def subworkflow(self, node_id: str, workflow: str, **options: Any) -> NodeSpec:
+        """Add a node that runs ``workflow`` (a file or a known name) as a child run: its
+        ``inputs=`` become the child's inputs; ``output=`` (a reference into the child, or
+        a mapping of name to one) picks the result; ``max_depth=`` bounds the run chain."""
+        return self.add(subworkflow_node(self, node_id, workflow, **options))
 
     # --- analysis ------------------------------------------------------------
 
