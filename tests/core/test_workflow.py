@@ -208,7 +208,9 @@ def test_output_naming_an_undeclared_output_is_reported():
 def test_output_and_max_steps_of_the_wrong_type_are_reported():
     """output must be a string and max_steps a positive integer."""
     assert problems({"name": "w", "nodes": {"a": echo()}, "output": 3, "max_steps": 0}) == [
-        "expected a string naming a node (NODE or NODE.OUTPUT), got int 3 @ output",
+        # (an output may also be a mapping of name to reference, since sub-workflow nodes)
+        "expected a string naming a node (NODE or NODE.OUTPUT), or a mapping of name to "
+        "such a reference, got int 3 @ output",
         "expected a positive integer, got int 0 @ max_steps",
     ]
 

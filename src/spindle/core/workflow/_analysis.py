@@ -16,7 +16,7 @@ from spindle.core.workflow._paths import path_problems
 from spindle.core.workflow._templates import template_problems
 
 if TYPE_CHECKING:
-    from spindle.core.workflow._nodes import Reference
+    from spindle.core.workflow._nodes import NodeSpec, Reference
     from spindle.core.workflow._workflow import Workflow
 
 __all__ = ["dependency_order", "find_cycle", "structural_problems"]
@@ -87,20 +87,33 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             out.extend(path_problems(node))
         if failed & {"inputs", "outputs"}:
             continue  # plugin checks would miss names that failed to load
-        # plain names: what the node supplies; then the workflow's
-        available = {*node.inputs, *node.outputs, "ctx", *workflow_names}
-        if node.runtime is not None:
-            out.extend(
-                f"node '{nid}': {p} @ {where}.runtime" for p in node.runtime.check(node, available)
-            )
-        if node.effect is not None:
-            out.extend(f"node '{nid}': {p} @ {where}.effect" for p in node.effect.check(node))
-            out.extend(template_problems(wf, node, node.effect))
+        for inner, at in _inner_nodes(node, where):
+            # plain names: what the node supplies; then the workflow's
+            available = {*inner.inputs, *inner.outputs, "ctx", *workflow_names}
+            if inner.runtime is not None:
+                out.extend(
+                    f"node '{nid}': {p} @ {at}.runtime"
+                    for p in inner.runtime.check(inner, available)
+                )
+            if inner.effect is not None:
+                out.extend(f"node '{nid}': {p} @ {at}.effect" for p in inner.effect.check(inner))
+                if inner is node:
+                    out.extend(template_problems(wf, node, node.effect))
     out.extend(output_problems(wf, broken))
     cycle = find_cycle(wf)
     if cycle:
         out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")
     return out
+
+
+def _inner_nodes(node: NodeSpec, where: str) -> list[tuple[NodeSpec, str]]:
+    """``node`` and the nodes it runs (a map's template, a loop's body), with their paths."""
+    found = [(node, where)]
+    if node.map is not None:
+        found.append((node.map.node, f"{where}.map.node"))
+    if node.loop is not None:
+        found.extend((b, f"{where}.loop.body.{j}") for j, b in enumerate(node.loop.body))
+    return found
 
 
 def output_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[str]:

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from spindle.core._quote import quote
 from spindle.core.workflow._nodes import (
     ITEM_NAMES,
@@ -132,6 +134,12 @@ def _map(raw: Any, nid: str, path: str, problems: list[str], build: NodeBuilder)
         return None
     template, errs, _ = build(nid, template_raw, f"{path}.node")
     problems.extend(errs)
+    if template.runtime is not None:
+        # A task's item and position are its inputs ``item`` and ``index`` unless it
+        # names inputs so itself: ``{item}`` in a command, ``item`` a parameter.
+        extra = {n: n for n in ITEM_NAMES if n not in template.inputs}
+        if extra:
+            template = attrs.evolve(template, inputs={**template.inputs, **extra})
     return MapSpec(
         node=template,
         over=over,

@@ -19,6 +19,8 @@ so ``x; rm -rf ~`` stays one argument):
 ``{task.name}``        the node id
 ``{run.id}``           the run id
 ``{run.dir}``          the run's working directory
+``{item}``             in a map's node: the item (``{item.KEY}``: one of its keys)
+``{index}``            in a map's node: the item's position, from 0
 =====================  ===========================================================
 
 A secret never appears in the command line, which any user of the machine can
@@ -35,7 +37,7 @@ node's result is the command's standard output with trailing newlines removed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import define, field
@@ -112,7 +114,7 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
         problems = []
         for ph in template.placeholders:
             name = ".".join(ph.parts)
-            if name in known:
+            if name in known or (ph.parts[0] == "item" and "item.KEY" in known):
                 continue
             hint = ""
             if ph.parts[0] == "secrets" and len(ph.parts) == 2:
@@ -211,6 +213,7 @@ def _available(node: NodeSpec, available: set[str]) -> list[str]:
     names.extend(f"outputs.{o}.path" for o, s in node.outputs.items() if s.kind in _PATH_KINDS)
     names.extend(_FIXED)
     names.extend(f"{i}.path" for i in node.inputs)
+    names.extend(n for n in ("item", "item.KEY", "index") if n.partition(".")[0] in node.inputs)
     return names
 
 
@@ -239,6 +242,11 @@ def _value(ph: Placeholder, task: TaskContext) -> Any:
             return task.run_id
         case ("run", "dir"):
             return task.run_dir
+        case ("index",) | ("item",) if ph.parts[0] in task.inputs:
+            return task.inputs[ph.parts[0]]
+        case ("item", key) if isinstance(task.inputs.get("item"), Mapping):
+            if key in task.inputs["item"]:
+                return task.inputs["item"][key]
         case (name, "path") if name in task.inputs:
             value = task.inputs[name]
             text = path_text(value)
