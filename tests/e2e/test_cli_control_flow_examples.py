@@ -263,4 +263,8 @@ def test_subworkflow_nodes_run_children_and_map_over_them(spindle, examples):
     assert sorted(r["output"]["count"] for r in children) == [1, 3, 3, 7]
     nodes = _nodes(_ledger(spindle, doc["run_id"]))
     assert nodes["overall"]["result"] == {"mean": 16.43, "count": 7}
-    assert [nodes[f"per_batch[{i}]"]["status"] for i in range(3)] == ["completed"] * 3
+    assert [nodes[f"per_batch[{i}]"]["result"]["mean"] for i in range(3)] == [9.0, 27.0, 7.0]
+    shown = spindle("show", doc["run_id"])
+    assert "sub-workflow runs:" in shown.stdout
+    for child in children:
+        assert f"{child['run_id']}  stats_child  completed" in shown.stdout
