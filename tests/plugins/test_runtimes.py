@@ -550,3 +550,22 @@ def test_defaults_pick_the_expected_executors():
     assert PythonCodeRuntime.default_executor == "inline"
     assert PythonScriptRuntime.default_executor == "subprocess"
     assert json.dumps(CommandRuntime.default_executor) == '"subprocess"'
+
+
+def test_python_code_shared_by_map_items_is_named_for_the_template(make_task, run_node):
+    """One compiled code serves every item, so its traceback names the template
+    (``measure[i]``), not whichever item compiled it first."""
+    import traceback
+
+    rt = PythonCodeRuntime(code="raise ValueError('boom')\n")
+    texts = []
+    for node_id in ("measure[0]", "measure[7]", "grow#3/step"):
+        with pytest.raises(ValueError) as info:
+            run_node(make_task(rt, InlineExecutor(), node_id=node_id))
+        texts.append("".join(traceback.format_exception(info.value)))
+    assert all("<python_code node 'measure[i]'>" in t for t in texts[:2])
+    assert "measure[0]" not in texts[1]
+    loop = PythonCodeRuntime(code="raise ValueError('boom')\n")
+    with pytest.raises(ValueError) as info:
+        run_node(make_task(loop, InlineExecutor(), node_id="grow#3/step"))
+    assert "<python_code node 'grow#k/step'>" in "".join(traceback.format_exception(info.value))

@@ -183,6 +183,13 @@ class ReadySet:
             return "upstream"
         return None
 
+    def ended_badly(self, node_id: str) -> list[str]:
+        """The dependencies of ``node_id`` that failed or were skipped for a failure."""
+        deps = self.deps.get(node_id)
+        if deps is None and node_id in self._item_of:
+            deps = self._item_of[node_id].deps_of(node_id)
+        return [d for d in deps or () if d in self.failed or d in self.skipped]
+
     def requeue(self, node_id: str) -> None:
         """Make ``node_id`` launchable (again), unless it is done or already queued."""
         if node_id not in self._queued and node_id not in self._ended:

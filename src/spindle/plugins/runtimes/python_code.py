@@ -21,6 +21,7 @@ code string. Load policies that do not trust a workflow's author should deny
 from __future__ import annotations
 
 import linecache
+import re
 from types import CodeType
 from typing import TYPE_CHECKING, ClassVar
 
@@ -63,7 +64,10 @@ class PythonCodeRuntime(Runtime[CodePayload], kind="python_code"):
         """
         if self._compiled is None:
             if node_id is not None:
-                self._filename = f"<python_code node '{node_id}'>"
+                # One compiled code serves every item of a map (every iteration of a
+                # loop): it is named for the template, NAME[i] / NAME#k/B, not one item.
+                template = re.sub(r"#\d+/", "#k/", re.sub(r"\[\d+\]$", "[i]", node_id))
+                self._filename = f"<python_code node '{template}'>"
             try:
                 self._compiled = compile(self.code, self._filename, "exec")
             except UnicodeEncodeError as exc:
