@@ -92,7 +92,7 @@ class Attempts:
         if ready.failed or ready.skipped or ready.inactive:
             reason = ready.skip_reason(node_id)
             if reason is not None:
-                why = {"skipped_by": reason}
+                why: dict[str, Any] = {"skipped_by": reason}
                 if reason == "failed":
                     why["after"] = ready.ended_badly(node_id)
                 return Finished(node_id, FinishedKind.SKIP, started, value=why)

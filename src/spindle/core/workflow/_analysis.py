@@ -98,7 +98,7 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             if inner.effect is not None:
                 out.extend(f"node '{nid}': {p} @ {at}.effect" for p in inner.effect.check(inner))
                 if inner is node:
-                    out.extend(template_problems(wf, node, node.effect))
+                    out.extend(template_problems(wf, node, inner.effect))
     out.extend(output_problems(wf, broken))
     cycle = find_cycle(wf)
     if cycle:
