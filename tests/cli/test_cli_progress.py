@@ -312,3 +312,22 @@ def test_the_started_line_waits_for_the_run_to_exist(capsys):
     progress.begin("r1", total=1, announce="run r1 started (wf)")
     feed(progress, event("run_started"), event("node_started", "a"), event("run_resumed"))
     assert capsys.readouterr().err.splitlines() == ["run r1 started (wf)", "  a running"]
+
+
+def test_map_items_and_loop_iterations_count_in_the_total():
+    """A map of 3 items and a loop of 2 iterations: the total grows by each item and
+    iteration node as it appears, so the summary reads done/total, not 8/2."""
+    console, _buffer = terminal()
+    progress = Progress(console=console, verbose=False)
+    progress.begin("r1", total=2)
+    events = [event("run_started"), event("node_started", "m", attempt=1)]
+    for i in range(3):
+        events += [event("node_started", f"m[{i}]", attempt=1), event("node_completed", f"m[{i}]")]
+    events.append(event("node_completed", "m"))
+    events.append(event("node_started", "loop", attempt=1))
+    for k in range(2):
+        events += [event("node_started", f"loop#{k}/b"), event("node_completed", f"loop#{k}/b")]
+        events.append(event("node_completed", f"loop#{k}"))
+    events += [event("node_completed", "loop"), event("run_completed")]
+    feed(progress, *events)
+    assert progress.summary().startswith("9/9 nodes · 0 failed")

@@ -244,6 +244,21 @@ def test_added_nodes_run_after_the_node_that_added_them(
     assert [r.result["id"] for r in adds] == ["part0", "part1", "part2", "total"]
 
 
+def test_the_default_output_holds_the_added_leaves_not_the_adder(
+    store_url: str, make_engine: Callable[..., Engine]
+) -> None:
+    """With no ``output:``, a run's output is its leaves' results; a node added at run
+    time counts, and the nodes it depends on (the adder, the parts) are no leaves."""
+
+    async def main() -> Any:
+        async with make_engine(store_url) as engine:
+            return await engine.run(_dynamic_wf())
+
+    state = run(main())
+    assert state.status.value == "completed", state.error
+    assert state.output == {"total": 30}
+
+
 def test_a_resumed_run_rebuilds_the_added_nodes_from_its_ledger(
     sqlite_url: str, make_engine: Callable[..., Engine]
 ) -> None:

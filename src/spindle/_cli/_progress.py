@@ -73,6 +73,7 @@ class Progress:
         self.waiting = 0
         self._not_run = 0
         self._retrying: set[str] = set()
+        self._dynamic: set[str] = set()
         self._started: dict[tuple[str, str], float] = {}
         self._began: float | None = None
         self._announce: str | None = None
@@ -123,6 +124,12 @@ class Progress:
         node = event.node_id or ""
         if not main:
             node = f"{node} (sub-run {event.run_id[:8]})"
+        # A map item or loop iteration (NAME[i], NAME#k, NAME#k/B) is a node of its
+        # own, not in the workflow's count: the total grows as they appear.
+        dynamic = main and self.total is not None and ("[" in node or "#" in node)
+        if dynamic and node not in self._dynamic and self.total is not None:
+            self._dynamic.add(node)
+            self.total += 1
         if kind == "node_started":
             self._node_started(event, node, main)
         elif kind in ("node_completed", "node_failed", "node_retrying", "node_skipped"):

@@ -135,6 +135,11 @@ class AddedNodes:
         """What added node ``cid`` waits for."""
         return self._deps.get(cid, [])
 
+    def leaves(self) -> tuple[list[str], set[str]]:
+        """The added nodes no other added node waits for, and every node they wait for."""
+        waited = {d for deps in self._deps.values() for d in deps}
+        return [n for n in self._specs if n not in waited], waited
+
     def rename(self, cid: str, head: str) -> str:
         """Added nodes refer to the run's nodes by their ids."""
         return head

@@ -158,6 +158,8 @@ class Attempts:
         is sent again (at-least-once), with the same sequence number.
         """
         emitter = self.services.emitter
+        if node_id in self.ready.groups:
+            return  # a map or loop gathering what it opened: it started already
         if emitter.active:
             event = emitter.build(
                 self.state,

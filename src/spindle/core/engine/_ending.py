@@ -104,7 +104,7 @@ async def run_output(
         head, _, member = workflow.output.partition(".")
         return pick(workflow.nodes[head], await fetch(head), member or None)
     leaves = [n for n in ready.leaves() if n in ready.results]
-    return {n: pick(workflow.nodes[n], await fetch(n), None) for n in leaves}
+    return {n: pick(ready.node(n), await fetch(n), None) for n in leaves}
 
 
 def run_failure(workflow: Workflow, ready: ReadySet) -> str | None:

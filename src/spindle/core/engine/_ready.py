@@ -306,8 +306,22 @@ class ReadySet:
         return out
 
     def leaves(self) -> list[str]:
-        """Nodes nothing depends on, in order."""
-        return [n for n in self.order if not self._dependants[n]]
+        """Nodes nothing depends on, in order; nodes added at run time count, after the
+        workflow's (a node they depend on is no leaf)."""
+        out = [n for n in self.order if not self._dependants[n]]
+        if not self._taken:
+            return out
+        from spindle.core.engine._added import AddedNodes
+
+        waited: set[str] = set()
+        added: list[str] = []
+        for group in self.groups.values():
+            if isinstance(group, AddedNodes):
+                ids, deps = group.leaves()
+                added.extend(ids)
+                waited |= deps
+                waited.add(group.node_id)  # what a node added runs after it
+        return [n for n in out if n not in waited] + [n for n in added if n not in waited]
 
 
 class _Shape:
