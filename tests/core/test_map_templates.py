@@ -87,13 +87,27 @@ def scale(item: int, index: int) -> int:
     return item * 10 + index
 
 
+def test_a_function_taking_keywords_is_not_handed_item_and_index(
+    store_url: str, make_engine: Callable[..., Engine]
+) -> None:
+    """Only what a runtime names is given: ``json.dumps(obj, **kw)`` gets ``obj`` alone."""
+    wf = Workflow("dump")
+    node = {"inputs": {"obj": "item"}, "runtime": {"kind": "python", "function": "json:dumps"}}
+    wf.map("each", over=2, node=node)
+    wf.output = "each"
+    state = _run(wf, store_url, make_engine)
+    assert state.status.value == "completed", state.error
+    assert state.output == ["0", "1"]
+
+
 def test_item_and_index_are_parameters_of_a_python_template(
     store_url: str, make_engine: Callable[..., Engine]
 ) -> None:
     wf = Workflow("scale")
     wf.map("each", over=3, node={"runtime": {"kind": "python", "function": scale}})
     code = "result = [inputs['index'], inputs['item']]"
-    wf.map("pairs", over="each", node={"runtime": {"kind": "python_code", "code": code}})
+    pairs = {"inputs": {"item": "item", "index": "index"}}
+    wf.map("pairs", over="each", node={**pairs, "runtime": {"kind": "python_code", "code": code}})
     wf.output = "pairs"
     state = _run(wf, store_url, make_engine)
     assert state.status.value == "completed", state.error
@@ -122,3 +136,48 @@ def test_a_templates_plugin_problems_are_reported_when_the_file_loads(
     joined = "\n".join(info.value.problems)
     assert message in joined, joined
     assert "w.yaml:" in joined
+
+
+@pytest.mark.parametrize("executor", ["inline", "subprocess", "process_pool"])
+def test_a_map_runs_on_every_local_executor(
+    executor: str, sqlite_url: str, make_engine: Callable[..., Engine]
+) -> None:
+    """Each item is a node like any other: the template's executor runs it."""
+    wf = load_workflow_text(
+        f"""
+name: squares
+nodes:
+  each:
+    map:
+      over: {{range: 4}}
+      concurrency: 2
+      node:
+        executor: {{kind: {executor}}}
+        inputs: {{obj: item}}
+        runtime: {{kind: python, function: "json:dumps"}}
+output: each
+"""
+    )
+    state = _run(wf, sqlite_url, make_engine)
+    assert state.status.value == "completed", state.error
+    assert state.output == ["0", "1", "2", "3"]
+
+
+def test_an_executor_that_cannot_run_the_templates_payload_is_a_load_error() -> None:
+    with pytest.raises(ValidationError) as info:
+        load_workflow_text(
+            """
+name: squares
+nodes:
+  each:
+    map:
+      over: {range: 4}
+      node:
+        executor: {kind: process_pool}
+        runtime: {kind: python_code, code: "result = 1"}
+""",
+            filename="sq.yaml",
+        )
+    (problem,) = info.value.problems
+    assert "executor 'process_pool' cannot run what runtime 'python_code' prepares" in problem
+    assert problem.startswith("sq.yaml:") and "@ nodes.each.map.node.executor" in problem

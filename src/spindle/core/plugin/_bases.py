@@ -69,6 +69,17 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         result: Awaitable[T] = task.middleware.runtime(self, task)
         return result
 
+    def implicit_inputs(self, offered: Sequence[str]) -> list[str]:
+        """Which of the names ``offered`` this runtime reads without a declared input.
+
+        A map's node is offered ``item`` and ``index``: a runtime that uses one
+        of them by name (a command's ``{item}`` placeholder, a Python
+        function's ``index`` parameter) says so here, and the node gets that
+        input. None by default: the template then passes them through
+        ``inputs:`` (``inputs: {x: item}``).
+        """
+        return []
+
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
         """Return problems with this runtime's configuration for ``node`` (none by default).
 

@@ -95,6 +95,10 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
                     f"node '{nid}': {p} @ {at}.runtime"
                     for p in inner.runtime.check(inner, available)
                 )
+                if inner.executor is not None:
+                    problem = _executor_problem(inner)
+                    if problem:
+                        out.append(f"node '{nid}': {problem} @ {at}.executor")
             if inner.effect is not None:
                 out.extend(f"node '{nid}': {p} @ {at}.effect" for p in inner.effect.check(inner))
                 if inner is node:
@@ -104,6 +108,36 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
     if cycle:
         out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")
     return out
+
+
+def _payload_types(runtime: object) -> tuple[type, ...]:
+    """The payload types a runtime class declares (``Runtime[CommandPayload]``), or ()."""
+    import typing
+
+    for cls in type(runtime).__mro__:
+        for base in getattr(cls, "__orig_bases__", ()):
+            args = typing.get_args(base)
+            if typing.get_origin(base) is not None and len(args) == 1:
+                found = typing.get_args(args[0]) or args
+                if all(isinstance(t, type) for t in found):
+                    return tuple(found)
+    return ()
+
+
+def _executor_problem(node: NodeSpec) -> str | None:
+    """Why ``node``'s executor cannot run what its runtime prepares (None: it can, or the
+    runtime does not say what it prepares)."""
+    assert node.runtime is not None and node.executor is not None
+    made = _payload_types(node.runtime)
+    accepts = node.executor.accepts
+    if not made or any(issubclass(t, accepts) for t in made):
+        return None
+    return (
+        f"executor '{node.executor.kind_name}' cannot run what runtime "
+        f"'{node.runtime.kind_name}' prepares ({', '.join(t.__name__ for t in made)}; it "
+        f"accepts {', '.join(t.__name__ for t in accepts)}); choose another executor or "
+        f"leave 'executor' out for the runtime's default"
+    )
 
 
 def _inner_nodes(node: NodeSpec, where: str) -> list[tuple[NodeSpec, str]]:

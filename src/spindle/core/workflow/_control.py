@@ -135,9 +135,10 @@ def _map(raw: Any, nid: str, path: str, problems: list[str], build: NodeBuilder)
     template, errs, _ = build(nid, template_raw, f"{path}.node")
     problems.extend(errs)
     if template.runtime is not None:
-        # A task's item and position are its inputs ``item`` and ``index`` unless it
-        # names inputs so itself: ``{item}`` in a command, ``item`` a parameter.
-        extra = {n: n for n in ITEM_NAMES if n not in template.inputs}
+        # What the runtime reads by name (``{item}`` in a command, an ``index``
+        # parameter) becomes an input of the template, unless it declares it.
+        wanted = template.runtime.implicit_inputs(ITEM_NAMES)
+        extra = {n: n for n in wanted if n not in template.inputs}
         if extra:
             template = attrs.evolve(template, inputs={**template.inputs, **extra})
     return MapSpec(

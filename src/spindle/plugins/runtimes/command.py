@@ -133,6 +133,14 @@ class CommandRuntime(Runtime[CommandPayload], kind="command"):
             )
         return problems
 
+    def implicit_inputs(self, offered: Sequence[str]) -> list[str]:
+        """The offered names the line uses as placeholders (``{item}``, ``{item.KEY}``)."""
+        try:
+            heads = {ph.parts[0] for ph in self._parsed().placeholders}
+        except TemplateError:
+            return []  # check() reports the malformed template
+        return [n for n in offered if n in heads]
+
     def executables(self) -> list[str]:
         """The program of each simple command in the line (placeholders left as written)."""
         try:

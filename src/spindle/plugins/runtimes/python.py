@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import define, field
@@ -174,6 +174,15 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
         except ImportError:
             return []  # check() reports why it cannot be imported
         return [defined_name(plan.function)]
+
+    def implicit_inputs(self, offered: Sequence[str]) -> list[str]:
+        """The offered names the function has a parameter for (``def f(item, index)``)."""
+        try:
+            plan = self._resolve()
+        except ImportError:
+            return []  # check() reports why it cannot be imported
+        params = {*plan.required, *plan.optional}
+        return [n for n in offered if n in params]
 
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
         """Report an unimportable function or a parameter nothing provides.
