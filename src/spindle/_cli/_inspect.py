@@ -19,6 +19,8 @@ from spindle._cli._common import (
     json_option,
     store_option,
 )
+from spindle._cli._graph import FORMATS, build_graph, render
+from spindle._cli._nested import nested_children, print_nested
 from spindle._cli._render import (
     document,
     interrupted,
@@ -76,32 +78,56 @@ def runs(
 
 @click.command("show")
 @click.argument("run_id")
+@click.option("--graph", is_flag=True, help="Draw the run's graph with node states (see --format).")
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    type=click.Choice(FORMATS),
+    help="With --graph: tree (the default, for the terminal), mermaid or dot.",
+)
 @store_option
 @json_option
-def show(run_id: str, store: str | None, as_json: bool) -> None:
+def show(run_id: str, graph: bool, fmt: str | None, store: str | None, as_json: bool) -> None:
     """Show a run: status, nodes, waits (with prompt and choices), output, error.
 
     Under a failed node's error comes the end of the traceback its Python code
     raised (the ledger keeps it); spindle logs RUN_ID NODE prints all of it,
-    with the node's captured output.
-    """
+    with the node's captured output. Sub-workflow runs are shown under the node
+    that started them, with their own nodes (five levels deep at most).
 
-    async def main() -> tuple[RunState, dict[str, Any], list[RunState], bool]:
+    --graph draws the run's graph instead: each node under what it depends on,
+    with its state (a skip says why), map items and loop iterations under their
+    node; --format mermaid or dot prints it for a diagram tool, --json as data.
+    """
+    if fmt is not None and not graph:
+        fail("--format only applies with --graph: spindle show RUN_ID --graph --format FMT")
+
+    async def main() -> tuple[RunState, dict[str, Any], list[RunState], bool, Any]:
         async with make_engine(store) as engine:
             state = await engine.get_run(run_id)
             records = await engine.ledger(run_id)
-            lease = await engine.store.get_lease(run_id)
-            children = await engine.store.list_runs(parent_run_id=run_id)
-            order: list[str] = []
+            definition = None
             if state.definition_id:
                 definition = await engine.store.get_definition(state.definition_id)
-                order = list(definition.get("nodes", {}))
+            if graph:
+                return state, {}, [], False, build_graph(run_id, definition, records)
+            lease = await engine.store.get_lease(run_id)
+            children = await engine.store.list_runs(parent_run_id=run_id)
             stopped = interrupted(state, lease, engine.host)
-            nodes = node_rows(order, records)
+            nodes = node_rows(list((definition or {}).get("nodes", {})), records)
             add_tracebacks(nodes, records)
-            return state, nodes, children, stopped
+            nested = await nested_children(engine, children, nodes) if children else None
+            return state, nodes, children, stopped, nested
 
-    state, nodes, children, stopped = call(main)
+    state, nodes, children, stopped, extra = call(main)
+    if graph:
+        if as_json:
+            echo_json(extra.document())
+        else:
+            for line in render(extra, fmt or "tree"):
+                click.echo(line)
+        exit_with(status_code(state))
     if as_json:
         echo_json(
             {
@@ -112,7 +138,10 @@ def show(run_id: str, store: str | None, as_json: bool) -> None:
             }
         )
     else:
-        print_show(state, nodes, children, stopped)
+        grouped, more = extra or ({}, {})
+        print_show(
+            state, nodes, children, stopped, lambda pad, nid: print_nested(pad, nid, grouped, more)
+        )
     exit_with(status_code(state))
 
 

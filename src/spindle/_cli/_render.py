@@ -12,7 +12,7 @@ re-exported here for the commands that import it from this module).
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -216,8 +216,10 @@ def print_show(
     nodes: dict[str, dict[str, Any]],
     children: Sequence[RunState],
     is_interrupted: bool,
+    under: Callable[[str, str], None] | None = None,
 ) -> None:
-    """The human view of one run (a failed node's traceback under its error, when kept)."""
+    """The human view of one run (a failed node's traceback under its error, when kept);
+    ``under(indent, node)`` prints what belongs under a node's row (its sub-runs)."""
     rid = state.run_id
     status = state.status.value
     if is_interrupted:
@@ -242,6 +244,8 @@ def print_show(
                 click.echo(f"  {' ' * width}  {line}")
             for line in show_lines(rid, nid, info):
                 click.echo(f"  {' ' * width}  {line}")
+            if under is not None:
+                under("    ", nid)
     if children:
         click.echo("sub-workflow runs:")
         for child in children:
