@@ -346,6 +346,7 @@ def test_a_map_over_something_not_a_list_fails_naming_what_it_got(
             "map concurrency must be an integer of at least 1",
         ),
         ("over: {range: 2}\n      node: {map: {over: {range: 2}}}", "cannot itself be a map"),
+        ("over: {range: 2}\n      node: {loop: {max_iterations: 2}}", "make it a sub-workflow"),
         ("over: {range: 2}\n      nodes: {}", "unknown field 'nodes' in map"),
     ],
 )

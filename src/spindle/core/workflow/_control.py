@@ -129,8 +129,12 @@ def _map(raw: Any, nid: str, path: str, problems: list[str], build: NodeBuilder)
     if not isinstance(template_raw, Mapping):
         problems.append(f"map needs 'node:', the mapping of the node each item runs @ {path}.node")
         return None
-    if "map" in template_raw:
-        problems.append(f"a map's node cannot itself be a map (not supported) @ {path}.node.map")
+    nested = [k for k in ("map", "loop", "branch") if k in template_raw]
+    if nested:
+        problems.append(
+            f"a map's node cannot itself be a {nested[0]}; to nest, make it a sub-workflow node "
+            f"(workflow: FILE) whose file holds the {nested[0]} @ {path}.node.{nested[0]}"
+        )
         return None
     template, errs, _ = build(nid, template_raw, f"{path}.node")
     problems.extend(errs)
