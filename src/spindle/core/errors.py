@@ -35,7 +35,8 @@ wrong and how to fix it.
     │   ├── StoreFull                          the disk (or the store's size limit) is full
     │   ├── StoreBusy (TimeoutError)           locked by another process past busy_timeout
     │   ├── StoreReadOnly (PermissionError)    the file or its directory cannot be written
-    │   └── SchemaTooNew
+    │   ├── SchemaTooNew                       written by a newer spindle
+    │   └── SchemaTooOld                       needs: spindle db upgrade
     ├── LedgerError
     │   └── LedgerIntegrityError               a run's ledger does not match its head,
     │                                           or its key is missing: not continued
@@ -67,6 +68,7 @@ __all__ = [
     "RunNotFound",
     "RunNotWaiting",
     "SchemaTooNew",
+    "SchemaTooOld",
     "SecretUnavailable",
     "SpindleError",
     "StepTimeout",
@@ -311,6 +313,14 @@ class StoreReadOnly(StoreError, PermissionError):
 
 class SchemaTooNew(StoreError):
     """The store was written by a newer spindle with a schema this one cannot read."""
+
+
+class SchemaTooOld(StoreError):
+    """The store's schema is older than this spindle's: ``spindle db upgrade`` migrates it.
+
+    A shared store (PostgreSQL) is not migrated by whichever process opens it
+    first, so that workers still running an older spindle are not surprised.
+    """
 
 
 class LedgerError(SpindleError):

@@ -1,0 +1,128 @@
+"""The PostgreSQL store's tables, their versions, and the migrations between them.
+
+The version lives in ``spindle_schema``. :data:`MIGRATIONS` is the list of
+steps from one version to the next: version *n* is reached by running the
+first *n* steps, so a release appends a step and never edits an old one. An
+empty database is given the current schema when a store first opens it; a
+database at an older version is refused until ``spindle db upgrade`` brings
+it up (several workers may share it, so none of them migrates it behind the
+others' backs), and one at a newer version, written by a newer spindle, is
+refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+_V1: tuple[str, ...] = (
+    "CREATE TABLE spindle_schema (version INTEGER NOT NULL)",
+    # One row per run: ``body`` is the unstructured RunState as JSON text; the other
+    # columns are copies for queries, the counters a commit moves, the ledger head
+    # and the lease. ``token`` is the last fencing token handed out (0: never).
+    """CREATE TABLE spindle_runs (
+        run_no BIGSERIAL UNIQUE,
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        parent_run_id TEXT,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        wake_at TIMESTAMPTZ,
+        body TEXT NOT NULL,
+        step_count BIGINT NOT NULL DEFAULT 0,
+        event_seq BIGINT NOT NULL DEFAULT 0,
+        head_count BIGINT NOT NULL DEFAULT 0,
+        head_hash TEXT NOT NULL DEFAULT '',
+        state_digest TEXT,
+        ledger_key_id TEXT,
+        token BIGINT NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_host TEXT,
+        lease_pid INTEGER,
+        lease_expires_at TIMESTAMPTZ
+    )""",
+    # list_runs: newest first, by filter
+    "CREATE INDEX spindle_runs_created ON spindle_runs (created_at DESC, run_no DESC)",
+    "CREATE INDEX spindle_runs_parent ON spindle_runs (parent_run_id)"
+    " WHERE parent_run_id IS NOT NULL",
+    "CREATE INDEX spindle_runs_status ON spindle_runs (status, workflow)",
+    # due_runs: pending runs, due timers, expired leases
+    "CREATE INDEX spindle_runs_due ON spindle_runs (status, wake_at, lease_expires_at)",
+    # The ledger: ``body`` is a record's canonical JSON without its hashes.
+    """CREATE TABLE spindle_ledger (
+        run_id TEXT NOT NULL REFERENCES spindle_runs (run_id) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        record_hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    )""",
+    # find_step: the latest record with a key
+    "CREATE INDEX spindle_ledger_key ON spindle_ledger (run_id, idempotency_key, seq DESC)",
+    "CREATE TABLE spindle_definitions (definition_id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    """CREATE TABLE spindle_waits (
+        run_id TEXT NOT NULL REFERENCES spindle_runs (run_id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        since TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (run_id, key)
+    )""",
+    # waiting_on: the runs waiting on a key, longest first
+    "CREATE INDEX spindle_waits_key ON spindle_waits (key, since, run_id)",
+    """CREATE TABLE spindle_events (
+        event_no BIGSERIAL PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        run_id TEXT,
+        consumed_by TEXT
+    )""",
+    # pending_events: unconsumed events of a key, oldest first
+    "CREATE INDEX spindle_events_pending ON spindle_events (key, event_no)"
+    " WHERE consumed_by IS NULL",
+    "CREATE TABLE spindle_blobs (digest TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+    """CREATE TABLE spindle_artifacts (
+        ref_no BIGSERIAL PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        name TEXT,
+        media_type TEXT NOT NULL,
+        size BIGINT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX spindle_artifacts_ref"
+    " ON spindle_artifacts (run_id, digest, COALESCE(name, ''))",
+    """CREATE TABLE spindle_audit (
+        run_id TEXT NOT NULL REFERENCES spindle_runs (run_id) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    )""",
+    """CREATE TABLE spindle_handoffs (
+        handoff_no BIGSERIAL PRIMARY KEY,
+        envelope_id TEXT NOT NULL UNIQUE,
+        source_run_id TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        acknowledged_run_id TEXT,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX spindle_handoffs_source ON spindle_handoffs (source_run_id, created_at)",
+)
+
+#: The steps from version n-1 to n (index 0 makes version 1).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+
+#: The version this code reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def steps_from(version: int) -> list[tuple[int, tuple[str, ...]]]:
+    """The migrations to run from ``version`` to :data:`SCHEMA_VERSION`, numbered."""
+    return [(n + 1, MIGRATIONS[n]) for n in range(version, SCHEMA_VERSION)]
+
+
+def version_rows(rows: list[Any]) -> int:
+    """The schema version a ``SELECT version FROM spindle_schema`` gave (0: none)."""
+    return int(rows[0][0]) if rows else 0
