@@ -11,9 +11,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import pg  # reads SPINDLE_TEST_POSTGRES_URL before the fixtures clear SPINDLE_*
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_schemas() -> Iterator[None]:
+    """Drop the PostgreSQL schemas the session's stores were given (``tests/pg.py``)."""
+    yield
+    pg.drop_schemas()
 
 
 @pytest.fixture(scope="session")

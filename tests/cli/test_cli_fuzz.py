@@ -94,7 +94,7 @@ _VALUES = st.one_of(
             "sqlite:///fuzz.db",
             "sqlite:///nested/deeper/fuzz.db",
             "sqlite://",
-            "postgresql://u@h/db",
+            "postgresql://u@127.0.0.1:1/db?retry_for=0&connect_timeout=1",
             "nope://x",
             ":memory:",
             "who=Ada",

@@ -18,11 +18,16 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store URL for each embedded store."""
+    """A store URL for each store: the embedded two, and PostgreSQL (a fresh schema on
+    the test server, see ``tests/pg.py``)."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "postgres":
+        from tests.pg import postgres_url
+
+        return postgres_url()
     return f"sqlite:///{tmp_path / 'spindle.db'}"
 
 

@@ -484,17 +484,16 @@ def test_unknown_kind_lists_installed_kinds():
 
 
 @pytest.mark.parametrize("kind", ["postgres", "postgresql"])
-def test_the_postgres_store_says_it_is_not_available_yet(kind):
-    """Asking for the postgres store says it is not in this version (its extra installs nothing)."""
+def test_the_postgres_store_names_its_extra_when_it_is_not_installed(kind):
+    """Asking for the postgres store where it is not registered names the extra that adds
+    it (it shipped with issue 12: before, the hint said it was not available yet)."""
     reg = Registry.for_testing()
 
     with pytest.raises(UnknownKindError) as caught:
         reg.get("store", kind)
     assert str(caught.value).endswith(
-        "The PostgreSQL store is not available yet in this version of spindle; use "
-        "sqlite:///path (one file, shared by the workers of one machine) or memory://."
+        "The PostgreSQL store comes with the 'postgres' extra: pip install 'spindle[postgres]'."
     )
-    assert "pip install" not in str(caught.value)
 
 
 def test_unknown_kind_in_create_is_a_validation_error():

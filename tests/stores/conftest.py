@@ -15,11 +15,8 @@ import asyncio
 import hashlib
 import inspect
 import itertools
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -27,47 +24,7 @@ from spindle.core.model import StepKind, StepRecord, StepStatus
 from spindle.core.store import Store
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
-
-#: Where the PostgreSQL tests connect: a server ``.ci/run`` starts (``.ci/postgres.sh``).
-POSTGRES_URL = os.environ.get("SPINDLE_TEST_POSTGRES_URL", "")
-_SCHEMAS: list[str] = []
-
-
-def postgres_url() -> str:
-    """A URL of a fresh, empty schema on the test server (each store its own tables).
-
-    Without ``SPINDLE_TEST_POSTGRES_URL`` the PostgreSQL tests are skipped, with
-    the reason, on a developer's machine, and fail in CI (``CI=true``): there the
-    server must run.
-    """
-    if not POSTGRES_URL:
-        reason = (
-            "no PostgreSQL server for the tests: set SPINDLE_TEST_POSTGRES_URL, or run "
-            'eval "$(.ci/postgres.sh start)" first'
-        )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
-    _SCHEMAS.append(schema)
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}&retry_for=5"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _drop_test_schemas() -> Iterator[None]:
-    yield
-    if POSTGRES_URL and _SCHEMAS:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            for schema in _SCHEMAS:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
-
+from tests.pg import postgres_url
 
 def _postgres(tmp: Path) -> Store:
     from spindle.contrib.postgres import PostgresStore

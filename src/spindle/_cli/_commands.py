@@ -27,6 +27,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "List installed plugin kinds (--check loads them).",
     ),
     "schema": ("spindle._cli.schema:schema", "Print the JSON Schema of every installed kind."),
+    "db": ("spindle._cli.db:db", "A store's schema version; 'db upgrade' migrates it."),
 }
 
 #: The top-level help text.

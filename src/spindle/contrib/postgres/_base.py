@@ -113,9 +113,30 @@ class PostgresBase(Store):
             await self.aclose()
             raise
 
+    async def _probe(self) -> None:
+        """Connect once, retrying transient refusals for ``retry_for`` seconds, so that a
+        server that is not there is reported with what the driver said."""
+        deadline = time.monotonic() + self.retry_for
+        pause = 0.1
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            except psycopg.Error as exc:
+                if time.monotonic() + pause < deadline and transient(exc):
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                raise StoreError(
+                    f"{self.where}: cannot connect ({_first_line(exc)}); check that the "
+                    "server is running and the URL (host, port, database, user) is right"
+                ) from exc
+            await conn.close()
+            return
+
     async def _open_pool(self) -> None:
         if self._pool is not None:
             return
+        await self._probe()
         pool = AsyncConnectionPool(
             self.conninfo,
             min_size=1,
@@ -141,12 +162,16 @@ class PostgresBase(Store):
         if pool is not None:
             await pool.close()
 
-    async def upgrade(self) -> tuple[int, int]:
-        """Bring the schema to this version (``spindle db upgrade``): ``(before, after)``."""
+    async def upgrade(self) -> tuple[int | None, int | None]:
+        """Bring the schema to this version (``spindle db upgrade``): ``(before, after)``.
+
+        Concurrent upgrades (and stores opening meanwhile) wait for each other on an
+        advisory lock, so each migration runs once.
+        """
         await self._open_pool()
         return await self._check_schema(upgrade=True)
 
-    async def schema_version(self) -> int:
+    async def schema_version(self) -> int | None:
         """The database's schema version (0: no spindle tables yet)."""
         await self._open_pool()
         return await self._run(_read_version)

@@ -16,13 +16,14 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from attrs import define
 
 from spindle.contrib.postgres._base import transient
+from spindle.contrib.postgres._schema import SCHEMA_VERSION
 from spindle.contrib.postgres._tables import Conn, PostgresTables
 from spindle.core.errors import ConfigError, StoreError
 from spindle.core.model import Lease, LedgerHead, RunState, RunStatus, StepRecord
@@ -102,6 +103,8 @@ class PostgresStore(PostgresTables, kind="postgres"):
 
         store = PostgresStore.from_url("postgresql://spindle@db.internal/spindle")
     """
+
+    schema_target: ClassVar[int | None] = SCHEMA_VERSION
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:

@@ -31,8 +31,7 @@ __all__ = [
 #: becomes the ``pip install 'spindle[EXTRA]'`` line that adds it.
 KIND_HINTS: dict[tuple[str, str], str] = {
     ("store", "postgres"): (
-        "The PostgreSQL store is not available yet in this version of spindle; use "
-        "sqlite:///path (one file, shared by the workers of one machine) or memory://."
+        "The PostgreSQL store comes with the 'postgres' extra: pip install 'spindle[postgres]'."
     ),
     ("executor", "dask"): (
         "The Dask executor is not available yet in this version of spindle; use "

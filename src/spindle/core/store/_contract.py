@@ -43,7 +43,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from attrs import define
 
@@ -331,6 +331,9 @@ class Store(
     url: str = ""
     durability: str = "normal"
 
+    #: The schema version this code reads and writes (None: the store keeps none).
+    schema_target: ClassVar[int | None] = None
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Store:
         """Build the store for ``url``; subclasses parse what they need from it."""
@@ -341,6 +344,22 @@ class Store(
 
     async def aclose(self) -> None:
         """Release connections."""
+
+    async def schema_version(self) -> int | None:
+        """The version of the schema the store's medium holds (0: none yet), without
+        changing it; None for a store that keeps no schema (``memory://``)."""
+        return None
+
+    async def upgrade(self) -> tuple[int | None, int | None]:
+        """Bring the medium's schema to this spindle's version (``spindle db upgrade``)
+        and leave the store open: ``(version before, version after)``.
+
+        A store that migrates when it opens (SQLite) simply opens; one shared by
+        many processes (PostgreSQL) migrates only here, under a lock.
+        """
+        before = await self.schema_version()
+        await self.open()
+        return before, await self.schema_version()
 
     async def __aenter__(self) -> Store:
         await self.open()

@@ -22,7 +22,15 @@ from spindle._version import __version__
 from spindle.core.errors import SchemaTooNew, StoreCorrupt
 from spindle.plugins.stores._sqlite_errors import sqlite_failure
 
-__all__ = ["HEAD_KIND", "MAX_RECORDS", "MIGRATIONS", "SCHEMA_VERSION", "SEQ_BITS", "connect"]
+__all__ = [
+    "HEAD_KIND",
+    "MAX_RECORDS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SEQ_BITS",
+    "connect",
+    "schema_version",
+]
 
 #: A ledger row's key is ``run_no << SEQ_BITS | seq``: one run's records are
 #: one contiguous, seq-ordered key range, and (run, seq) is unique by key.
@@ -336,3 +344,26 @@ def _migrate(conn: sqlite3.Connection, path: Path, new: bool) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def schema_version(path: Path) -> int:
+    """The schema version of the file at ``path`` (0: no file, or no spindle tables),
+    read-only: the file is neither created nor migrated."""
+    if not path.is_file():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise sqlite_failure(exc, str(path), writing=False, busy_timeout=0) from exc
+    try:
+        row = conn.execute(
+            "SELECT version FROM spindle_schema"
+            " WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'spindle_schema')"
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return 0  # no spindle_schema table
+    except sqlite3.Error as exc:
+        raise sqlite_failure(exc, str(path), writing=False, busy_timeout=0) from exc
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from attrs import define
@@ -52,7 +53,12 @@ from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._sqlite_commit import SQLiteCommitter, ledger_tail
 from spindle.plugins.stores._sqlite_known import EPOCH
-from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
+from spindle.plugins.stores._sqlite_schema import (
+    HEAD_KIND,
+    SCHEMA_VERSION,
+    SEQ_BITS,
+    schema_version,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -160,6 +166,12 @@ class SQLiteStore(SQLiteCommitter, kind="sqlite"):
         parsers = {"durability": str, "busy_timeout": float, "group_commit": str}
         parsed = parse_options(url, query, parsers)
         return cls(url=url, path=unquote(rest[1:]), **{**parsed, **options})
+
+    schema_target: ClassVar[int | None] = SCHEMA_VERSION
+
+    async def schema_version(self) -> int | None:
+        """The file's schema version, read without migrating it (0: no file or no tables)."""
+        return schema_version(Path(self.path))
 
     # --- runs ----------------------------------------------------------------------------------
 
