@@ -26,6 +26,7 @@ from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
 from tests.pg import postgres_url
 
+
 def _postgres(tmp: Path) -> Store:
     from spindle.contrib.postgres import PostgresStore
 
