@@ -206,3 +206,35 @@ def test_the_cli_runs_and_shows_a_workflow_on_postgresql(tmp_path: Path) -> None
     status = cli("db", "status")
     assert status.returncode == 0 and "up to date" in status.stdout
     assert "postgresql://postgres@" in status.stdout
+
+
+def test_a_new_pending_run_or_event_wakes_a_listening_store_at_once() -> None:
+    """LISTEN/NOTIFY: a worker's wait for work ends when another store creates a pending
+    run (or delivers an event), instead of at its timeout."""
+    url = postgres_url()
+
+    async def main() -> list[bool]:
+        woken = []
+        async with PostgresStore.from_url(url) as listener, PostgresStore.from_url(url) as other:
+            await listener.wait_for_work(0.01)  # LISTEN is in place from here on
+            waiting = asyncio.create_task(listener.wait_for_work(60))
+            await asyncio.sleep(0.1)
+            await other.commit(Commit(state=_state("fresh"), create=True))
+            woken.append(await asyncio.wait_for(waiting, 30))
+            waiting = asyncio.create_task(listener.wait_for_work(60))
+            await asyncio.sleep(0.1)
+            await other.deliver_event("payment", {"ok": True})
+            woken.append(await asyncio.wait_for(waiting, 30))
+        return woken
+
+    assert asyncio.run(main()) == [True, True]
+
+
+def test_a_store_without_push_sleeps_for_the_timeout(tmp_path: Path) -> None:
+    from spindle.plugins.stores.sqlite import SQLiteStore
+
+    async def main() -> bool:
+        async with SQLiteStore.from_url(f"sqlite:///{tmp_path / 'x.db'}") as store:
+            return await store.wait_for_work(0.05)
+
+    assert asyncio.run(main()) is False

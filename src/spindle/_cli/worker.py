@@ -95,7 +95,9 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
                 if once:
                     return driven
                 if not due:
-                    await asyncio.sleep(poll)
+                    # Woken at once by a store that pushes new work (PostgreSQL);
+                    # otherwise this is the poll interval.
+                    await engine.store.wait_for_work(poll)
 
     try:
         n = call(main)

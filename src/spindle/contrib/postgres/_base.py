@@ -41,7 +41,10 @@ from spindle.core.errors import (
 from spindle.core.model import converter
 from spindle.core.store import Store, check_durability
 
-__all__ = ["PostgresBase", "redacted"]
+__all__ = ["WORK_CHANNEL", "PostgresBase", "redacted"]
+
+#: The LISTEN/NOTIFY channel that wakes workers.
+WORK_CHANNEL = "spindle_work"
 
 T = TypeVar("T")
 _log = logging.getLogger("spindle.store.postgres")
@@ -87,6 +90,9 @@ class PostgresBase(Store):
     pool_size: int = 10
     retry_for: float = 30.0
     _pool: AsyncConnectionPool | None = field(default=None, init=False, repr=False, eq=False)
+    _listener: psycopg.AsyncConnection[Any] | None = field(
+        default=None, init=False, repr=False, eq=False
+    )
 
     def __attrs_post_init__(self) -> None:
         check_durability(self.durability, redacted(self.url))
@@ -156,8 +162,34 @@ class PostgresBase(Store):
             ) from exc
         self._pool = pool
 
+    async def wait_for_work(self, timeout: float) -> bool:
+        """Wait for a ``NOTIFY`` on the work channel (a run created pending, an event
+        delivered, by any process on any machine), or ``timeout`` seconds.
+
+        The listening connection is opened on first use and opened again if the
+        server dropped it; while it cannot be, this sleeps, and the worker polls.
+        """
+        try:
+            if self._listener is None or self._listener.closed:
+                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                self._listener = conn
+            async for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.Error as exc:
+            _log.warning("%s: cannot listen for work (%s); polling", self.where, _first_line(exc))
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                await listener.close()
+            await asyncio.sleep(timeout)
+            return False
+
     async def aclose(self) -> None:
         """Close the pool (what is committed stays committed)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from attrs import define
 
-from spindle.contrib.postgres._base import PostgresBase
+from spindle.contrib.postgres._base import WORK_CHANNEL, PostgresBase
 from spindle.core.errors import StoreError
 from spindle.core.model import ArtifactRef, AuditEntry, HandoffEnvelope, converter, utcnow
 from spindle.core.store import (
@@ -129,11 +129,15 @@ class PostgresTables(PostgresBase):
         """Keep an event under ``key`` (for ``run_id``, if given) until a run consumes it."""
         text = to_json(payload, f"event {key!r} payload")
         event = new_event(key, json.loads(text), utcnow(), run_id)
-        await self._rows(
-            f"INSERT INTO spindle_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, NULL)"
-            " RETURNING event_no",
-            (event.event_id, key, text, event.created_at, run_id),
-        )
+
+        async def deliver(conn: Conn) -> None:
+            await conn.execute(
+                f"INSERT INTO spindle_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, NULL)",
+                (event.event_id, key, text, event.created_at, run_id),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, key))
+
+        await self._run(deliver)
         return event
 
     async def pending_events(

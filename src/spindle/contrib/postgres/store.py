@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from attrs import define
 
-from spindle.contrib.postgres._base import transient
+from spindle.contrib.postgres._base import WORK_CHANNEL, transient
 from spindle.contrib.postgres._schema import SCHEMA_VERSION
 from spindle.contrib.postgres._tables import Conn, PostgresTables
 from spindle.core.errors import ConfigError, StoreError
@@ -310,6 +310,9 @@ class PostgresStore(PostgresTables, kind="postgres"):
                 "UPDATE spindle_events SET consumed_by = %s WHERE event_id = %s",
                 (run_id, event_id),
             )
+        if state.status == RunStatus.PENDING and (commit.create or commit.state_changed):
+            # Delivered when the transaction commits: idle workers look at once.
+            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, run_id))
 
     async def _check_consumable(self, conn: Conn, event_id: str, run_id: str) -> None:
         cur = await conn.execute(

@@ -41,6 +41,7 @@ definition of a store: every implementation must pass it.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -344,6 +345,17 @@ class Store(
 
     async def aclose(self) -> None:
         """Release connections."""
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        """Wait until there may be new work to claim (a run created pending, an event
+        delivered), or ``timeout`` seconds: True when woken early.
+
+        A worker calls it between looks at :meth:`due_runs`. A store that can push
+        wake-ups across processes (PostgreSQL's LISTEN/NOTIFY) returns as soon as
+        one arrives; the default just sleeps, so a worker polls.
+        """
+        await asyncio.sleep(timeout)
+        return False
 
     async def schema_version(self) -> int | None:
         """The version of the schema the store's medium holds (0: none yet), without
