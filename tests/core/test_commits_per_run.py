@@ -122,8 +122,9 @@ def test_a_parallel_start_writes_the_run_before_its_nodes_run(store_url, make_en
     run(go())
 
 
-def test_a_taken_run_id_is_refused_before_anything_runs(store_url, make_engine):
-    """engine.run(run_id=) of an id already used raises, and the first node never ran."""
+def test_a_taken_run_id_returns_that_run_and_runs_nothing_again(store_url, make_engine):
+    """engine.run(run_id=) of an id already used returns that run, and the first node
+    never runs again (issue 12 made a start idempotent by id; before, it raised)."""
     ran: list[str] = []
     wf = Workflow("dup")
 
@@ -133,11 +134,19 @@ def test_a_taken_run_id_is_refused_before_anything_runs(store_url, make_engine):
 
     async def go() -> None:
         async with make_engine(store_url) as engine:
-            await engine.run(wf, run_id="r1")
+            first = await engine.run(wf, run_id="r1")
             ran.clear()
-            with pytest.raises(StoreError, match="run 'r1' already exists; choose another"):
-                await engine.run(wf, run_id="r1")
+            again = await engine.run(wf, run_id="r1")
+            assert (again.run_id, again.status, again.step_count) == (
+                "r1",
+                first.status,
+                first.step_count,
+            )
             assert ran == []
+            other = Workflow("other")
+            other.node(side_effect)
+            with pytest.raises(StoreError, match="run 'r1' already exists as a run of workflow"):
+                await engine.run(other, run_id="r1")
 
     run(go())
 

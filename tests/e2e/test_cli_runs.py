@@ -565,3 +565,15 @@ def test_resume_with_a_changed_workflow_takes_pending_nodes_and_refuses_complete
     )
     assert forced.returncode == 0, forced.stderr
     assert "output: shipped v1" in forced.stdout
+
+
+def test_run_with_a_run_id_twice_makes_one_run(spindle, examples):
+    """`spindle run --run-id ID` is idempotent: the second call shows the first run."""
+    code, first = spindle.json("run", "examples/hello.yaml", "--run-id", "order-7")
+    assert code == 0 and first["run_id"] == "order-7"
+    code, second = spindle.json("run", "examples/hello.yaml", "--run-id", "order-7")
+    assert (code, second["run_id"], second["output"]) == (0, "order-7", first["output"])
+    code, listing = spindle.json("runs")
+    assert [r["run_id"] for r in listing["runs"]] == ["order-7"]
+    proc = spindle("run", "examples/hello.yaml", "--run-id", "../../etc")
+    assert proc.returncode == 2 and "run id '../../etc' is not allowed" in proc.stderr

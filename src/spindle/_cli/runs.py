@@ -76,6 +76,14 @@ _STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"
 )
 @store_option
 @click.option("--detach", is_flag=True, help="Record the run and return; a worker drives it.")
+@click.option(
+    "--run-id",
+    "run_id_option",
+    default=None,
+    metavar="ID",
+    help="Give the run this id; a run with it already there is continued (or shown) "
+    "instead of starting another (idempotent start).",
+)
 @click.option("--interactive", is_flag=True, help="Answer ask_user waits at the terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print node progress.")
 @json_option
@@ -84,6 +92,7 @@ def run(
     inputs: tuple[str, ...],
     store: str | None,
     detach: bool,
+    run_id_option: str | None,
     interactive: bool,
     quiet: bool,
     as_json: bool,
@@ -115,11 +124,12 @@ def run(
     async def main() -> RunState:
         async with engine:
             if detach:
-                run_id = started["run_id"] = await engine.start(wf, values)
+                run_id = await engine.start(wf, values, run_id=run_id_option)
+                started["run_id"] = run_id
                 return await engine.get_run(run_id)
             # Named here, so Ctrl-C can say how to resume it; engine.run writes it with
             # its first step (or at once, when a progress display announces it).
-            run_id = started["run_id"] = uuid.uuid4().hex
+            run_id = started["run_id"] = run_id_option or uuid.uuid4().hex
             if progress is not None:
                 started_line = f"run {run_id} started ({wf.name})"
                 progress.begin(run_id, total=len(wf.nodes), announce=started_line)

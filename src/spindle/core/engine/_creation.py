@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._journal import Creation, RunJournal
-from spindle.core.errors import RunNotFound, StoreError
+from spindle.core.errors import RunNotFound, StoreError, ValidationError
 from spindle.core.model import (
     Lease,
     RunState,
@@ -21,6 +22,7 @@ from spindle.core.workflow import Workflow, input_values
 if TYPE_CHECKING:
     from spindle.core.engine._active import ActiveRuns
     from spindle.core.engine._services import Services
+    from spindle.core.store import Store
     from spindle.core.workflow import LoadPolicy
 
 __all__ = ["create_run", "hold_run", "new_run_id"]
@@ -108,6 +110,8 @@ async def _new_state(
     def_id = await services.definitions.keep(workflow)
     secret_names = {k for k, spec in workflow.inputs.items() if spec.secret}
     stored, clear = Secrets.split(values, secret_names)
+    if run_id is not None:
+        check_run_id(run_id)
     run_id = run_id or new_run_id()
     state = RunState(
         run_id=run_id,
@@ -122,6 +126,63 @@ async def _new_state(
         labels=dict(labels or {}),
     )
     return state, clear
+
+
+async def existing_run(store: Store, run_id: str, workflow: Workflow) -> RunState | None:
+    """The run ``run_id`` if it exists (a run of ``workflow``), else None: what an
+    idempotent start returns instead of recording a second run.
+
+    Raises:
+        StoreError: it exists, as a run of another workflow.
+    """
+    try:
+        state = await store.load_run(run_id)
+    except RunNotFound:
+        return None
+    if state.workflow != workflow.name:
+        raise StoreError(
+            f"run {run_id!r} already exists as a run of workflow {state.workflow!r}, "
+            f"not {workflow.name!r}; choose another run id"
+        )
+    return state
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}\Z")
+
+
+def check_run_id(run_id: str) -> None:
+    """Refuse a run id that could not be a directory name of its own under the runs
+    directory (a ``/``, ``..``, a leading dot) or a sane key.
+
+    Raises:
+        ValidationError: the id, and what an id may hold.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ValidationError(
+            f"run id {run_id!r} is not allowed: use 1 to 200 letters, digits and '.', '_', "
+            "':', '@', '-', starting with a letter or digit (it names the run's directory)"
+        )
+
+
+async def start_once(
+    store: Store,
+    run_id: str | None,
+    workflow: Workflow,
+    create: Callable[[], Awaitable[RunState]],
+) -> str:
+    """``create()``'s run id, or ``run_id`` when a run of ``workflow`` has it already
+    (also when it was created by another process between the look and ``create``)."""
+    if run_id is not None:
+        check_run_id(run_id)
+    for attempt in (0, 1):
+        if run_id is not None and await existing_run(store, run_id, workflow) is not None:
+            return run_id
+        try:
+            return (await create()).run_id
+        except StoreError:
+            if attempt or run_id is None:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _refuse_taken(services: Services, run_id: str) -> None:

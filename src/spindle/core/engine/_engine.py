@@ -1,17 +1,16 @@
 """The engine: start, drive, resume, emit, cancel and inspect durable runs.
 
-:class:`Engine` is async; :class:`~spindle.core.engine.SyncEngine` is its one
-thin synchronous wrapper. The engine builds its services once (store,
-registry, hooks, observers, middleware chains, leases...) into a frozen
-:class:`~spindle.core.engine._services.Services` bundle, keeps the public run
-API, and delegates: the run path receives the bundle, never the engine.
-Driving a run takes a lease on it first, so two engines — two processes on
-one SQLite file — never drive the same run at once; a lease left by a dead
-process on this host is taken over at once, any other only after it expires.
+:class:`Engine` is async; :class:`~spindle.core.engine.SyncEngine` wraps it. The
+engine builds its services once (store, registry, hooks, observers, middleware,
+leases...) into a frozen :class:`~spindle.core.engine._services.Services` bundle,
+keeps the public run API, and delegates: the run path gets the bundle, never the
+engine. Driving a run takes a lease on it first, so two engines never drive one
+run at once; a dead local process's lease is taken over at once, others expire.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -25,7 +24,7 @@ from spindle.core.engine._active import ActiveRuns
 from spindle.core.engine._answers import Answer
 from spindle.core.engine._assembly import build_services
 from spindle.core.engine._cancel import Cancels
-from spindle.core.engine._creation import create_run, hold_run
+from spindle.core.engine._creation import create_run, existing_run, hold_run, start_once
 from spindle.core.engine._delivery import Delivery, deliver
 from spindle.core.engine._drives import Drives
 from spindle.core.engine._followon import FollowOn, RunOps
@@ -179,40 +178,45 @@ class Engine(RunReads):
         labels: Mapping[str, str] | None = None,
     ) -> str:
         """Record a new pending run of ``workflow`` and return its id (nothing runs yet).
+        Idempotent by ``run_id``: a run with that id already there is returned as it
+        is (a retried request, another machine), whatever ``inputs`` say now.
 
         Raises:
             ValidationError: the workflow is invalid or an input is unknown/missing.
+            StoreError: ``run_id`` is taken by a run of another workflow.
         """
-        state = await self._create(workflow, inputs, run_id=run_id, labels=labels)
-        return state.run_id
-
-    async def _create(
-        self, workflow: Workflow, inputs: Mapping[str, Any] | None, **options: Any
-    ) -> RunState:
         await self.open()
-        return await create_run(
-            self.services, self._active, self.policy, workflow, inputs, **options
-        )
+        create = functools.partial(self._create, workflow, inputs, run_id=run_id, labels=labels)
+        return await start_once(self.store, run_id, workflow, create)
+
+    async def _create(self, wf: Workflow, inputs: Mapping[str, Any] | None, **kw: Any) -> RunState:
+        await self.open()
+        return await create_run(self.services, self._active, self.policy, wf, inputs, **kw)
 
     async def run(
         self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
     ) -> RunState:
         """Start a run and drive it until it completes, fails, waits or is cancelled.
 
-        Options are those of :meth:`start` (``run_id``, ``labels``). The new run is
-        written with its first step's outcome, in one transaction, unless that
-        first node runs alongside others, is an effect, runs outside this process
-        or takes longer than 20 ms (then it is written first); a run of N inline
-        nodes costs N commits.
+        Options are those of :meth:`start` (``run_id``, ``labels``); a taken ``run_id``
+        continues (or returns) that run. The new run is written with its first step's
+        outcome, in one transaction, unless that first node runs alongside others, is
+        an effect, runs outside this process or takes longer than 20 ms (then it is
+        written first); a run of N inline nodes costs N commits.
 
         Raises:
             ValidationError: the workflow is invalid or an input is unknown/missing.
-            StoreError: the inputs are not JSON data, or ``run_id`` is taken.
+            StoreError: the inputs are not JSON data, or ``run_id`` is taken by a run
+                of another workflow.
         """
         # The run is created leased to this engine, and written with its first step
         # (see _hold): one write instead of three.
         if not self._opened:
             await self.open()
+        run_id = options.get("run_id")
+        found = None if run_id is None else await existing_run(self.store, run_id, workflow)
+        if found is not None:
+            return found if found.status.terminal else await self.drive(found.run_id)
         lease = self._new_lease()
         state, creation = await hold_run(
             self.services, self._active, self.policy, workflow, inputs, lease, **options
