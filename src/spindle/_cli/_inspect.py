@@ -111,7 +111,9 @@ def show(run_id: str, graph: bool, fmt: str | None, store: str | None, as_json: 
             if state.definition_id:
                 definition = await engine.store.get_definition(state.definition_id)
             if graph:
-                return state, {}, [], False, build_graph(run_id, definition, records)
+                active = state.status.value in ("pending", "running", "waiting")
+                drawn = build_graph(run_id, definition, records, active=active)
+                return state, {}, [], False, drawn
             lease = await engine.store.get_lease(run_id)
             children = await engine.store.list_runs(parent_run_id=run_id)
             stopped = interrupted(state, lease, engine.host)
