@@ -20,7 +20,7 @@ from spindle._cli._common import (
     store_option,
 )
 from spindle._cli._graph import FORMATS, build_graph, render
-from spindle._cli._nested import nested_children, print_nested
+from spindle._cli._nested import nested_children, nested_document, print_nested
 from spindle._cli._render import (
     document,
     interrupted,
@@ -137,6 +137,7 @@ def show(run_id: str, graph: bool, fmt: str | None, store: str | None, as_json: 
                 "interrupted": stopped,
                 "nodes": {nid: _node_document(info) for nid, info in nodes.items()},
                 "children": [c.run_id for c in children],
+                "children_detail": nested_document(*(extra or ({}, {}))),
             }
         )
     else:
