@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +20,7 @@ from attrs import define, field
 
 if TYPE_CHECKING:
     from spindle.core.model import StepRecord
+    from spindle.core.workflow import NodeSpec
 
 __all__ = ["Graph", "GraphNode", "build_graph", "render"]
 
@@ -94,38 +95,44 @@ class Graph:
         }
 
 
-def _refs(value: Any) -> Iterator[str]:
-    """Node ids a stored node mapping's reference text or condition names."""
+def _ids(value: Any) -> list[str]:
     if isinstance(value, str):
-        head = value.partition(".")[0]
-        if head and head != "inputs":
-            yield head
-    elif isinstance(value, Mapping):
-        if set(value) == {"value"}:
-            return
-        for op, arg in value.items():
-            if op in ("all", "any") and isinstance(arg, list):
-                for c in arg:
-                    yield from _refs(c)
-            elif op in ("exists", "truthy", "not"):
-                yield from _refs(arg)
-            elif isinstance(arg, list) and arg:
-                yield from _refs(arg[0])
+        return [value]
+    return [v for v in value or () if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _depends(node: Mapping[str, Any], known: Mapping[str, Any]) -> list[str]:
-    deps: list[str] = [a for a in node.get("after") or () if isinstance(a, str)]
-    for ref in (node.get("inputs") or {}).values():
-        deps.extend(_refs(ref))
-    if node.get("when") is not None:
-        deps.extend(_refs(node["when"]))
-    spec = node.get("map")
-    if isinstance(spec, Mapping) and isinstance(spec.get("over"), str):
-        deps.extend(_refs(spec["over"]))
-    spec = node.get("branch")
-    if isinstance(spec, Mapping) and isinstance(spec.get("on"), str):
-        deps.extend(_refs(spec["on"]))
-    return [d for d in dict.fromkeys(deps) if d in known]
+def _skeleton(nid: str, raw: Mapping[str, Any]) -> NodeSpec:
+    """The parts of stored node ``raw`` that decide what it waits for, as a :class:`NodeSpec`
+    (no runtime or executor: nothing is imported), so the workflow layer's own
+    :meth:`Workflow.dependencies` computes its edges exactly as the engine does."""
+    from spindle.core.workflow import BranchSpec, LoopSpec, MapSpec, NodeSpec
+
+    inputs = raw.get("inputs")
+    spec = NodeSpec(
+        nid,
+        inputs=dict(inputs) if isinstance(inputs, Mapping) else {},
+        after=_ids(raw.get("after")),
+    )
+    branch = raw.get("branch")
+    if isinstance(branch, Mapping) and isinstance(branch.get("on"), str):
+        cases = branch.get("cases")
+        spec.branch = BranchSpec(
+            branch["on"],
+            {str(k): _ids(v) for k, v in cases.items()} if isinstance(cases, Mapping) else {},
+            _ids(branch.get("default")),
+        )
+    mapped = raw.get("map")
+    if isinstance(mapped, Mapping):
+        over, template = mapped.get("over"), mapped.get("node")
+        spec.map = MapSpec(
+            _skeleton(f"{nid}[]", template if isinstance(template, Mapping) else {}),
+            over=over if isinstance(over, str) else None,
+        )
+    loop = raw.get("loop")
+    if isinstance(loop, Mapping) and isinstance(loop.get("body"), list):
+        body = [b for b in loop["body"] if isinstance(b, Mapping)]
+        spec.loop = LoopSpec([_skeleton(str(b.get("id")), b) for b in body])
+    return spec
 
 
 def _parent(node_id: str) -> str | None:
@@ -136,42 +143,70 @@ def _parent(node_id: str) -> str | None:
     return None
 
 
+def _place(graph: Graph, node_id: str) -> GraphNode:
+    """The graph's node ``node_id``, added (after the map/loop/iteration holding it,
+    which is added too when the ledger has no record of it yet) if new."""
+    node = graph.nodes.get(node_id)
+    if node is None:
+        parent = _parent(node_id)
+        if parent is not None:
+            _place(graph, parent)
+        node = graph.nodes[node_id] = GraphNode(node_id, parent=parent)
+    return node
+
+
 def build_graph(
-    run_id: str, definition: Mapping[str, Any] | None, records: Sequence[StepRecord]
+    run_id: str,
+    definition: Mapping[str, Any] | None,
+    records: Sequence[StepRecord],
+    *,
+    active: bool = False,
 ) -> Graph:
-    """The graph of run ``run_id`` from its stored ``definition`` and its ledger."""
+    """The graph of run ``run_id`` from its stored ``definition`` and its ledger.
+
+    ``active`` (the run has not ended): a map, loop or iteration with no record
+    of its own but with recorded items is ``running`` rather than ``pending``.
+    """
+    from spindle.core.workflow import Workflow
+
     graph = Graph(run_id)
     declared: Mapping[str, Any] = (definition or {}).get("nodes") or {}
-    for nid, node in declared.items():
-        graph.nodes[nid] = GraphNode(nid, depends_on=_depends(node, declared))
-    for nid, node in declared.items():
-        spec = node.get("branch")
-        if isinstance(spec, Mapping):
-            listed = [*(spec.get("default") or [])]
-            for ids in (spec.get("cases") or {}).values():
-                listed.extend([ids] if isinstance(ids, str) else ids)
-            for target in dict.fromkeys(listed):
-                if target in graph.nodes and nid not in graph.nodes[target].depends_on:
-                    graph.nodes[target].depends_on.append(nid)
+    wf = Workflow(str((definition or {}).get("name") or "run"))
+    for nid, raw in declared.items():
+        if isinstance(raw, Mapping):
+            wf.add(_skeleton(nid, raw))
+            graph.nodes[nid] = GraphNode(nid)
+    adders: dict[str, str] = {}
+    recorded: set[str] = set()
     for rec in records:
         kind = rec.kind.value
         if kind == "call" and rec.name == "add_node" and isinstance(rec.result, Mapping):
             added = str(rec.result.get("id"))
-            deps = [rec.node_id, *_depends(rec.result, {**graph.nodes, added: None})]
-            graph.nodes.setdefault(
-                added, GraphNode(added, depends_on=[d for d in dict.fromkeys(deps) if d != added])
-            )
+            if added not in wf.nodes and rec.node_id:
+                wf.add(_skeleton(added, rec.result))
+                adders[added] = rec.node_id
+                graph.nodes.setdefault(added, GraphNode(added))
             continue
         if not rec.node_id or kind not in ("node", "retry", "wait"):
             continue
-        node = graph.nodes.get(rec.node_id)
-        if node is None:
-            node = graph.nodes[rec.node_id] = GraphNode(rec.node_id, parent=_parent(rec.node_id))
+        node = _place(graph, rec.node_id)
+        recorded.add(node.id)
         node.state = {"retry": "retrying", "wait": "waiting"}.get(kind, rec.status.value)
         node.attempts = max(node.attempts, rec.attempt)
+        node.why = None
         if node.state == "skipped":
             result = rec.result if isinstance(rec.result, Mapping) else {}
             node.why = str(result.get("skipped_by") or "failed")
+    for nid in wf.nodes:
+        deps = [adders[nid]] if nid in adders else []
+        deps += [d for d in wf.dependencies(nid) if d in graph.nodes and d != nid]
+        graph.nodes[nid].depends_on = list(dict.fromkeys(deps))
+    if active:
+        for nid in recorded:
+            holder = graph.nodes[nid].parent
+            while holder in graph.nodes and holder not in recorded:
+                graph.nodes[holder].state = "running"
+                holder = graph.nodes[holder].parent
     return graph
 
 
@@ -190,50 +225,58 @@ def _natural(node_id: str) -> list[Any]:
 
 
 def _tree(graph: Graph) -> list[str]:
-    """Roots first, each node under its first dependency (a node with more is named
-    again under the others with ``↑``), a map's items and a loop's iterations under it."""
-    under: dict[str | None, list[str]] = {}
+    """Roots first, each node under a dependency and a map's items or a loop's
+    iterations under it. A node with several dependencies is drawn in full the
+    first time the walk meets it and named again (``↑ NODE (shown above)``) under
+    the others, so the tree has one line per node and per extra edge."""
+    kids: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
     for n in graph.nodes.values():
-        first = n.parent or next((d for d in n.depends_on if d in graph.nodes), None)
-        under.setdefault(first, []).append(n.id)
-    also: dict[str, list[str]] = {}
+        if n.parent in kids:
+            kids[n.parent].append(n.id)
     for n in graph.nodes.values():
         if n.parent is None:
-            for d in n.depends_on[1:]:
-                if d in graph.nodes:
-                    also.setdefault(d, []).append(n.id)
+            for d in n.depends_on:
+                kids[d].append(n.id)
+    roots = [n.id for n in graph.nodes.values() if n.parent is None and not n.depends_on]
     lines: list[str] = []
-
-    def walk(nid: str, prefix: str, last: bool, depth: int) -> None:
+    drawn: set[str] = set()
+    # (text, node) pairs: a node to draw (text None) or a line to print as it is; a stack,
+    # not recursion, so a chain of 10,000 nodes draws like any other graph.
+    todo: list[tuple[str, str, str | None]] = []
+    for root in reversed(roots):
+        todo.append(("", root, None))
+    leftovers = iter(list(graph.nodes))
+    while True:
+        if not todo:
+            rest = next((n for n in leftovers if n not in drawn), None)
+            if rest is None:
+                break
+            todo.append(("", rest, None))
+        lead, nid, text = todo.pop()
+        if text is not None:
+            lines.append(lead + text)
+            continue
         node = graph.nodes[nid]
-        branch = "" if depth == 0 else ("└─ " if last else "├─ ")
-        text = click.style(_label(node), fg=_STYLES.get(node.state))
-        lines.append(f"{prefix}{branch}{text}")
-        inner = prefix + ("" if depth == 0 else ("   " if last else "│  "))
-        kids = under.get(nid, [])
-        items = sorted((k for k in kids if graph.nodes[k].parent == nid), key=_natural)
-        shown = items[:TREE_ITEMS] + [k for k in kids if graph.nodes[k].parent != nid]
-        hidden = items[TREE_ITEMS:]
-        refs = also.get(nid, [])
-        total = len(shown) + len(refs) + (1 if hidden else 0)
-        for i, kid in enumerate(shown[:TREE_ITEMS]):
-            walk(kid, inner, i == total - 1, depth + 1)
-        if hidden:
+        top = lead == ""
+        if nid in drawn:
+            lines.append(f"{lead}↑ {nid} (shown above)")
+            continue
+        drawn.add(nid)
+        lines.append(lead + click.style(_label(node), fg=_STYLES.get(node.state)))
+        inner = lead[:-3] + ("   " if lead.endswith("└─ ") else "│  ") if not top else ""
+        held = sorted((k for k in kids[nid] if graph.nodes[k].parent == nid), key=_natural)
+        entries: list[tuple[str, str | None]] = [(k, None) for k in held[:TREE_ITEMS]]
+        if len(held) > TREE_ITEMS:
             counts: dict[str, int] = {}
-            for k in hidden:
+            for k in held[TREE_ITEMS:]:
                 counts[graph.nodes[k].state] = counts.get(graph.nodes[k].state, 0) + 1
             summary = ", ".join(f"{v:,} {k}" for k, v in counts.items())
-            end = total == TREE_ITEMS + 1
-            lines.append(f"{inner}{'└─ ' if end else '├─ '}… {len(hidden):,} more: {summary}")
-        for i, kid in enumerate(shown[TREE_ITEMS:], start=TREE_ITEMS + (1 if hidden else 0)):
-            walk(kid, inner, i == total - 1, depth + 1)
-        for j, ref in enumerate(refs):
-            end = total - len(refs) + j == total - 1
-            lines.append(f"{inner}{'└─ ' if end else '├─ '}↑ {ref} (shown above)")
-
-    roots = under.get(None, [])
-    for root in roots:
-        walk(root, "", True, 0)
+            entries.append(("", f"… {len(held) - TREE_ITEMS:,} more: {summary}"))
+            drawn.update(held[TREE_ITEMS:])  # counted, not drawn again at the top level
+        entries += [(k, None) for k in kids[nid] if graph.nodes[k].parent != nid]
+        for i in range(len(entries) - 1, -1, -1):
+            kid, line = entries[i]
+            todo.append((inner + ("└─ " if i == len(entries) - 1 else "├─ "), kid, line))
     return lines
 
 

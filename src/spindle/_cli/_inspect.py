@@ -20,7 +20,7 @@ from spindle._cli._common import (
     store_option,
 )
 from spindle._cli._graph import FORMATS, build_graph, render
-from spindle._cli._nested import nested_children, print_nested
+from spindle._cli._nested import nested_children, nested_document, print_nested
 from spindle._cli._render import (
     document,
     interrupted,
@@ -111,7 +111,9 @@ def show(run_id: str, graph: bool, fmt: str | None, store: str | None, as_json: 
             if state.definition_id:
                 definition = await engine.store.get_definition(state.definition_id)
             if graph:
-                return state, {}, [], False, build_graph(run_id, definition, records)
+                active = state.status.value in ("pending", "running", "waiting")
+                drawn = build_graph(run_id, definition, records, active=active)
+                return state, {}, [], False, drawn
             lease = await engine.store.get_lease(run_id)
             children = await engine.store.list_runs(parent_run_id=run_id)
             stopped = interrupted(state, lease, engine.host)
@@ -135,6 +137,7 @@ def show(run_id: str, graph: bool, fmt: str | None, store: str | None, as_json: 
                 "interrupted": stopped,
                 "nodes": {nid: _node_document(info) for nid, info in nodes.items()},
                 "children": [c.run_id for c in children],
+                "children_detail": nested_document(*(extra or ({}, {}))),
             }
         )
     else:

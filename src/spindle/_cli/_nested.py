@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from spindle.core.engine import Engine
     from spindle.core.model import RunState
 
-__all__ = ["MAX_DEPTH", "PER_NODE", "Nested", "nested_children", "print_nested"]
+__all__ = ["MAX_DEPTH", "PER_NODE", "Nested", "nested_children", "nested_document", "print_nested"]
 
 #: How many levels of sub-workflow runs ``show`` prints.
 MAX_DEPTH = 5
@@ -105,3 +105,31 @@ def print_nested(
             click.echo(f"{inner}… {item.deeper} sub-run(s) deeper than {MAX_DEPTH} levels")
     if more.get(node):
         click.echo(f"{indent}└─ … and {more[node]} more sub-runs (spindle runs lists them)")
+
+
+def nested_document(
+    grouped: Mapping[str, list[Nested]], more: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """``show --json``'s ``children_detail``: what :func:`print_nested` prints, as data.
+
+    One entry per child shown: its ``run_id``, ``workflow``, ``status``, the
+    ``node`` that started it, its ``nodes`` (id to status) and its own
+    ``children_detail``; ``more_children`` counts the children left out (past
+    :data:`PER_NODE` of one node, or deeper than :data:`MAX_DEPTH`).
+    """
+    out: list[dict[str, Any]] = []
+    for node, items in grouped.items():
+        for item in items:
+            s = item.state
+            out.append(
+                {
+                    "run_id": s.run_id,
+                    "workflow": s.workflow,
+                    "status": s.status.value,
+                    "node": node,
+                    "nodes": {nid: info["status"] for nid, info in item.nodes.items()},
+                    "children_detail": nested_document(item.children, item.more),
+                    "more_children": sum(item.more.values()) + item.deeper,
+                }
+            )
+    return out
