@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from spindle.core.errors import ValidationError
-from spindle.core.workflow._control import control_problems
+from spindle.core.workflow._control_checks import control_problems
 from spindle.core.workflow._paths import path_problems
 from spindle.core.workflow._templates import template_problems
 

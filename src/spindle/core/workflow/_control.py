@@ -24,13 +24,12 @@ from spindle.core.workflow._nodes import (
 )
 
 if TYPE_CHECKING:
-    from spindle.core.workflow._workflow import Workflow
+    pass
 
 __all__ = [
     "CONTROL_FIELDS",
     "case_text",
     "control_dict",
-    "control_problems",
     "structure_control",
 ]
 
@@ -274,126 +273,3 @@ def control_dict(node: NodeSpec, node_dict: Callable[[NodeSpec], dict[str, Any]]
 
 def _qualname(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def _ancestors(wf: Workflow, nid: str) -> set[str]:
-    seen: set[str] = set()
-    todo = [d for d in wf.dependencies(nid) if d in wf.nodes]
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(d for d in wf.dependencies(n) if d in wf.nodes and d not in seen)
-    return seen
-
-
-def control_problems(wf: Workflow, nid: str, node: NodeSpec, failed: set[str]) -> list[str]:
-    """Graph checks of a node's control fields, one ``problem @ path`` line each."""
-    from spindle.core.workflow._conditions import condition_problems
-
-    out: list[str] = []
-    where = f"nodes.{nid}"
-    upstream: set[str] | None = None
-    if node.when is not None and "when" not in failed:
-        upstream = _ancestors(wf, nid)
-        if callable(node.when):
-            out.extend(_predicate_problems(wf, nid, node.when, upstream))
-        else:
-            out.extend(
-                condition_problems(node.when, f"{where}.when", _ref_check(wf, nid, upstream))
-            )
-    if node.branch is not None and "branch" not in failed:
-        for case, listed in [*node.branch.cases.items(), ("default", node.branch.default)]:
-            for n in listed:
-                if n not in wf.nodes:
-                    out.append(
-                        f"branch '{nid}' case '{case}' lists unknown node '{n}' @ {where}.branch"
-                    )
-                elif n == nid:
-                    out.append(f"branch '{nid}' lists itself @ {where}.branch")
-    if node.loop is not None and "loop" not in failed:
-        out.extend(_loop_problems(wf, nid, node))
-    if node.map is not None and "map" not in failed:
-        t = node.map.node
-        if (t.runtime is None) == (t.effect is None):
-            out.append(
-                f"map '{nid}': its node needs exactly one of 'runtime' or 'effect' @ "
-                f"{where}.map.node"
-            )
-    return out
-
-
-def _ref_check(wf: Workflow, nid: str, upstream: set[str]) -> Callable[[str], str | None]:
-    def check(ref: str) -> str | None:
-        head, _, member = ref.partition(".")
-        if head == "inputs":
-            if member not in wf.inputs:
-                known = ", ".join(wf.inputs) or "(none)"
-                return (
-                    f"node '{nid}': condition refers to unknown workflow input '{ref}'; "
-                    f"declared inputs: {known}"
-                )
-            return None
-        if head not in wf.nodes:
-            return f"node '{nid}': condition refers to unknown node '{head}'"
-        if head not in upstream:
-            return (
-                f"node '{nid}': condition refers to node '{head}', which is not upstream of it; "
-                f"add it to the node's inputs or after: [{head}]"
-            )
-        return None
-
-    return check
-
-
-def _predicate_problems(
-    wf: Workflow, nid: str, fn: Callable[..., Any], upstream: set[str]
-) -> list[str]:
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return []
-    return [
-        f"node '{nid}': condition parameter '{p}' names neither an upstream node nor a "
-        f"workflow input @ nodes.{nid}.when"
-        for p in params
-        if p not in upstream and p not in wf.inputs and p not in ITEM_NAMES
-    ]
-
-
-def _loop_problems(wf: Workflow, nid: str, node: NodeSpec) -> list[str]:
-    from spindle.core.workflow._conditions import condition_problems
-
-    assert node.loop is not None
-    out: list[str] = []
-    where = f"nodes.{nid}.loop"
-    ids = set(node.loop.body_ids())
-    upstream = _ancestors(wf, nid)
-    outer = _ref_check(wf, nid, upstream)
-
-    def check(ref: str) -> str | None:
-        head = ref.partition(".")[0]
-        return None if head in ids or head in LOOP_NAMES else outer(ref)
-
-    for j, b in enumerate(node.loop.body):
-        if (b.runtime is None) == (b.effect is None):
-            out.append(
-                f"loop '{nid}': body node '{b.id}' needs exactly one of 'runtime' or 'effect' "
-                f"@ {where}.body.{j}"
-            )
-        for r in b.references():
-            if r.target in ids and r.target == b.id:
-                out.append(f"loop '{nid}': body node '{b.id}' refers to itself @ {where}.body.{j}")
-        for a in b.after:
-            if a not in ids and a not in wf.nodes:
-                out.append(
-                    f"loop '{nid}': body node '{b.id}' runs after unknown node '{a}' "
-                    f"@ {where}.body.{j}.after"
-                )
-        if isinstance(b.when, dict):
-            out.extend(condition_problems(b.when, f"{where}.body.{j}.when", check))
-    if node.loop.until is not None:
-        out.extend(condition_problems(node.loop.until, f"{where}.until", check))
-    return out
