@@ -14,7 +14,6 @@ retried (see ``PostgresStore.commit``): it is never applied twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -38,8 +37,8 @@ from spindle.core.errors import (
     StoreFull,
     StoreReadOnly,
 )
-from spindle.core.model import converter
 from spindle.core.store import Store, check_durability
+from spindle.plugins.stores._common import run_not_found, stored
 
 __all__ = ["WORK_CHANNEL", "PostgresBase", "redacted"]
 
@@ -299,19 +298,10 @@ class PostgresBase(Store):
         return StoreError(f"{self.where}{about}: {text}")
 
     def _structure(self, body: str, cls: type[T], what: str) -> T:
-        try:
-            return converter.structure(json.loads(body), cls)
-        except Exception as exc:
-            raise StoreCorrupt(
-                f"{self.where}: the stored {what} cannot be read ({exc}); the database "
-                "was edited or written by an incompatible spindle"
-            ) from exc
+        return stored(body, cls, what, self.where, "database")
 
     def _missing(self, run_id: str) -> RunNotFound:
-        return RunNotFound(
-            f"run {run_id!r} not found in {self.where}; check the id with 'spindle runs' "
-            "and the store URL"
-        )
+        return run_not_found(run_id, self.where)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -13,13 +13,23 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from spindle.core.errors import ConfigError, StoreError
+from spindle.core.errors import ConfigError, RunNotFound, StoreCorrupt, StoreError
 from spindle.core.model import converter
 
-__all__ = ["dumps", "parse_options", "split_url", "to_json", "write_atomically"]
+__all__ = [
+    "dumps",
+    "parse_options",
+    "run_not_found",
+    "split_url",
+    "stored",
+    "to_json",
+    "write_atomically",
+]
+
+T = TypeVar("T")
 
 
 def _refuse(value: Any) -> Any:
@@ -67,6 +77,29 @@ def to_json(value: Any, what: str) -> str:
             f"{what} is not JSON-serializable ({exc}); use dicts, lists, strings, "
             "numbers, booleans and null"
         ) from exc
+
+
+def stored(body: str, cls: type[T], what: str, where: str, medium: str) -> T:
+    """``cls`` from the JSON text ``body`` a store kept (``where``: the store, ``medium``:
+    what holds it, for the message).
+
+    Raises:
+        StoreCorrupt: the text is not what spindle wrote.
+    """
+    try:
+        return converter.structure(json.loads(body), cls)
+    except Exception as exc:
+        raise StoreCorrupt(
+            f"{where}: the stored {what} cannot be read ({exc}); the {medium} was edited "
+            "or written by an incompatible spindle"
+        ) from exc
+
+
+def run_not_found(run_id: str, where: str) -> RunNotFound:
+    """The error for a run a durable store does not hold."""
+    return RunNotFound(
+        f"run {run_id!r} not found in {where}; check the id with 'spindle runs' and the store URL"
+    )
 
 
 # --- URLs and options -----------------------------------------------------------

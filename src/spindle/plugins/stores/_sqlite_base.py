@@ -12,7 +12,6 @@ handoffs; ``_sqlite_commit.py`` the commit a run's progress goes through, and
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -22,9 +21,9 @@ from typing import Any, TypeVar
 
 from attrs import define, field
 
-from spindle.core.errors import ConfigError, RunNotFound, StoreCorrupt, StoreError
-from spindle.core.model import converter
+from spindle.core.errors import ConfigError, RunNotFound, StoreError
 from spindle.core.store import Store, check_durability
+from spindle.plugins.stores._common import run_not_found, stored
 from spindle.plugins.stores._sqlite_errors import rollback, sqlite_failure
 from spindle.plugins.stores._sqlite_group import GroupWriter
 from spindle.plugins.stores._sqlite_known import Known
@@ -204,19 +203,10 @@ class SQLiteBase(Store):
         )
 
     def _structure(self, body: str, cls: type[T], what: str) -> T:
-        try:
-            return converter.structure(json.loads(body), cls)
-        except Exception as exc:
-            raise StoreCorrupt(
-                f"SQLite store {self.path}: the stored {what} cannot be read ({exc}); the file "
-                "was edited or written by an incompatible spindle"
-            ) from exc
+        return stored(body, cls, what, f"SQLite store {self.path}", "file")
 
     def _missing(self, run_id: str) -> RunNotFound:
-        return RunNotFound(
-            f"run {run_id!r} not found in SQLite store {self.path}; check the id with "
-            "'spindle runs' and the store URL"
-        )
+        return run_not_found(run_id, f"SQLite store {self.path}")
 
     def _must_exist(self, conn: sqlite3.Connection, run_id: str) -> None:
         """Raise ``RunNotFound`` unless the run exists (inside a transaction)."""
