@@ -75,19 +75,16 @@ async def hold_run(
 ) -> tuple[RunState, Creation]:
     """A new run of ``workflow``, leased to us, checked but not written yet: its first
     commit writes it (see :class:`Creation`). Everything :func:`create_run` refuses is
-    refused here too, before anything runs, and a ``run_id`` already taken as well.
+    refused here too, before anything runs. A ``run_id`` the caller chose is looked up
+    by the caller first (:func:`existing_run`: ``Engine.run`` continues that run).
 
     Raises:
         ValidationError, PolicyViolation: as :func:`create_run`.
-        StoreError: the state is not JSON data, or ``run_id`` names a run that exists.
+        StoreError: the state is not JSON data.
     """
     state, clear = await _new_state(
         services, policy, workflow, inputs, run_id, None, None, labels, lease
     )
-    if run_id is not None:
-        # A generated id is new; one the caller chose may not be, and the run must
-        # not start before the store would refuse to record it.
-        await _refuse_taken(services, run_id)
     text, hashed = _checked_hash(state)
     active.give(state.run_id, clear)
     return state, Creation(lease, hashed, text)
@@ -104,14 +101,14 @@ async def _new_state(
     labels: Mapping[str, str] | None,
     lease: Lease | None,
 ) -> tuple[RunState, dict[str, Any]]:
+    if run_id is not None:
+        check_run_id(run_id)  # before anything is written (the definition)
     _check_arguments(workflow, inputs)
     workflow.validate(policy)
     values = input_values(workflow, inputs or {})
     def_id = await services.definitions.keep(workflow)
     secret_names = {k for k, spec in workflow.inputs.items() if spec.secret}
     stored, clear = Secrets.split(values, secret_names)
-    if run_id is not None:
-        check_run_id(run_id)
     run_id = run_id or new_run_id()
     state = RunState(
         run_id=run_id,
@@ -171,9 +168,8 @@ async def start_once(
     create: Callable[[], Awaitable[RunState]],
 ) -> str:
     """``create()``'s run id, or ``run_id`` when a run of ``workflow`` has it already
-    (also when it was created by another process between the look and ``create``)."""
-    if run_id is not None:
-        check_run_id(run_id)
+    (also when it was created by another process between the look and ``create``).
+    ``create`` checks the id itself (:func:`check_run_id`, in ``_new_state``)."""
     for attempt in (0, 1):
         if run_id is not None and await existing_run(store, run_id, workflow) is not None:
             return run_id
@@ -183,14 +179,6 @@ async def start_once(
             if attempt or run_id is None:
                 raise
     raise AssertionError("unreachable")
-
-
-async def _refuse_taken(services: Services, run_id: str) -> None:
-    try:
-        await services.store.load_run(run_id)
-    except RunNotFound:
-        return
-    raise StoreError(f"run {run_id!r} already exists; choose another run id (or leave it out)")
 
 
 def _checked_hash(state: RunState) -> tuple[str, str]:
