@@ -26,7 +26,7 @@ from spindle.core.workflow._nodes import (
     _base_dir_context,
     canonical_json,
 )
-from spindle.core.workflow._subflow import subflow_effect
+from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
@@ -299,11 +299,7 @@ def _workflow_from_dict(
         name = "<unnamed>"
     inputs = _structure_inputs(data.get("inputs"), problems)
     output = data.get("output")
-    if (
-        isinstance(output, Mapping)
-        and output
-        and all(isinstance(k, str) and isinstance(v, str) and v for k, v in output.items())
-    ):
+    if is_reference_mapping(output):
         output = dict(output)
     elif output is not None and not isinstance(output, str):
         problems.append(

@@ -14,20 +14,24 @@ from typing import Any
 
 from spindle.core._quote import quote
 
-__all__ = ["WORKFLOW_FIELDS", "subflow_effect"]
+__all__ = ["WORKFLOW_FIELDS", "is_reference_mapping", "subflow_effect"]
 
 #: The keys of a ``workflow:`` mapping.
 WORKFLOW_FIELDS = ("path", "output", "max_depth")
 
 
+def is_reference_mapping(value: Any) -> bool:
+    """Whether ``value`` is an output mapping: name to reference text, not empty (a
+    workflow's ``output:``, a workflow node's ``output``)."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items())
+    )
+
+
 def _output_problem(output: Any, where: str) -> str | None:
-    if isinstance(output, str) and output:
-        return None
-    if (
-        isinstance(output, Mapping)
-        and output
-        and all(isinstance(k, str) and isinstance(v, str) and v for k, v in output.items())
-    ):
+    if (isinstance(output, str) and output) or is_reference_mapping(output):
         return None
     return (
         f"a workflow node's output is a reference into the child (NODE or NODE.OUTPUT) or a "
