@@ -10,7 +10,7 @@ are. The node's ``inputs:`` become the child's inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from spindle.core._quote import quote
 
@@ -20,7 +20,7 @@ __all__ = ["WORKFLOW_FIELDS", "is_reference_mapping", "subflow_effect"]
 WORKFLOW_FIELDS = ("path", "output", "max_depth")
 
 
-def is_reference_mapping(value: Any) -> bool:
+def is_reference_mapping(value: Any) -> TypeGuard[Mapping[str, str]]:
     """Whether ``value`` is an output mapping: name to reference text, not empty (a
     workflow's ``output:``, a workflow node's ``output``)."""
     return (
