@@ -22,6 +22,11 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),
     "logs": ("spindle._cli.logs:logs", "Print what a run's nodes printed and raised (-f follows)."),
     "worker": ("spindle._cli.worker:worker", "Claim and drive runnable runs from a store."),
+    "workers": ("spindle._cli.work:workers", "List live workers and the runs they hold."),
+    "queue": (
+        "spindle._cli.work:queue",
+        "Show or change queue limits ('queue set', 'queue list').",
+    ),
     "plugins": (
         "spindle._cli.plugins:plugins",
         "List installed plugin kinds (--check loads them).",

@@ -58,6 +58,7 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
+from spindle.core.store._work import WorkStore
 
 __all__ = [
     "ArtifactStore",
@@ -321,7 +322,15 @@ class AuditStore(abc.ABC):
 
 @define
 class Store(
-    RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditStore, Plugin, group="store"
+    RunStore,
+    LedgerStore,
+    ArtifactStore,
+    InboxStore,
+    LeaseStore,
+    AuditStore,
+    WorkStore,
+    Plugin,
+    group="store",
 ):
     """Base of store plugins; the entry-point kind is the URL scheme.
 

@@ -26,6 +26,7 @@ from spindle.core.workflow._nodes import (
     _base_dir_context,
     canonical_json,
 )
+from spindle.core.workflow._queue_field import parse_queue
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ _WORKFLOW_FIELDS = (
     "output",
     "max_steps",
     "description",
+    "queue",
     # written by to_dict(); accepted so a dump loads back
     "base_dir",
     "source",
@@ -329,6 +331,7 @@ def _workflow_from_dict(
         registry=reg,
     )
     wf.inputs = inputs
+    wf.queue = parse_queue(data.get("queue"), inputs, problems)
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping):
         problems.append(

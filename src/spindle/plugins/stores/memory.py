@@ -39,8 +39,9 @@ from spindle.core.store import (
     unconsumable,
 )
 from spindle.plugins.stores._common import parse_options, split_url
-from spindle.plugins.stores._memory_base import MemoryBase, RunEntry
+from spindle.plugins.stores._memory_base import RunEntry
 from spindle.plugins.stores._memory_copy import clone, cloner
+from spindle.plugins.stores._memory_work import MemoryWork
 
 __all__ = ["MemoryStore"]
 
@@ -49,7 +50,7 @@ _clone_record = cloner(StepRecord)
 
 
 @define
-class MemoryStore(MemoryBase, kind="memory"):
+class MemoryStore(MemoryWork, kind="memory"):
     """Keeps runs, ledgers, artifacts and the inbox in process memory.
 
     Nothing survives the process, so it suits tests and experiments; it
