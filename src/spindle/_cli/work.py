@@ -9,6 +9,7 @@ them while workers run, and the next claim obeys them.
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 import click
@@ -31,6 +32,7 @@ def workers(store: str | None, as_json: bool, show_all: bool) -> None:
     is listed only with --all (marked "gone"). A worker that stopped cleanly
     removes its record.
     """
+    from spindle.core.engine._leases import pid_alive
     from spindle.core.model import utcnow
 
     async def main() -> list[Any]:
@@ -38,16 +40,22 @@ def workers(store: str | None, as_json: bool, show_all: bool) -> None:
             return await engine.store.list_workers()
 
     now = utcnow()
-    found = [w for w in call(main) if show_all or w.live(now)]
+    host = socket.gethostname()
+
+    def live(w: Any) -> bool:
+        # A worker of this host whose process is gone is not live, whatever its record says.
+        return bool(w.live(now)) and not (w.host == host and not pid_alive(w.pid))
+
+    found = [w for w in call(main) if show_all or live(w)]
     if as_json:
-        echo_json({"workers": [{**w.to_dict(), "live": w.live(now)} for w in found]})
+        echo_json({"workers": [{**w.to_dict(), "live": live(w)} for w in found]})
         return
     if not found:
         click.echo("no live workers" if not show_all else "no workers")
         return
     rows = [("WORKER", "STATE", "SEEN", "QUEUES", "SLOTS", "HOLDS")]
     for w in found:
-        state = "stopping" if w.stopping else "live" if w.live(now) else "gone"
+        state = "gone" if not live(w) else "stopping" if w.stopping else "live"
         seen = f"{max(0.0, (now - w.seen_at).total_seconds()):.0f}s ago"
         queues = ",".join(w.queues) if w.queues is not None else "*"
         holds = " ".join(w.holds) or "-"

@@ -72,7 +72,7 @@ def worker(
     and per run it stops driving ("run ID completed", "run ID failed: ERROR",
     "run ID waiting").
     """
-    from spindle.core.engine._worker import Worker
+    from spindle.core.engine._worker import Worker, WorkerStats
     from spindle.core.model import check_queue_name
 
     for name in queues:
@@ -82,7 +82,7 @@ def worker(
             raise click.BadParameter(str(exc), param_hint="--queue") from None
     progress = WorkerProgress()
 
-    async def main() -> int:
+    async def main() -> WorkerStats:
         async with make_engine(store, [progress]) as engine:
             progress.show()
             runner = Worker(
@@ -104,17 +104,21 @@ def worker(
                     loop.remove_signal_handler(sig)
             if stats.handed_back:
                 progress.note(None, f"handed {stats.handed_back} run(s) back to other workers")
-            return stats.driven
+            return stats
 
+    # A run handed back may still have a node running in a thread (it cannot be
+    # stopped): leave it, rather than wait for it at exit (it was not recorded).
     try:
-        n = call(main)
+        stats = call(main, abandon=lambda s: s.handed_back > 0)
     except KeyboardInterrupt:
         progress.close()  # before the hard exit: a live line hides the cursor
         click.echo("worker stopped", err=True)
         hard_exit(EXIT_OK)
     finally:
         progress.close()
-    click.echo(f"drove {n} run(s)", err=True)
+    click.echo(f"drove {stats.driven} run(s)", err=True)
+    if stats.handed_back:
+        hard_exit(EXIT_OK)
 
 
 def _stopping(runner: object, progress: WorkerProgress) -> None:

@@ -129,6 +129,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._broken: set[str] = set()
+        self._taken: set[str] = set()  # runs another worker took over from this one
         self._started = utcnow()
 
     @property
@@ -152,7 +153,7 @@ class Worker:
         due and every run claimed has stopped). Returns what the worker did."""
         engine = self.engine
         await engine.open()
-        engine.serve_as(self.worker_id)
+        engine.serve_as(self.worker_id, on_taken_over=self._taken.add)
         store = engine.store
         ttl = engine.services.leases.ttl
         beat_every = max(ttl / 3, 0.05)
@@ -262,16 +263,27 @@ class Worker:
         """Await one drive; what goes wrong with one run never stops the worker."""
         try:
             state = await drive
-        except (LeaseHeld, LeaseLost):
+        except LeaseHeld:
             return  # another worker has it now
+        except LeaseLost:
+            # This worker stalled past its lease (paused, cut off) and another took the
+            # run over: its writes were refused, the other worker's drive counts.
+            self.report.note(run_id, f"run {run_id} was taken over by another worker")
+            return
         except _PASSING as exc:
             self.report.note(run_id, f"run {run_id} interrupted, to be retried: {exc}")
+            await self._park(run_id)
             return
         except SpindleError as exc:
             # One run this worker cannot drive (its workflow no longer loads, say) must
             # not stop the others: report it, leave it as recorded, do not take it again.
             self._broken.add(run_id)
             self.report.note(run_id, f"run {run_id} cannot be driven here: {exc}")
+            await self._park(run_id)
+            return
+        if run_id in self._taken:
+            self._taken.discard(run_id)
+            self.report.note(run_id, f"run {run_id} was taken over by another worker")
             return
         self.stats.driven += 1
         self.report.ended(run_id, state)
@@ -308,6 +320,21 @@ class Worker:
                 await self._hand_back(run_id)
         with contextlib.suppress(SpindleError):
             await self.engine.store.remove_worker(self.worker_id)
+
+    async def _park(self, run_id: str) -> None:
+        """Keep ``run_id`` leased for one lease life without driving it: it is not due
+        for anyone meanwhile (so it is not claimed again and again), and after that any
+        worker may try it (one that can load its workflow, the store writable again)."""
+        leases = self.engine.services.leases
+        with contextlib.suppress(SpindleError):
+            await self.engine.store.acquire_lease(
+                run_id,
+                owner=self.worker_id,
+                host=leases.host,
+                pid=leases.pid,
+                ttl=leases.ttl,
+                now=utcnow(),
+            )
 
     async def _hand_back(self, run_id: str) -> None:
         """Leave ``run_id`` due at once for another worker: a lease that has expired
