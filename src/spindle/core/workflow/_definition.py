@@ -26,6 +26,7 @@ from spindle.core.workflow._nodes import (
     _base_dir_context,
     canonical_json,
 )
+from spindle.core.workflow._resources import ResourceAmount
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ _NODE_FIELDS = (
         "map",
         "loop",
         "workflow",
+        "resources",
     ),
 )
 
@@ -135,6 +137,7 @@ _NODE_TYPES: dict[str, Any] = {
     "continue_on_failure": bool,
     "description": str,
     "allow_outside_paths": bool,
+    "resources": dict[str, ResourceAmount],
 }
 
 
@@ -229,6 +232,8 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["description"] = node.description
     if node.allow_outside_paths:
         d["allow_outside_paths"] = True
+    if node.resources:
+        d["resources"] = dict(node.resources)
     if node.when is not None or node.branch or node.map or node.loop:
         d.update(control_dict(node, _node_dict))
     elif node.join != "all":
