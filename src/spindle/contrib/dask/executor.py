@@ -60,6 +60,7 @@ from attrs import define, field
 from spindle import Executor, Outcome, TaskError
 from spindle.contrib.dask import _cluster
 from spindle.contrib.dask._worker import run_request
+from spindle.core.errors import ConfigError
 from spindle.core.plugin import Suspend
 from spindle.core.workflow import resource_amounts
 from spindle.plugins._references import import_reference
@@ -284,13 +285,14 @@ class DaskExecutor(Executor[PythonCall], kind="dask"):
         """
         loop = asyncio.get_running_loop()
         if self._client is not None and self._loop is loop:
-            return self._client
+            client: Client = self._client
+            return client
         if self._connecting is None or self._loop is not loop:
             self._connecting, self._loop, self._client = asyncio.Lock(), loop, None
         async with self._connecting:
             if self._client is None:
                 self._client = await self._connect(node_id)
-            return self._client
+        return await self.client(node_id)
 
     async def _connect(self, node_id: str) -> Client:
         from distributed import Client
@@ -299,7 +301,10 @@ class DaskExecutor(Executor[PythonCall], kind="dask"):
         if address is None:
             if self._held is None:
                 key, start = self._starter()
-                self._held = key, await asyncio.to_thread(_cluster.acquire, key, start)
+                try:
+                    self._held = key, await asyncio.to_thread(_cluster.acquire, key, start)
+                except ConfigError as exc:
+                    raise TaskError(f"node '{node_id}': {exc}", node_id=node_id) from exc
             address = self._held[1]
         try:
             client: Client = await Client(
