@@ -95,7 +95,9 @@ def local_cluster(
     The scheduler is told to send a task back as failed the first time a
     worker running it dies (``allowed_failures=0``), instead of running it
     again elsewhere on its own: the node's retry policy decides, and records,
-    what happens next. No dashboard is served (it would claim port 8787).
+    what happens next. The scheduler's HTTP server (its dashboard, when bokeh is
+    installed) listens on a free loopback port, not on 8787, which another
+    cluster of the machine may hold.
     """
     from distributed import LocalCluster
 
@@ -105,7 +107,7 @@ def local_cluster(
         processes=processes,
         host="127.0.0.1",
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         scheduler_kwargs={"allowed_failures": 0},
         resources=resources or None,
     )

@@ -90,6 +90,13 @@ class WorkerLost(TaskError):
     """
 
 
+def _listed(amounts: dict[str, Any]) -> str:
+    """``cpu=2, memory=4294967296``: whole amounts without a decimal point."""
+    return ", ".join(
+        f"{k}={int(v) if float(v).is_integer() else v}" for k, v in sorted(amounts.items())
+    )
+
+
 @define
 class DaskExecutor(Executor[PythonCall], kind="dask"):
     """Runs Python functions on a Dask cluster: given by address, or started on demand.
@@ -261,10 +268,8 @@ class DaskExecutor(Executor[PythonCall], kind="dask"):
         offers = [dict(w.get("resources") or {}) for w in workers.values()]
         if not offers or any(all(o.get(k, 0) >= v for k, v in wanted.items()) for o in offers):
             return  # a worker can run it (or none has joined yet: the task waits for one)
-        asked = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
-        offered = sorted(
-            {", ".join(f"{k}={v:g}" for k, v in o.items()) or "nothing" for o in offers}
-        )
+        asked = _listed(wanted)
+        offered = sorted({_listed(o) or "nothing" for o in offers})
         raise TaskError(
             f"node '{node}': no worker of the Dask cluster at {scheduler.address} offers "
             f"the resources it needs ({asked}); its {len(offers)} worker(s) offer: "
