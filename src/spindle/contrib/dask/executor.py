@@ -99,7 +99,7 @@ def _listed(amounts: dict[str, Any]) -> str:
 
 @define
 class DaskExecutor(Executor[PythonCall], kind="dask"):
-    """Runs Python functions on a Dask cluster: given by address, or started on demand.
+    """Runs Python functions on a Dask cluster, by address or started on demand (extra dask).
 
     Attributes:
         address: the Dask scheduler to connect to (``tcp://host:8786``). Unset: a
