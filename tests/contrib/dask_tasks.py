@@ -27,6 +27,13 @@ def granted() -> dict[str, float]:
     return dict(worker.state.tasks[key].resource_restrictions or {})
 
 
+def _note_pid(path: Path) -> None:
+    """Write this process's pid to ``path`` whole (the test reads it as soon as it exists)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(str(os.getpid()))
+    part.replace(path)
+
+
 def _hold(release: Path, limit: float) -> None:
     """Sleep until ``release`` exists (the test is done with us) or ``limit`` seconds pass."""
     end = time.monotonic() + limit
@@ -36,7 +43,7 @@ def _hold(release: Path, limit: float) -> None:
 
 def wait_for_release(started: str, release: str) -> str:
     """Note this worker's pid in ``started``, then hold until the test releases it."""
-    Path(started).write_text(str(os.getpid()))
+    _note_pid(Path(started))
     _hold(Path(release), 30)
     return "released"
 
@@ -47,7 +54,7 @@ def dies_once(started: str) -> int:
     path = Path(started)
     if path.exists():
         return os.getpid()
-    path.write_text(str(os.getpid()))
+    _note_pid(path)
     _hold(path.with_suffix(".never"), 30)
     return -1
 
@@ -71,3 +78,22 @@ def steps_then_fail(ctx: Any, log: str) -> list[str]:
     if ctx.attempt == 1:
         raise ValueError("the first attempt fails after its steps")
     return [first, second]
+
+
+def small_cluster() -> Any:
+    """A cluster factory (as a dask-jobqueue one would be): one worker thread in-process."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        host="127.0.0.1",
+        protocol="tcp://",
+        dashboard_address="127.0.0.1:0",
+    )
+
+
+def not_a_cluster() -> str:
+    """A cluster factory that returns something else."""
+    return "tcp://127.0.0.1:8786"

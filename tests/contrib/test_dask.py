@@ -26,8 +26,9 @@ distributed = pytest.importorskip("distributed", reason="the Dask tests need das
 
 from spindle import Settings, Workflow  # noqa: E402 - after the skip
 from spindle.contrib.dask import DaskExecutor, _cluster  # noqa: E402
+from spindle.contrib.dask._worker import run_request  # noqa: E402
 from spindle.core.engine import Engine  # noqa: E402
-from spindle.core.errors import ValidationError  # noqa: E402
+from spindle.core.errors import TaskError, ValidationError  # noqa: E402
 from spindle.core.model import RunStatus, StepKind  # noqa: E402
 from spindle.core.plugin import Registry  # noqa: E402
 from spindle.core.workflow import load_workflow_text  # noqa: E402
@@ -185,6 +186,49 @@ def test_durable_sub_steps_on_a_worker_are_recorded_and_replayed(tmp_path, addre
     assert state.output == ["a", "b"]
     assert [r.name for r in records if r.kind == StepKind.CALL] == ["first", "second"]
     assert Path(log).read_text().splitlines() == ["a", "b"]  # each ran once
+
+
+def test_a_cluster_factory_is_started_once_and_closed_with_the_engine(tmp_path):
+    """cluster: "module:function" runs nodes on the cluster the function returns (as a
+    dask-jobqueue SLURMCluster would be), closed when the engine closes."""
+    wf = one_node(
+        dask_tasks.where, {"cluster": "tests.contrib.dask_tasks:small_cluster"}, {"text": ""}
+    )
+
+    async def main() -> Any:
+        async with engine(tmp_path) as e:
+            first = await e.run(wf, {"text": "a"})
+            second = await e.run(wf, {"text": "b"})
+            held = list(_cluster._clusters)
+        return first, second, held
+
+    first, second, held = asyncio.run(main())
+    assert first.status == second.status == RunStatus.COMPLETED, first.error
+    assert first.output["worker"] == second.output["worker"]  # one cluster, started once
+    assert held == ["factory:tests.contrib.dask_tasks:small_cluster"]
+    assert _cluster._clusters == {}
+
+
+def test_a_cluster_factory_returning_no_cluster_fails_the_node_saying_so(tmp_path):
+    """A factory whose result has no scheduler_address fails the node with what to return."""
+    wf = one_node(
+        dask_tasks.big, {"cluster": "tests.contrib.dask_tasks:not_a_cluster"}, {"size": 0}
+    )
+    state, _ = asyncio.run(run_once(tmp_path, wf, {}))
+    assert state.status == RunStatus.FAILED
+    assert "the cluster factory returned str, which has no scheduler_address" in state.error
+
+
+def test_sub_steps_on_a_worker_of_another_machine_fail_saying_why(tmp_path):
+    """A worker that cannot open the engine's sub-step socket refuses the call up front."""
+    with pytest.raises(TaskError, match=r"durable sub-steps .* cannot open; run such nodes"):
+        run_request(
+            b"",
+            node_id="n",
+            parent_path=[],
+            channel=str(tmp_path / "elsewhere" / "steps"),
+            engine_host="engine-host",
+        )
 
 
 # --- cancelling and losing workers ----------------------------------------------------------

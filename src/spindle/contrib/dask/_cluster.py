@@ -106,6 +106,7 @@ def local_cluster(
         threads_per_worker=threads_per_worker,
         processes=processes,
         host="127.0.0.1",
+        protocol="tcp://",  # also for thread workers, which would default to inproc://
         scheduler_port=0,
         dashboard_address="127.0.0.1:0",
         scheduler_kwargs={"allowed_failures": 0},
