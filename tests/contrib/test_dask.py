@@ -259,6 +259,30 @@ def test_cancelling_a_run_cancels_its_dask_future(tmp_path, cluster, address):
     assert cancelled.status == driven.status == RunStatus.CANCELLED
 
 
+def test_a_node_timeout_cancels_its_dask_future(tmp_path, cluster, address):
+    """A node past its timeout fails, and the scheduler forgets its task."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    wf = one_node(
+        dask_tasks.wait_for_release,
+        {"address": address},
+        {"started": "", "release": ""},
+        timeout=0.5,
+    )
+
+    async def main() -> Any:
+        async with engine(tmp_path) as e:
+            state = await e.run(wf, {"started": str(started), "release": str(release)}, run_id="t1")
+            await until(lambda: not spindle_tasks(cluster, "t1"), "the scheduler to drop it")
+            return state
+
+    try:
+        state = asyncio.run(main())
+    finally:
+        release.touch()
+    assert state.status == RunStatus.FAILED
+    assert "timeout" in state.error or "timed out" in state.error
+
+
 def test_a_worker_lost_mid_task_is_retried_by_the_node_retry_policy(tmp_path):
     """Killing the worker process running a node fails the attempt with WorkerLost; the
     retry policy runs it again, on a worker that is alive."""

@@ -45,6 +45,7 @@ on first use and shared by the process (:mod:`spindle.contrib.dask._cluster`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pickle
@@ -220,6 +221,7 @@ class DaskExecutor(Executor[PythonCall], kind="dask"):
     ) -> tuple[str, Any, float]:
         """Run the request on a worker: ``(kind, value, seconds)``."""
         from distributed import KilledWorker
+        from distributed.client import FutureCancelledError
 
         try:
             blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
@@ -248,12 +250,19 @@ class DaskExecutor(Executor[PythonCall], kind="dask"):
         except asyncio.CancelledError:
             # The run was cancelled or the node timed out: the scheduler forgets the task
             # (a worker already running it cannot be interrupted; its result is dropped).
-            await asyncio.shield(client.cancel([future], force=True))
+            with contextlib.suppress(Exception):  # a scheduler gone forgets it anyway
+                await asyncio.shield(client.cancel([future], force=True))
             raise
         except KilledWorker as exc:
             raise WorkerLost(
                 f"node '{task.node_id}': the Dask worker running '{payload.name}' died "
                 f"(killed, out of memory, or its machine was lost: {exc})",
+                node_id=task.node_id,
+            ) from exc
+        except FutureCancelledError as exc:
+            raise TaskError(
+                f"node '{task.node_id}': the Dask cluster dropped the task of '{payload.name}' "
+                f"({exc}); was the scheduler restarted, or the task cancelled there?",
                 node_id=task.node_id,
             ) from exc
         finally:
@@ -290,14 +299,18 @@ class DaskExecutor(Executor[PythonCall], kind="dask"):
         """
         loop = asyncio.get_running_loop()
         if self._client is not None and self._loop is loop:
-            client: Client = self._client
-            return client
+            if self._client.status in ("closing", "closed"):
+                self._client = None  # gave up on a scheduler that went away: connect again
+            else:
+                client: Client = self._client
+                return client
         if self._connecting is None or self._loop is not loop:
             self._connecting, self._loop, self._client = asyncio.Lock(), loop, None
         async with self._connecting:
             if self._client is None:
                 self._client = await self._connect(node_id)
-        return await self.client(node_id)
+            connected: Client = self._client
+        return connected
 
     async def _connect(self, node_id: str) -> Client:
         from distributed import Client
