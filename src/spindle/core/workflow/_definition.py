@@ -27,6 +27,7 @@ from spindle.core.workflow._nodes import (
     canonical_json,
 )
 from spindle.core.workflow._queue_field import parse_queue
+from spindle.core.workflow._resources import ResourceAmount
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ _NODE_FIELDS = (
         "map",
         "loop",
         "workflow",
+        "resources",
     ),
 )
 
@@ -137,6 +139,7 @@ _NODE_TYPES: dict[str, Any] = {
     "continue_on_failure": bool,
     "description": str,
     "allow_outside_paths": bool,
+    "resources": dict[str, ResourceAmount],
 }
 
 
@@ -231,6 +234,8 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["description"] = node.description
     if node.allow_outside_paths:
         d["allow_outside_paths"] = True
+    if node.resources:
+        d["resources"] = dict(node.resources)
     if node.when is not None or node.branch or node.map or node.loop:
         d.update(control_dict(node, _node_dict))
     elif node.join != "all":
