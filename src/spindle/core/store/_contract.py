@@ -3,7 +3,8 @@
 A store is chosen by URL scheme (``memory://``, ``sqlite:///path``,
 ``postgresql://...``): the scheme is the entry-point kind in
 ``spindle.store``. The contract is split into parts so its pieces can be
-read (and later implemented) separately; :class:`Store` is their union.
+read (and later implemented) separately; :class:`Store` is their union
+(retention, :class:`~spindle.core.store.PruneStore`, is in ``_prune``).
 
 The one write primitive that matters is :meth:`RunStore.commit`: the run's
 new state, its new ledger records and any inbox events they consumed are
@@ -58,6 +59,7 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
+from spindle.core.store._prune import PruneStore
 
 __all__ = [
     "ArtifactStore",
@@ -321,7 +323,15 @@ class AuditStore(abc.ABC):
 
 @define
 class Store(
-    RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditStore, Plugin, group="store"
+    RunStore,
+    LedgerStore,
+    ArtifactStore,
+    InboxStore,
+    LeaseStore,
+    AuditStore,
+    PruneStore,
+    Plugin,
+    group="store",
 ):
     """Base of store plugins; the entry-point kind is the URL scheme.
 

@@ -44,7 +44,7 @@ from spindle.plugins.stores._sqlite_known import (
     step_commit,
 )
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, MAX_RECORDS, SEQ_BITS
-from spindle.plugins.stores._sqlite_tables import SQLiteTables
+from spindle.plugins.stores._sqlite_prune import SQLitePrune
 
 __all__ = ["KNOWN_RUNS", "SQLiteCommitter", "ledger_tail"]
 
@@ -123,7 +123,7 @@ def _continued(
 
 
 @define
-class SQLiteCommitter(SQLiteTables):
+class SQLiteCommitter(SQLitePrune):
     """The SQLite store's commit (the connection is ``SQLiteBase``, the rest ``SQLiteStore``)."""
 
     async def commit(self, commit: Commit) -> None:

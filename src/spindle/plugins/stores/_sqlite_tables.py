@@ -78,13 +78,23 @@ class SQLiteTables(SQLiteBase):
                 write_atomically(target, data, fsync=self.durability == "full")
             except OSError as exc:
                 raise file_failure(exc, self.path, f"artifact {target}", run_id=run_id) from exc
-        await self._execute(
-            "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
-            " DO UPDATE SET media_type = excluded.media_type",
-            (run_id, digest, name, len(data), media_type),
-            run_id,
-        )
+
+        def reference(conn: sqlite3.Connection) -> None:
+            # Under the write lock, which pruning holds while it sets unreferenced
+            # content aside: content pruned since it was looked at is written again.
+            if not target.exists():
+                try:
+                    write_atomically(target, data, fsync=self.durability == "full")
+                except OSError as exc:
+                    raise file_failure(exc, self.path, f"artifact {target}", run_id=run_id) from exc
+            conn.execute(
+                "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
+                " DO UPDATE SET media_type = excluded.media_type",
+                (run_id, digest, name, len(data), media_type),
+            )
+
+        await self._transact(reference, run_id)
         return ArtifactRef(digest=digest, size=len(data), media_type=media_type, name=name)
 
     async def get_artifact(self, digest: str) -> bytes:
