@@ -105,7 +105,7 @@ async def test_prune_honours_the_status_filter(store: Store) -> None:
 
 async def test_prune_refuses_unfinished_statuses(store: Store) -> None:
     """Asking to prune a status a run can leave raises ConfigError naming it."""
-    with pytest.raises(ConfigError, match="waiting.*only finished runs"):
+    with pytest.raises(ConfigError, match=r"waiting.*only finished runs"):
         await store.prune(before=CUTOFF, statuses=frozenset({RunStatus.WAITING}))
 
 
@@ -122,7 +122,10 @@ async def test_prune_deletes_consumed_events_and_keeps_pending_ones(store: Store
     used = await store.deliver_event("k", {"n": 1})
     used_by_kept = await store.deliver_event("k", {"n": 2})
     await store.commit(
-        Commit(state("gone", status=RunStatus.COMPLETED, updated_at=at(10)), consume_events=[used.event_id])
+        Commit(
+            state("gone", status=RunStatus.COMPLETED, updated_at=at(10)),
+            consume_events=[used.event_id],
+        )
     )
     await store.commit(
         Commit(

@@ -37,10 +37,7 @@ class MemoryPrune(MemoryBase):
         events = [e.event_id for e in self._events.values() if e.consumed_by in gone]
         digests = {ref.digest for run_id in taken for ref in self._refs.get(run_id, ())}
         kept = {
-            ref.digest
-            for run_id, refs in self._refs.items()
-            if run_id not in gone
-            for ref in refs
+            ref.digest for run_id, refs in self._refs.items() if run_id not in gone for ref in refs
         }
         unreferenced = digests - kept
         result = PruneResult(len(taken), records, len(events), len(unreferenced))

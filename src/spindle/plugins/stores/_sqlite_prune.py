@@ -47,7 +47,8 @@ _TOPS = f"""
 SELECT run_no, run_id, created_at FROM runs AS r INDEXED BY runs_status
 WHERE r.status = :status AND r.created_at < :before_s AND r.updated_at < :before_us
 AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
-AND (r.parent_run_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS p WHERE p.run_id = r.parent_run_id))
+AND (r.parent_run_id IS NULL
+     OR NOT EXISTS (SELECT 1 FROM runs AS p WHERE p.run_id = r.parent_run_id))
 AND NOT EXISTS (SELECT 1 FROM runs AS c WHERE c.parent_run_id = r.run_id
     AND c.status NOT IN ({_FINISHED_SQL}))
 ORDER BY r.created_at, r.run_no LIMIT :limit
@@ -209,18 +210,15 @@ class SQLitePrune(SQLiteTables):
                 "SELECT count(*) FROM inbox WHERE consumed_by = ?", (run_id,)
             ).fetchone()
             events += count
-            digests.update(
-                d for (d,) in conn.execute("SELECT digest FROM artifacts WHERE run_id = ?", (run_id,))
-            )
+            refs = conn.execute("SELECT digest FROM artifacts WHERE run_id = ?", (run_id,))
+            digests.update(digest for (digest,) in refs)
         unreferenced = {
             digest
             for digest in digests
             # Streamed, and stopped at the first other run: a popular digest is not read whole.
             if all(
                 r in gone
-                for (r,) in conn.execute(
-                    "SELECT run_id FROM artifacts WHERE digest = ?", (digest,)
-                )
+                for (r,) in conn.execute("SELECT run_id FROM artifacts WHERE digest = ?", (digest,))
             )
         }
         return PruneResult(len(taken), records, events, len(unreferenced)), unreferenced
