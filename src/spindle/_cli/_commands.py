@@ -22,6 +22,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),
     "logs": ("spindle._cli.logs:logs", "Print what a run's nodes printed and raised (-f follows)."),
     "worker": ("spindle._cli.worker:worker", "Claim and drive runnable runs from a store."),
+    "prune": ("spindle._cli.prune:prune", "Delete finished runs older than a duration."),
     "plugins": (
         "spindle._cli.plugins:plugins",
         "List installed plugin kinds (--check loads them).",

@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from spindle._cli._common import EXIT_OK, store_option
+from spindle._cli._retention import tend, worker_retention
 from spindle._cli._running import call, hard_exit, make_engine
 from spindle._cli._worker_progress import WorkerProgress
 
@@ -30,7 +31,15 @@ __all__ = ["worker"]
     help="Seconds between looks for due work.",
 )
 @click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
-def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None:
+@click.option(
+    "--retention",
+    metavar="DURATION",
+    help="Prune finished runs older than this (30d, 12h...) now and then "
+    "(default: the retention setting; none: keep every run).",
+)
+def worker(
+    store: str | None, concurrency: int, poll: float, once: bool, retention: str | None
+) -> None:
     """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them.
 
     On a terminal one live line shows the runs claimed, running, finished and
@@ -53,6 +62,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
 
         driven = 0
         async with make_engine(store, [progress]) as engine:
+            keeper = worker_retention(retention, engine.settings.retention)
             progress.show()
             sem = asyncio.Semaphore(concurrency)
 
@@ -80,6 +90,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
 
             broken: set[str] = set()
             while True:
+                await tend(keeper, engine.store, progress)
                 try:
                     found = await engine.store.due_runs(
                         utcnow(), limit=concurrency * 4 + len(broken)

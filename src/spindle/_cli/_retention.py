@@ -1,0 +1,60 @@
+"""A worker's retention policy (``spindle worker --retention``, the ``retention`` setting).
+
+The worker calls :func:`tend` before each look for due runs; a pass runs at
+most every :data:`EVERY` seconds and deletes at most :data:`MAX_BATCHES`
+batches, so pruning never keeps a worker from claiming runs for long. A
+prune that fails (a busy or full store) is reported and tried again at the
+next pass: retention never stops a worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spindle.core.engine import Retention
+    from spindle.core.store import Store
+
+__all__ = ["EVERY", "MAX_BATCHES", "tend", "worker_retention"]
+
+#: The fewest seconds between two retention passes of one worker.
+EVERY = 60.0
+
+#: Prune batches per pass (each one short transaction of up to 500 runs).
+MAX_BATCHES = 4
+
+
+def worker_retention(flag: str | None, setting: str | None) -> Retention | None:
+    """The policy ``--retention`` (else the ``retention`` setting) asks for, or None.
+
+    Raises:
+        ConfigError: the duration cannot be read (the message says how to write one).
+    """
+    text = flag if flag is not None else setting
+    if text is None:
+        return None
+    from spindle.core.engine import Retention
+    from spindle.core.model import parse_duration
+
+    what = "--retention" if flag is not None else "retention setting"
+    age = parse_duration(text, what=what)
+    return Retention(age, every=EVERY, max_batches=MAX_BATCHES)
+
+
+async def tend(policy: Retention | None, store: Store, progress: Any) -> None:
+    """Run a retention pass if one is due, saying on ``progress`` what it deleted."""
+    if policy is None:
+        return
+    from spindle.core.errors import SpindleError
+
+    try:
+        result = await policy.tick(store)
+    except SpindleError as exc:
+        progress.note(None, f"retention: cannot prune now, retrying later: {exc}")
+        return
+    if result is not None and result.runs:
+        progress.note(
+            None,
+            f"retention: pruned {result.runs} run(s), {result.records} ledger record(s), "
+            f"{result.events} inbox event(s), {result.artifacts} artifact(s)",
+        )
