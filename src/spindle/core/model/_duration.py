@@ -72,7 +72,10 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     try:
         return timedelta(seconds=seconds)
     except OverflowError:
-        raise ConfigError(f"{what}: {text!r} is too long a duration") from None
+        raise ConfigError(
+            f"{what}: {text!r} is too long a duration (the longest is 999999999d); "
+            "write a shorter one, such as 30d or 520w"
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:
