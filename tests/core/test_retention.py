@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from spindle.core.engine import Retention, apply_retention
+from spindle.core.engine._retention import remove_run_dirs
 from spindle.core.errors import ConfigError
 from spindle.core.model import RunState, RunStatus
 from spindle.core.store import Commit, PruneResult, Store
@@ -106,3 +108,34 @@ def test_retention_runs_a_pass_at_most_every_interval() -> None:
         return done
 
     assert asyncio.run(main()) == [2, None, 2, None, 1]
+
+
+def test_run_directories_of_pruned_runs_are_removed(tmp_path: Path) -> None:
+    """Given run_dir, the working directories of pruned runs go; a live run's stays."""
+    root = tmp_path / "runs"
+    for n in range(3):
+        (root / f"r{n}" / "logs").mkdir(parents=True)
+
+    async def main() -> PruneResult:
+        store = await _store(2, live=1)
+        return await apply_retention(
+            store, timedelta(0), now=T0 + timedelta(seconds=1), run_dir=lambda r: root / r
+        )
+
+    assert asyncio.run(main()).runs == 2
+    assert sorted(p.name for p in root.iterdir()) == ["r2"]
+
+
+def test_remove_run_dirs_leaves_anything_but_a_run_directory(tmp_path: Path) -> None:
+    """A symlink, a file, or a path that is not the run's own directory is left alone."""
+    root = tmp_path / "runs"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root.mkdir()
+    (root / "link").symlink_to(elsewhere)
+    (root / "file").write_text("x")
+    (root / "own").mkdir()
+    removed = remove_run_dirs(lambda r: root / r, ["link", "file", "../elsewhere", "own", "gone"])
+    assert removed == 1
+    assert elsewhere.is_dir() and (root / "link").is_symlink() and (root / "file").is_file()
+    assert not (root / "own").exists()

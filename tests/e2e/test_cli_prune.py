@@ -53,12 +53,17 @@ def mixed(spindle, write):
     return runs
 
 
-def test_prune_deletes_finished_runs_and_keeps_live_ones(spindle, mixed):
-    """Finished runs go; the waiting and the pending run stay and can still continue."""
+def test_prune_deletes_finished_runs_and_keeps_live_ones(spindle, mixed, tmp_path):
+    """Finished runs go with their run directories; the waiting and the pending run stay
+    and can still continue."""
+    runs_root = tmp_path / ".spindle" / "runs"
+    finished = [r for r, s in mixed.items() if s in ("completed", "failed")]
+    assert all((runs_root / r).is_dir() for r in finished)
     proc = spindle("prune", "--older-than", "0s")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("pruned 3 run(s), ")
     assert sorted(_runs(spindle).values()) == ["pending", "waiting"]
+    assert not any((runs_root / r).exists() for r in finished)
     waiting = next(r for r, s in mixed.items() if s == "waiting")
     code, done = spindle.json("resume", waiting, "--payload", '"yes"')
     assert (code, done["status"]) == (0, "completed")

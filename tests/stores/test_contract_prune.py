@@ -61,6 +61,7 @@ async def test_prune_deletes_finished_runs_before_the_cutoff(store: Store, chain
     await finished(store, "at-cutoff", updated=100)
     result = await store.prune(before=CUTOFF, now=NOW)
     assert result == PruneResult(runs=3, records=4, events=0, artifacts=0)
+    assert sorted(result.run_ids) == ["old-cancelled", "old-done", "old-failed"]
     assert [await exists(store, r) for r in ("old-done", "old-failed", "old-cancelled")] == [
         False,
         False,

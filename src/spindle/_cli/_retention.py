@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from spindle.core.engine import Retention
     from spindle.core.store import Store
 
@@ -24,8 +27,12 @@ EVERY = 60.0
 MAX_BATCHES = 4
 
 
-def worker_retention(flag: str | None, setting: str | None) -> Retention | None:
+def worker_retention(
+    flag: str | None, setting: str | None, run_dir: Callable[[str], Path] | None = None
+) -> Retention | None:
     """The policy ``--retention`` (else the ``retention`` setting) asks for, or None.
+
+    ``run_dir`` (``Engine.run_dir``) has pruned runs' working directories removed too.
 
     Raises:
         ConfigError: the duration cannot be read (the message says how to write one).
@@ -38,7 +45,7 @@ def worker_retention(flag: str | None, setting: str | None) -> Retention | None:
 
     what = "--retention" if flag is not None else "retention setting"
     age = parse_duration(text, what=what)
-    return Retention(age, every=EVERY, max_batches=MAX_BATCHES)
+    return Retention(age, every=EVERY, max_batches=MAX_BATCHES, run_dir=run_dir)
 
 
 async def tend(policy: Retention | None, store: Store, progress: Any) -> None:

@@ -97,7 +97,7 @@ def prune(
     as_json: bool,
 ) -> None:
     """Delete finished runs older than a duration, with their ledgers, consumed inbox
-    events and the artifacts no remaining run references.
+    events, the artifacts no remaining run references, and their run directories.
 
     Only completed, failed and cancelled runs are pruned, and never one a
     process holds a lease on; a sub-workflow's runs go with their parent,
@@ -138,7 +138,13 @@ def prune(
                     before=before, statuses=wanted, batch=batch, now=now, dry_run=True
                 )
             return await apply_retention(
-                engine.store, age, statuses=wanted, now=now, batch=batch, on_batch=shown
+                engine.store,
+                age,
+                statuses=wanted,
+                now=now,
+                batch=batch,
+                on_batch=shown,
+                run_dir=engine.run_dir,
             )
 
     try:

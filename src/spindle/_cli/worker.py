@@ -62,7 +62,7 @@ def worker(
 
         driven = 0
         async with make_engine(store, [progress]) as engine:
-            keeper = worker_retention(retention, engine.settings.retention)
+            keeper = worker_retention(retention, engine.settings.retention, engine.run_dir)
             progress.show()
             sem = asyncio.Semaphore(concurrency)
 

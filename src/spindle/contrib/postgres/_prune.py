@@ -102,6 +102,7 @@ class PostgresPrune(PostgresTables):
                         ids,
                     ),
                     len(await _all(conn, _OWN_DIGESTS, ids)),
+                    tuple(taken),
                 )
             cur = await conn.execute(
                 "DELETE FROM spindle_events WHERE consumed_by = ANY(%(ids)s)", ids
@@ -142,7 +143,7 @@ class PostgresPrune(PostgresTables):
                     (digests,),
                 )
                 artifacts = cur.rowcount
-            return PruneResult(len(taken), records, events, artifacts)
+            return PruneResult(len(taken), records, events, artifacts, tuple(taken))
 
         return await self._run(work)
 

@@ -9,16 +9,18 @@ runs driven in the same process keep going while a prune runs.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from attrs import define, field
 
 from spindle.core.model import RunStatus, utcnow
 from spindle.core.store import FINISHED, PruneResult, Store, check_prune
 
-__all__ = ["Retention", "apply_retention", "cutoff"]
+__all__ = ["Retention", "apply_retention", "cutoff", "remove_run_dirs"]
 
 
 def cutoff(now: datetime, older_than: timedelta) -> datetime:
@@ -27,6 +29,23 @@ def cutoff(now: datetime, older_than: timedelta) -> datetime:
         return now - older_than
     except OverflowError:
         return datetime.min.replace(tzinfo=UTC)
+
+
+def remove_run_dirs(run_dir: Callable[[str], Path], run_ids: Iterable[str]) -> int:
+    """Remove the working directories of pruned runs found here; how many were removed.
+
+    Only a directory directly inside the runs root is removed (a run id never
+    names a path elsewhere); what cannot be removed is left, as a prune's
+    deletions in the store stand either way.
+    """
+    removed = 0
+    for run_id in run_ids:
+        path = run_dir(run_id)
+        if path.name != run_id or not path.is_dir() or path.is_symlink():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += not path.exists()
+    return removed
 
 
 async def apply_retention(
@@ -38,6 +57,7 @@ async def apply_retention(
     batch: int = 500,
     max_batches: int | None = None,
     on_batch: Callable[[PruneResult], None] | None = None,
+    run_dir: Callable[[str], Path] | None = None,
 ) -> PruneResult:
     """Prune finished runs last updated more than ``older_than`` before ``now``.
 
@@ -57,6 +77,8 @@ async def apply_retention(
         max_batches: stop after this many batches (None: until done); a worker
             bounds it, so a pass never keeps it from claiming runs for long.
         on_batch: called with each batch's result (a progress display).
+        run_dir: where a run's working directory is (``Engine.run_dir``): given,
+            the directories of pruned runs are removed too, on this machine.
 
     Raises:
         ConfigError: a status is not a finished one, or ``batch`` < 1.
@@ -70,6 +92,8 @@ async def apply_retention(
         result = await store.prune(before=before, statuses=wanted, batch=batch, now=now)
         done += 1
         total += result
+        if run_dir is not None and result.run_ids:
+            await asyncio.to_thread(remove_run_dirs, run_dir, result.run_ids)
         if on_batch is not None:
             on_batch(result)
         if not result.runs:
@@ -88,6 +112,7 @@ class Retention:
         every: the fewest seconds between two passes.
         max_batches: batches per pass.
         batch: runs per batch.
+        run_dir: where a run's working directory is, to remove pruned runs' too.
         clock: monotonic seconds (for tests).
     """
 
@@ -96,6 +121,7 @@ class Retention:
     every: float = 60.0
     max_batches: int = 4
     batch: int = 500
+    run_dir: Callable[[str], Path] | None = field(default=None, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _last: float | None = field(default=None, init=False, repr=False)
 
@@ -115,4 +141,5 @@ class Retention:
             now=now,
             batch=self.batch,
             max_batches=self.max_batches,
+            run_dir=self.run_dir,
         )

@@ -36,7 +36,7 @@ import abc
 from collections.abc import Iterable
 from datetime import datetime
 
-from attrs import define
+from attrs import define, field
 
 from spindle.core.errors import ConfigError
 from spindle.core.model import TERMINAL_STATUSES, RunStatus
@@ -56,12 +56,16 @@ class PruneResult:
         records: ledger records deleted with them.
         events: inbox events they had consumed, deleted with them.
         artifacts: artifact contents deleted because no remaining run referenced them.
+        run_ids: the ids of the runs deleted (not compared: results are equal when
+            their counts are), so a caller can remove what it keeps per run
+            outside the store, such as run directories.
     """
 
     runs: int = 0
     records: int = 0
     events: int = 0
     artifacts: int = 0
+    run_ids: tuple[str, ...] = field(default=(), eq=False, repr=False)
 
     def __add__(self, other: PruneResult) -> PruneResult:
         return PruneResult(
@@ -69,6 +73,7 @@ class PruneResult:
             self.records + other.records,
             self.events + other.events,
             self.artifacts + other.artifacts,
+            self.run_ids + other.run_ids,
         )
 
     def to_dict(self) -> dict[str, int]:

@@ -40,7 +40,7 @@ class MemoryPrune(MemoryBase):
             ref.digest for run_id, refs in self._refs.items() if run_id not in gone for ref in refs
         }
         unreferenced = digests - kept
-        result = PruneResult(len(taken), records, len(events), len(unreferenced))
+        result = PruneResult(len(taken), records, len(events), len(unreferenced), tuple(taken))
         if dry_run:
             return result
         for event_id in events:

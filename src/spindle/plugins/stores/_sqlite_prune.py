@@ -221,4 +221,5 @@ class SQLitePrune(SQLiteTables):
                 for (r,) in conn.execute("SELECT run_id FROM artifacts WHERE digest = ?", (digest,))
             )
         }
-        return PruneResult(len(taken), records, events, len(unreferenced)), unreferenced
+        ids = tuple(run_id for _, run_id in taken)
+        return PruneResult(len(taken), records, events, len(unreferenced), ids), unreferenced
