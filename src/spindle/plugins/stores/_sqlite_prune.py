@@ -37,13 +37,13 @@ from spindle.plugins.stores._sqlite_known import micros
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
 from spindle.plugins.stores._sqlite_tables import SQLiteTables
 
-__all__ = ["SQLitePrune"]
+__all__ = ["DELETE_RUN", "FAMILY", "TOPS", "SQLitePrune"]
 
 _FINISHED_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINISHED))
 
-# Top runs of one status, oldest first (runs_status is (status, created_at):
-# a run is created before it is updated, so created_at < before bounds the range).
-_TOPS = f"""
+#: Top runs of one status, oldest first: runs_status is (status, created_at), and a
+#: run is created before it is updated, so ``created_at < before`` bounds the range.
+TOPS = f"""
 SELECT run_no, run_id, created_at FROM runs AS r INDEXED BY runs_status
 WHERE r.status = :status AND r.created_at < :before_s AND r.updated_at < :before_us
 AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= :now)
@@ -53,7 +53,8 @@ AND NOT EXISTS (SELECT 1 FROM runs AS c WHERE c.parent_run_id = r.run_id
     AND c.status NOT IN ({_FINISHED_SQL}))
 ORDER BY r.created_at, r.run_no LIMIT :limit
 """
-_FAMILY = """
+#: A run and its descendants, through runs_parent.
+FAMILY = """
 WITH RECURSIVE family (run_no, run_id, status, lease) AS (
     SELECT run_no, run_id, status, lease_expires_at FROM runs WHERE run_no = ?
     UNION
@@ -63,6 +64,19 @@ WITH RECURSIVE family (run_no, run_id, status, lease) AS (
 SELECT run_no, run_id, status, lease FROM family
 """
 _RANGE = "id >= ? AND id < ?"
+
+#: What deleting one run takes, in order (each statement one index probe or range).
+DELETE_RUN = (
+    "DELETE FROM ledger WHERE id >= :low AND id < :high",
+    "DELETE FROM inbox WHERE consumed_by = :run_id",
+    # Events queued for the run and never consumed are kept, for any run to take.
+    "UPDATE inbox SET run_id = NULL WHERE run_id = :run_id AND consumed_by IS NULL",
+    "DELETE FROM artifacts WHERE run_id = :run_id",
+    "DELETE FROM audit WHERE run_id = :run_id",
+    "DELETE FROM waits WHERE run_id = :run_id",
+    "DELETE FROM handoffs WHERE source_run_id = :run_id",
+    "DELETE FROM runs WHERE run_no = :run_no",
+)
 
 
 def _bounds(run_no: int) -> tuple[int, int]:
@@ -104,17 +118,9 @@ class SQLitePrune(SQLiteTables):
             result, digests = self._tally(conn, taken)
             for run_no, run_id in taken:
                 low, high = _bounds(run_no)
-                conn.execute(f"DELETE FROM ledger WHERE {_RANGE}", (low, high))
-                conn.execute("DELETE FROM inbox WHERE consumed_by = ?", (run_id,))
-                conn.execute(
-                    "UPDATE inbox SET run_id = NULL WHERE run_id = ? AND consumed_by IS NULL",
-                    (run_id,),
-                )
-                conn.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM audit WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM handoffs WHERE source_run_id = ?", (run_id,))
-                conn.execute("DELETE FROM runs WHERE run_no = ?", (run_no,))
+                values = {"run_no": run_no, "run_id": run_id, "low": low, "high": high}
+                for sql in DELETE_RUN:
+                    conn.execute(sql, values)
             gone: set[Path] = set()
             for digest in digests:
                 path = self._blob_path(digest)
@@ -175,13 +181,13 @@ class SQLitePrune(SQLiteTables):
         """``(run_no, run_id)`` of the families a batch takes, top runs oldest first."""
         tops: list[tuple[float, int, str]] = []
         for status in wanted:
-            rows = conn.execute(_TOPS, {**params, "status": status.value}).fetchall()
+            rows = conn.execute(TOPS, {**params, "status": status.value}).fetchall()
             tops.extend((created, run_no, run_id) for run_no, run_id, created in rows)
         tops.sort()
         taken: list[tuple[int, str]] = []
         now = params["now"]
         for _, run_no, _ in tops[:batch]:
-            family = conn.execute(_FAMILY, (run_no,)).fetchall()
+            family = conn.execute(FAMILY, (run_no,)).fetchall()
             if any(
                 status not in FINISHED or (lease is not None and lease > now)
                 for _, _, status, lease in family
