@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from spindle.core.errors import ConfigError, RunNotFound
-from spindle.core.model import AuditEntry, HandoffEnvelope, RunStatus
+from spindle.core.model import AuditEntry, HandoffEnvelope, RunStatus, cancel_request_key
 from spindle.core.store import Commit, PruneResult, Store
 from tests.stores.test_contract import Chain, at, lease, state
 
@@ -117,7 +117,8 @@ async def test_prune_refuses_a_naive_cutoff(store: Store) -> None:
 
 
 async def test_prune_deletes_consumed_events_and_keeps_pending_ones(store: Store) -> None:
-    """Events a pruned run consumed go; pending events stay, released if queued for it."""
+    """Events a pruned run consumed and requests to cancel it go; other pending events
+    stay, released to any run if queued for it."""
     await finished(store, "gone", status=RunStatus.RUNNING)
     await finished(store, "kept", status=RunStatus.RUNNING, updated=150)
     used = await store.deliver_event("k", {"n": 1})
@@ -136,11 +137,15 @@ async def test_prune_deletes_consumed_events_and_keeps_pending_ones(store: Store
     )
     pending = await store.deliver_event("other", {"n": 3})
     queued = await store.deliver_event("q", {"n": 4}, run_id="gone")
+    await store.deliver_event(cancel_request_key("gone"), {"reason": "late"})
+    await store.deliver_event(cancel_request_key("kept"), {"reason": "late"})
     result = await store.prune(before=CUTOFF, now=NOW)
-    assert (result.runs, result.events) == (1, 1)
-    left = {e.event_id for e in await store.pending_events(for_run="someone")}
+    assert (result.runs, result.events) == (1, 2)
+    assert await store.pending_events(cancel_request_key("gone")) == []
+    left = {e.event_id for e in await store.pending_events("other")}
+    left |= {e.event_id for e in await store.pending_events("q", for_run="someone")}
     assert left == {pending.event_id, queued.event_id}
-    assert await store.prune(before=at(1000), now=at(1000)) == PruneResult(runs=1, events=1)
+    assert await store.prune(before=at(1000), now=at(1000)) == PruneResult(runs=1, events=2)
 
 
 async def test_prune_deletes_only_unreferenced_artifacts(store: Store) -> None:

@@ -22,14 +22,18 @@ async def test_prune_statements_are_served_by_indexes(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     params = {"status": "completed", "before_s": 1.0, "before_us": 1, "now": 1.0, "limit": 5}
-    one = {"run_no": 1, "run_id": "r", "low": 1, "high": 2}
+    one = {"run_no": 1, "run_id": "r", "cancel_key": "c", "low": 1, "high": 2}
     plans = {
         sql: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", values)]
         for sql, values in [
             (TOPS, params),
             (FAMILY, (1,)),
             ("SELECT run_id FROM artifacts WHERE digest = ?", ("d",)),
-            ("SELECT count(*) FROM inbox WHERE consumed_by = ?", ("r",)),
+            (
+                "SELECT count(*) FROM inbox WHERE consumed_by = ?1"
+                " OR (key = ?2 AND consumed_by IS NULL)",
+                ("r", "c"),
+            ),
             *((sql, one) for sql in DELETE_RUN),
         ]
     }

@@ -26,7 +26,7 @@ from attrs import define
 
 from spindle.contrib.postgres._tables import Conn, PostgresTables
 from spindle.core.model import RunStatus, utcnow
-from spindle.core.store import FINISHED, PruneResult, check_aware, check_prune
+from spindle.core.store import FINISHED, PruneResult, cancel_keys, check_aware, check_prune
 
 __all__ = ["PostgresPrune"]
 
@@ -88,7 +88,7 @@ class PostgresPrune(PostgresTables):
             taken = await self._choose(conn, params, None if dry_run else batch, lock=not dry_run)
             if not taken:
                 return PruneResult()
-            ids = {"ids": taken}
+            ids = {"ids": taken, "cancels": cancel_keys(taken)}
             records = await _one(
                 conn, "SELECT count(*) FROM spindle_ledger WHERE run_id = ANY(%(ids)s)", ids
             )
@@ -98,14 +98,17 @@ class PostgresPrune(PostgresTables):
                     records,
                     await _one(
                         conn,
-                        "SELECT count(*) FROM spindle_events WHERE consumed_by = ANY(%(ids)s)",
+                        "SELECT count(*) FROM spindle_events WHERE consumed_by = ANY(%(ids)s)"
+                        " OR (consumed_by IS NULL AND key = ANY(%(cancels)s))",
                         ids,
                     ),
                     len(await _all(conn, _OWN_DIGESTS, ids)),
                     tuple(taken),
                 )
             cur = await conn.execute(
-                "DELETE FROM spindle_events WHERE consumed_by = ANY(%(ids)s)", ids
+                "DELETE FROM spindle_events WHERE consumed_by = ANY(%(ids)s)"
+                " OR (consumed_by IS NULL AND key = ANY(%(cancels)s))",
+                ids,
             )
             events = cur.rowcount
             await conn.execute(

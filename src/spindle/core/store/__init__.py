@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from spindle.core.store._prune import FINISHED as FINISHED
     from spindle.core.store._prune import PruneResult as PruneResult
     from spindle.core.store._prune import PruneStore as PruneStore
+    from spindle.core.store._prune import cancel_keys as cancel_keys
     from spindle.core.store._prune import check_prune as check_prune
     from spindle.core.store._rules import DURABILITIES as DURABILITIES
     from spindle.core.store._rules import artifact_digest as artifact_digest
@@ -57,6 +58,7 @@ _LAZY: dict[str, str] = {
     "RunStore": "spindle.core.store._contract",
     "Store": "spindle.core.store._contract",
     "artifact_digest": "spindle.core.store._rules",
+    "cancel_keys": "spindle.core.store._prune",
     "check_ack": "spindle.core.store._rules",
     "check_prune": "spindle.core.store._prune",
     "check_aware": "spindle.core.store._rules",

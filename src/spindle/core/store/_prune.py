@@ -20,8 +20,10 @@ What a batch takes, the same in every store:
   ``batch`` bounds the top runs a batch looks at, and a batch stops adding
   families once it holds ``batch`` runs.
 * **What is theirs**: each run's ledger records, audit entries, waits,
-  handoff envelopes it sent, and the inbox events it consumed. Events no run
-  consumed are never deleted: they are kept until a run takes them.
+  handoff envelopes it sent, the inbox events it consumed, and requests to
+  cancel it that it never saw (:func:`~spindle.core.model.cancel_request_key`).
+  Other events no run consumed are never deleted: they are kept until a run
+  takes them (one queued for a pruned run is left for any run).
 * **Artifacts**: a run's references go with it, and content that no remaining
   run references is deleted (content is shared between runs by digest, so
   content a kept run references stays).
@@ -39,9 +41,9 @@ from datetime import datetime
 from attrs import define, field
 
 from spindle.core.errors import ConfigError
-from spindle.core.model import TERMINAL_STATUSES, RunStatus
+from spindle.core.model import TERMINAL_STATUSES, RunStatus, cancel_request_key
 
-__all__ = ["FINISHED", "PruneResult", "PruneStore", "check_prune"]
+__all__ = ["FINISHED", "PruneResult", "PruneStore", "cancel_keys", "check_prune"]
 
 #: The statuses a run may be pruned in: those it can never leave.
 FINISHED: frozenset[RunStatus] = TERMINAL_STATUSES
@@ -54,7 +56,8 @@ class PruneResult:
     Attributes:
         runs: runs deleted (sub-workflow children included).
         records: ledger records deleted with them.
-        events: inbox events they had consumed, deleted with them.
+        events: inbox events they had consumed (and requests to cancel them),
+            deleted with them.
         artifacts: artifact contents deleted because no remaining run referenced them.
         run_ids: the ids of the runs deleted (not compared: results are equal when
             their counts are), so a caller can remove what it keeps per run
@@ -84,6 +87,11 @@ class PruneResult:
             "events": self.events,
             "artifacts": self.artifacts,
         }
+
+
+def cancel_keys(run_ids: Iterable[str]) -> list[str]:
+    """The inbox keys of requests to cancel ``run_ids``, deleted with those runs."""
+    return [cancel_request_key(run_id) for run_id in run_ids]
 
 
 def check_prune(

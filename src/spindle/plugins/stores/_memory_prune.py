@@ -9,7 +9,7 @@ from datetime import datetime
 from attrs import define
 
 from spindle.core.model import RunStatus, utcnow
-from spindle.core.store import FINISHED, PruneResult, check_aware, check_prune
+from spindle.core.store import FINISHED, PruneResult, cancel_keys, check_aware, check_prune
 from spindle.plugins.stores._memory_base import MemoryBase, RunEntry
 
 __all__ = ["MemoryPrune"]
@@ -34,7 +34,12 @@ class MemoryPrune(MemoryBase):
         taken = self._choose(before, wanted, now, None if dry_run else batch)
         gone = set(taken)
         records = sum(len(self._runs[run_id].records) for run_id in taken)
-        events = [e.event_id for e in self._events.values() if e.consumed_by in gone]
+        cancels = set(cancel_keys(taken))
+        events = [
+            e.event_id
+            for e in self._events.values()
+            if e.consumed_by in gone or (e.consumed_by is None and e.key in cancels)
+        ]
         digests = {ref.digest for run_id in taken for ref in self._refs.get(run_id, ())}
         kept = {
             ref.digest for run_id, refs in self._refs.items() if run_id not in gone for ref in refs

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from attrs import define
 
-from spindle.core.model import RunStatus, utcnow
+from spindle.core.model import RunStatus, cancel_request_key, utcnow
 from spindle.core.store import FINISHED, PruneResult, check_aware, check_prune
 from spindle.plugins.stores._sqlite_known import micros
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
@@ -69,6 +69,7 @@ _RANGE = "id >= ? AND id < ?"
 DELETE_RUN = (
     "DELETE FROM ledger WHERE id >= :low AND id < :high",
     "DELETE FROM inbox WHERE consumed_by = :run_id",
+    "DELETE FROM inbox WHERE key = :cancel_key AND consumed_by IS NULL",
     # Events queued for the run and never consumed are kept, for any run to take.
     "UPDATE inbox SET run_id = NULL WHERE run_id = :run_id AND consumed_by IS NULL",
     "DELETE FROM artifacts WHERE run_id = :run_id",
@@ -118,7 +119,13 @@ class SQLitePrune(SQLiteTables):
             result, digests = self._tally(conn, taken)
             for run_no, run_id in taken:
                 low, high = _bounds(run_no)
-                values = {"run_no": run_no, "run_id": run_id, "low": low, "high": high}
+                values = {
+                    "run_no": run_no,
+                    "run_id": run_id,
+                    "cancel_key": cancel_request_key(run_id),
+                    "low": low,
+                    "high": high,
+                }
                 for sql in DELETE_RUN:
                     conn.execute(sql, values)
             gone: set[Path] = set()
@@ -213,7 +220,9 @@ class SQLitePrune(SQLiteTables):
             ).fetchone()
             records += count
             (count,) = conn.execute(
-                "SELECT count(*) FROM inbox WHERE consumed_by = ?", (run_id,)
+                "SELECT count(*) FROM inbox WHERE consumed_by = ?1"
+                " OR (key = ?2 AND consumed_by IS NULL)",
+                (run_id, cancel_request_key(run_id)),
             ).fetchone()
             events += count
             refs = conn.execute("SELECT digest FROM artifacts WHERE run_id = ?", (run_id,))
