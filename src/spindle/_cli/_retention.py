@@ -2,7 +2,7 @@
 
 The worker calls :func:`tend` before each look for due runs; a pass runs at
 most every :data:`EVERY` seconds and deletes at most :data:`MAX_BATCHES`
-batches, so pruning never keeps a worker from claiming runs for long. A
+batches of :data:`BATCH` runs, so pruning never keeps a worker from claiming runs for long. A
 prune that fails (a busy or full store) is reported and tried again at the
 next pass: retention never stops a worker.
 """
@@ -18,13 +18,17 @@ if TYPE_CHECKING:
     from spindle.core.engine import Retention
     from spindle.core.store import Store
 
-__all__ = ["EVERY", "MAX_BATCHES", "tend", "worker_retention"]
+__all__ = ["BATCH", "EVERY", "MAX_BATCHES", "tend", "worker_retention"]
 
 #: The fewest seconds between two retention passes of one worker.
 EVERY = 60.0
 
-#: Prune batches per pass (each one short transaction of up to 500 runs).
+#: Prune batches per pass.
 MAX_BATCHES = 4
+
+#: Runs per batch: one short transaction each (smaller than ``spindle prune``'s
+#: default, since a worker drives live runs in the same process meanwhile).
+BATCH = 200
 
 
 def worker_retention(
@@ -45,7 +49,7 @@ def worker_retention(
 
     what = "--retention" if flag is not None else "retention setting"
     age = parse_duration(text, what=what)
-    return Retention(age, every=EVERY, max_batches=MAX_BATCHES, run_dir=run_dir)
+    return Retention(age, every=EVERY, max_batches=MAX_BATCHES, batch=BATCH, run_dir=run_dir)
 
 
 async def tend(policy: Retention | None, store: Store, progress: Any) -> None:

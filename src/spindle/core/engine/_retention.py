@@ -58,6 +58,7 @@ async def apply_retention(
     max_batches: int | None = None,
     on_batch: Callable[[PruneResult], None] | None = None,
     run_dir: Callable[[str], Path] | None = None,
+    pause: float = 0.1,
 ) -> PruneResult:
     """Prune finished runs last updated more than ``older_than`` before ``now``.
 
@@ -79,6 +80,9 @@ async def apply_retention(
         on_batch: called with each batch's result (a progress display).
         run_dir: where a run's working directory is (``Engine.run_dir``): given,
             the directories of pruned runs are removed too, on this machine.
+        pause: between batches, wait as long as the last batch took, up to this
+            many seconds, so that commits of live runs (in any process) get
+            the store in between; 0 runs batches back to back.
 
     Raises:
         ConfigError: a status is not a finished one, or ``batch`` < 1.
@@ -89,6 +93,7 @@ async def apply_retention(
     total = PruneResult()
     done = 0
     while max_batches is None or done < max_batches:
+        began = time.perf_counter()
         result = await store.prune(before=before, statuses=wanted, batch=batch, now=now)
         done += 1
         total += result
@@ -98,7 +103,10 @@ async def apply_retention(
             on_batch(result)
         if not result.runs:
             break
-        await asyncio.sleep(0)  # let the runs this process drives commit in between
+        # Leave the store to other writers for about as long as the batch took. A
+        # SQLite writer waiting for the lock polls with sleeps of up to 100 ms:
+        # batches back to back would keep taking the lock before it looks again.
+        await asyncio.sleep(min(time.perf_counter() - began, pause))
     return total
 
 
