@@ -157,15 +157,25 @@ class PostgresPrune(PostgresTables):
         lock_rows = " FOR UPDATE OF r SKIP LOCKED" if lock else ""
         tops = [run_id for (run_id,) in await _all(conn, _TOPS + lock_rows, params)]
         taken: list[str] = []
+        now = params["now"]
+
+        def prunable(members: list[Any], family: list[str]) -> bool:
+            return len(members) == len(family) and all(
+                status in _FINISHED and (lease is None or lease <= now)
+                for _, status, lease in members
+            )
+
         for top in tops:
             family = [run_id for (run_id,) in await _all(conn, _FAMILY, (top,))]
-            sql = _MEMBERS + (" FOR UPDATE SKIP LOCKED" if lock else "")
-            members = await _all(conn, sql, (family,))
-            if len(members) != len(family) or any(
-                status not in _FINISHED or (lease is not None and lease > params["now"])
-                for _, status, lease in members
+            # Looked at unlocked first, so a live member's row is never locked (its
+            # commits never wait for this batch); then locked, and looked at again:
+            # a failed run may have been retried since.
+            if not prunable(await _all(conn, _MEMBERS, (family,)), family):
+                continue  # a member is live: the family waits
+            if lock and not prunable(
+                await _all(conn, _MEMBERS + " FOR UPDATE SKIP LOCKED", (family,)), family
             ):
-                continue  # a member is live (or held right now): the family waits
+                continue  # a member is held right now, or just changed
             taken.extend(family)
             if batch is not None and len(taken) >= batch:
                 break
