@@ -68,8 +68,9 @@ class SQLiteTables(SQLiteBase):
         """Write ``data`` once per digest and reference it from ``run_id``.
 
         The file is written before the reference, so a reference never points
-        at missing content; a crash in between leaves an unreferenced file
-        that pruning can remove.
+        at missing content (a crash in between leaves an unreferenced file,
+        which the next put of that content uses); the reference's transaction
+        writes the file again if pruning removed it since (see ``_sqlite_prune``).
         """
         digest = artifact_digest(data)
         target = self._blob_path(digest)
