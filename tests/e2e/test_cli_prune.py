@@ -149,3 +149,27 @@ def test_worker_without_retention_keeps_every_run(spindle, mixed):
     assert proc.returncode == 0, proc.stderr
     assert "retention" not in proc.stderr
     assert len(_runs(spindle)) == 5
+
+
+def test_prune_shows_a_live_count_on_a_terminal(spindle, mixed):
+    """On a terminal a live line counts the runs pruned so far and is cleared at the end;
+    piped, each batch is one plain line."""
+    from tests.ptys import on_pty
+
+    code, out, tty = on_pty(
+        ["prune", "--older-than", "0s", "--batch", "1"], cwd=spindle.cwd, env=spindle.env()
+    )
+    assert code == 0
+    assert out.startswith("pruned 3 run(s)")
+    assert "pruning: 3 run(s) so far" in tty
+    assert tty.endswith("\r\x1b[K")
+    assert "batch 1:" not in tty
+
+
+def test_prune_prints_one_line_per_batch_when_piped(spindle, mixed):
+    """Piped, stderr gets one plain line per batch and no escape codes."""
+    proc = spindle("prune", "--older-than", "0s", "--batch", "1")
+    assert proc.returncode == 0
+    lines = proc.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["batch 1", "batch 2", "batch 3"]
+    assert "\x1b" not in proc.stderr

@@ -33,6 +33,7 @@ from attrs import define
 
 from spindle.core.model import RunStatus, cancel_request_key, utcnow
 from spindle.core.store import FINISHED, PruneResult, check_aware, check_prune
+from spindle.plugins.stores._sqlite_errors import file_failure
 from spindle.plugins.stores._sqlite_known import micros
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, SEQ_BITS
 from spindle.plugins.stores._sqlite_tables import SQLiteTables
@@ -132,9 +133,13 @@ class SQLitePrune(SQLiteTables):
             for digest in digests:
                 path = self._blob_path(digest)
                 side = path.with_name(path.name + suffix)
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     os.replace(path, side)
                     aside.add(side)
+                except FileNotFoundError:
+                    pass  # set aside by an earlier try, or never written
+                except OSError as exc:
+                    raise file_failure(exc, self.path, f"artifact {path}") from exc
                 gone.add(side)
             chosen["gone"] = gone
             return result, [run_id for _, run_id in taken]
@@ -148,7 +153,8 @@ class SQLitePrune(SQLiteTables):
             self._known.pop(run_id, None)
         for side in aside:
             if side in chosen["gone"]:
-                with contextlib.suppress(FileNotFoundError):
+                # Committed: a file left (unwritable directory) is only wasted space.
+                with contextlib.suppress(OSError):
                     side.unlink()
         self._put_back(aside - chosen["gone"], suffix)
         return result
@@ -158,7 +164,7 @@ class SQLitePrune(SQLiteTables):
         """Rename blob files set aside by a try that did not commit back in place."""
         for side in aside:
             path = side.with_name(side.name.removesuffix(suffix))
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 if path.exists():
                     side.unlink()  # written anew meanwhile
                 else:
