@@ -5,13 +5,18 @@ The ``store`` fixture is parametrised over every kind in ``conftest.STORES``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spindle.core.errors import ConfigError, RunNotFound
 from spindle.core.model import AuditEntry, HandoffEnvelope, RunStatus, cancel_request_key
-from spindle.core.store import Commit, PruneResult, Store
+from spindle.core.store import FINISHED, Commit, PruneResult, Store
 from tests.stores.test_contract import Chain, at, lease, state
 
 CUTOFF = at(100)
@@ -221,3 +226,90 @@ async def test_dry_run_counts_and_deletes_nothing(store: Store, chain: Chain) ->
     assert counted == PruneResult(runs=3, records=6, events=0, artifacts=3)
     assert len(await store.list_runs()) == 3
     assert await prune_all(store, batch=1) == counted
+
+
+# --- any forest of runs -----------------------------------------------------------------
+
+#: One run: (status, updated at, index of its parent among the runs before it or
+#: None, -1 for a parent that is not in the store, whether its lease is live).
+run_specs = st.lists(
+    st.tuples(
+        st.sampled_from(RunStatus),
+        st.integers(0, 200),
+        st.none() | st.integers(-1, 8),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=9,
+)
+
+
+def parent_of(index: int, parent: int | None) -> str | None:
+    """The parent id a spec names: an earlier run, one not in the store, or none."""
+    if parent is None:
+        return None
+    return f"r{parent}" if 0 <= parent < index else "missing"
+
+
+def expected_kept(specs: list[Any], wanted: frozenset[RunStatus]) -> set[str]:
+    """The runs pruning until done keeps, by the rules of ``spindle.core.store._prune``."""
+    parents = {f"r{i}": parent_of(i, p) for i, (_, _, p, _) in enumerate(specs)}
+    by_id = {f"r{i}": spec for i, spec in enumerate(specs)}
+    children: dict[str, list[str]] = {}
+    for run_id, parent in parents.items():
+        if parent is not None:
+            children.setdefault(parent, []).append(run_id)
+
+    def ok(run_id: str) -> bool:
+        status, _, _, leased = by_id[run_id]
+        return status in FINISHED and not leased
+
+    def family(run_id: str) -> list[str]:
+        return [run_id, *(m for c in children.get(run_id, ()) for m in family(c))]
+
+    gone: set[str] = set()
+    for run_id, (status, updated, _, _) in by_id.items():
+        parent = parents[run_id]
+        top = parent is None or parent not in by_id
+        if top and status in wanted and updated < 100 and all(ok(m) for m in family(run_id)):
+            gone.update(family(run_id))
+    return set(by_id) - gone
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(specs=run_specs, wanted=st.sets(st.sampled_from(sorted(FINISHED)), min_size=1))
+def test_any_forest_of_runs_is_pruned_by_the_rules(
+    make_store: Callable[[], Store], specs: list[Any], wanted: set[RunStatus]
+) -> None:
+    """Whatever the runs, their parents and leases, pruning until done keeps exactly what
+    the rules keep, a dry run counts what goes, and small batches never delete more."""
+    statuses = frozenset(wanted)
+
+    async def fill(store: Store) -> None:
+        for i, (status, updated, parent, leased) in enumerate(specs):
+            parent_id = (
+                None if parent is None else "missing" if parent < 0 or parent >= i else f"r{parent}"
+            )
+            await finished(store, f"r{i}", status=status, updated=updated, parent=parent_id)
+            if leased:
+                await lease(store, f"r{i}", now=at(190), ttl=30.0)
+
+    async def scenario() -> None:
+        kept = expected_kept(specs, statuses)
+        async with make_store() as store:
+            await fill(store)
+            counted = await store.prune(before=CUTOFF, now=NOW, statuses=statuses, dry_run=True)
+            total = await prune_all(store, statuses=statuses, batch=50)
+            assert {s.run_id for s in await store.list_runs()} == kept
+            assert total == counted
+            assert total.runs == len(specs) - len(kept)
+        async with make_store() as store:
+            await fill(store)
+            await prune_all(store, statuses=statuses, batch=1)
+            assert {s.run_id for s in await store.list_runs()} >= kept
+
+    asyncio.run(scenario())

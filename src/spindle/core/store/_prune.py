@@ -17,8 +17,13 @@ What a batch takes, the same in every store:
   apply to the top run (one without a parent, or whose parent is gone); its
   descendants go with it whatever their own finished status, and if any
   descendant is not finished (or is leased), the whole family is kept.
-  ``batch`` bounds the top runs a batch looks at, and a batch stops adding
-  families once it holds ``batch`` runs.
+  ``batch`` bounds the top runs a batch looks at (a top run with an
+  unfinished child is not one of them), and a batch stops adding families
+  once it holds ``batch`` runs. (A family kept for a live member deeper down,
+  a grandchild, still takes its top's place in a batch: were the ``batch``
+  oldest top runs all such families, a batch would delete nothing while
+  younger runs could go. A finished child's own children normally finished
+  before it, so this is rare.)
 * **What is theirs**: each run's ledger records, audit entries, waits,
   handoff envelopes it sent, the inbox events it consumed, and requests to
   cancel it that it never saw (:func:`~spindle.core.model.cancel_request_key`).

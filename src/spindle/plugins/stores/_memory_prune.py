@@ -80,6 +80,12 @@ class MemoryPrune(MemoryBase):
             and entry.state.status in wanted
             and entry.state.updated_at < before
             and self._free(entry, now)
+            # As the durable stores' top query: a run with an unfinished child is
+            # not a candidate at all (deeper live runs are found by _family).
+            and all(
+                self._runs[c].state.status in FINISHED
+                for c in children.get(entry.state.run_id, ())
+            )
         ]
         tops.sort(key=lambda e: (e.state.created_at, e.order))
         taken: list[str] = []
