@@ -3,8 +3,7 @@
 A store is chosen by URL scheme (``memory://``, ``sqlite:///path``,
 ``postgresql://...``): the scheme is the entry-point kind in
 ``spindle.store``. The contract is split into parts so its pieces can be
-read (and later implemented) separately; :class:`Store` is their union
-(retention, :class:`~spindle.core.store.PruneStore`, is in ``_prune``).
+read (and later implemented) separately; :class:`Store` is their union.
 
 The one write primitive that matters is :meth:`RunStore.commit`: the run's
 new state, its new ledger records and any inbox events they consumed are
@@ -131,8 +130,8 @@ class InboxEvent:
     run_id: str | None = None
 
 
-class RunStore(abc.ABC):
-    """Runs: create, load, commit, list, and the due-work query workers poll."""
+class RunStore(PruneStore):
+    """Runs: create, load, commit, list, the due-work query workers poll, and pruning."""
 
     @abc.abstractmethod
     async def commit(self, commit: Commit) -> None:
@@ -323,15 +322,7 @@ class AuditStore(abc.ABC):
 
 @define
 class Store(
-    RunStore,
-    LedgerStore,
-    ArtifactStore,
-    InboxStore,
-    LeaseStore,
-    AuditStore,
-    PruneStore,
-    Plugin,
-    group="store",
+    RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditStore, Plugin, group="store"
 ):
     """Base of store plugins; the entry-point kind is the URL scheme.
 

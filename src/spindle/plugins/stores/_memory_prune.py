@@ -83,8 +83,7 @@ class MemoryPrune(MemoryBase):
             # As the durable stores' top query: a run with an unfinished child is
             # not a candidate at all (deeper live runs are found by _family).
             and all(
-                self._runs[c].state.status in FINISHED
-                for c in children.get(entry.state.run_id, ())
+                self._runs[c].state.status in FINISHED for c in children.get(entry.state.run_id, ())
             )
         ]
         tops.sort(key=lambda e: (e.state.created_at, e.order))
