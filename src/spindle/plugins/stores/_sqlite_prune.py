@@ -8,7 +8,7 @@ prune. Every statement is served by an index: the top runs by
 ``runs_status`` (one ordered range per status, so a batch reads about
 ``batch`` rows, not every finished run), a family by ``runs_parent``, a
 run's ledger by its key range, the events it consumed by ``inbox_consumed``
-(schema version 4), its artifact references by ``artifacts_ref`` and
+(added by its own schema step), its artifact references by ``artifacts_ref`` and
 whether a digest is still referenced by ``artifacts_digest``.
 
 Artifact content is a file, which a transaction cannot roll back: a digest
