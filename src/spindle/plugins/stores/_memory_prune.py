@@ -32,6 +32,8 @@ class MemoryPrune(MemoryBase):
         wanted = check_prune(before, statuses, batch)
         now = check_aware(now if now is not None else utcnow())
         taken = self._choose(before, wanted, now, None if dry_run else batch)
+        if not taken:
+            return PruneResult()
         gone = set(taken)
         records = sum(len(self._runs[run_id].records) for run_id in taken)
         cancels = set(cancel_keys(taken))
