@@ -8,7 +8,6 @@ them while workers run, and the next claim obeys them.
 
 from __future__ import annotations
 
-import re
 import socket
 from typing import Any
 
@@ -85,27 +84,30 @@ def _limit(ctx: click.Context, param: click.Parameter, value: str | None) -> int
     return number
 
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([smhd])")
-
-
 def parse_rate(text: str) -> tuple[int, float]:
-    """``"10/1m"`` (10 starts a minute) as ``(10, 60.0)``; ``/s``, ``/30s``, ``/1h``, ``/1d``.
+    """``"10/1m"`` (ten starts a minute) as ``(10, 60.0)``: a count, ``/``, and a duration
+    as ``spindle prune`` reads them (``30s``, ``1m``, ``1h``, ``1d``; a bare unit is one).
 
     Raises:
-        ValueError: saying what is wrong and how it is written.
+        ValueError: saying what is wrong and how a rate is written.
     """
-    match = _RATE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(
-            f"rate {text!r} is not N/PERIOD; write e.g. 10/1m (ten starts a minute), 5/s, "
-            "100/1h or 'none'"
+    from spindle.core.errors import ConfigError
+    from spindle.core.model import parse_duration
+
+    example = "write e.g. 10/1m (ten starts a minute), 5/s, 100/1h or 'none'"
+    count, sep, per = text.strip().partition("/")
+    if not sep or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"rate {text!r} is not N/PERIOD with N at least 1; {example}")
+    per = per.strip()
+    try:
+        period = parse_duration(
+            f"1{per}" if per in ("s", "m", "h", "d", "w") else per, what="rate period"
         )
-    count, amount, unit = match.groups()
-    period = float(amount or 1) * _UNITS[unit]
-    if int(count) < 1 or period <= 0:
-        raise ValueError(f"rate {text!r}: both the count and the period must be above 0")
-    return int(count), period
+    except ConfigError as exc:
+        raise ValueError(f"rate {text!r}: {exc}") from None
+    if period.total_seconds() <= 0:
+        raise ValueError(f"rate {text!r}: the period must be longer than 0s; {example}")
+    return int(count), period.total_seconds()
 
 
 @queue.command("set")

@@ -8,6 +8,7 @@ import signal
 import click
 
 from spindle._cli._common import EXIT_OK, store_option
+from spindle._cli._retention import worker_retention
 from spindle._cli._running import call, hard_exit, make_engine
 from spindle._cli._worker_progress import WorkerProgress
 
@@ -46,6 +47,12 @@ __all__ = ["worker"]
 )
 @click.option("--id", "worker_id", metavar="ID", help="This worker's id (default HOST:PID:RANDOM).")
 @click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
+@click.option(
+    "--retention",
+    metavar="DURATION",
+    help="Prune finished runs older than this (30d, 12h...) now and then "
+    "(default: the retention setting; none: keep every run).",
+)
 def worker(
     store: str | None,
     concurrency: int,
@@ -54,6 +61,7 @@ def worker(
     grace: float,
     worker_id: str | None,
     once: bool,
+    retention: str | None,
 ) -> None:
     """Claim runnable runs (new, resumed, timer or retry due, left by a dead worker)
     under a lease and drive up to --concurrency of them at once.
@@ -84,6 +92,7 @@ def worker(
 
     async def main() -> WorkerStats:
         async with make_engine(store, [progress]) as engine:
+            keeper = worker_retention(retention, engine.settings.retention, engine.run_dir)
             progress.show()
             runner = Worker(
                 engine,
@@ -93,6 +102,7 @@ def worker(
                 grace=grace,
                 worker_id=worker_id,
                 report=progress,
+                retention=keeper,
             )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

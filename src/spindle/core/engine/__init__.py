@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from spindle.core.engine._finish import FinishingRun as FinishingRun
     from spindle.core.engine._leases import Leases as Leases
     from spindle.core.engine._leases import pid_alive as pid_alive
+    from spindle.core.engine._retention import Retention as Retention
+    from spindle.core.engine._retention import apply_retention as apply_retention
     from spindle.core.engine._sync import SyncEngine as SyncEngine
 
 _LAZY: dict[str, str] = {
@@ -25,7 +27,9 @@ _LAZY: dict[str, str] = {
     "EventEmitter": "spindle.core.engine._events",
     "FinishingRun": "spindle.core.engine._finish",
     "Leases": "spindle.core.engine._leases",
+    "Retention": "spindle.core.engine._retention",
     "SyncEngine": "spindle.core.engine._sync",
+    "apply_retention": "spindle.core.engine._retention",
     "open_store": "spindle.core.engine._assembly",
     "pid_alive": "spindle.core.engine._leases",
 }

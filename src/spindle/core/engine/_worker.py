@@ -36,6 +36,7 @@ from spindle.core.model import Claim, RunState, WorkerInfo, utcnow
 
 if TYPE_CHECKING:
     from spindle.core.engine._engine import Engine
+    from spindle.core.engine._retention import Retention
 
 __all__ = ["Worker", "WorkerReport", "WorkerStats", "new_worker_id"]
 
@@ -97,6 +98,8 @@ class Worker:
         grace: seconds :meth:`stop` lets runs being driven finish before it stops them.
         worker_id: this worker's id (default: ``HOST:PID:RANDOM``).
         report: told of each claimed and finished run (default: logging).
+        retention: a policy pruning old finished runs now and then (see
+            :class:`~spindle.core.engine.Retention`); None keeps every run.
 
     Example::
 
@@ -115,6 +118,7 @@ class Worker:
         grace: float = 30.0,
         worker_id: str | None = None,
         report: WorkerReport | None = None,
+        retention: Retention | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -125,6 +129,7 @@ class Worker:
         self.grace = grace
         self.worker_id = worker_id or new_worker_id(engine.host)
         self.report: WorkerReport = report or _Silent()
+        self.retention = retention
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._inflight: dict[str, asyncio.Future[None]] = {}
@@ -163,6 +168,7 @@ class Worker:
         last_beat = loop.time()
         try:
             while not self._stopping.is_set():
+                await self._tend()
                 asked = self.concurrency - len(self._inflight)
                 got = await self._claim_more(once)
                 if loop.time() - last_beat >= beat_every:
@@ -193,6 +199,22 @@ class Worker:
                     await wake
             await self._wind_down()
         return self.stats
+
+    async def _tend(self) -> None:
+        """Run a retention pass if one is due (it never stops the worker)."""
+        if self.retention is None:
+            return
+        try:
+            result = await self.retention.tick(self.engine.store)
+        except SpindleError as exc:
+            self.report.note(None, f"retention: cannot prune now, retrying later: {exc}")
+            return
+        if result is not None and result.runs:
+            self.report.note(
+                None,
+                f"retention: pruned {result.runs} run(s), {result.records} ledger record(s), "
+                f"{result.events} inbox event(s), {result.artifacts} artifact(s)",
+            )
 
     async def _claim_more(self, once: bool) -> int:
         """Claim what fits in the free slots and start driving it; also take over the

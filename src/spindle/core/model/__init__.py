@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from spindle.core.model._converter import structure as structure
     from spindle.core.model._converter import structure_errors as structure_errors
     from spindle.core.model._converter import unstructure as unstructure
+    from spindle.core.model._duration import format_duration as format_duration
+    from spindle.core.model._duration import parse_duration as parse_duration
     from spindle.core.model._effects import Effect as Effect
     from spindle.core.model._effects import EffectAnswer as EffectAnswer
     from spindle.core.model._effects import EffectOutcome as EffectOutcome
@@ -135,12 +137,14 @@ _LAZY: dict[str, str] = {
     "converter": "spindle.core.model._converter",
     "failed_call": "spindle.core.model._keys",
     "follow_on_run_id": "spindle.core.model._keys",
+    "format_duration": "spindle.core.model._duration",
     "handoff_envelope_id": "spindle.core.model._keys",
     "new_id": "spindle.core.model._keys",
     "node_key": "spindle.core.model._keys",
     "key_problem": "spindle.core.model._chain",
     "normalize_result": "spindle.core.model._ledger",
     "normalized": "spindle.core.model._ledger",
+    "parse_duration": "spindle.core.model._duration",
     "parse_template": "spindle.core.model._templates",
     "record_hash": "spindle.core.model._ledger",
     "resume_key": "spindle.core.model._keys",

@@ -58,6 +58,7 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
+from spindle.core.store._prune import PruneStore
 from spindle.core.store._work import WorkStore
 
 __all__ = [
@@ -130,8 +131,8 @@ class InboxEvent:
     run_id: str | None = None
 
 
-class RunStore(abc.ABC):
-    """Runs: create, load, commit, list, and the due-work query workers poll."""
+class RunStore(PruneStore):
+    """Runs: create, load, commit, list, the due-work query workers poll, and pruning."""
 
     @abc.abstractmethod
     async def commit(self, commit: Commit) -> None:

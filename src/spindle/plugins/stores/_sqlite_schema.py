@@ -213,8 +213,16 @@ _V4: tuple[str, ...] = (
     "CREATE TABLE workers (worker_id TEXT PRIMARY KEY, seen_at REAL NOT NULL, body TEXT NOT NULL)",
 )
 
+# Version 5: pruning deletes the inbox events a pruned run consumed, found
+# through this index rather than by reading the whole inbox under the write
+# lock. Only consumed events have an entry, and an event's entry is written
+# once, by the commit that consumes it.
+_V5: tuple[str, ...] = (
+    "CREATE INDEX inbox_consumed ON inbox (consumed_by) WHERE consumed_by IS NOT NULL",
+)
+
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
