@@ -81,13 +81,18 @@ def worker(
     "run ID waiting").
     """
     from spindle.core.engine._worker import Worker, WorkerStats
-    from spindle.core.model import check_queue_name
+    from spindle.core.model import check_queue_name, check_worker_id
 
     for name in queues:
         try:
             check_queue_name(name)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--queue") from None
+    if worker_id is not None:
+        try:
+            check_worker_id(worker_id)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--id") from None
     progress = WorkerProgress()
 
     async def main() -> WorkerStats:

@@ -32,7 +32,7 @@ from attrs import define
 
 from spindle.core.engine._leases import pid_alive
 from spindle.core.errors import LeaseHeld, LeaseLost, SpindleError, StoreBusy, StoreFull
-from spindle.core.model import Claim, RunState, WorkerInfo, utcnow
+from spindle.core.model import Claim, RunState, WorkerInfo, check_worker_id, utcnow
 
 if TYPE_CHECKING:
     from spindle.core.engine._engine import Engine
@@ -120,14 +120,14 @@ class Worker:
         report: WorkerReport | None = None,
         retention: Retention | None = None,
     ) -> None:
-        if concurrency < 1:
+        if concurrency < 1:  # (a bad worker_id is a ValueError too)
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.engine = engine
         self.concurrency = concurrency
         self.queues = sorted(set(queues)) if queues is not None else None
         self.poll = poll
         self.grace = grace
-        self.worker_id = worker_id or new_worker_id(engine.host)
+        self.worker_id = check_worker_id(worker_id or new_worker_id(engine.host))
         self.report: WorkerReport = report or _Silent()
         self.retention = retention
         self.stats = WorkerStats()

@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from spindle.core.model._work import QueueSpot as QueueSpot
     from spindle.core.model._work import WorkerInfo as WorkerInfo
     from spindle.core.model._work import check_queue_name as check_queue_name
+    from spindle.core.model._work import check_worker_id as check_worker_id
 
 _LAZY: dict[str, str] = {
     "Claim": "spindle.core.model._work",
@@ -94,6 +95,7 @@ _LAZY: dict[str, str] = {
     "QueueSpot": "spindle.core.model._work",
     "WorkerInfo": "spindle.core.model._work",
     "check_queue_name": "spindle.core.model._work",
+    "check_worker_id": "spindle.core.model._work",
     "ArtifactRef": "spindle.core.model._records",
     "AuditEntry": "spindle.core.model._records",
     "Effect": "spindle.core.model._effects",
