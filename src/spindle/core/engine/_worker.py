@@ -293,8 +293,8 @@ class Worker:
             self.report.note(run_id, f"run {run_id} was taken over by another worker")
             return
         except _PASSING as exc:
+            # Due again as soon as the store takes writes (its claim waits for that).
             self.report.note(run_id, f"run {run_id} interrupted, to be retried: {exc}")
-            await self._park(run_id)
             return
         except SpindleError as exc:
             # One run this worker cannot drive (its workflow no longer loads, say) must
@@ -326,7 +326,7 @@ class Worker:
         try:
             await self.engine.store.put_worker(info)
         except _PASSING as exc:
-            log.warning("cannot refresh worker %s in the store: %s", self.worker_id, exc)
+            self.report.note(None, f"cannot announce worker {self.worker_id} now, retrying: {exc}")
 
     async def _wind_down(self) -> None:
         """Let the runs in flight finish within ``grace``; stop and hand back the rest."""

@@ -7,6 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from attrs import define, field
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from spindle.core.model._converter import converter
 
 __all__ = ["LifecycleEventType", "RunLifecycleEvent"]
 
@@ -47,3 +50,11 @@ class RunLifecycleEvent:
     node_id: str | None = None
     payload: dict[str, Any] = field(factory=dict)
     worker: str | None = None
+
+
+# An event outside workers has no ``worker`` key in its converter form (what the
+# jsonl observer writes): event lines read as they did before workers had ids.
+converter.register_unstructure_hook(
+    RunLifecycleEvent,
+    make_dict_unstructure_fn(RunLifecycleEvent, converter, worker=override(omit_if_default=True)),
+)
