@@ -5,7 +5,8 @@ Run: ``python benchmarks/workers.py [--runs 200] [--sleep 0.01] [--store sqlite|
 For each store and worker count, ``--runs`` runs of a 5-node workflow are
 recorded (``engine.start``, as ``spindle run --detach`` does) and that many
 ``spindle worker --concurrency 1`` processes drive them; the time is from the
-first run recorded to the last one completed. Each node sleeps ``--sleep``
+first run recorded to the last one completed, once every worker has started
+(it is in the store's roster, ``spindle workers``). Each node sleeps ``--sleep``
 seconds (I/O-bound work: what more workers are for) and is one durable step.
 One run in flight per worker, so the ratio against one worker measures what
 the processes and the store give, not the threads inside one worker.
@@ -28,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from spindle import Settings
+from spindle import RunStatus, Settings
 from spindle.core.engine import Engine
 from spindle.core.workflow import load_workflow_text
 
@@ -56,17 +57,27 @@ def postgres_schema_url(base: str) -> str:
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
-async def record(url: str, runs_dir: Path, text: str, runs: int) -> None:
+async def timed_round(url: str, runs_dir: Path, text: str, runs: int, workers: int) -> float:
+    """Once ``workers`` workers are in the store's roster (started, imports done),
+    record ``runs`` runs and wait until all completed: the seconds that took."""
     async with Engine(url, settings=Settings(runs_dir=str(runs_dir))) as engine:
+        deadline = time.monotonic() + 120
+        while len(await engine.store.list_workers()) < workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{workers} workers did not announce themselves ({url})")
+            await asyncio.sleep(0.05)
         wf = load_workflow_text(text)
+        start = time.perf_counter()
         for _ in range(runs):
             await engine.start(wf)
-
-
-async def unfinished(url: str, runs_dir: Path) -> int:
-    async with Engine(url, settings=Settings(runs_dir=str(runs_dir))) as engine:
-        states = await engine.store.list_runs()
-        return sum(1 for s in states if s.status.value != "completed")
+        deadline = time.monotonic() + 600
+        # One engine looks, every 50 ms, at how many runs are left (not the workers'
+        # business: a look costs one query).
+        while len(await engine.store.list_runs(status=RunStatus.COMPLETED)) < runs:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the runs did not finish ({url})")
+            await asyncio.sleep(0.05)
+        return time.perf_counter() - start
 
 
 def measure(url: str, workdir: Path, text: str, runs: int, workers: int) -> float:
@@ -84,21 +95,16 @@ def measure(url: str, workdir: Path, text: str, runs: int, workers: int) -> floa
         for _ in range(workers)
     ]
     try:
-        time.sleep(1.5)  # the workers start (imports) before the clock does
-        start = time.perf_counter()
-        asyncio.run(record(url, workdir / "runs", text, runs))
-        deadline = time.monotonic() + 600
-        while asyncio.run(unfinished(url, workdir / "runs")):
-            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                raise SystemExit(f"a worker exited, or the runs did not finish ({url})")
-            time.sleep(0.05)
-        return time.perf_counter() - start
+        took = asyncio.run(timed_round(url, workdir / "runs", text, runs, workers))
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(f"a worker exited ({url})")
+        return took
     finally:
         for p in procs:
-            p.send_signal(signal.SIGINT)
+            p.send_signal(signal.SIGTERM)
         for p in procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
 
