@@ -116,7 +116,8 @@ def test_an_older_schema_is_refused_until_db_upgrade_runs_once(
                 await s.aclose()
 
     results = sorted(asyncio.run(upgrade_twice()), key=lambda r: r[0] or 0)
-    assert results == [(1, 2), (2, 2)]
+    new = _schema.SCHEMA_VERSION
+    assert results == [(new - 1, new), (new, new)]
     assert _sql(url, "SELECT n FROM spindle_extra") == [(1,)]
     asyncio.run(_open_close(url))
 
@@ -238,3 +239,28 @@ def test_a_store_without_push_sleeps_for_the_timeout(tmp_path: Path) -> None:
             return await store.wait_for_work(0.05)
 
     assert asyncio.run(main()) is False
+
+
+def test_a_version_1_database_is_upgraded_to_keep_schedules() -> None:
+    """A database at schema version 1 (before schedules) is refused until ``upgrade``,
+    which adds the schedules table: (1, current) and then schedules are kept."""
+    from spindle.core.model import Schedule
+
+    url = postgres_url()
+    asyncio.run(_open_close(url))
+    _sql(url, "DROP TABLE spindle_schedules")
+    _sql(url, "UPDATE spindle_schema SET version = 1")
+    with pytest.raises(SchemaTooOld, match="spindle db upgrade"):
+        asyncio.run(_open_close(url))
+    kept = Schedule("s", "wf", "d", "@daily", "UTC", next_slot=utcnow())
+
+    async def upgrade() -> tuple[tuple[int | None, int | None], list[Schedule]]:
+        store = PostgresStore.from_url(url)
+        try:
+            versions = await store.upgrade()
+            await store.put_schedule(kept)
+            return versions, await store.list_schedules()
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(upgrade()) == ((1, _schema.SCHEMA_VERSION), [kept])

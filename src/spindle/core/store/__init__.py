@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from spindle.core.store._rules import queued_elsewhere as queued_elsewhere
     from spindle.core.store._rules import run_exists as run_exists
     from spindle.core.store._rules import unconsumable as unconsumable
+    from spindle.core.store._schedules import ScheduleStore as ScheduleStore
 
 _LAZY: dict[str, str] = {
     "ArtifactStore": "spindle.core.store._contract",
@@ -48,6 +49,7 @@ _LAZY: dict[str, str] = {
     "LeaseStore": "spindle.core.store._contract",
     "LedgerStore": "spindle.core.store._contract",
     "RunStore": "spindle.core.store._contract",
+    "ScheduleStore": "spindle.core.store._schedules",
     "Store": "spindle.core.store._contract",
     "artifact_digest": "spindle.core.store._rules",
     "check_ack": "spindle.core.store._rules",

@@ -1,4 +1,5 @@
-"""The store contract: runs, ledger, artifacts, inbox, timers, leases, audit, handoffs.
+"""The store contract: runs, ledger, artifacts, inbox, timers, leases, audit, handoffs,
+schedules (``_schedules``).
 
 A store is chosen by URL scheme (``memory://``, ``sqlite:///path``,
 ``postgresql://...``): the scheme is the entry-point kind in
@@ -58,6 +59,7 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
+from spindle.core.store._schedules import ScheduleStore
 
 __all__ = [
     "ArtifactStore",
@@ -321,7 +323,15 @@ class AuditStore(abc.ABC):
 
 @define
 class Store(
-    RunStore, LedgerStore, ArtifactStore, InboxStore, LeaseStore, AuditStore, Plugin, group="store"
+    RunStore,
+    LedgerStore,
+    ArtifactStore,
+    InboxStore,
+    LeaseStore,
+    AuditStore,
+    ScheduleStore,
+    Plugin,
+    group="store",
 ):
     """Base of store plugins; the entry-point kind is the URL scheme.
 

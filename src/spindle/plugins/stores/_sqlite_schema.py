@@ -193,8 +193,22 @@ _V3: tuple[str, ...] = (
     f"CREATE INDEX ledger_key ON ledger (idempotency_key) WHERE kind <> '{HEAD_KIND}'",
 )
 
+# Version 4: schedules. The moving parts (the next slot not fired, the last
+# fired, paused or not) are columns, so claiming a slot is one compare-and-set
+# UPDATE; slots are integer microseconds since the epoch (compared exactly).
+# The rest of a schedule is ``body`` (JSON). Few rows, read whole: no index.
+_V4: tuple[str, ...] = (
+    """CREATE TABLE schedules (
+        schedule_id TEXT PRIMARY KEY,
+        next_slot INTEGER NOT NULL,
+        last_slot INTEGER,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
