@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._paths import path_escape as path_escape
     from spindle.core.workflow._paths import read_inside as read_inside
     from spindle.core.workflow._paths import run_time_escapes as run_time_escapes
+    from spindle.core.workflow._schedule import ScheduleSpec as ScheduleSpec
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
     from spindle.core.workflow._schema import group_schema as group_schema
@@ -49,6 +50,7 @@ _LAZY: dict[str, str] = {
     "NodeSpec": "spindle.core.workflow._nodes",
     "Reference": "spindle.core.workflow._nodes",
     "SCHEMA_DIALECT": "spindle.core.workflow._schema",
+    "ScheduleSpec": "spindle.core.workflow._schedule",
     "SUFFIXES": "spindle.core.workflow._loader",
     "Unfilled": "spindle.core.workflow._templates",
     "WORKFLOW_GROUPS": "spindle.core.workflow._schema",

@@ -26,6 +26,7 @@ from spindle.core.workflow._nodes import (
     _base_dir_context,
     canonical_json,
 )
+from spindle.core.workflow._schedule import structure_schedule
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ _WORKFLOW_FIELDS = (
     "output",
     "max_steps",
     "description",
+    "schedule",
     # written by to_dict(); accepted so a dump loads back
     "base_dir",
     "source",
@@ -291,7 +293,7 @@ def _workflow_from_dict(
     for key in data:
         if key not in _WORKFLOW_FIELDS:
             problems.append(
-                f"unknown field '{key}'; known fields: {', '.join(_WORKFLOW_FIELDS[:6])} @ {key}"
+                f"unknown field '{key}'; known fields: {', '.join(_WORKFLOW_FIELDS[:7])} @ {key}"
             )
     name = data.get("name")
     if not isinstance(name, str) or not name:
@@ -329,6 +331,7 @@ def _workflow_from_dict(
         registry=reg,
     )
     wf.inputs = inputs
+    wf.schedule = structure_schedule(data.get("schedule"), problems)
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping):
         problems.append(

@@ -46,6 +46,7 @@ from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
+    from spindle.core.workflow._schedule import ScheduleSpec
 
 __all__ = ["Workflow"]
 
@@ -92,6 +93,8 @@ class Workflow:
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.source = source
         self.max_steps = max_steps
+        #: When to start it (a file's ``schedule:``); not part of the definition.
+        self.schedule: ScheduleSpec | None = None
         self._registry = registry
         self._cache: dict[Any, Any] = {}
 
