@@ -43,6 +43,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     progress = WorkerProgress()
 
     async def main() -> int:
+        from spindle.core.engine import fire_due_schedules, until_next_slot
         from spindle.core.errors import LeaseHeld, SpindleError, StoreBusy, StoreFull
         from spindle.core.model import utcnow
 
@@ -80,6 +81,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
 
             broken: set[str] = set()
             while True:
+                await fire_due_schedules(engine, utcnow())  # a due slot starts a pending run
                 try:
                     found = await engine.store.due_runs(
                         utcnow(), limit=concurrency * 4 + len(broken)
@@ -97,7 +99,7 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
                 if not due:
                     # Woken at once by a store that pushes new work (PostgreSQL);
                     # otherwise this is the poll interval.
-                    await engine.store.wait_for_work(poll)
+                    await engine.store.wait_for_work(await until_next_slot(engine, utcnow(), poll))
 
     try:
         n = call(main)

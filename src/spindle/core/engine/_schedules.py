@@ -164,10 +164,13 @@ async def until_next_slot(engine: Engine, now: datetime, longest: float) -> floa
         schedules = await engine.store.list_schedules()
     except SpindleError:
         return longest
-    slots = [s.next_slot for s in schedules if s.enabled]
+    # A slot already due was tried by the last fire_due_schedules (and is tried
+    # again after this wait): only slots to come bound it, or a schedule that
+    # cannot fire now would make the worker spin.
+    slots = [s.next_slot for s in schedules if s.enabled and s.next_slot > now]
     if not slots:
         return longest
-    return max(0.0, min(longest, (min(slots) - now).total_seconds()))
+    return min(longest, (min(slots) - now).total_seconds())
 
 
 async def _fire(
