@@ -152,8 +152,12 @@ def test_an_hourly_expression_skips_the_missing_hour() -> None:
         ("61 * * * *", r"minute field '61': 61 is out of range \(allowed: 0-59"),
         ("* 24 * * *", r"hour field '24': 24 is out of range \(allowed: 0-23"),
         ("* * 0 * *", r"day-of-month field '0': 0 is out of range \(allowed: 1-31"),
-        ("* * * 13 *", r"month field '13': 13 is out of range \(allowed: 1-12 or jan/dec names"),
-        ("* * * * 8", r"day-of-week field '8': 8 is out of range \(allowed: 0-7 or mon/sun names"),
+        ("* * * 13 *", r"month field '13': 13 is out of range \(allowed: 1-12 or jan-dec,"),
+        (
+            "* * * * 8",
+            r"day-of-week field '8': 8 is out of range "
+            r"\(allowed: 0-7 \(0 and 7 are Sunday\) or sun-sat",
+        ),
         ("* * * * funday", r"day-of-week field 'funday': 'funday' is not a number or a name"),
         ("*/0 * * * *", r"minute field '\*/0': step '0' is not a positive number"),
         ("30-10 * * * *", r"minute field '30-10': range '30-10' goes backwards"),
@@ -179,6 +183,12 @@ def test_every_bad_field_is_reported_at_once() -> None:
     with pytest.raises(ValidationError) as info:
         parse_cron("99 99 * * *")
     assert [p.split(" field")[0] for p in info.value.problems] == ["minute", "hour"]
+
+
+def test_a_naive_time_is_refused() -> None:
+    """next_after needs an aware datetime: a naive one would mean the local zone."""
+    with pytest.raises(ValueError, match="naive"):
+        parse_cron("@daily").next_after(datetime(2030, 1, 1))
 
 
 def test_an_unknown_time_zone_is_an_error_naming_it() -> None:

@@ -67,7 +67,9 @@ def test_a_bad_cron_exits_2_naming_the_field(spindle: Spindle, tmp_path: Path) -
     proc = spindle("schedule", "add", _file(tmp_path), "--cron", "0 3 * * 9")
     assert proc.returncode == 2
     assert "error: invalid cron expression '0 3 * * 9'" in proc.stderr
-    assert "day-of-week field '9': 9 is out of range (allowed: 0-7" in proc.stderr
+    assert (
+        "day-of-week field '9': 9 is out of range (allowed: 0-7 (0 and 7 are Sunday)" in proc.stderr
+    )
     assert spindle.json("schedule", "list") == (0, [])
 
 

@@ -46,13 +46,19 @@ MACROS = {
 _MONTHS = {name: i for i, name in enumerate(calendar.month_abbr) if name}
 _DAYS = {name: (i + 1) % 7 for i, name in enumerate(calendar.day_abbr)}  # mon=1 .. sun=0
 
-#: (name, lowest, highest, names) of each field, in order.
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day-of-month", 1, 31, {}),
-    ("month", 1, 12, {k.lower(): v for k, v in _MONTHS.items()}),
-    ("day-of-week", 0, 7, {k.lower(): v for k, v in _DAYS.items()}),
+#: (name, lowest, highest, names, what is allowed) of each field, in order.
+_FIELDS: tuple[tuple[str, int, int, dict[str, int], str], ...] = (
+    ("minute", 0, 59, {}, "0-59"),
+    ("hour", 0, 23, {}, "0-23"),
+    ("day-of-month", 1, 31, {}, "1-31"),
+    ("month", 1, 12, {k.lower(): v for k, v in _MONTHS.items()}, "1-12 or jan-dec"),
+    (
+        "day-of-week",
+        0,
+        7,
+        {k.lower(): v for k, v in _DAYS.items()},
+        "0-7 (0 and 7 are Sunday) or sun-sat",
+    ),
 )
 
 #: How far ahead a slot is looked for; a valid expression always has one in 8 years
@@ -101,7 +107,13 @@ class Cron:
         return dom or dow
 
     def next_after(self, after: datetime) -> datetime:
-        """The first slot strictly after ``after`` (an aware datetime), in UTC."""
+        """The first slot strictly after ``after`` (an aware datetime), in UTC.
+
+        Raises:
+            ValueError: ``after`` is naive (its meaning would depend on the local zone).
+        """
+        if after.tzinfo is None:
+            raise ValueError(f"time {after!r} is naive; pass an aware datetime")
         start = after.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0)
         limit = start.year + _HORIZON_YEARS
         candidate = self._next_local(start + timedelta(minutes=1), limit)
@@ -216,12 +228,11 @@ def _invalid(expression: str, problems: list[str]) -> ValidationError:
     return ValidationError(f"invalid cron expression {str(expression)!r}", problems)
 
 
-def _field(text: str, spec: tuple[str, int, int, dict[str, int]], problems: list[str]) -> set[int]:
+def _field(
+    text: str, spec: tuple[str, int, int, dict[str, int], str], problems: list[str]
+) -> set[int]:
     """The values one field names; each problem found is appended to ``problems``."""
-    name, low, high, names = spec
-    allowed = f"{low}-{high}"
-    if names:
-        allowed += f" or {'/'.join(list(names)[:: len(names) - 1])} names"
+    name, low, high, names, allowed = spec
     out: set[int] = set()
     for item in text.split(","):
         try:
