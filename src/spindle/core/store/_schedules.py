@@ -4,6 +4,8 @@ A schedule's ``next_slot`` is the first slot not fired yet. Every worker
 that finds it due starts the slot's run (whose id the slot names, so the
 start is idempotent) and then tries :meth:`ScheduleStore.claim_schedule_slot`:
 a compare-and-set on the stored ``next_slot``, which exactly one of them wins.
+
+The shared suite ``tests/stores/test_schedule_contract.py`` is this part's definition.
 """
 
 from __future__ import annotations
