@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spindle.core.engine import Engine, add_schedule, fire_due_schedules, until_next_slot
 from spindle.core.errors import ValidationError
-from spindle.core.model import schedule_run_id
+from spindle.core.model import parse_cron, schedule_run_id
 from spindle.core.workflow import Workflow, load_workflow_text
 
 from .conftest import run
@@ -237,3 +239,38 @@ def test_adding_a_schedule_checks_what_it_is_given(
     assert "schedule id 'a:b' is not allowed" in errors[2]
     assert "schedule 'nightly' exists already" in errors[3]
     assert "expected 5 fields" in errors[4]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=600), min_size=1, max_size=8),
+    st.sampled_from(["*/7 * * * *", "0,30 * * * *", "*/15 1-3 * * *"]),
+)
+def test_with_catch_up_all_every_slot_up_to_the_last_look_runs_once(
+    minutes: list[int], cron: str
+) -> None:
+    """Whatever the times workers look (three engines on one store, in any order),
+    catch_up all starts each slot up to the last look exactly once."""
+    looks = [T0 + timedelta(minutes=m) for m in sorted(minutes)]
+
+    async def main() -> tuple[list[str], list[str]]:
+        from spindle.plugins.stores.memory import MemoryStore
+
+        store = MemoryStore.from_url("memory://")
+        engines = [Engine(store) for _ in range(3)]
+        await add_schedule(engines[0], _wf(), cron=cron, since=T0, catch_up="all")
+        started: list[str] = []
+        for i, now in enumerate(looks):
+            results = await asyncio.gather(
+                *(fire_due_schedules(e, now) for e in engines[i % 3 :] + engines[: i % 3])
+            )
+            started += [r for result in results for r in result]
+        return started, await _runs(engines[0])
+
+    started, runs = asyncio.run(main())
+    parsed = parse_cron(cron)
+    expected, slot = [], parsed.next_after(T0 - timedelta(microseconds=1))
+    while slot <= looks[-1]:
+        expected.append(schedule_run_id("nightly", slot))
+        slot = parsed.next_after(slot)
+    assert sorted(started) == runs == sorted(expected)
