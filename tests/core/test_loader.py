@@ -406,7 +406,7 @@ def test_unknown_top_level_field_lists_the_workflow_fields(write, registry):
     """)
     assert problems_of(path, registry) == [
         "examples/wf.yaml:2: unknown field 'node'; known fields: name, inputs, nodes, output, "
-        "max_steps, description, schedule @ node"
+        "max_steps, description @ node"
     ]
 
 

@@ -98,6 +98,7 @@ def test_an_older_schema_is_refused_until_db_upgrade_runs_once(
     upgrades at once run the step once; then the store opens."""
     url = postgres_url()
     asyncio.run(_open_close(url))
+    current = _schema.SCHEMA_VERSION
     step = ("CREATE TABLE spindle_extra (n INTEGER)", "INSERT INTO spindle_extra VALUES (1)")
     monkeypatch.setattr(_schema, "MIGRATIONS", (*_schema.MIGRATIONS, step))
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", len(_schema.MIGRATIONS))
@@ -116,8 +117,7 @@ def test_an_older_schema_is_refused_until_db_upgrade_runs_once(
                 await s.aclose()
 
     results = sorted(asyncio.run(upgrade_twice()), key=lambda r: r[0] or 0)
-    new = _schema.SCHEMA_VERSION
-    assert results == [(new - 1, new), (new, new)]
+    assert results == [(current, current + 1), (current + 1, current + 1)]
     assert _sql(url, "SELECT n FROM spindle_extra") == [(1,)]
     asyncio.run(_open_close(url))
 
@@ -241,15 +241,15 @@ def test_a_store_without_push_sleeps_for_the_timeout(tmp_path: Path) -> None:
     assert asyncio.run(main()) is False
 
 
-def test_a_version_1_database_is_upgraded_to_keep_schedules() -> None:
-    """A database at schema version 1 (before schedules) is refused until ``upgrade``,
-    which adds the schedules table: (1, current) and then schedules are kept."""
+def test_a_version_2_database_is_upgraded_to_keep_schedules() -> None:
+    """A database at schema version 2 (before schedules) is refused until ``upgrade``,
+    which adds the schedules table: (2, current) and then schedules are kept."""
     from spindle.core.model import Schedule
 
     url = postgres_url()
     asyncio.run(_open_close(url))
     _sql(url, "DROP TABLE spindle_schedules")
-    _sql(url, "UPDATE spindle_schema SET version = 1")
+    _sql(url, "UPDATE spindle_schema SET version = 2")
     with pytest.raises(SchemaTooOld, match="spindle db upgrade"):
         asyncio.run(_open_close(url))
     kept = Schedule("s", "wf", "d", "@daily", "UTC", next_slot=utcnow())
@@ -263,4 +263,4 @@ def test_a_version_1_database_is_upgraded_to_keep_schedules() -> None:
         finally:
             await store.aclose()
 
-    assert asyncio.run(upgrade()) == ((1, _schema.SCHEMA_VERSION), [kept])
+    assert asyncio.run(upgrade()) == ((2, _schema.SCHEMA_VERSION), [kept])

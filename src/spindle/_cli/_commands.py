@@ -26,6 +26,11 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "spindle._cli.schedule:schedule",
         "Start workflows on cron schedules (add, list, pause, remove).",
     ),
+    "workers": ("spindle._cli.work:workers", "List live workers and the runs they hold."),
+    "queue": (
+        "spindle._cli.work:queue",
+        "Show or change queue limits ('queue set', 'queue list').",
+    ),
     "plugins": (
         "spindle._cli.plugins:plugins",
         "List installed plugin kinds (--check loads them).",

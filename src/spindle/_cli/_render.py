@@ -55,6 +55,7 @@ def document(state: RunState) -> dict[str, Any]:
         "waits": [_wait_document(w) for w in state.waits],
         "error": state.error,
         "parent_run_id": state.parent_run_id,
+        "queue": None if state.queue is None else state.queue.to_dict(),
     }
 
 
@@ -231,6 +232,10 @@ def print_show(
     click.echo(f"status    {status}")
     if state.parent_run_id:
         click.echo(f"parent    {state.parent_run_id}")
+    if state.queue is not None:
+        spot = state.queue
+        part = f", partition {spot.partition}" if spot.partition is not None else ""
+        click.echo(f"queue     {spot.name} (priority {spot.priority}{part})")
     click.echo(f"created   {state.created_at.isoformat(timespec='seconds')}")
     click.echo(f"updated   {state.updated_at.isoformat(timespec='seconds')}")
     if nodes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -84,6 +84,22 @@ _STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"
     help="Give the run this id; a run with it already there is continued (or shown) "
     "instead of starting another (idempotent start).",
 )
+@click.option(
+    "--queue",
+    metavar="NAME",
+    help="With --detach: the queue the run waits on (default: the file's queue:, if any).",
+)
+@click.option(
+    "--priority",
+    type=int,
+    default=None,
+    help="With --detach: its priority on the queue (higher is claimed first; default 0).",
+)
+@click.option(
+    "--partition",
+    metavar="KEY",
+    help="With --detach: its partition on the queue (e.g. a tenant), for partition limits.",
+)
 @click.option("--interactive", is_flag=True, help="Answer ask_user waits at the terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print node progress.")
 @json_option
@@ -93,6 +109,9 @@ def run(
     store: str | None,
     detach: bool,
     run_id_option: str | None,
+    queue: str | None,
+    priority: int | None,
+    partition: str | None,
     interactive: bool,
     quiet: bool,
     as_json: bool,
@@ -112,6 +131,11 @@ def run(
     from spindle.core.workflow import load_workflow
 
     values = _parse_inputs(inputs)
+    if not detach and (queue, priority, partition) != (None, None, None):
+        fail(
+            "--queue, --priority and --partition place a run on a queue for a worker; add "
+            "--detach (without it the run is driven here, at once)"
+        )
     progress = Progress() if not (quiet or as_json or detach) else None
     started: dict[str, str] = {}
     try:
@@ -124,7 +148,8 @@ def run(
     async def main() -> RunState:
         async with engine:
             if detach:
-                run_id = await engine.start(wf, values, run_id=run_id_option)
+                spot = _queue_spot(wf, values, queue, priority, partition)
+                run_id = await engine.start(wf, values, run_id=run_id_option, queue=spot)
                 started["run_id"] = run_id
                 return await engine.get_run(run_id)
             # Named here, so Ctrl-C can say how to resume it; engine.run writes it with
@@ -156,6 +181,27 @@ def run(
             )
         exit_with(EXIT_OK)
     _finish(state, as_json)
+
+
+def _queue_spot(
+    wf: Any, values: dict[str, Any], queue: str | None, priority: int | None, part: str | None
+) -> Any:
+    """Where ``spindle run --detach`` puts the run: the options over the file's queue:."""
+    from spindle.core.model import QueueSpot
+
+    base = wf.queue.spot(values) if wf.queue is not None else None
+    if queue is None and base is None:
+        if priority is not None or part is not None:
+            fail(
+                "--priority and --partition need a queue: add --queue NAME (or queue: in the file)"
+            )
+        return None
+    name = queue if queue is not None else base.name if base is not None else ""
+    return QueueSpot(
+        name,
+        priority if priority is not None else (base.priority if base else 0),
+        part if part is not None else (base.partition if base else None),
+    )
 
 
 @click.command("resume")

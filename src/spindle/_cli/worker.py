@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import click
 
@@ -23,15 +24,46 @@ __all__ = ["worker"]
     help="Runs driven at once.",
 )
 @click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME",
+    help="Claim only runs of this queue (repeatable); default: runs of any queue and of none.",
+)
+@click.option(
     "--poll",
     default=1.0,
     show_default=True,
     type=click.FloatRange(0.01),
-    help="Seconds between looks for due work.",
+    help="Seconds between looks for due work (PostgreSQL also wakes workers at once).",
 )
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="On SIGTERM, seconds to let runs being driven finish before handing them back.",
+)
+@click.option("--id", "worker_id", metavar="ID", help="This worker's id (default HOST:PID:RANDOM).")
 @click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
-def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None:
-    """Claim runnable runs (new, resumed, timer or retry due) under a lease and drive them.
+def worker(
+    store: str | None,
+    concurrency: int,
+    queues: tuple[str, ...],
+    poll: float,
+    grace: float,
+    worker_id: str | None,
+    once: bool,
+) -> None:
+    """Claim runnable runs (new, resumed, timer or retry due, left by a dead worker)
+    under a lease and drive up to --concurrency of them at once.
+
+    Many workers may share one store (PostgreSQL across machines, or one SQLite
+    file on one machine): each run is claimed by one of them, queue limits hold
+    across all of them (spindle queue set), and a run a dead worker on this host
+    held is taken over at once (elsewhere once its lease expires). SIGTERM (or
+    Ctrl-C) stops claiming, lets the runs being driven finish for up to --grace
+    seconds, hands the rest back to other workers, and exits 0.
 
     On a terminal one live line shows the runs claimed, running, finished and
     failed, the time since the worker started and the runs running now;
@@ -40,66 +72,39 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     and per run it stops driving ("run ID completed", "run ID failed: ERROR",
     "run ID waiting").
     """
+    from spindle.core.engine._worker import Worker
+    from spindle.core.model import check_queue_name
+
+    for name in queues:
+        try:
+            check_queue_name(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--queue") from None
     progress = WorkerProgress()
 
     async def main() -> int:
-        from spindle.core.engine import fire_due_schedules, until_next_slot
-        from spindle.core.errors import LeaseHeld, SpindleError, StoreBusy, StoreFull
-        from spindle.core.model import utcnow
-
-        # A full disk or a lock held too long passes: the run is left as last
-        # committed (its lease expires if it could not be given back) and is
-        # driven again once due, instead of being given up like a broken run.
-        passing = (StoreBusy, StoreFull)
-
-        driven = 0
         async with make_engine(store, [progress]) as engine:
             progress.show()
-            sem = asyncio.Semaphore(concurrency)
-
-            async def one(run_id: str) -> None:
-                nonlocal driven
-                async with sem:
-                    progress.offered(run_id)
-                    try:
-                        state = await engine.drive(run_id)
-                    except LeaseHeld:
-                        progress.dropped(run_id)
-                        return  # another worker has it
-                    except passing as exc:
-                        progress.note(run_id, f"run {run_id} interrupted, to be retried: {exc}")
-                        return
-                    except SpindleError as exc:
-                        # One run this worker cannot drive (its workflow no longer
-                        # loads, say) must not stop the others: report it, leave it
-                        # as it is recorded, and do not pick it up again.
-                        broken.add(run_id)
-                        progress.note(run_id, f"run {run_id} cannot be driven here: {exc}")
-                        return
-                    driven += 1
-                    progress.ended(run_id, state)
-
-            broken: set[str] = set()
-            while True:
-                await fire_due_schedules(engine, utcnow())  # a due slot starts a pending run
-                try:
-                    found = await engine.store.due_runs(
-                        utcnow(), limit=concurrency * 4 + len(broken)
-                    )
-                except passing as exc:
-                    if once:
-                        raise
-                    progress.note(None, f"cannot look for due runs now, retrying: {exc}")
-                    found = []
-                due = [r for r in found if r not in broken]
-                if due:
-                    await asyncio.gather(*(one(r) for r in due))
-                if once:
-                    return driven
-                if not due:
-                    # Woken at once by a store that pushes new work (PostgreSQL);
-                    # otherwise this is the poll interval.
-                    await engine.store.wait_for_work(await until_next_slot(engine, utcnow(), poll))
+            runner = Worker(
+                engine,
+                concurrency=concurrency,
+                queues=queues or None,
+                poll=poll,
+                grace=grace,
+                worker_id=worker_id,
+                report=progress,
+            )
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, _stopping, runner, progress)
+            try:
+                stats = await runner.run(once=once)
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            if stats.handed_back:
+                progress.note(None, f"handed {stats.handed_back} run(s) back to other workers")
+            return stats.driven
 
     try:
         n = call(main)
@@ -110,3 +115,13 @@ def worker(store: str | None, concurrency: int, poll: float, once: bool) -> None
     finally:
         progress.close()
     click.echo(f"drove {n} run(s)", err=True)
+
+
+def _stopping(runner: object, progress: WorkerProgress) -> None:
+    from spindle.core.engine._worker import Worker
+
+    assert isinstance(runner, Worker)
+    if runner.stopping:  # a second signal: stop at once
+        raise KeyboardInterrupt
+    progress.note(None, "stopping: no new runs are claimed; waiting for the runs in flight")
+    runner.stop()

@@ -1,4 +1,4 @@
-"""The PostgreSQL store's schedules: the ``spindle_schedules`` table (schema version 2).
+"""The PostgreSQL store's schedules: the ``spindle_schedules`` table (schema version 3).
 
 The claim of a slot is one ``UPDATE ... WHERE next_slot = %s``: under
 PostgreSQL's row locking, of the workers that race on a slot the first one

@@ -111,10 +111,31 @@ _V1: tuple[str, ...] = (
     "CREATE INDEX spindle_handoffs_source ON spindle_handoffs (source_run_id, created_at)",
 )
 
-# Version 2: schedules. The moving parts (the next slot not fired, the last one
+# Version 2: work shared by workers. A queued run keeps its queue, priority and
+# partition in columns (claims pick by them and count each queue's runs under a
+# live lease); ``claimed_at`` is its first claim (its start, for rate limits).
+# ``spindle_queues`` holds each queue's limits (its row is locked by a claim that
+# takes from the queue, so concurrent claims never overrun a limit);
+# ``spindle_workers`` the workers that announced themselves.
+_V2: tuple[str, ...] = (
+    "ALTER TABLE spindle_runs ADD COLUMN queue_name TEXT",
+    "ALTER TABLE spindle_runs ADD COLUMN queue_priority INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE spindle_runs ADD COLUMN queue_partition TEXT",
+    "ALTER TABLE spindle_runs ADD COLUMN claimed_at TIMESTAMPTZ",
+    "CREATE INDEX spindle_runs_queue ON spindle_runs (queue_name, claimed_at)"
+    " WHERE queue_name IS NOT NULL",
+    "CREATE INDEX spindle_runs_pending ON spindle_runs (queue_priority DESC, created_at)"
+    " WHERE status = 'pending'",
+    "CREATE INDEX spindle_runs_leased ON spindle_runs (lease_owner) WHERE lease_owner IS NOT NULL",
+    "CREATE TABLE spindle_queues (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE spindle_workers (worker_id TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL,"
+    " body TEXT NOT NULL)",
+)
+
+# Version 3: schedules. The moving parts (the next slot not fired, the last one
 # fired, paused or not) are columns, so claiming a slot is one compare-and-set
 # UPDATE on ``next_slot``; the rest of a schedule is ``body`` (JSON text).
-_V2: tuple[str, ...] = (
+_V3: tuple[str, ...] = (
     """CREATE TABLE spindle_schedules (
         schedule_id TEXT PRIMARY KEY,
         next_slot TIMESTAMPTZ NOT NULL,
@@ -125,7 +146,7 @@ _V2: tuple[str, ...] = (
 )
 
 #: The steps from version n-1 to n (index 0 makes version 1).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 #: The version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,9 +22,10 @@ import psycopg
 from attrs import define
 
 from spindle.contrib.postgres._base import WORK_CHANNEL, transient
-from spindle.contrib.postgres._runs import LEASE_COLUMNS, PostgresRuns
+from spindle.contrib.postgres._runs import LEASE_COLUMNS
 from spindle.contrib.postgres._schema import SCHEMA_VERSION
 from spindle.contrib.postgres._tables import Conn
+from spindle.contrib.postgres._work import PostgresWork
 from spindle.core.errors import ConfigError, StoreError
 from spindle.core.model import RunStatus
 from spindle.core.store import (
@@ -74,7 +75,7 @@ _LIBPQ = frozenset(
 
 
 @define
-class PostgresStore(PostgresRuns, kind="postgres"):
+class PostgresStore(PostgresWork, kind="postgres"):
     """Keeps runs in a PostgreSQL database that many workers and machines share.
 
     The URL is a libpq one (``postgresql://user:password@host:5432/db``, with
@@ -245,6 +246,13 @@ class PostgresStore(PostgresRuns, kind="postgres"):
                 " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (*params, run_id, *lease_row),
             )
+            spot = commit.state.queue
+            if spot is not None:  # a queued run: claims read these columns
+                await conn.execute(
+                    "UPDATE spindle_runs SET queue_name = %s, queue_priority = %s,"
+                    " queue_partition = %s WHERE run_id = %s",
+                    (spot.name, spot.priority, spot.partition, run_id),
+                )
         else:
             release = ""
             if commit.release_lease:

@@ -11,13 +11,15 @@ from spindle.core.engine._journal import Creation, RunJournal
 from spindle.core.errors import RunNotFound, StoreError, ValidationError
 from spindle.core.model import (
     Lease,
+    QueueSpot,
     RunState,
     RunStatus,
     Secrets,
+    check_queue_name,
     new_id,
     state_text_and_hash,
 )
-from spindle.core.workflow import Workflow, input_values
+from spindle.core.workflow import QueueSpec, Workflow, input_values
 
 if TYPE_CHECKING:
     from spindle.core.engine._active import ActiveRuns
@@ -45,8 +47,10 @@ async def create_run(
     parent_wait_key: str | None = None,
     labels: Mapping[str, str] | None = None,
     lease: Lease | None = None,
+    queue: str | QueueSpot | None = None,
 ) -> RunState:
-    """Record a new run of ``workflow`` (pending, or running and leased to us with ``lease``).
+    """Record a new run of ``workflow`` (pending, or running and leased to us with ``lease``;
+    pending on ``queue`` for a worker to claim, if given).
 
     The clear values of its secret inputs are held for its first drive, never stored.
 
@@ -57,6 +61,7 @@ async def create_run(
     state, clear = await _new_state(
         services, policy, workflow, inputs, run_id, parent_run_id, parent_wait_key, labels, lease
     )
+    state.queue = queue_spot(queue if queue is not None else workflow.queue, state.inputs)
     await RunJournal.create(services.store, state, lease, chain=services.chain)
     active.give(state.run_id, clear)
     return state
@@ -159,6 +164,27 @@ def check_run_id(run_id: str) -> None:
             f"run id {run_id!r} is not allowed: use 1 to 200 letters, digits and '.', '_', "
             "':', '@', '-', starting with a letter or digit (it names the run's directory)"
         )
+
+
+def queue_spot(
+    queue: str | QueueSpot | QueueSpec | None, inputs: Mapping[str, Any] | None
+) -> QueueSpot | None:
+    """The queue a run started with ``queue`` and ``inputs`` waits on (None: none).
+
+    Raises:
+        ValidationError: the queue name is not valid.
+    """
+    if queue is None:
+        return None
+    if isinstance(queue, QueueSpec):
+        spot = queue.spot(inputs or {})
+    else:
+        spot = QueueSpot(queue) if isinstance(queue, str) else queue
+    try:
+        check_queue_name(spot.name)
+    except ValueError as exc:
+        raise ValidationError(str(exc), [f"{exc} @ queue"]) from None
+    return spot
 
 
 async def start_once(

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from spindle.core.engine._answers import Answer
-from spindle.core.errors import LeaseHeld
+from spindle.core.errors import LeaseHeld, ValidationError
+from spindle.core.model import RESERVED_EVENT_PREFIX
 
 if TYPE_CHECKING:
     from spindle.core.engine._drives import Drives
     from spindle.core.store import Store
 
-__all__ = ["Delivery", "deliver"]
+__all__ = ["Delivery", "check_event_key", "deliver"]
 
 
 @define(frozen=True)
@@ -43,6 +44,22 @@ class Delivery:
     key: str
     resumed: list[str] = field(factory=list)
     queued_for: str | None = None
+
+
+def check_event_key(event_key: str) -> None:
+    """Refuse a key an application may not emit.
+
+    Raises:
+        ValidationError: ``event_key`` is reserved (it starts with ``spindle:``).
+    """
+    if event_key.startswith(RESERVED_EVENT_PREFIX):
+        raise ValidationError(
+            f"event key {event_key!r} is reserved",
+            [
+                f"keys starting with {RESERVED_EVENT_PREFIX!r} carry engine requests; "
+                f"choose another key"
+            ],
+        )
 
 
 async def deliver(store: Store, drives: Drives, key: str, payload: Any) -> Delivery:

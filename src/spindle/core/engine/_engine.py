@@ -24,16 +24,22 @@ from spindle.core.engine._active import ActiveRuns
 from spindle.core.engine._answers import Answer
 from spindle.core.engine._assembly import build_services
 from spindle.core.engine._cancel import Cancels
-from spindle.core.engine._creation import create_run, existing_run, hold_run, start_once
-from spindle.core.engine._delivery import Delivery, deliver
+from spindle.core.engine._creation import (
+    create_run,
+    existing_run,
+    hold_run,
+    start_once,
+)
+from spindle.core.engine._delivery import Delivery, check_event_key, deliver
 from spindle.core.engine._drives import Drives
 from spindle.core.engine._followon import FollowOn, RunOps
 from spindle.core.engine._reading import RunReads
 from spindle.core.engine._reruns import start_rerun
-from spindle.core.errors import LeaseHeld, ValidationError
+from spindle.core.engine._serving import Serving
+from spindle.core.errors import LeaseHeld
 from spindle.core.model import (
-    RESERVED_EVENT_PREFIX,
     Lease,
+    QueueSpot,
     RunState,
     resume_key,
     utcnow,
@@ -49,7 +55,7 @@ from spindle.core.workflow import LoadPolicy, Workflow
 __all__ = ["Engine"]
 
 
-class Engine(RunReads):
+class Engine(RunReads, Serving):
     """Runs workflows durably against a store.
 
     Args:
@@ -176,17 +182,23 @@ class Engine(RunReads):
         *,
         run_id: str | None = None,
         labels: Mapping[str, str] | None = None,
+        queue: str | QueueSpot | None = None,
     ) -> str:
-        """Record a new pending run of ``workflow`` and return its id (nothing runs yet).
+        """Record a new pending run of ``workflow`` and return its id (nothing runs yet:
+        a worker claims it). On ``queue`` (a name, or a :class:`QueueSpot` with a
+        priority and a partition key; else the workflow's ``queue:``), workers claim
+        it under that queue's limits.
         Idempotent by ``run_id``: a run with that id already there is returned as it
         is (a retried request, another machine), whatever ``inputs`` say now.
 
         Raises:
-            ValidationError: the workflow is invalid or an input is unknown/missing.
+            ValidationError: the workflow is invalid, an input is unknown/missing, or
+                the queue name is not valid.
             StoreError: ``run_id`` is taken by a run of another workflow.
         """
         await self.open()
-        create = functools.partial(self._create, workflow, inputs, run_id=run_id, labels=labels)
+        kw = {"run_id": run_id, "labels": labels, "queue": queue}
+        create = functools.partial(self._create, workflow, inputs, **kw)
         return await start_once(self.store, run_id, workflow, create)
 
     async def _create(self, wf: Workflow, inputs: Mapping[str, Any] | None, **kw: Any) -> RunState:
@@ -370,14 +382,7 @@ class Engine(RunReads):
         Raises:
             ValidationError: ``event_key`` is reserved (it starts with ``spindle:``).
         """
-        if event_key.startswith(RESERVED_EVENT_PREFIX):
-            raise ValidationError(
-                f"event key {event_key!r} is reserved",
-                [
-                    f"keys starting with {RESERVED_EVENT_PREFIX!r} carry engine requests; "
-                    f"choose another key"
-                ],
-            )
+        check_event_key(event_key)
         await self.open()
         return await deliver(self.store, self._drives, event_key, payload)
 
@@ -387,14 +392,3 @@ class Engine(RunReads):
         if its node says ``continue_on_failure``."""
         await self.open()
         return await self._cancels.cancel(run_id, reason)
-
-    async def run_due(self, *, limit: int = 100) -> list[RunState]:
-        """Drive every run with due work (pending, or a timer due now); for workers."""
-        await self.open()
-        out = []
-        for run_id in await self.store.due_runs(utcnow(), limit=limit):
-            try:
-                out.append(await self.drive(run_id))
-            except LeaseHeld:
-                continue
-        return out

@@ -23,6 +23,9 @@ class EventEmitter:
     def __init__(self, observers: CompositeObserver) -> None:
         self.observers = observers
         self.active = observers.active
+        #: The id of the worker this engine drives runs for (Engine.serve_as): it is
+        #: written into every ledger record and event; None outside workers.
+        self.worker: str | None = None
 
     def build(
         self, state: RunState, type_: LifecycleEventType, node_id: str | None = None, **payload: Any
@@ -39,6 +42,7 @@ class EventEmitter:
             occurred_at=utcnow(),
             node_id=node_id,
             payload=payload,
+            worker=self.worker,
         )
 
     async def send(self, events: list[RunLifecycleEvent | None]) -> None:

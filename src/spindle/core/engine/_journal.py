@@ -320,8 +320,11 @@ class RunJournal:
         records = pending.records
         prev, seq = self.head, self.count
         chain = self.chain
+        worker = self.emitter.worker
         for rec in records:
             rec.seq = seq
+            if worker is not None:
+                rec.worker = worker
             chain.chain(rec, prev)
             prev, seq = rec.record_hash, seq + 1
         if records:

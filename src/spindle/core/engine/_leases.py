@@ -28,6 +28,7 @@ class Leases:
         self.owner = owner
         self.host = host
         self.ttl = ttl
+        self.pid = os.getpid()
 
     async def acquire(self, run_id: str) -> Lease:
         """Take the run's lease; take it over at once from a dead process on this host.

@@ -91,6 +91,11 @@ if TYPE_CHECKING:
     from spindle.core.model._templates import parse_template as parse_template
     from spindle.core.model._templates import value_text as value_text
     from spindle.core.model._time import utcnow as utcnow
+    from spindle.core.model._work import Claim as Claim
+    from spindle.core.model._work import QueueLimits as QueueLimits
+    from spindle.core.model._work import QueueSpot as QueueSpot
+    from spindle.core.model._work import WorkerInfo as WorkerInfo
+    from spindle.core.model._work import check_queue_name as check_queue_name
 
 _LAZY: dict[str, str] = {
     "Cron": "spindle.core.model._cron",
@@ -104,6 +109,11 @@ _LAZY: dict[str, str] = {
     "check_catch_up": "spindle.core.model._schedule",
     "check_schedule_id": "spindle.core.model._schedule",
     "schedule_run_id": "spindle.core.model._schedule",
+    "Claim": "spindle.core.model._work",
+    "QueueLimits": "spindle.core.model._work",
+    "QueueSpot": "spindle.core.model._work",
+    "WorkerInfo": "spindle.core.model._work",
+    "check_queue_name": "spindle.core.model._work",
     "ArtifactRef": "spindle.core.model._records",
     "AuditEntry": "spindle.core.model._records",
     "Effect": "spindle.core.model._effects",

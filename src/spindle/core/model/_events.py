@@ -36,6 +36,7 @@ class RunLifecycleEvent:
     """One thing that happened to a run, as observers see it.
 
     ``sequence`` is per run, gap-free and monotonic across process restarts.
+    ``worker`` is the id of the worker driving the run (None outside workers).
     """
 
     event_id: str
@@ -45,3 +46,4 @@ class RunLifecycleEvent:
     occurred_at: datetime
     node_id: str | None = None
     payload: dict[str, Any] = field(factory=dict)
+    worker: str | None = None

@@ -66,7 +66,8 @@ class StepRecord:
     ``prev_hash`` and the record's canonical body, so any edit breaks the chain.
     ``name`` names a sub-step (``ctx.step(fn, name=...)``, else the function's
     name); records without one leave it out of their body entirely, so ledgers
-    written before it existed verify unchanged.
+    written before it existed verify unchanged. ``worker`` is the id of the
+    worker whose drive wrote the record (None outside workers, left out alike).
     """
 
     run_id: str
@@ -83,6 +84,7 @@ class StepRecord:
     prev_hash: str = ""
     record_hash: str = ""
     name: str | None = None
+    worker: str | None = None
     _canonical: str | None = field(default=None, init=False, eq=False, repr=False)
 
     def canonical_body(self) -> str:
@@ -105,6 +107,7 @@ class StepRecord:
             else:
                 result_text = _CANONICAL(result)
             name_text = "" if self.name is None else f'"name":{enc(self.name)},'
+            worker_text = "" if self.worker is None else f',"worker":{enc(self.worker)}'
             finished = _iso_json(self.finished_at)
             # A record made in one go starts and ends at one instant (the same object).
             at_once = self.started_at is self.finished_at
@@ -121,7 +124,8 @@ class StepRecord:
                 f'"run_id":{enc(self.run_id)},'
                 f'"seq":{self.seq:d},'
                 f'"started_at":{started},'
-                f'"status":{enc(self.status)}}}'
+                f'"status":{enc(self.status)}'
+                f"{worker_text}}}"
             )
         return body
 
@@ -143,6 +147,7 @@ class StepRecord:
             "prev_hash": self.prev_hash,
             "record_hash": self.record_hash,
             **({} if self.name is None else {"name": self.name}),
+            **({} if self.worker is None else {"worker": self.worker}),
         }
 
 

@@ -13,9 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from attrs import define, field
+from cattrs.gen import make_dict_unstructure_fn, override
 
+from spindle.core.model._converter import converter
 from spindle.core.model._head import LedgerHead
 from spindle.core.model._time import _iso, utcnow
+from spindle.core.model._work import QueueSpot
 
 __all__ = ["TERMINAL_STATUSES", "Lease", "RunState", "RunStatus", "WaitReason", "WaitState"]
 
@@ -137,6 +140,7 @@ class RunState:
     audit_seq: int = 0
     disposition: str | None = None
     labels: dict[str, str] = field(factory=dict)
+    queue: QueueSpot | None = None
     head: LedgerHead | None = field(default=None, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +168,9 @@ class RunState:
             "audit_seq": self.audit_seq,
             "disposition": self.disposition,
             "labels": dict(self.labels),
+            # Only a queued run has one: the stored state of every other run (and the
+            # digest over it) is what it was before queues.
+            **({} if self.queue is None else {"queue": self.queue.to_dict()}),
         }
 
     @property
@@ -171,3 +178,11 @@ class RunState:
         """The earliest due time of the run's timer waits, if any."""
         dues = [w.due_at for w in self.waits if w.due_at is not None]
         return min(dues) if dues else None
+
+
+# An unqueued run's converter form has no ``queue`` (as RunState.to_dict): the
+# digests of runs stored before queues existed still hold.
+converter.register_unstructure_hook(
+    RunState,
+    make_dict_unstructure_fn(RunState, converter, queue=override(omit_if_default=True)),
+)

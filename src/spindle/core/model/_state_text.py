@@ -76,6 +76,7 @@ def _plain_state_text(state: RunState) -> str | None:
             _text(state.parent_run_id),
             ',"parent_wait_key":',
             _text(state.parent_wait_key),
+            "" if state.queue is None else ',"queue":' + _CANONICAL(state.queue.to_dict()),
             ',"run_id":',
             _ENCODE_STR(state.run_id),
             ',"status":',

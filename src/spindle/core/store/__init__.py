@@ -38,8 +38,18 @@ if TYPE_CHECKING:
     from spindle.core.store._rules import run_exists as run_exists
     from spindle.core.store._rules import unconsumable as unconsumable
     from spindle.core.store._schedules import ScheduleStore as ScheduleStore
+    from spindle.core.store._work import Candidate as Candidate
+    from spindle.core.store._work import QueueLoad as QueueLoad
+    from spindle.core.store._work import WorkStore as WorkStore
+    from spindle.core.store._work import blocked_queues as blocked_queues
+    from spindle.core.store._work import plan_claims as plan_claims
 
 _LAZY: dict[str, str] = {
+    "Candidate": "spindle.core.store._work",
+    "QueueLoad": "spindle.core.store._work",
+    "WorkStore": "spindle.core.store._work",
+    "blocked_queues": "spindle.core.store._work",
+    "plan_claims": "spindle.core.store._work",
     "ArtifactStore": "spindle.core.store._contract",
     "AuditStore": "spindle.core.store._contract",
     "Commit": "spindle.core.store._contract",

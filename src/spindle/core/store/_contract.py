@@ -60,6 +60,7 @@ from spindle.core.model import (
 )
 from spindle.core.plugin import Plugin
 from spindle.core.store._schedules import ScheduleStore
+from spindle.core.store._work import WorkStore
 
 __all__ = [
     "ArtifactStore",
@@ -329,6 +330,7 @@ class Store(
     InboxStore,
     LeaseStore,
     AuditStore,
+    WorkStore,
     ScheduleStore,
     Plugin,
     group="store",

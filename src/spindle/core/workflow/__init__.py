@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._paths import path_escape as path_escape
     from spindle.core.workflow._paths import read_inside as read_inside
     from spindle.core.workflow._paths import run_time_escapes as run_time_escapes
+    from spindle.core.workflow._queue_field import QueueSpec as QueueSpec
     from spindle.core.workflow._schedule import ScheduleSpec as ScheduleSpec
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
@@ -54,6 +55,7 @@ _LAZY: dict[str, str] = {
     "SUFFIXES": "spindle.core.workflow._loader",
     "Unfilled": "spindle.core.workflow._templates",
     "WORKFLOW_GROUPS": "spindle.core.workflow._schema",
+    "QueueSpec": "spindle.core.workflow._queue_field",
     "Workflow": "spindle.core.workflow._workflow",
     "canonical_json": "spindle.core.workflow._nodes",
     "check_inside": "spindle.core.workflow._paths",

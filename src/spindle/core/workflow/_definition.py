@@ -26,6 +26,7 @@ from spindle.core.workflow._nodes import (
     _base_dir_context,
     canonical_json,
 )
+from spindle.core.workflow._queue_field import parse_queue
 from spindle.core.workflow._schedule import structure_schedule
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
@@ -41,6 +42,7 @@ _WORKFLOW_FIELDS = (
     "output",
     "max_steps",
     "description",
+    "queue",
     "schedule",
     # written by to_dict(); accepted so a dump loads back
     "base_dir",
@@ -293,7 +295,7 @@ def _workflow_from_dict(
     for key in data:
         if key not in _WORKFLOW_FIELDS:
             problems.append(
-                f"unknown field '{key}'; known fields: {', '.join(_WORKFLOW_FIELDS[:7])} @ {key}"
+                f"unknown field '{key}'; known fields: {', '.join(_WORKFLOW_FIELDS[:6])} @ {key}"
             )
     name = data.get("name")
     if not isinstance(name, str) or not name:
@@ -331,6 +333,7 @@ def _workflow_from_dict(
         registry=reg,
     )
     wf.inputs = inputs
+    wf.queue = parse_queue(data.get("queue"), inputs, problems)
     wf.schedule = structure_schedule(data.get("schedule"), problems)
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping):

@@ -186,6 +186,29 @@ def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
                     "of name to such a reference (the output is then that mapping, filled in)."
                 ),
             },
+            "queue": {
+                "description": (
+                    "The queue runs started detached wait on for a worker: a name, or "
+                    "`{name, priority, partition_by}` (higher priority first; "
+                    "`partition_by` names the input whose value is the partition key)."
+                ),
+                "oneOf": [
+                    {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "name": {
+                                "type": "string",
+                                "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
+                            },
+                            "priority": {"type": "integer"},
+                            "partition_by": {"type": "string"},
+                        },
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    },
+                ],
+            },
             "max_steps": {
                 "type": ["integer", "null"],
                 "minimum": 1,

@@ -46,6 +46,7 @@ from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
+    from spindle.core.workflow._queue_field import QueueSpec
     from spindle.core.workflow._schedule import ScheduleSpec
 
 __all__ = ["Workflow"]
@@ -93,6 +94,8 @@ class Workflow:
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.source = source
         self.max_steps = max_steps
+        #: The queue runs started detached wait on (the file's ``queue:``), or None.
+        self.queue: QueueSpec | None = None
         #: When to start it (a file's ``schedule:``); not part of the definition.
         self.schedule: ScheduleSpec | None = None
         self._registry = registry
@@ -337,6 +340,8 @@ class Workflow:
             "source": self.source,
             "node_hashes": {nid: _sha256(text) for nid, text in node_json.items()},
         }
+        if self.queue is not None:  # only then: other definitions keep their ids
+            data["queue"] = self.queue.to_dict()
         return data
 
     def node_hashes(self) -> dict[str, str]:

@@ -46,7 +46,17 @@ __all__ = ["MemoryBase", "RunEntry"]
 class RunEntry:
     """Everything the store keeps about one run."""
 
-    __slots__ = ("head", "keys", "lease", "order", "records", "state", "token", "waits")
+    __slots__ = (
+        "claimed_at",
+        "head",
+        "keys",
+        "lease",
+        "order",
+        "records",
+        "state",
+        "token",
+        "waits",
+    )
 
     def __init__(self, state: RunState, order: int) -> None:
         self.state = state
@@ -57,6 +67,7 @@ class RunEntry:
         self.token = 0  # the last lease token handed out (0: never leased)
         self.lease: Lease | None = None
         self.waits: dict[str, datetime] = {}  # event key -> when the wait began
+        self.claimed_at: datetime | None = None  # first claimed by a worker (its start)
 
 
 @define

@@ -8,14 +8,14 @@ from attrs import define, evolve, field
 
 from spindle.core.model import Schedule
 from spindle.core.store import check_aware
-from spindle.plugins.stores._memory_base import MemoryBase
 from spindle.plugins.stores._memory_copy import clone
+from spindle.plugins.stores._memory_work import MemoryWork
 
 __all__ = ["MemorySchedules"]
 
 
 @define
-class MemorySchedules(MemoryBase):
+class MemorySchedules(MemoryWork):
     """Schedules kept in a dict; each method is atomic on its event loop (none awaits)."""
 
     _schedules: dict[str, Schedule] = field(factory=dict, init=False, repr=False, eq=False)

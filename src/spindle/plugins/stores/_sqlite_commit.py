@@ -69,6 +69,9 @@ _INSERT_RUN = (
     " updated_at, body, event_seq, run_id, lease_owner, lease_host,"
     " lease_pid, lease_expires_at, lease_token, head_kept) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)"
 )
+_SET_QUEUE = (
+    "UPDATE runs SET queue_name = ?, queue_priority = ?, queue_partition = ? WHERE run_no = ?"
+)
 # A run this store committed last is written without reads (_sqlite_known); the
 # statements below are the full path, for a run it does not know (or whose checks
 # failed there): it reads the run's row and the ledger's tail, raises what is wrong,
@@ -237,6 +240,9 @@ class SQLiteCommitter(SQLiteSchedules):
                 if records:  # checked once the run is known to be new, as a read would
                     head, count = _continued(run_id, records, count, head)
                 run_no = inserted.lastrowid or 0
+                spot = commit.state.queue
+                if spot is not None:  # a queued run: claims read these columns
+                    conn.execute(_SET_QUEUE, (spot.name, spot.priority, spot.partition, run_no))
             else:
                 changed = tuple(i for i, value in enumerate(indexed) if value != old[i])
                 conn.execute(_full_update(changed), (*(indexed[i] for i in changed), *tail))

@@ -1,4 +1,4 @@
-"""The SQLite store's schedules: the ``schedules`` table (schema version 4).
+"""The SQLite store's schedules: the ``schedules`` table (schema version 5).
 
 Slots are kept as integer microseconds since the epoch, so the claim's
 compare-and-set compares exact values, never floats.

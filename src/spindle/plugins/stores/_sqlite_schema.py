@@ -193,22 +193,35 @@ _V3: tuple[str, ...] = (
     f"CREATE INDEX ledger_key ON ledger (idempotency_key) WHERE kind <> '{HEAD_KIND}'",
 )
 
-# Version 4: schedules. The moving parts (the next slot not fired, the last
-# fired, paused or not) are columns, so claiming a slot is one compare-and-set
-# UPDATE; slots are integer microseconds since the epoch (compared exactly).
-# The rest of a schedule is ``body`` (JSON). Few rows, read whole: no index.
+# Version 4: work shared by workers. A run started on a queue keeps its queue,
+# priority and partition in columns (claims pick by them and count the runs each
+# queue has under a live lease); ``claimed_at`` is when a worker first claimed
+# it (its start, which rate limits count). ``queues`` holds each queue's limits,
+# ``workers`` the workers that announced themselves (body: WorkerInfo as JSON).
 _V4: tuple[str, ...] = (
-    """CREATE TABLE schedules (
-        schedule_id TEXT PRIMARY KEY,
-        next_slot INTEGER NOT NULL,
-        last_slot INTEGER,
-        enabled INTEGER NOT NULL DEFAULT 1,
-        body TEXT NOT NULL
-    ) WITHOUT ROWID""",
+    "ALTER TABLE runs ADD COLUMN queue_name TEXT",
+    "ALTER TABLE runs ADD COLUMN queue_priority INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN queue_partition TEXT",
+    "ALTER TABLE runs ADD COLUMN claimed_at REAL",
+    # the load of a limited queue: its runs under a lease, its recent starts
+    "CREATE INDEX runs_queue ON runs (queue_name, claimed_at) WHERE queue_name IS NOT NULL",
+    # claims: pending runs, higher priority first, then the oldest
+    "CREATE INDEX runs_pending ON runs (queue_priority DESC, created_at) WHERE status = 'pending'",
+    # held_leases and list_workers: the runs under a lease
+    "CREATE INDEX runs_leased ON runs (lease_owner) WHERE lease_owner IS NOT NULL",
+    "CREATE TABLE queues (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE workers (worker_id TEXT PRIMARY KEY, seen_at REAL NOT NULL, body TEXT NOT NULL)",
+)
+
+# Version 5: schedules. The moving parts are columns, so claiming a slot is one
+# compare-and-set UPDATE (slots: integer microseconds, compared exactly).
+_V5: tuple[str, ...] = (
+    "CREATE TABLE schedules (schedule_id TEXT PRIMARY KEY, next_slot INTEGER NOT NULL,"
+    " last_slot INTEGER, enabled INTEGER NOT NULL DEFAULT 1, body TEXT NOT NULL) WITHOUT ROWID",
 )
 
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

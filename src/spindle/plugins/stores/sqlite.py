@@ -51,7 +51,7 @@ from spindle.core.errors import ConfigError
 from spindle.core.model import MISSING_HEAD, Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import check_aware, from_epoch, lease_expiry
 from spindle.plugins.stores._common import parse_options, split_url
-from spindle.plugins.stores._sqlite_commit import SQLiteCommitter, ledger_tail
+from spindle.plugins.stores._sqlite_commit import ledger_tail
 from spindle.plugins.stores._sqlite_known import EPOCH
 from spindle.plugins.stores._sqlite_schema import (
     HEAD_KIND,
@@ -59,6 +59,7 @@ from spindle.plugins.stores._sqlite_schema import (
     SEQ_BITS,
     schema_version,
 )
+from spindle.plugins.stores._sqlite_work import SQLiteWork
 
 __all__ = ["SQLiteStore"]
 
@@ -126,7 +127,7 @@ _ACQUIRE = (
 
 
 @define
-class SQLiteStore(SQLiteCommitter, kind="sqlite"):
+class SQLiteStore(SQLiteWork, kind="sqlite"):
     """Keeps runs, ledgers, the inbox and artifact references in one SQLite file.
 
     Args:
