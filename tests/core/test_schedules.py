@@ -274,3 +274,19 @@ def test_with_catch_up_all_every_slot_up_to_the_last_look_runs_once(
         expected.append(schedule_run_id("nightly", slot))
         slot = parsed.next_after(slot)
     assert sorted(started) == runs == sorted(expected)
+
+
+def test_a_scheduled_run_waits_on_its_workflows_queue(
+    store_url: str, make_engine: Callable[..., Engine]
+) -> None:
+    """A workflow with queue: keeps it in the stored definition, so its slot runs do too."""
+    text = WF.replace("nodes:\n", "queue: {name: nightly-q, priority: 3}\nnodes:\n")
+
+    async def main() -> Any:
+        async with make_engine(store_url) as engine:
+            await add_schedule(engine, _wf(text), since=T0)
+            [run_id] = await fire_due_schedules(engine, T0 + timedelta(seconds=1))
+            return (await engine.get_run(run_id)).queue
+
+    spot = run(main())
+    assert (spot.name, spot.priority) == ("nightly-q", 3)
