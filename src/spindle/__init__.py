@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from spindle.core.engine._delivery import Delivery as Delivery
     from spindle.core.engine._engine import Engine as Engine
     from spindle.core.engine._sync import SyncEngine as SyncEngine
+    from spindle.core.engine._worker import Worker as Worker
     from spindle.core.errors import ConfigError as ConfigError
     from spindle.core.errors import DefinitionChanged as DefinitionChanged
     from spindle.core.errors import InvalidAnswer as InvalidAnswer
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
     from spindle.core.model._run import WaitReason as WaitReason
     from spindle.core.model._run import WaitState as WaitState
     from spindle.core.model._time import utcnow as utcnow
+    from spindle.core.model._work import QueueLimits as QueueLimits
+    from spindle.core.model._work import QueueSpot as QueueSpot
+    from spindle.core.model._work import WorkerInfo as WorkerInfo
     from spindle.core.plugin._bases import EffectHandler as EffectHandler
     from spindle.core.plugin._bases import Executor as Executor
     from spindle.core.plugin._bases import Outcome as Outcome
@@ -116,6 +120,8 @@ _LAZY: dict[str, str] = {
     "PluginPolicy": "spindle.core.plugin._policy",
     "PluginPolicyError": "spindle.core.errors",
     "PolicyViolation": "spindle.core.errors",
+    "QueueLimits": "spindle.core.model._work",
+    "QueueSpot": "spindle.core.model._work",
     "Registry": "spindle.core.plugin._registry",
     "RetryPolicy": "spindle.core.model._retry",
     "RunLifecycleEvent": "spindle.core.model._events",
@@ -140,6 +146,8 @@ _LAZY: dict[str, str] = {
     "WaitKeyMismatch": "spindle.core.errors",
     "WaitReason": "spindle.core.model._run",
     "WaitState": "spindle.core.model._run",
+    "Worker": "spindle.core.engine._worker",
+    "WorkerInfo": "spindle.core.model._work",
     "Workflow": "spindle.core.workflow._workflow",
     "converter": "spindle.core.model._converter",
     "current_base_dir": "spindle.core.workflow._nodes",

@@ -291,8 +291,8 @@ def test_unknown_kind_lists_the_installed_kinds(write, registry):
     ]
 
 
-def test_unknown_kind_of_a_planned_integration_says_it_is_not_available(write, registry):
-    """A kind of a contrib integration not shipped yet (dask) says so, without a pip line."""
+def test_unknown_kind_of_a_contrib_integration_names_its_extra(write, registry):
+    """A contrib kind that is not installed (dask) names the extra that adds it."""
     path = write("""
         name: greet
         nodes:
@@ -303,7 +303,7 @@ def test_unknown_kind_of_a_planned_integration_says_it_is_not_available(write, r
     (problem,) = problems_of(path, registry)
     assert problem.startswith("examples/wf.yaml:5: unknown executor kind 'dask'; ")
     assert "installed executor kinds: inline." in problem
-    assert "The Dask executor is not available yet in this version of spindle" in problem
+    assert "The Dask executor comes with the 'dask' extra: pip install 'spindle[dask]'." in problem
     assert problem.endswith(" @ nodes.hello.executor.kind")
 
 
@@ -374,8 +374,8 @@ def test_unknown_field_in_a_node_lists_the_known_fields(write, registry):
     assert problems_of(path, registry) == [
         "examples/wf.yaml:5: unknown field 'retires' in node 'hello'; known fields: runtime, "
         "executor, effect, inputs, outputs, after, retry, timeout, continue_on_failure, "
-        "description, allow_outside_paths, when, join, branch, map, loop, workflow "
-        "@ nodes.hello.retires"
+        "description, allow_outside_paths, when, join, branch, map, loop, workflow, "
+        "resources @ nodes.hello.retires"
     ]
 
 

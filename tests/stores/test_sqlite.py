@@ -454,18 +454,18 @@ def test_processes_opening_a_new_file_together_all_succeed(tmp_path: Path) -> No
     assert sorted(r[0] for r in results) == ["w0", "w1", "w2", "w3"]  # type: ignore[type-var]
 
 
-async def test_a_version_4_store_migrates_to_keep_schedules(tmp_path: Path) -> None:
-    """A file written at schema version 4 (before schedules) opens migrated to the
+async def test_a_version_5_store_migrates_to_keep_schedules(tmp_path: Path) -> None:
+    """A file written at schema version 5 (before schedules) opens migrated to the
     current version, with an empty schedules table that keeps a schedule."""
     from spindle.core.model import Schedule
 
-    path = tmp_path / "v4.db"
+    path = tmp_path / "v5.db"
     conn = sqlite3.connect(path)
     with conn:
-        for step in MIGRATIONS[:4]:
+        for step in MIGRATIONS[:5]:
             for statement in step:
                 conn.execute(statement)
-        conn.execute("INSERT INTO spindle_schema (version) VALUES (4)")
+        conn.execute("INSERT INTO spindle_schema (version) VALUES (5)")
     conn.close()
     kept = Schedule("s", "wf", "d", "@daily", "UTC", next_slot=NOW)
     async with at_path(path) as store:

@@ -31,6 +31,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "spindle._cli.work:queue",
         "Show or change queue limits ('queue set', 'queue list').",
     ),
+    "prune": ("spindle._cli.prune:prune", "Delete finished runs older than a duration."),
     "plugins": (
         "spindle._cli.plugins:plugins",
         "List installed plugin kinds (--check loads them).",

@@ -8,7 +8,7 @@ them while workers run, and the next claim obeys them.
 
 from __future__ import annotations
 
-import re
+import socket
 from typing import Any
 
 import click
@@ -31,6 +31,7 @@ def workers(store: str | None, as_json: bool, show_all: bool) -> None:
     is listed only with --all (marked "gone"). A worker that stopped cleanly
     removes its record.
     """
+    from spindle.core.engine._leases import pid_alive
     from spindle.core.model import utcnow
 
     async def main() -> list[Any]:
@@ -38,16 +39,22 @@ def workers(store: str | None, as_json: bool, show_all: bool) -> None:
             return await engine.store.list_workers()
 
     now = utcnow()
-    found = [w for w in call(main) if show_all or w.live(now)]
+    host = socket.gethostname()
+
+    def live(w: Any) -> bool:
+        # A worker of this host whose process is gone is not live, whatever its record says.
+        return bool(w.live(now)) and not (w.host == host and not pid_alive(w.pid))
+
+    found = [w for w in call(main) if show_all or live(w)]
     if as_json:
-        echo_json({"workers": [{**w.to_dict(), "live": w.live(now)} for w in found]})
+        echo_json({"workers": [{**w.to_dict(), "live": live(w)} for w in found]})
         return
     if not found:
         click.echo("no live workers" if not show_all else "no workers")
         return
     rows = [("WORKER", "STATE", "SEEN", "QUEUES", "SLOTS", "HOLDS")]
     for w in found:
-        state = "stopping" if w.stopping else "live" if w.live(now) else "gone"
+        state = "gone" if not live(w) else "stopping" if w.stopping else "live"
         seen = f"{max(0.0, (now - w.seen_at).total_seconds()):.0f}s ago"
         queues = ",".join(w.queues) if w.queues is not None else "*"
         holds = " ".join(w.holds) or "-"
@@ -77,27 +84,30 @@ def _limit(ctx: click.Context, param: click.Parameter, value: str | None) -> int
     return number
 
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([smhd])")
-
-
 def parse_rate(text: str) -> tuple[int, float]:
-    """``"10/1m"`` (10 starts a minute) as ``(10, 60.0)``; ``/s``, ``/30s``, ``/1h``, ``/1d``.
+    """``"10/1m"`` (ten starts a minute) as ``(10, 60.0)``: a count, ``/``, and a duration
+    as ``spindle prune`` reads them (``30s``, ``1m``, ``1h``, ``1d``; a bare unit is one).
 
     Raises:
-        ValueError: saying what is wrong and how it is written.
+        ValueError: saying what is wrong and how a rate is written.
     """
-    match = _RATE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(
-            f"rate {text!r} is not N/PERIOD; write e.g. 10/1m (ten starts a minute), 5/s, "
-            "100/1h or 'none'"
+    from spindle.core.errors import ConfigError
+    from spindle.core.model import parse_duration
+
+    example = "write e.g. 10/1m (ten starts a minute), 5/s, 100/1h or 'none'"
+    count, sep, per = text.strip().partition("/")
+    if not sep or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"rate {text!r} is not N/PERIOD with N at least 1; {example}")
+    per = per.strip()
+    try:
+        period = parse_duration(
+            f"1{per}" if per in ("s", "m", "h", "d", "w") else per, what="rate period"
         )
-    count, amount, unit = match.groups()
-    period = float(amount or 1) * _UNITS[unit]
-    if int(count) < 1 or period <= 0:
-        raise ValueError(f"rate {text!r}: both the count and the period must be above 0")
-    return int(count), period
+    except ConfigError as exc:
+        raise ValueError(f"rate {text!r}: {exc}") from None
+    if period.total_seconds() <= 0:
+        raise ValueError(f"rate {text!r}: the period must be longer than 0s; {example}")
+    return int(count), period.total_seconds()
 
 
 @queue.command("set")

@@ -8,6 +8,7 @@ import signal
 import click
 
 from spindle._cli._common import EXIT_OK, store_option
+from spindle._cli._retention import worker_retention
 from spindle._cli._running import call, hard_exit, make_engine
 from spindle._cli._worker_progress import WorkerProgress
 
@@ -46,6 +47,12 @@ __all__ = ["worker"]
 )
 @click.option("--id", "worker_id", metavar="ID", help="This worker's id (default HOST:PID:RANDOM).")
 @click.option("--once", is_flag=True, help="Drive what is due now, then exit.")
+@click.option(
+    "--retention",
+    metavar="DURATION",
+    help="Prune finished runs older than this (30d, 12h...) now and then "
+    "(default: the retention setting; none: keep every run).",
+)
 def worker(
     store: str | None,
     concurrency: int,
@@ -54,6 +61,7 @@ def worker(
     grace: float,
     worker_id: str | None,
     once: bool,
+    retention: str | None,
 ) -> None:
     """Claim runnable runs (new, resumed, timer or retry due, left by a dead worker)
     under a lease and drive up to --concurrency of them at once.
@@ -72,18 +80,24 @@ def worker(
     and per run it stops driving ("run ID completed", "run ID failed: ERROR",
     "run ID waiting").
     """
-    from spindle.core.engine._worker import Worker
-    from spindle.core.model import check_queue_name
+    from spindle.core.engine._worker import Worker, WorkerStats
+    from spindle.core.model import check_queue_name, check_worker_id
 
     for name in queues:
         try:
             check_queue_name(name)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--queue") from None
+    if worker_id is not None:
+        try:
+            check_worker_id(worker_id)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--id") from None
     progress = WorkerProgress()
 
-    async def main() -> int:
+    async def main() -> WorkerStats:
         async with make_engine(store, [progress]) as engine:
+            keeper = worker_retention(retention, engine.settings.retention, engine.run_dir)
             progress.show()
             runner = Worker(
                 engine,
@@ -93,6 +107,7 @@ def worker(
                 grace=grace,
                 worker_id=worker_id,
                 report=progress,
+                retention=keeper,
             )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -104,17 +119,21 @@ def worker(
                     loop.remove_signal_handler(sig)
             if stats.handed_back:
                 progress.note(None, f"handed {stats.handed_back} run(s) back to other workers")
-            return stats.driven
+            return stats
 
+    # A run handed back may still have a node running in a thread (it cannot be
+    # stopped): leave it, rather than wait for it at exit (it was not recorded).
     try:
-        n = call(main)
+        stats = call(main, abandon=lambda s: s.handed_back > 0)
     except KeyboardInterrupt:
         progress.close()  # before the hard exit: a live line hides the cursor
         click.echo("worker stopped", err=True)
         hard_exit(EXIT_OK)
     finally:
         progress.close()
-    click.echo(f"drove {n} run(s)", err=True)
+    click.echo(f"drove {stats.driven} run(s)", err=True)
+    if stats.handed_back:
+        hard_exit(EXIT_OK)
 
 
 def _stopping(runner: object, progress: WorkerProgress) -> None:

@@ -171,7 +171,11 @@ class PostgresBase(Store):
         try:
             if self._listener is None or self._listener.closed:
                 conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-                await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                try:
+                    await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                except BaseException:  # cancelled too (a stopping worker): do not leak it
+                    await asyncio.shield(conn.close())
+                    raise
                 self._listener = conn
             async for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 return True

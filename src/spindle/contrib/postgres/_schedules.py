@@ -12,7 +12,8 @@ from typing import Any
 
 from attrs import define
 
-from spindle.contrib.postgres._tables import Conn, PostgresTables
+from spindle.contrib.postgres._prune import PostgresPrune
+from spindle.contrib.postgres._tables import Conn
 from spindle.core.model import Schedule
 from spindle.core.store import check_aware
 from spindle.plugins.stores._schedule_rows import schedule_body, schedule_from
@@ -23,7 +24,7 @@ _COLUMNS = "body, next_slot, last_slot, enabled"
 
 
 @define
-class PostgresSchedules(PostgresTables):
+class PostgresSchedules(PostgresPrune):
     """Schedules of a PostgreSQL store."""
 
     def _schedule(self, row: Any) -> Schedule:

@@ -90,10 +90,18 @@ class PostgresTables(PostgresBase):
         digest = artifact_digest(data)
 
         async def put(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO spindle_blobs VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (digest, bytes(data)),
-            )
+            # The key-share lock holds off pruning the content until this reference is
+            # committed; content pruned before it was taken is written again.
+            for _ in range(2):
+                await conn.execute(
+                    "INSERT INTO spindle_blobs VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (digest, bytes(data)),
+                )
+                cur = await conn.execute(
+                    "SELECT 1 FROM spindle_blobs WHERE digest = %s FOR KEY SHARE", (digest,)
+                )
+                if await cur.fetchone() is not None:
+                    break
             await conn.execute(
                 "INSERT INTO spindle_artifacts (run_id, digest, name, media_type, size)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, digest, COALESCE(name, ''))"

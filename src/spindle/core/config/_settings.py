@@ -75,6 +75,9 @@ class Settings:
             it (``SPINDLE_LEDGER_KEY``; better from the environment than a file), so
             an edit cannot be hidden by recomputing hashes. Only its fingerprint is
             stored; runs keyed with it need it to be verified and continued.
+        retention: how long ``spindle worker`` keeps finished runs (a duration such
+            as ``30d``; ``SPINDLE_RETENTION``): workers prune older ones now and
+            then, a few batches at a time. None (the default): they keep every run.
     """
 
     store: str = DEFAULT_STORE
@@ -90,6 +93,7 @@ class Settings:
     observers: list[dict[str, Any]] = field(factory=list)
     middleware: list[dict[str, Any]] = field(factory=list)
     ledger_key: str | None = field(default=None, repr=False)
+    retention: str | None = None
     plugins: PluginSettings = field(factory=PluginSettings)
     policy: PolicySettings = field(factory=PolicySettings)
     #: The file the settings were read from (not a setting: never read from a file).
@@ -133,6 +137,7 @@ _SCALARS = {
         "max_inline_sleep",
         "result_inline_limit",
         "ledger_key",
+        "retention",
     )
 }
 
@@ -200,6 +205,7 @@ _PLAIN_TYPES: dict[str, type] = {
     "max_inline_sleep": float,
     "result_inline_limit": int,
     "ledger_key": str,
+    "retention": str,
 }
 
 
@@ -268,6 +274,11 @@ def load_settings(
     if settings.concurrency < 1:
         where, _ = origins.where(("concurrency",))
         raise ConfigError(f"{where}: concurrency must be at least 1, got {settings.concurrency}")
+    if settings.retention is not None:
+        from spindle.core.model import parse_duration
+
+        where, _ = origins.where(("retention",))
+        parse_duration(settings.retention, what=f"{where}: retention")
     for key, problem in settings.policy_problems():
         where, _ = origins.where(("policy", key))
         raise ConfigError(f"{where}: [policy] {key}: {problem}")

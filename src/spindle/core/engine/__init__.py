@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from spindle.core.engine._finish import FinishingRun as FinishingRun
     from spindle.core.engine._leases import Leases as Leases
     from spindle.core.engine._leases import pid_alive as pid_alive
+    from spindle.core.engine._retention import Retention as Retention
+    from spindle.core.engine._retention import apply_retention as apply_retention
     from spindle.core.engine._schedules import add_schedule as add_schedule
     from spindle.core.engine._schedules import fire_due_schedules as fire_due_schedules
     from spindle.core.engine._schedules import until_next_slot as until_next_slot
@@ -28,7 +30,9 @@ _LAZY: dict[str, str] = {
     "EventEmitter": "spindle.core.engine._events",
     "FinishingRun": "spindle.core.engine._finish",
     "Leases": "spindle.core.engine._leases",
+    "Retention": "spindle.core.engine._retention",
     "SyncEngine": "spindle.core.engine._sync",
+    "apply_retention": "spindle.core.engine._retention",
     "add_schedule": "spindle.core.engine._schedules",
     "fire_due_schedules": "spindle.core.engine._schedules",
     "open_store": "spindle.core.engine._assembly",

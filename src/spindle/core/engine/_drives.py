@@ -25,7 +25,7 @@ from spindle.core.errors import InvalidAnswer, LeaseHeld, LeaseLost
 from spindle.core.model import RunState, RunStatus, cancel_request_key
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from spindle.core.engine._active import ActiveRuns
     from spindle.core.engine._answers import Answer
@@ -46,6 +46,9 @@ class Drives:
         self._active = active
         self._follow_on = follow_on
         self._run_call = services.chains.wrap("run", self._drive_terminal)
+        #: Told the id of each run whose lease another process took during a drive
+        #: (a worker that stalled: its drive's writes were refused). Set by a worker.
+        self.on_taken_over: Callable[[str], None] | None = None
         limits = services.limits
         # A drive is looked after once it outlives the first interval: most end
         # sooner, and pay for neither a task nor a timer of their own.
@@ -115,6 +118,8 @@ class Drives:
         except LeaseLost:
             # Another process took the lease (a cancel that could not wait): report
             # how it left the run, if it ended it.
+            if self.on_taken_over is not None:
+                self.on_taken_over(run_id)
             loaded = state = await self._services.store.load_run(run_id)
             if not state.status.terminal:
                 raise

@@ -16,6 +16,8 @@ from spindle.core.errors import LeaseHeld
 from spindle.core.model import Claim, RunState, utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from spindle.core.engine._drives import Drives
     from spindle.core.engine._services import Services
     from spindle.core.store import Store
@@ -44,9 +46,13 @@ class Serving(abc.ABC):
         """The id of the worker this engine serves (None: it serves none)."""
         return self.services.emitter.worker
 
-    def serve_as(self, worker_id: str) -> None:
+    def serve_as(
+        self, worker_id: str, *, on_taken_over: Callable[[str], None] | None = None
+    ) -> None:
         """Take leases as ``worker_id`` from now on and write it into every ledger record
-        and event (a worker calls it once, before it claims anything)."""
+        and event (a worker calls it once, before it claims anything); ``on_taken_over``
+        is told each run whose lease another process took while this engine drove it."""
+        self._drives.on_taken_over = on_taken_over
         self.owner = worker_id
         self.services.leases.owner = worker_id
         self.services.emitter.worker = worker_id

@@ -36,10 +36,11 @@ from attrs import define
 from spindle.core.engine._leases import pid_alive
 from spindle.core.engine._schedules import fire_due_schedules, until_next_slot
 from spindle.core.errors import LeaseHeld, LeaseLost, SpindleError, StoreBusy, StoreFull
-from spindle.core.model import Claim, RunState, WorkerInfo, utcnow
+from spindle.core.model import Claim, RunState, WorkerInfo, check_worker_id, utcnow
 
 if TYPE_CHECKING:
     from spindle.core.engine._engine import Engine
+    from spindle.core.engine._retention import Retention
 
 __all__ = ["Worker", "WorkerReport", "WorkerStats", "new_worker_id"]
 
@@ -101,6 +102,8 @@ class Worker:
         grace: seconds :meth:`stop` lets runs being driven finish before it stops them.
         worker_id: this worker's id (default: ``HOST:PID:RANDOM``).
         report: told of each claimed and finished run (default: logging).
+        retention: a policy pruning old finished runs now and then (see
+            :class:`~spindle.core.engine.Retention`); None keeps every run.
 
     Example::
 
@@ -119,20 +122,23 @@ class Worker:
         grace: float = 30.0,
         worker_id: str | None = None,
         report: WorkerReport | None = None,
+        retention: Retention | None = None,
     ) -> None:
-        if concurrency < 1:
+        if concurrency < 1:  # (a bad worker_id is a ValueError too)
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.engine = engine
         self.concurrency = concurrency
         self.queues = sorted(set(queues)) if queues is not None else None
         self.poll = poll
         self.grace = grace
-        self.worker_id = worker_id or new_worker_id(engine.host)
+        self.worker_id = check_worker_id(worker_id or new_worker_id(engine.host))
         self.report: WorkerReport = report or _Silent()
+        self.retention = retention
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._broken: set[str] = set()
+        self._taken: set[str] = set()  # runs another worker took over from this one
         self._started = utcnow()
 
     @property
@@ -156,7 +162,7 @@ class Worker:
         due and every run claimed has stopped). Returns what the worker did."""
         engine = self.engine
         await engine.open()
-        engine.serve_as(self.worker_id)
+        engine.serve_as(self.worker_id, on_taken_over=self._taken.add)
         store = engine.store
         ttl = engine.services.leases.ttl
         beat_every = max(ttl / 3, 0.05)
@@ -166,6 +172,7 @@ class Worker:
         last_beat = loop.time()
         try:
             while not self._stopping.is_set():
+                await self._tend()
                 await fire_due_schedules(engine, utcnow())  # a due slot starts a pending run
                 asked = self.concurrency - len(self._inflight)
                 got = await self._claim_more(once)
@@ -197,6 +204,22 @@ class Worker:
                     await wake
             await self._wind_down()
         return self.stats
+
+    async def _tend(self) -> None:
+        """Run a retention pass if one is due (it never stops the worker)."""
+        if self.retention is None:
+            return
+        try:
+            result = await self.retention.tick(self.engine.store)
+        except SpindleError as exc:
+            self.report.note(None, f"retention: cannot prune now, retrying later: {exc}")
+            return
+        if result is not None and result.runs:
+            self.report.note(
+                None,
+                f"retention: pruned {result.runs} run(s), {result.records} ledger record(s), "
+                f"{result.events} inbox event(s), {result.artifacts} artifact(s)",
+            )
 
     async def _claim_more(self, once: bool) -> int:
         """Claim what fits in the free slots and start driving it; also take over the
@@ -267,16 +290,27 @@ class Worker:
         """Await one drive; what goes wrong with one run never stops the worker."""
         try:
             state = await drive
-        except (LeaseHeld, LeaseLost):
+        except LeaseHeld:
             return  # another worker has it now
+        except LeaseLost:
+            # This worker stalled past its lease (paused, cut off) and another took the
+            # run over: its writes were refused, the other worker's drive counts.
+            self.report.note(run_id, f"run {run_id} was taken over by another worker")
+            return
         except _PASSING as exc:
             self.report.note(run_id, f"run {run_id} interrupted, to be retried: {exc}")
+            await self._park(run_id)
             return
         except SpindleError as exc:
             # One run this worker cannot drive (its workflow no longer loads, say) must
             # not stop the others: report it, leave it as recorded, do not take it again.
             self._broken.add(run_id)
             self.report.note(run_id, f"run {run_id} cannot be driven here: {exc}")
+            await self._park(run_id)
+            return
+        if run_id in self._taken:
+            self._taken.discard(run_id)
+            self.report.note(run_id, f"run {run_id} was taken over by another worker")
             return
         self.stats.driven += 1
         self.report.ended(run_id, state)
@@ -313,6 +347,21 @@ class Worker:
                 await self._hand_back(run_id)
         with contextlib.suppress(SpindleError):
             await self.engine.store.remove_worker(self.worker_id)
+
+    async def _park(self, run_id: str) -> None:
+        """Keep ``run_id`` leased for one lease life without driving it: it is not due
+        for anyone meanwhile (so it is not claimed again and again), and after that any
+        worker may try it (one that can load its workflow, the store writable again)."""
+        leases = self.engine.services.leases
+        with contextlib.suppress(SpindleError):
+            await self.engine.store.acquire_lease(
+                run_id,
+                owner=self.worker_id,
+                host=leases.host,
+                pid=leases.pid,
+                ttl=leases.ttl,
+                now=utcnow(),
+            )
 
     async def _hand_back(self, run_id: str) -> None:
         """Leave ``run_id`` due at once for another worker: a lease that has expired

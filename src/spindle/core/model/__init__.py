@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from spindle.core.model._cron import Cron as Cron
     from spindle.core.model._cron import parse_cron as parse_cron
     from spindle.core.model._cron import time_zone as time_zone
+    from spindle.core.model._duration import format_duration as format_duration
+    from spindle.core.model._duration import parse_duration as parse_duration
     from spindle.core.model._effects import Effect as Effect
     from spindle.core.model._effects import EffectAnswer as EffectAnswer
     from spindle.core.model._effects import EffectOutcome as EffectOutcome
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
     from spindle.core.model._work import QueueSpot as QueueSpot
     from spindle.core.model._work import WorkerInfo as WorkerInfo
     from spindle.core.model._work import check_queue_name as check_queue_name
+    from spindle.core.model._work import check_worker_id as check_worker_id
 
 _LAZY: dict[str, str] = {
     "Cron": "spindle.core.model._cron",
@@ -114,6 +117,7 @@ _LAZY: dict[str, str] = {
     "QueueSpot": "spindle.core.model._work",
     "WorkerInfo": "spindle.core.model._work",
     "check_queue_name": "spindle.core.model._work",
+    "check_worker_id": "spindle.core.model._work",
     "ArtifactRef": "spindle.core.model._records",
     "AuditEntry": "spindle.core.model._records",
     "Effect": "spindle.core.model._effects",
@@ -157,12 +161,14 @@ _LAZY: dict[str, str] = {
     "converter": "spindle.core.model._converter",
     "failed_call": "spindle.core.model._keys",
     "follow_on_run_id": "spindle.core.model._keys",
+    "format_duration": "spindle.core.model._duration",
     "handoff_envelope_id": "spindle.core.model._keys",
     "new_id": "spindle.core.model._keys",
     "node_key": "spindle.core.model._keys",
     "key_problem": "spindle.core.model._chain",
     "normalize_result": "spindle.core.model._ledger",
     "normalized": "spindle.core.model._ledger",
+    "parse_duration": "spindle.core.model._duration",
     "parse_template": "spindle.core.model._templates",
     "record_hash": "spindle.core.model._ledger",
     "resume_key": "spindle.core.model._keys",

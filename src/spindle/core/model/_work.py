@@ -18,9 +18,20 @@ from attrs import define, field
 if TYPE_CHECKING:  # _run imports QueueSpot from here
     from spindle.core.model._run import Lease
 
-__all__ = ["Claim", "QueueLimits", "QueueSpot", "WorkerInfo", "check_queue_name"]
+__all__ = ["Claim", "QueueLimits", "QueueSpot", "WorkerInfo", "check_queue_name", "check_worker_id"]
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+_WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
+
+
+def check_worker_id(worker_id: str) -> str:
+    """Return ``worker_id`` if it may name a worker; raise ``ValueError`` saying why not."""
+    if not isinstance(worker_id, str) or not _WORKER_ID.fullmatch(worker_id):
+        raise ValueError(
+            f"worker id {worker_id!r} is not valid: use 1-200 letters, digits, '.', '_', ':', "
+            "'@' or '-', starting with a letter or digit"
+        )
+    return worker_id
 
 
 def check_queue_name(name: str) -> str:

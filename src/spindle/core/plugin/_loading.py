@@ -34,8 +34,7 @@ KIND_HINTS: dict[tuple[str, str], str] = {
         "The PostgreSQL store comes with the 'postgres' extra: pip install 'spindle[postgres]'."
     ),
     ("executor", "dask"): (
-        "The Dask executor is not available yet in this version of spindle; use "
-        "process_pool for parallel work on this machine."
+        "The Dask executor comes with the 'dask' extra: pip install 'spindle[dask]'."
     ),
     ("observer", "otel"): (
         "The OpenTelemetry observer is not available yet in this version of spindle; "

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from spindle.core.store._contract import LedgerStore as LedgerStore
     from spindle.core.store._contract import RunStore as RunStore
     from spindle.core.store._contract import Store as Store
+    from spindle.core.store._prune import FINISHED as FINISHED
+    from spindle.core.store._prune import PruneResult as PruneResult
+    from spindle.core.store._prune import PruneStore as PruneStore
+    from spindle.core.store._prune import cancel_keys as cancel_keys
+    from spindle.core.store._prune import check_prune as check_prune
     from spindle.core.store._rules import DURABILITIES as DURABILITIES
     from spindle.core.store._rules import artifact_digest as artifact_digest
     from spindle.core.store._rules import check_ack as check_ack
@@ -54,15 +59,20 @@ _LAZY: dict[str, str] = {
     "AuditStore": "spindle.core.store._contract",
     "Commit": "spindle.core.store._contract",
     "DURABILITIES": "spindle.core.store._rules",
+    "FINISHED": "spindle.core.store._prune",
     "InboxEvent": "spindle.core.store._contract",
     "InboxStore": "spindle.core.store._contract",
     "LeaseStore": "spindle.core.store._contract",
     "LedgerStore": "spindle.core.store._contract",
+    "PruneResult": "spindle.core.store._prune",
+    "PruneStore": "spindle.core.store._prune",
     "RunStore": "spindle.core.store._contract",
     "ScheduleStore": "spindle.core.store._schedules",
     "Store": "spindle.core.store._contract",
     "artifact_digest": "spindle.core.store._rules",
+    "cancel_keys": "spindle.core.store._prune",
     "check_ack": "spindle.core.store._rules",
+    "check_prune": "spindle.core.store._prune",
     "check_aware": "spindle.core.store._rules",
     "check_durability": "spindle.core.store._rules",
     "check_records": "spindle.core.store._rules",

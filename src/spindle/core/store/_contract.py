@@ -59,6 +59,7 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
+from spindle.core.store._prune import PruneStore
 from spindle.core.store._schedules import ScheduleStore
 from spindle.core.store._work import WorkStore
 
@@ -132,8 +133,8 @@ class InboxEvent:
     run_id: str | None = None
 
 
-class RunStore(abc.ABC):
-    """Runs: create, load, commit, list, and the due-work query workers poll."""
+class RunStore(PruneStore):
+    """Runs: create, load, commit, list, the due-work query workers poll, and pruning."""
 
     @abc.abstractmethod
     async def commit(self, commit: Commit) -> None:

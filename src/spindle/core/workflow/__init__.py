@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from spindle.core.workflow._paths import read_inside as read_inside
     from spindle.core.workflow._paths import run_time_escapes as run_time_escapes
     from spindle.core.workflow._queue_field import QueueSpec as QueueSpec
+    from spindle.core.workflow._resources import parse_size as parse_size
+    from spindle.core.workflow._resources import resource_amounts as resource_amounts
     from spindle.core.workflow._schedule import ScheduleSpec as ScheduleSpec
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
@@ -61,6 +63,8 @@ _LAZY: dict[str, str] = {
     "check_inside": "spindle.core.workflow._paths",
     "current_base_dir": "spindle.core.workflow._nodes",
     "fill_templates": "spindle.core.workflow._templates",
+    "parse_size": "spindle.core.workflow._resources",
+    "resource_amounts": "spindle.core.workflow._resources",
     "group_schema": "spindle.core.workflow._schema",
     "input_values": "spindle.core.workflow._definition",
     "load_workflow": "spindle.core.workflow._loader",

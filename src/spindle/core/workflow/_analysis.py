@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from spindle.core.errors import ValidationError
 from spindle.core.workflow._control_checks import control_problems
 from spindle.core.workflow._paths import path_problems
+from spindle.core.workflow._resources import resource_problems
 from spindle.core.workflow._templates import template_problems
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
             )
         if node.timeout is not None and node.timeout <= 0:
             out.append(f"node '{nid}': timeout must be positive @ {where}.timeout")
+        if node.resources:
+            out.extend(resource_problems(nid, node.resources, where))
         for oname, spec in node.outputs.items():
             if spec.kind in ("file", "folder", "json") and not spec.path:
                 out.append(

@@ -27,6 +27,7 @@ from spindle.core.workflow._nodes import (
     canonical_json,
 )
 from spindle.core.workflow._queue_field import parse_queue
+from spindle.core.workflow._resources import ResourceAmount
 from spindle.core.workflow._schedule import structure_schedule
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
@@ -125,6 +126,7 @@ _NODE_FIELDS = (
         "map",
         "loop",
         "workflow",
+        "resources",
     ),
 )
 
@@ -139,6 +141,7 @@ _NODE_TYPES: dict[str, Any] = {
     "continue_on_failure": bool,
     "description": str,
     "allow_outside_paths": bool,
+    "resources": dict[str, ResourceAmount],
 }
 
 
@@ -233,6 +236,8 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["description"] = node.description
     if node.allow_outside_paths:
         d["allow_outside_paths"] = True
+    if node.resources:
+        d["resources"] = dict(node.resources)
     if node.when is not None or node.branch or node.map or node.loop:
         d.update(control_dict(node, _node_dict))
     elif node.join != "all":

@@ -19,6 +19,7 @@ from spindle.core._quote import quote
 from spindle.core.model import RetryPolicy, converter
 from spindle.core.plugin import EffectHandler, Executor, Runtime
 from spindle.core.workflow._function_policy import function_problems, pattern_problems
+from spindle.core.workflow._resources import ResourceAmount
 
 __all__ = [
     "ArtifactSpec",
@@ -185,6 +186,9 @@ class NodeSpec:
         branch: this node chooses which of the listed nodes are live (no runtime).
         map: this node runs a template once per item (no runtime).
         loop: this node runs its body again and again until a condition holds.
+        resources: what one attempt needs of the machine running it (``{cpu: 2,
+            memory: 4GiB}``): numbers, or sizes with a unit; an executor that places
+            work on a cluster (``dask``) asks its scheduler for them, others ignore them.
     """
 
     id: str
@@ -204,6 +208,7 @@ class NodeSpec:
     branch: BranchSpec | None = None
     map: MapSpec | None = None
     loop: LoopSpec | None = None
+    resources: dict[str, ResourceAmount] = field(factory=dict)
 
     def references(self) -> list[Reference]:
         """Every reference in this node's ``inputs`` mapping (a map's template's included,

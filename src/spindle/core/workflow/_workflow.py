@@ -175,6 +175,7 @@ class Workflow:
         allow_outside_paths: bool = False,
         when: Mapping[str, Any] | Callable[..., Any] | None = None,
         join: str = "all",
+        resources: Mapping[str, Any] | None = None,
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
@@ -183,7 +184,8 @@ class Workflow:
         options are the node's fields (``allow_outside_paths``: its output
         paths may leave the run directory; refused under a load policy; ``when``:
         a condition mapping or a predicate taking upstream results and inputs by
-        parameter name, false skips the node; ``join``: ``all`` or ``any``).
+        parameter name, false skips the node; ``join``: ``all`` or ``any``; ``resources``:
+        what an attempt needs, ``{"cpu": 2, "memory": "4GiB"}``).
         """
 
         def decorate(func: F) -> F:
@@ -207,6 +209,7 @@ class Workflow:
                 allow_outside_paths=allow_outside_paths,
                 when=dict(when) if isinstance(when, Mapping) else when,
                 join=join,
+                **({"resources": dict(resources)} if resources else {}),
             )
             return func
 

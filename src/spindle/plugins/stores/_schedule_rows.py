@@ -15,7 +15,14 @@ from spindle.core.errors import StoreCorrupt
 from spindle.core.model import Schedule, converter
 from spindle.plugins.stores._common import stored, to_json
 
-__all__ = ["from_micros", "micros", "schedule_body", "schedule_from"]
+__all__ = ["SQLITE_SCHEDULES", "from_micros", "micros", "schedule_body", "schedule_from"]
+
+#: The SQLite store's schedules table (schema version 6): slots are integer
+#: microseconds since the epoch, so the claim's compare-and-set is exact.
+SQLITE_SCHEDULES = (
+    "CREATE TABLE schedules (schedule_id TEXT PRIMARY KEY, next_slot INTEGER NOT NULL,"
+    " last_slot INTEGER, enabled INTEGER NOT NULL DEFAULT 1, body TEXT NOT NULL) WITHOUT ROWID"
+)
 
 _MOVING = ("next_slot", "last_slot", "enabled")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

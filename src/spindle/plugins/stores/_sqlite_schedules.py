@@ -1,4 +1,4 @@
-"""The SQLite store's schedules: the ``schedules`` table (schema version 5).
+"""The SQLite store's schedules: the ``schedules`` table (schema version 6).
 
 Slots are kept as integer microseconds since the epoch, so the claim's
 compare-and-set compares exact values, never floats.
@@ -15,7 +15,7 @@ from attrs import define
 from spindle.core.model import Schedule
 from spindle.core.store import check_aware
 from spindle.plugins.stores._schedule_rows import from_micros, micros, schedule_body, schedule_from
-from spindle.plugins.stores._sqlite_tables import SQLiteTables
+from spindle.plugins.stores._sqlite_prune import SQLitePrune
 
 __all__ = ["SQLiteSchedules"]
 
@@ -23,7 +23,7 @@ _COLUMNS = "body, next_slot, last_slot, enabled"
 
 
 @define
-class SQLiteSchedules(SQLiteTables):
+class SQLiteSchedules(SQLitePrune):
     """Schedules in a SQLite file; the claim is one ``UPDATE ... WHERE next_slot = ?``."""
 
     def _schedule(self, row: Any) -> Schedule:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from spindle._version import __version__
 from spindle.core.errors import SchemaTooNew, StoreCorrupt
+from spindle.plugins.stores._schedule_rows import SQLITE_SCHEDULES
 from spindle.plugins.stores._sqlite_errors import sqlite_failure
 
 __all__ = [
@@ -213,15 +214,18 @@ _V4: tuple[str, ...] = (
     "CREATE TABLE workers (worker_id TEXT PRIMARY KEY, seen_at REAL NOT NULL, body TEXT NOT NULL)",
 )
 
-# Version 5: schedules. The moving parts are columns, so claiming a slot is one
-# compare-and-set UPDATE (slots: integer microseconds, compared exactly).
+# Version 5: pruning deletes the inbox events a pruned run consumed, found
+# through this index rather than by reading the whole inbox under the write
+# lock. Only consumed events have an entry, and an event's entry is written
+# once, by the commit that consumes it.
 _V5: tuple[str, ...] = (
-    "CREATE TABLE schedules (schedule_id TEXT PRIMARY KEY, next_slot INTEGER NOT NULL,"
-    " last_slot INTEGER, enabled INTEGER NOT NULL DEFAULT 1, body TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX inbox_consumed ON inbox (consumed_by) WHERE consumed_by IS NOT NULL",
 )
 
+# Version 6: schedules (``_schedule_rows``: a slot claim is one compare-and-set).
+_V6: tuple[str, ...] = (SQLITE_SCHEDULES,)
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -68,8 +68,9 @@ class SQLiteTables(SQLiteBase):
         """Write ``data`` once per digest and reference it from ``run_id``.
 
         The file is written before the reference, so a reference never points
-        at missing content; a crash in between leaves an unreferenced file
-        that pruning can remove.
+        at missing content (a crash in between leaves an unreferenced file,
+        which the next put of that content uses); the reference's transaction
+        writes the file again if pruning removed it since (see ``_sqlite_prune``).
         """
         digest = artifact_digest(data)
         target = self._blob_path(digest)
@@ -78,13 +79,23 @@ class SQLiteTables(SQLiteBase):
                 write_atomically(target, data, fsync=self.durability == "full")
             except OSError as exc:
                 raise file_failure(exc, self.path, f"artifact {target}", run_id=run_id) from exc
-        await self._execute(
-            "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
-            " DO UPDATE SET media_type = excluded.media_type",
-            (run_id, digest, name, len(data), media_type),
-            run_id,
-        )
+
+        def reference(conn: sqlite3.Connection) -> None:
+            # Under the write lock, which pruning holds while it sets unreferenced
+            # content aside: content pruned since it was looked at is written again.
+            if not target.exists():
+                try:
+                    write_atomically(target, data, fsync=self.durability == "full")
+                except OSError as exc:
+                    raise file_failure(exc, self.path, f"artifact {target}", run_id=run_id) from exc
+            conn.execute(
+                "INSERT INTO artifacts (run_id, digest, name, size, media_type)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, digest, ifnull(name, x''))"
+                " DO UPDATE SET media_type = excluded.media_type",
+                (run_id, digest, name, len(data), media_type),
+            )
+
+        await self._transact(reference, run_id)
         return ArtifactRef(digest=digest, size=len(data), media_type=media_type, name=name)
 
     async def get_artifact(self, digest: str) -> bytes:

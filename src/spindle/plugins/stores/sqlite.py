@@ -33,8 +33,8 @@ file); each run's references to them are rows.
 The class is built in layers, one concept a module: ``_sqlite_schema`` (the
 tables and their migrations), ``_sqlite_base`` (the connections, and the
 group-commit writer of ``_sqlite_group``), ``_sqlite_tables`` (the tables
-beside runs), ``_sqlite_commit`` (the commit) and this module (the URL,
-reading runs and ledgers, and leases).
+beside runs), ``_sqlite_prune`` (retention), ``_sqlite_commit`` (the commit)
+and this module (the URL, reading runs and ledgers, and leases).
 """
 
 from __future__ import annotations
