@@ -57,10 +57,6 @@ _INPUT_FIELDS = {"default", "required", "secret", "description"}
 STRUCTURALLY_VALID = "structurally-valid"
 
 
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _structure_inputs(raw: Any, problems: list[str]) -> dict[str, InputSpec]:
     """Workflow inputs: ``{name: default}`` or ``{name: {default:, required:, secret:}}``."""
     inputs: dict[str, InputSpec] = {}
@@ -333,7 +329,7 @@ def _workflow_from_dict(
         name,
         output=output,
         base_dir=bd if isinstance(bd, str | Path) else None,
-        source=source or _str_or_none(data.get("source")),
+        source=source or (given if isinstance(given := data.get("source"), str) else None),
         max_steps=max_steps,
         registry=reg,
     )
