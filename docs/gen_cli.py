@@ -91,7 +91,31 @@ EXIT_CODES: dict[str, list[tuple[str, str]]] = {
         ("2", "invalid configuration (`spindle.toml`)"),
     ],
     "schema": [("0", "the schema was printed or written"), ("2", "usage error")],
+    "schedule add": [
+        ("0", "the schedule was kept"),
+        (
+            "2",
+            "bad file, cron expression, time zone, catch-up rule or input; the id is "
+            "taken (without `--replace`); or a store error",
+        ),
+    ],
+    "schedule list": [("0", "the list was printed"), ("2", "usage or store error")],
+    "schedule remove": [
+        ("0", "the schedule was removed"),
+        ("2", "no such schedule, or a store error"),
+    ],
+    "schedule pause": [
+        ("0", "the schedule was paused"),
+        ("2", "no such schedule, or a store error"),
+    ],
+    "schedule resume": [
+        ("0", "the schedule was resumed"),
+        ("2", "no such schedule, or a store error"),
+    ],
 }
+
+#: Groups whose subcommands get a section each (``spindle schedule add``...).
+SUBCOMMANDS = ("schedule",)
 
 
 def _cell(text: str) -> str:
@@ -127,7 +151,8 @@ def render_command(name: str, cmd: click.Command, root: click.Context) -> str:
     """The Markdown section of one command."""
     ctx = click.Context(cmd, info_name=name, parent=root)
     usage = " ".join(["spindle", name, *cmd.collect_usage_pieces(ctx)])
-    lines = [f"## `spindle {name}`", "", "```text", usage, "```", ""]
+    level = "###" if " " in name else "##"
+    lines = [f"{level} `spindle {name}`", "", "```text", usage, "```", ""]
     help_text = _help_text(cmd.help)
     if help_text:
         lines += [help_text, ""]
@@ -239,7 +264,11 @@ def render() -> str:
     out += [f"| [`{n}`](#spindle-{n}) | {_cell(BUILTIN_COMMANDS[n][1])} |" for n in names]
     out.append("")
     for name in names:
-        out.append(render_command(name, load_command(name), root))
+        cmd = load_command(name)
+        out.append(render_command(name, cmd, root))
+        if name in SUBCOMMANDS and isinstance(cmd, click.Group):
+            for sub in sorted(cmd.commands):
+                out.append(render_command(f"{name} {sub}", cmd.commands[sub], root))
     return "\n".join(out).rstrip() + "\n"
 
 

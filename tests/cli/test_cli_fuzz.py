@@ -147,7 +147,8 @@ def argvs(draw: st.DrawFn) -> list[str]:
     if command == "logs":
         argv = [t for t in argv if t not in ("-f", "--follow")]
     if command == "worker":
-        argv.append("--once")
+        # first, so no option that takes a value can take it ("--id --once")
+        argv.insert(1, "--once")
     return argv
 
 

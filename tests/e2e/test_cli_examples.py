@@ -136,3 +136,27 @@ def test_host_app_runs_a_python_workflow_the_cli_can_inspect(spindle, examples):
     assert code == 0
     assert doc["workflow"] == "word_stats"
     assert doc["output"]["top"][0] == ["the", 2]
+
+
+def test_the_scheduled_example_is_added_and_its_latest_slot_fired(spindle, examples):
+    """`spindle schedule add examples/scheduled/nightly.yaml` keeps its schedule: field;
+    with --since in the past, `spindle worker --once` fires the latest slot."""
+    added = spindle(
+        "schedule", "add", "examples/scheduled/nightly.yaml", "--since", "2024-01-01T00:00:00Z"
+    )
+    assert added.returncode == 0, added.stderr
+    code, [doc] = spindle.json("schedule", "list")
+    assert code == 0
+    assert (doc["cron"], doc["timezone"], doc["catch_up"]) == (
+        "0 3 * * *",
+        "Europe/Paris",
+        "latest",
+    )
+    assert spindle("worker", "--once").returncode == 0
+    code, runs = spindle.json("runs")
+    assert code == 0
+    [run] = runs["runs"]
+    assert run["run_id"].startswith("sched:nightly:") and run["run_id"].endswith(
+        ("T0200Z", "T0100Z")
+    )
+    assert run["output"] == {"report": "report for yesterday"}

@@ -239,3 +239,28 @@ def test_a_store_without_push_sleeps_for_the_timeout(tmp_path: Path) -> None:
             return await store.wait_for_work(0.05)
 
     assert asyncio.run(main()) is False
+
+
+def test_a_version_2_database_is_upgraded_to_keep_schedules() -> None:
+    """A database at schema version 2 (before schedules) is refused until ``upgrade``,
+    which adds the schedules table: (2, current) and then schedules are kept."""
+    from spindle.core.model import Schedule
+
+    url = postgres_url()
+    asyncio.run(_open_close(url))
+    _sql(url, "DROP TABLE spindle_schedules")
+    _sql(url, "UPDATE spindle_schema SET version = 2")
+    with pytest.raises(SchemaTooOld, match="spindle db upgrade"):
+        asyncio.run(_open_close(url))
+    kept = Schedule("s", "wf", "d", "@daily", "UTC", next_slot=utcnow())
+
+    async def upgrade() -> tuple[tuple[int | None, int | None], list[Schedule]]:
+        store = PostgresStore.from_url(url)
+        try:
+            versions = await store.upgrade()
+            await store.put_schedule(kept)
+            return versions, await store.list_schedules()
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(upgrade()) == ((2, _schema.SCHEMA_VERSION), [kept])

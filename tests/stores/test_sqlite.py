@@ -452,3 +452,27 @@ def test_processes_opening_a_new_file_together_all_succeed(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path}/fresh.db"
     results = run_children(url, "create", processes=4)
     assert sorted(r[0] for r in results) == ["w0", "w1", "w2", "w3"]  # type: ignore[type-var]
+
+
+async def test_a_version_5_store_migrates_to_keep_schedules(tmp_path: Path) -> None:
+    """A file written at schema version 5 (before schedules) opens migrated to the
+    current version, with an empty schedules table that keeps a schedule."""
+    from spindle.core.model import Schedule
+
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        for step in MIGRATIONS[:5]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("INSERT INTO spindle_schema (version) VALUES (5)")
+    conn.close()
+    kept = Schedule("s", "wf", "d", "@daily", "UTC", next_slot=NOW)
+    async with at_path(path) as store:
+        assert await store.list_schedules() == []
+        await store.put_schedule(kept)
+    async with at_path(path) as store:
+        assert await store.list_schedules() == [kept]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM spindle_schema").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()

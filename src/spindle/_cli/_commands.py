@@ -22,6 +22,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),
     "logs": ("spindle._cli.logs:logs", "Print what a run's nodes printed and raised (-f follows)."),
     "worker": ("spindle._cli.worker:worker", "Claim and drive runnable runs from a store."),
+    "schedule": (
+        "spindle._cli.schedule:schedule",
+        "Start workflows on cron schedules (add, list, pause, remove).",
+    ),
     "workers": ("spindle._cli.work:workers", "List live workers and the runs they hold."),
     "queue": (
         "spindle._cli.work:queue",

@@ -132,8 +132,21 @@ _V2: tuple[str, ...] = (
     " body TEXT NOT NULL)",
 )
 
+# Version 3: schedules. The moving parts (the next slot not fired, the last one
+# fired, paused or not) are columns, so claiming a slot is one compare-and-set
+# UPDATE on ``next_slot``; the rest of a schedule is ``body`` (JSON text).
+_V3: tuple[str, ...] = (
+    """CREATE TABLE spindle_schedules (
+        schedule_id TEXT PRIMARY KEY,
+        next_slot TIMESTAMPTZ NOT NULL,
+        last_slot TIMESTAMPTZ,
+        enabled BOOLEAN NOT NULL DEFAULT TRUE,
+        body TEXT NOT NULL
+    )""",
+)
+
 #: The steps from version n-1 to n (index 0 makes version 1).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 #: The version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)

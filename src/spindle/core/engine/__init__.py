@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from spindle.core.engine._leases import pid_alive as pid_alive
     from spindle.core.engine._retention import Retention as Retention
     from spindle.core.engine._retention import apply_retention as apply_retention
+    from spindle.core.engine._schedules import add_schedule as add_schedule
+    from spindle.core.engine._schedules import fire_due_schedules as fire_due_schedules
+    from spindle.core.engine._schedules import until_next_slot as until_next_slot
     from spindle.core.engine._sync import SyncEngine as SyncEngine
 
 _LAZY: dict[str, str] = {
@@ -30,8 +33,11 @@ _LAZY: dict[str, str] = {
     "Retention": "spindle.core.engine._retention",
     "SyncEngine": "spindle.core.engine._sync",
     "apply_retention": "spindle.core.engine._retention",
+    "add_schedule": "spindle.core.engine._schedules",
+    "fire_due_schedules": "spindle.core.engine._schedules",
     "open_store": "spindle.core.engine._assembly",
     "pid_alive": "spindle.core.engine._leases",
+    "until_next_slot": "spindle.core.engine._schedules",
 }
 
 __getattr__, __dir__ = lazy_facade(__name__, _LAZY)

@@ -8,6 +8,9 @@ two workers, and queue limits hold across all of them. A worker
 
 * announces itself in the store (``spindle workers``) and refreshes that
   record with its heartbeat; its id is in every record and event it writes;
+* fires the store's due schedule slots before each claim (each slot starts
+  one run across all workers, see ``_schedules``) and waits no longer than
+  the next slot;
 * takes over at once the runs a dead process on its own host held (their
   leases are known dead: the pid is gone); runs of dead workers elsewhere are
   claimed once their lease expires;
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from attrs import define
 
 from spindle.core.engine._leases import pid_alive
+from spindle.core.engine._schedules import fire_due_schedules, until_next_slot
 from spindle.core.errors import LeaseHeld, LeaseLost, SpindleError, StoreBusy, StoreFull
 from spindle.core.model import Claim, RunState, WorkerInfo, check_worker_id, utcnow
 
@@ -169,6 +173,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 await self._tend()
+                await fire_due_schedules(engine, utcnow())  # a due slot starts a pending run
                 asked = self.concurrency - len(self._inflight)
                 got = await self._claim_more(once)
                 if loop.time() - last_beat >= beat_every:
@@ -187,7 +192,7 @@ class Worker:
                     if wake is None:
                         wake = asyncio.ensure_future(store.wait_for_work(self.poll))
                     waits.add(wake)
-                timeout = min(self.poll, beat_every)
+                timeout = min(beat_every, await until_next_slot(engine, utcnow(), self.poll))
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
                 if wake is not None and wake.done():

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from spindle.core.model._converter import structure as structure
     from spindle.core.model._converter import structure_errors as structure_errors
     from spindle.core.model._converter import unstructure as unstructure
+    from spindle.core.model._cron import Cron as Cron
+    from spindle.core.model._cron import parse_cron as parse_cron
+    from spindle.core.model._cron import time_zone as time_zone
     from spindle.core.model._duration import format_duration as format_duration
     from spindle.core.model._duration import parse_duration as parse_duration
     from spindle.core.model._effects import Effect as Effect
@@ -70,6 +73,14 @@ if TYPE_CHECKING:
     from spindle.core.model._run import RunStatus as RunStatus
     from spindle.core.model._run import WaitReason as WaitReason
     from spindle.core.model._run import WaitState as WaitState
+    from spindle.core.model._schedule import CATCH_UP_ALL as CATCH_UP_ALL
+    from spindle.core.model._schedule import CATCH_UP_RULES as CATCH_UP_RULES
+    from spindle.core.model._schedule import ON_TIME as ON_TIME
+    from spindle.core.model._schedule import Schedule as Schedule
+    from spindle.core.model._schedule import catch_up_count as catch_up_count
+    from spindle.core.model._schedule import check_catch_up as check_catch_up
+    from spindle.core.model._schedule import check_schedule_id as check_schedule_id
+    from spindle.core.model._schedule import schedule_run_id as schedule_run_id
     from spindle.core.model._secrets import NO_SECRETS as NO_SECRETS
     from spindle.core.model._secrets import REDACTED as REDACTED
     from spindle.core.model._secrets import Secrets as Secrets
@@ -90,6 +101,17 @@ if TYPE_CHECKING:
     from spindle.core.model._work import check_worker_id as check_worker_id
 
 _LAZY: dict[str, str] = {
+    "Cron": "spindle.core.model._cron",
+    "parse_cron": "spindle.core.model._cron",
+    "time_zone": "spindle.core.model._cron",
+    "CATCH_UP_ALL": "spindle.core.model._schedule",
+    "CATCH_UP_RULES": "spindle.core.model._schedule",
+    "ON_TIME": "spindle.core.model._schedule",
+    "Schedule": "spindle.core.model._schedule",
+    "catch_up_count": "spindle.core.model._schedule",
+    "check_catch_up": "spindle.core.model._schedule",
+    "check_schedule_id": "spindle.core.model._schedule",
+    "schedule_run_id": "spindle.core.model._schedule",
     "Claim": "spindle.core.model._work",
     "QueueLimits": "spindle.core.model._work",
     "QueueSpot": "spindle.core.model._work",

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from spindle.core.store._rules import queued_elsewhere as queued_elsewhere
     from spindle.core.store._rules import run_exists as run_exists
     from spindle.core.store._rules import unconsumable as unconsumable
+    from spindle.core.store._schedules import ScheduleStore as ScheduleStore
     from spindle.core.store._work import Candidate as Candidate
     from spindle.core.store._work import QueueLoad as QueueLoad
     from spindle.core.store._work import WorkStore as WorkStore
@@ -66,6 +67,7 @@ _LAZY: dict[str, str] = {
     "PruneResult": "spindle.core.store._prune",
     "PruneStore": "spindle.core.store._prune",
     "RunStore": "spindle.core.store._contract",
+    "ScheduleStore": "spindle.core.store._schedules",
     "Store": "spindle.core.store._contract",
     "artifact_digest": "spindle.core.store._rules",
     "cancel_keys": "spindle.core.store._prune",

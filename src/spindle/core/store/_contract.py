@@ -1,4 +1,5 @@
-"""The store contract: runs, ledger, artifacts, inbox, timers, leases, audit, handoffs.
+"""The store contract: runs, ledger, artifacts, inbox, timers, leases, audit, handoffs,
+schedules (``_schedules``).
 
 A store is chosen by URL scheme (``memory://``, ``sqlite:///path``,
 ``postgresql://...``): the scheme is the entry-point kind in
@@ -59,6 +60,7 @@ from spindle.core.model import (
 )
 from spindle.core.plugin import Plugin
 from spindle.core.store._prune import PruneStore
+from spindle.core.store._schedules import ScheduleStore
 from spindle.core.store._work import WorkStore
 
 __all__ = [
@@ -330,6 +332,7 @@ class Store(
     LeaseStore,
     AuditStore,
     WorkStore,
+    ScheduleStore,
     Plugin,
     group="store",
 ):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._queue_field import QueueSpec as QueueSpec
     from spindle.core.workflow._resources import parse_size as parse_size
     from spindle.core.workflow._resources import resource_amounts as resource_amounts
+    from spindle.core.workflow._schedule import ScheduleSpec as ScheduleSpec
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
     from spindle.core.workflow._schema import group_schema as group_schema
@@ -52,6 +53,7 @@ _LAZY: dict[str, str] = {
     "NodeSpec": "spindle.core.workflow._nodes",
     "Reference": "spindle.core.workflow._nodes",
     "SCHEMA_DIALECT": "spindle.core.workflow._schema",
+    "ScheduleSpec": "spindle.core.workflow._schedule",
     "SUFFIXES": "spindle.core.workflow._loader",
     "Unfilled": "spindle.core.workflow._templates",
     "WORKFLOW_GROUPS": "spindle.core.workflow._schema",

@@ -28,6 +28,7 @@ from spindle.core.workflow._nodes import (
 )
 from spindle.core.workflow._queue_field import parse_queue
 from spindle.core.workflow._resources import ResourceAmount
+from spindle.core.workflow._schedule import structure_schedule
 from spindle.core.workflow._subflow import is_reference_mapping, subflow_effect
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _WORKFLOW_FIELDS = (
     "max_steps",
     "description",
     "queue",
+    "schedule",
     # written by to_dict(); accepted so a dump loads back
     "base_dir",
     "source",
@@ -53,10 +55,6 @@ _INPUT_FIELDS = {"default", "required", "secret", "description"}
 
 #: Key in a workflow's cache: its structural checks found nothing (dropped when it changes).
 STRUCTURALLY_VALID = "structurally-valid"
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _structure_inputs(raw: Any, problems: list[str]) -> dict[str, InputSpec]:
@@ -331,12 +329,13 @@ def _workflow_from_dict(
         name,
         output=output,
         base_dir=bd if isinstance(bd, str | Path) else None,
-        source=source or _str_or_none(data.get("source")),
+        source=source or (given if isinstance(given := data.get("source"), str) else None),
         max_steps=max_steps,
         registry=reg,
     )
     wf.inputs = inputs
     wf.queue = parse_queue(data.get("queue"), inputs, problems)
+    wf.schedule = structure_schedule(data.get("schedule"), problems)
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping):
         problems.append(

@@ -24,6 +24,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.workflow._nodes import InputSpec, NodeSpec
+from spindle.core.workflow._schedule import SCHEDULE_SCHEMA
 from spindle.core.workflow._schema_builder import SchemaBuilder
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
                 "minimum": 1,
                 "description": "Ledger records a run may write before it is failed.",
             },
+            "schedule": SCHEDULE_SCHEMA,
             "base_dir": {"type": ["string", "null"], "description": "Written by `to_dict()`."},
             "source": {"type": ["string", "null"], "description": "Written by `to_dict()`."},
             "node_hashes": {"type": "object", "description": "Written by `to_dict()`."},

@@ -47,6 +47,7 @@ from spindle.core.workflow._paths import policy_path_problems
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
     from spindle.core.workflow._queue_field import QueueSpec
+    from spindle.core.workflow._schedule import ScheduleSpec
 
 __all__ = ["Workflow"]
 
@@ -95,6 +96,8 @@ class Workflow:
         self.max_steps = max_steps
         #: The queue runs started detached wait on (the file's ``queue:``), or None.
         self.queue: QueueSpec | None = None
+        #: When to start it (a file's ``schedule:``); not part of the definition.
+        self.schedule: ScheduleSpec | None = None
         self._registry = registry
         self._cache: dict[Any, Any] = {}
 

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from spindle._version import __version__
 from spindle.core.errors import SchemaTooNew, StoreCorrupt
+from spindle.plugins.stores._schedule_rows import SQLITE_SCHEDULES
 from spindle.plugins.stores._sqlite_errors import sqlite_failure
 
 __all__ = [
@@ -221,8 +222,10 @@ _V5: tuple[str, ...] = (
     "CREATE INDEX inbox_consumed ON inbox (consumed_by) WHERE consumed_by IS NOT NULL",
 )
 
+# Version 6: schedules (``_schedule_rows``: a slot claim is one compare-and-set).
+_V6: tuple[str, ...] = (SQLITE_SCHEDULES,)
 #: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,7 +15,7 @@ spindle models (a user's own class in a result) are shared, not copied
 This module holds what a run's progress goes through: the commit, run
 queries, the ledger and leases; the tables beside them (definitions, the
 inbox, artifacts, audit entries, handoffs) are in ``_memory_base``, pruning
-in ``_memory_prune``.
+in ``_memory_prune``, schedules in ``_memory_schedules``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._memory_base import RunEntry
 from spindle.plugins.stores._memory_copy import clone, cloner
 from spindle.plugins.stores._memory_prune import MemoryPrune
-from spindle.plugins.stores._memory_work import MemoryWork
+from spindle.plugins.stores._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -52,7 +52,7 @@ _clone_record = cloner(StepRecord)
 
 
 @define
-class MemoryStore(MemoryWork, MemoryPrune, kind="memory"):
+class MemoryStore(MemorySchedules, MemoryPrune, kind="memory"):
     """Keeps runs, ledgers, artifacts and the inbox in process memory.
 
     Nothing survives the process, so it suits tests and experiments; it
