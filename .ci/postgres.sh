@@ -3,6 +3,7 @@
 # user, in a temporary directory, stopped and removed by `stop`.
 #
 #   eval "$(.ci/postgres.sh start)"   # prints: export SPINDLE_TEST_POSTGRES_URL=...
+#   .ci/postgres.sh restart            # stop and start it again (same data)
 #   .ci/postgres.sh stop
 #
 # `start` installs Debian's postgresql when no server is found and it may
@@ -84,8 +85,21 @@ stop_quietly() {
     fi
 }
 
+# Stop the running cluster and start it again on the same data (the tests' stand-in
+# for a database server restarting under live workers).
+restart() {
+    if ! { [ -f "$DIR/bin" ] && [ -d "$DIR/data" ]; }; then
+        log "postgres: no cluster in $DIR to restart (run: $0 start)"
+        return 1
+    fi
+    OWNER=$(cat "$DIR/owner")
+    as_owner "$(cat "$DIR/bin")/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -m fast -w -t 60 \
+        restart >&2 || { cat "$DIR/server.log" >&2; return 1; }
+}
+
 case "${1:-}" in
     start) start ;;
+    restart) restart ;;
     stop) stop_quietly; rm -rf "$DIR" ;;
-    *) log "usage: $0 start|stop"; exit 2 ;;
+    *) log "usage: $0 start|restart|stop"; exit 2 ;;
 esac

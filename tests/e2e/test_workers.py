@@ -7,6 +7,7 @@ PostgreSQL server ``.ci/run`` starts) and checks what the ledgers recorded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -280,3 +281,57 @@ def test_a_queue_limit_holds_across_four_workers(
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         assert proc.wait(timeout=60) == 0
+
+
+def test_postgres_restarting_mid_run_workers_reconnect_and_every_run_completes(
+    tmp_path: Path,
+) -> None:
+    """The database server restarts under two busy workers: they reconnect (retrying
+    what failed meanwhile), and every run completes with each node recorded once."""
+    from tests.pg import postgres_url, require_server
+
+    require_server()
+    root = Path(__file__).resolve().parents[2]
+    cluster = Path(os.environ.get("SPINDLE_PG_DIR", "/tmp/spindle-ci-pg"))
+    if not (cluster / "bin").exists():
+        reason = f"no throwaway cluster of .ci/postgres.sh in {cluster} to restart"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    url = postgres_url(retry_for="60")
+    run_ids = start_runs(tmp_path, url, SLEEPY, 16, "--input", "seconds=0.2")
+    pool = Workers(tmp_path, url)
+    try:
+        procs = [pool.start("--poll", "0.05", "--concurrency", "2") for _ in range(2)]
+        for proc in procs:
+            pool.wait_for(proc, " claimed")
+        restart = subprocess.run(
+            ["bash", str(root / ".ci" / "postgres.sh"), "restart"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert restart.returncode == 0, restart.stderr
+        wait_until_done(tmp_path, url, run_ids, timeout=180)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert proc.wait(timeout=60) == 0, pool.log(proc)
+    finally:
+        pool.close()
+
+    async def check() -> None:
+        from spindle.core.engine import Engine
+
+        async with Engine(url) as engine:
+            for run_id in run_ids:
+                assert (await engine.get_run(run_id)).status.value == "completed"
+                done = [
+                    r.node_id
+                    for r in await engine.ledger(run_id)
+                    if r.kind.value == "node" and r.status.value == "completed"
+                ]
+                assert sorted(done) == ["done", "nap"], run_id  # each node once
+                assert (await engine.verify_ledger(run_id)).ok, run_id
+
+    asyncio.run(check())

@@ -26,7 +26,12 @@ from spindle.core.store import (
     blocked_queues,
     check_aware,
     lease_expiry,
+    leased,
+    limited_queues,
     plan_claims,
+    queue_body,
+    roster,
+    worker_body,
 )
 
 __all__ = ["PostgresWork"]
@@ -116,18 +121,14 @@ class PostgresWork(PostgresRuns):
             tokens = dict(await cur.fetchall())
             return [(c.run_id, int(tokens[c.run_id])) for c in chosen]
 
-        taken = await self._run(claim)
-        return [
-            Claim(run_id, Lease(owner=owner, host=host, pid=pid, expires_at=expires_at, token=t))
-            for run_id, t in taken
-        ]
+        return leased(await self._run(claim), owner, host, pid, expires_at)
 
     async def set_queue(self, limits: QueueLimits) -> None:
         """Create or replace a queue's limits."""
         await self._rows(
             "INSERT INTO spindle_queues (name, body) VALUES (%s, %s) ON CONFLICT (name)"
             " DO UPDATE SET body = excluded.body RETURNING 1",
-            (limits.name, json.dumps(limits.to_dict())),
+            (limits.name, queue_body(limits)),
         )
 
     async def get_queues(self) -> list[QueueLimits]:
@@ -153,13 +154,11 @@ class PostgresWork(PostgresRuns):
 
     async def put_worker(self, info: WorkerInfo) -> None:
         """Announce or refresh a worker."""
-        body = info.to_dict()
-        body["holds"] = []
         await self._rows(
             "INSERT INTO spindle_workers (worker_id, seen_at, body) VALUES (%s, %s, %s)"
             " ON CONFLICT (worker_id) DO UPDATE SET seen_at = excluded.seen_at,"
             " body = excluded.body RETURNING 1",
-            (info.worker_id, info.seen_at, json.dumps(body)),
+            (info.worker_id, info.seen_at, worker_body(info)),
         )
 
     async def remove_worker(self, worker_id: str) -> None:
@@ -170,18 +169,11 @@ class PostgresWork(PostgresRuns):
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Every announced worker, by id, with the runs it holds."""
-        holds: dict[str, list[str]] = {}
-        for owner, run_id in await self._rows(
+        holders = await self._rows(
             "SELECT lease_owner, run_id FROM spindle_runs WHERE lease_owner IS NOT NULL"
-            " ORDER BY run_id"
-        ):
-            holds.setdefault(owner, []).append(run_id)
-        found = []
-        for (body,) in await self._rows("SELECT body FROM spindle_workers ORDER BY worker_id"):
-            info = converter.structure(json.loads(body), WorkerInfo)
-            info.holds = holds.get(info.worker_id, [])
-            found.append(info)
-        return found
+        )
+        bodies = await self._rows("SELECT body FROM spindle_workers ORDER BY worker_id")
+        return roster((body for (body,) in bodies), holders)
 
     async def held_leases(self, *, host: str | None = None) -> list[tuple[str, Lease]]:
         """Every run under a lease (of holders on ``host``, if given)."""
@@ -199,12 +191,7 @@ class PostgresWork(PostgresRuns):
 
 async def _limits(conn: Conn) -> dict[str, QueueLimits]:
     cur = await conn.execute("SELECT body FROM spindle_queues")
-    limits = {}
-    for (body,) in await cur.fetchall():
-        lim = converter.structure(json.loads(body), QueueLimits)
-        if lim.limited:
-            limits[lim.name] = lim
-    return limits
+    return limited_queues(body for (body,) in await cur.fetchall())
 
 
 async def _load(conn: Conn, limits: dict[str, QueueLimits], now: datetime, owner: str) -> QueueLoad:

@@ -47,7 +47,12 @@ if TYPE_CHECKING:
     from spindle.core.store._work import QueueLoad as QueueLoad
     from spindle.core.store._work import WorkStore as WorkStore
     from spindle.core.store._work import blocked_queues as blocked_queues
+    from spindle.core.store._work import leased as leased
+    from spindle.core.store._work import limited_queues as limited_queues
     from spindle.core.store._work import plan_claims as plan_claims
+    from spindle.core.store._work import queue_body as queue_body
+    from spindle.core.store._work import roster as roster
+    from spindle.core.store._work import worker_body as worker_body
 
 _LAZY: dict[str, str] = {
     "Candidate": "spindle.core.store._work",
@@ -55,6 +60,11 @@ _LAZY: dict[str, str] = {
     "WorkStore": "spindle.core.store._work",
     "blocked_queues": "spindle.core.store._work",
     "plan_claims": "spindle.core.store._work",
+    "worker_body": "spindle.core.store._work",
+    "roster": "spindle.core.store._work",
+    "queue_body": "spindle.core.store._work",
+    "limited_queues": "spindle.core.store._work",
+    "leased": "spindle.core.store._work",
     "ArtifactStore": "spindle.core.store._contract",
     "AuditStore": "spindle.core.store._contract",
     "Commit": "spindle.core.store._contract",

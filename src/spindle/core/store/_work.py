@@ -11,16 +11,28 @@ each store only gathers the load and the candidates in its own medium.
 from __future__ import annotations
 
 import abc
+import json
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from attrs import define, field
 
-from spindle.core.model import Lease
+from spindle.core.model import Lease, converter
 from spindle.core.model._work import Claim, QueueLimits, WorkerInfo
 
-__all__ = ["Candidate", "QueueLoad", "WorkStore", "blocked_queues", "plan_claims"]
+__all__ = [
+    "Candidate",
+    "QueueLoad",
+    "WorkStore",
+    "blocked_queues",
+    "leased",
+    "limited_queues",
+    "plan_claims",
+    "queue_body",
+    "roster",
+    "worker_body",
+]
 
 
 class WorkStore(abc.ABC):
@@ -165,3 +177,49 @@ def _fits(cand: Candidate, lim: QueueLimits, load: QueueLoad) -> bool:
     ):
         return False
     return not (cand.pending and lim.rate is not None and load.starts[name] >= lim.rate)
+
+
+# --- what every store writes and reads the same way -------------------------------------
+
+
+def queue_body(limits: QueueLimits) -> str:
+    """A queue's limits as the JSON text a store keeps."""
+    return json.dumps(limits.to_dict())
+
+
+def limited_queues(bodies: Iterable[str]) -> dict[str, QueueLimits]:
+    """The queues (from their stored bodies) whose limits a claim must apply, by name."""
+    limits = (converter.structure(json.loads(body), QueueLimits) for body in bodies)
+    return {lim.name: lim for lim in limits if lim.limited}
+
+
+def worker_body(info: WorkerInfo) -> str:
+    """A worker's record as the JSON text a store keeps (without ``holds``: those are
+    read off the leases when listed)."""
+    body = info.to_dict()
+    body["holds"] = []
+    return json.dumps(body)
+
+
+def roster(bodies: Iterable[str], holders: Iterable[tuple[str, str]]) -> list[WorkerInfo]:
+    """The workers of stored ``bodies`` (in their order), each with the runs it holds:
+    ``holders`` are ``(lease owner, run id)`` pairs."""
+    holds: dict[str, list[str]] = {}
+    for owner, run_id in holders:
+        holds.setdefault(owner, []).append(run_id)
+    found = []
+    for body in bodies:
+        info = converter.structure(json.loads(body), WorkerInfo)
+        info.holds = sorted(holds.get(info.worker_id, ()))
+        found.append(info)
+    return found
+
+
+def leased(
+    taken: Iterable[tuple[str, int]], owner: str, host: str, pid: int, expires_at: datetime
+) -> list[Claim]:
+    """The claims of runs leased to ``owner`` (``(run_id, token)`` pairs)."""
+    return [
+        Claim(run_id, Lease(owner=owner, host=host, pid=pid, expires_at=expires_at, token=t))
+        for run_id, t in taken
+    ]

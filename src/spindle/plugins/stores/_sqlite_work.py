@@ -24,7 +24,12 @@ from spindle.core.store import (
     check_aware,
     from_epoch,
     lease_expiry,
+    leased,
+    limited_queues,
     plan_claims,
+    queue_body,
+    roster,
+    worker_body,
 )
 from spindle.plugins.stores._sqlite_commit import SQLiteCommitter
 
@@ -97,18 +102,14 @@ class SQLiteWork(SQLiteCommitter):
                     taken.append((cand.run_id, int(token)))
             return taken
 
-        taken = await self._transact(claim)
-        return [
-            Claim(run_id, Lease(owner=owner, host=host, pid=pid, expires_at=expires_at, token=t))
-            for run_id, t in taken
-        ]
+        return leased(await self._transact(claim), owner, host, pid, expires_at)
 
     async def set_queue(self, limits: QueueLimits) -> None:
         """Create or replace a queue's limits."""
         await self._execute(
             "INSERT INTO queues (name, body) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-            (limits.name, json.dumps(limits.to_dict())),
+            (limits.name, queue_body(limits)),
         )
 
     async def get_queues(self) -> list[QueueLimits]:
@@ -132,12 +133,10 @@ class SQLiteWork(SQLiteCommitter):
 
     async def put_worker(self, info: WorkerInfo) -> None:
         """Announce or refresh a worker."""
-        body = info.to_dict()
-        body["holds"] = []
         await self._execute(
             "INSERT INTO workers (worker_id, seen_at, body) VALUES (?, ?, ?) ON CONFLICT"
             " (worker_id) DO UPDATE SET seen_at = excluded.seen_at, body = excluded.body",
-            (info.worker_id, info.seen_at.timestamp(), json.dumps(body)),
+            (info.worker_id, info.seen_at.timestamp(), worker_body(info)),
         )
 
     async def remove_worker(self, worker_id: str) -> None:
@@ -146,18 +145,12 @@ class SQLiteWork(SQLiteCommitter):
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Every announced worker, by id, with the runs it holds."""
-        holds: dict[str, list[str]] = {}
-        for owner, run_id in self._read(
+        holders = self._read(
             "SELECT lease_owner, run_id FROM runs INDEXED BY runs_leased"
-            " WHERE lease_owner IS NOT NULL ORDER BY run_id"
-        ):
-            holds.setdefault(owner, []).append(run_id)
-        found = []
-        for (body,) in self._read("SELECT body FROM workers ORDER BY worker_id"):
-            info = converter.structure(json.loads(body), WorkerInfo)
-            info.holds = holds.get(info.worker_id, [])
-            found.append(info)
-        return found
+            " WHERE lease_owner IS NOT NULL"
+        )
+        bodies = self._read("SELECT body FROM workers ORDER BY worker_id")
+        return roster((body for (body,) in bodies), holders)
 
     async def held_leases(self, *, host: str | None = None) -> list[tuple[str, Lease]]:
         """Every run under a lease (of holders on ``host``, if given)."""
@@ -174,12 +167,7 @@ class SQLiteWork(SQLiteCommitter):
 
 
 def _limits(conn: sqlite3.Connection) -> dict[str, QueueLimits]:
-    limits = {}
-    for (body,) in conn.execute("SELECT body FROM queues").fetchall():
-        lim = converter.structure(json.loads(body), QueueLimits)
-        if lim.limited:
-            limits[lim.name] = lim
-    return limits
+    return limited_queues(body for (body,) in conn.execute("SELECT body FROM queues"))
 
 
 def _load(
