@@ -186,9 +186,13 @@ class PostgresStore(PostgresWork, kind="postgres"):
     ) -> None:
         state = commit.state
         run_id = state.run_id
+        # The run's row, locked, with the ledger's last record (one round trip: a step
+        # pays for each one it waits on).
         cur = await conn.execute(
-            "SELECT token, head_count, head_hash, lease_owner FROM spindle_runs"
-            " WHERE run_id = %s FOR UPDATE",
+            "SELECT r.token, tail.seq, tail.record_hash FROM spindle_runs r"
+            " LEFT JOIN LATERAL (SELECT seq, record_hash FROM spindle_ledger l"
+            "  WHERE l.run_id = r.run_id ORDER BY seq DESC LIMIT 1) tail ON true"
+            " WHERE r.run_id = %s FOR UPDATE OF r",
             (run_id,),
         )
         row = await cur.fetchone()
@@ -201,20 +205,14 @@ class PostgresStore(PostgresWork, kind="postgres"):
         else:
             if row is None:
                 raise self._missing(run_id)
-            token, count, head, _ = row
+            token, last_seq, last_hash = row
             if commit.token is not None and commit.token != token:
                 raise lease_lost(run_id, commit.token, token)
             if commit.lease is not None:
                 raise StoreError(f"run {run_id!r}: Commit.lease is only for creating a run")
-            # The head on the row is what the ledger should end in; check against the
-            # ledger itself, as a store must (a hand-edited ledger is refused here).
-            tail = await conn.execute(
-                "SELECT seq, record_hash FROM spindle_ledger WHERE run_id = %s"
-                " ORDER BY seq DESC LIMIT 1",
-                (run_id,),
-            )
-            last = await tail.fetchone()
-            count, head = (0, "") if last is None else (last[0] + 1, last[1])
+            # Checked against the ledger itself, as a store must (a hand-edited ledger
+            # is refused here), not against the head on the row.
+            count, head = (0, "") if last_seq is None else (last_seq + 1, last_hash)
         new_head = check_records(run_id, commit.records, count, head) if commit.records else head
         for event_id in commit.consume_events:
             await self._check_consumable(conn, event_id, run_id)
@@ -234,78 +232,81 @@ class PostgresStore(PostgresWork, kind="postgres"):
             commit.state_digest,
             commit.ledger_key_id,
         )
-        if commit.create:
-            lease = commit.lease
-            lease_row: tuple[Any, ...] = (None, None, None, None, 0)
-            if lease is not None:
-                lease_row = (lease.owner, lease.host, lease.pid, lease.expires_at, 1)
-            await conn.execute(
-                "INSERT INTO spindle_runs (workflow, status, parent_run_id, created_at,"
-                " updated_at, wake_at, body, step_count, event_seq, head_count, head_hash,"
-                f" state_digest, ledger_key_id, run_id, {LEASE_COLUMNS}) VALUES"
-                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (*params, run_id, *lease_row),
-            )
-            spot = commit.state.queue
-            if spot is not None:  # a queued run: claims read these columns
+        # The writes go out together (pipeline mode): the transaction waits for the
+        # server once for all of them, not once for each.
+        async with conn.pipeline():
+            if commit.create:
+                lease = commit.lease
+                lease_row: tuple[Any, ...] = (None, None, None, None, 0)
+                if lease is not None:
+                    lease_row = (lease.owner, lease.host, lease.pid, lease.expires_at, 1)
                 await conn.execute(
-                    "UPDATE spindle_runs SET queue_name = %s, queue_priority = %s,"
-                    " queue_partition = %s WHERE run_id = %s",
-                    (spot.name, spot.priority, spot.partition, run_id),
+                    "INSERT INTO spindle_runs (workflow, status, parent_run_id, created_at,"
+                    " updated_at, wake_at, body, step_count, event_seq, head_count, head_hash,"
+                    f" state_digest, ledger_key_id, run_id, {LEASE_COLUMNS}) VALUES"
+                    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (*params, run_id, *lease_row),
                 )
-        else:
-            release = ""
-            if commit.release_lease:
-                release = (
-                    ", lease_owner = CASE WHEN token = %s THEN NULL ELSE lease_owner END"
-                    ", lease_host = CASE WHEN token = %s THEN NULL ELSE lease_host END"
-                    ", lease_pid = CASE WHEN token = %s THEN NULL ELSE lease_pid END"
-                    ", lease_expires_at = CASE WHEN token = %s THEN NULL"
-                    " ELSE lease_expires_at END"
-                )
-            extra = (commit.token,) * 4 if commit.release_lease else ()
-            if commit.state_changed:
-                await conn.execute(
-                    "UPDATE spindle_runs SET workflow = %s, status = %s, parent_run_id = %s,"
-                    " created_at = %s, updated_at = %s, wake_at = %s, body = %s,"
-                    " step_count = %s, event_seq = %s, head_count = %s, head_hash = %s,"
-                    f" state_digest = %s, ledger_key_id = %s{release} WHERE run_id = %s",
-                    (*params, *extra, run_id),
-                )
+                spot = commit.state.queue
+                if spot is not None:  # a queued run: claims read these columns
+                    await conn.execute(
+                        "UPDATE spindle_runs SET queue_name = %s, queue_priority = %s,"
+                        " queue_partition = %s WHERE run_id = %s",
+                        (spot.name, spot.priority, spot.partition, run_id),
+                    )
             else:
+                release = ""
+                if commit.release_lease:
+                    release = (
+                        ", lease_owner = CASE WHEN token = %s THEN NULL ELSE lease_owner END"
+                        ", lease_host = CASE WHEN token = %s THEN NULL ELSE lease_host END"
+                        ", lease_pid = CASE WHEN token = %s THEN NULL ELSE lease_pid END"
+                        ", lease_expires_at = CASE WHEN token = %s THEN NULL"
+                        " ELSE lease_expires_at END"
+                    )
+                extra = (commit.token,) * 4 if commit.release_lease else ()
+                if commit.state_changed:
+                    await conn.execute(
+                        "UPDATE spindle_runs SET workflow = %s, status = %s, parent_run_id = %s,"
+                        " created_at = %s, updated_at = %s, wake_at = %s, body = %s,"
+                        " step_count = %s, event_seq = %s, head_count = %s, head_hash = %s,"
+                        f" state_digest = %s, ledger_key_id = %s{release} WHERE run_id = %s",
+                        (*params, *extra, run_id),
+                    )
+                else:
+                    await conn.execute(
+                        "UPDATE spindle_runs SET updated_at = %s, step_count = %s, event_seq = %s,"
+                        " head_count = %s, head_hash = %s, state_digest = %s, ledger_key_id = %s"
+                        f"{release} WHERE run_id = %s",
+                        (
+                            state.updated_at,
+                            count,
+                            state.event_seq,
+                            count,
+                            new_head,
+                            commit.state_digest,
+                            commit.ledger_key_id,
+                            *extra,
+                            run_id,
+                        ),
+                    )
+            if rows:
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        "INSERT INTO spindle_ledger (run_id, seq, idempotency_key, prev_hash,"
+                        " record_hash, body) VALUES (%s, %s, %s, %s, %s, %s)",
+                        rows,
+                    )
+            if commit.create or commit.state_changed:
+                await self._set_waits(conn, run_id, event_waits(state), fresh=commit.create)
+            for event_id in commit.consume_events:
                 await conn.execute(
-                    "UPDATE spindle_runs SET updated_at = %s, step_count = %s, event_seq = %s,"
-                    " head_count = %s, head_hash = %s, state_digest = %s, ledger_key_id = %s"
-                    f"{release} WHERE run_id = %s",
-                    (
-                        state.updated_at,
-                        count,
-                        state.event_seq,
-                        count,
-                        new_head,
-                        commit.state_digest,
-                        commit.ledger_key_id,
-                        *extra,
-                        run_id,
-                    ),
+                    "UPDATE spindle_events SET consumed_by = %s WHERE event_id = %s",
+                    (run_id, event_id),
                 )
-        if rows:
-            async with conn.cursor() as c:
-                await c.executemany(
-                    "INSERT INTO spindle_ledger (run_id, seq, idempotency_key, prev_hash,"
-                    " record_hash, body) VALUES (%s, %s, %s, %s, %s, %s)",
-                    rows,
-                )
-        if commit.create or commit.state_changed:
-            await self._set_waits(conn, run_id, event_waits(state), fresh=commit.create)
-        for event_id in commit.consume_events:
-            await conn.execute(
-                "UPDATE spindle_events SET consumed_by = %s WHERE event_id = %s",
-                (run_id, event_id),
-            )
-        if state.status == RunStatus.PENDING and (commit.create or commit.state_changed):
-            # Delivered when the transaction commits: idle workers look at once.
-            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, run_id))
+            if state.status == RunStatus.PENDING and (commit.create or commit.state_changed):
+                # Delivered when the transaction commits: idle workers look at once.
+                await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, run_id))
 
     async def _check_consumable(self, conn: Conn, event_id: str, run_id: str) -> None:
         cur = await conn.execute(
