@@ -198,3 +198,30 @@ def test_a_bad_worker_id_is_refused(bad: str) -> None:
         Worker(engine, worker_id=bad)
     with pytest.raises(ValueError, match="concurrency"):
         Worker(engine, concurrency=0)
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once_one_elsewhere_only_after_expiry(
+    store_url: str, make_engine: Callable[..., Engine]
+) -> None:
+    """A lease whose holder was a process of this host that is gone is taken at once;
+    one held from another host (whose processes this worker cannot see) waits out its
+    lease, however dead its pid may look here."""
+    dead_pid = 2**22 + 12345  # above any pid this machine hands out
+
+    async def main() -> None:
+        async with make_engine(store_url) as engine:
+            here = await engine.start(_quick())
+            there = await engine.start(_quick())
+            for run_id, host in ((here, engine.host), (there, "another-host")):
+                lease = await engine.store.acquire_lease(
+                    run_id, owner="gone", host=host, pid=dead_pid, ttl=600, now=utcnow()
+                )
+                assert lease is not None
+            stats = await Worker(engine).run(once=True)
+            assert (stats.driven, stats.taken_over) == (1, 1)
+            assert (await engine.get_run(here)).status is RunStatus.COMPLETED
+            assert (await engine.get_run(there)).status is RunStatus.PENDING
+            held = await engine.store.get_lease(there)
+            assert held is not None and held.owner == "gone"
+
+    run(main())
