@@ -71,13 +71,19 @@ class Leases:
         held = await self.store.get_lease(run_id)
         return await self._take(run_id, held.token if held is not None else None)
 
-    async def _take(self, run_id: str, steal: int | None) -> Lease | None:
+    async def hold(self, run_id: str, ttl: float) -> Lease | None:
+        """Take the run's lease (if free or ours) for ``ttl`` seconds without driving it:
+        a worker keeps a run it cannot drive from being claimed again at once, or (``ttl``
+        0) leaves one it stops driving due at once for others. None when held elsewhere."""
+        return await self._take(run_id, None, ttl)
+
+    async def _take(self, run_id: str, steal: int | None, ttl: float | None = None) -> Lease | None:
         return await self.store.acquire_lease(
             run_id,
             owner=self.owner,
             host=self.host,
             pid=os.getpid(),
-            ttl=self.ttl,
+            ttl=self.ttl if ttl is None else ttl,
             now=utcnow(),
             steal_token=steal,
         )

@@ -51,7 +51,7 @@ from spindle.core.workflow import Workflow, input_values
 if TYPE_CHECKING:
     from spindle.core.engine._engine import Engine
 
-__all__ = ["add_schedule", "fire_due_schedules", "until_next_slot"]
+__all__ = ["add_schedule", "fire_due_schedules", "serve_schedules", "until_next_slot"]
 
 _log = logging.getLogger("spindle.schedules")
 
@@ -141,20 +141,16 @@ async def fire_due_schedules(engine: Engine, now: datetime) -> list[str]:
     call tries again. Never raises a :class:`~spindle.core.errors.SpindleError`.
     """
     started: list[str] = []
-    try:
-        schedules = await engine.store.list_schedules()
-    except SpindleError as exc:
-        _log.warning("cannot read schedules now, retrying: %s", exc)
-        return started
-    workflows: dict[str, Workflow] = {}
-    for schedule in schedules:
-        if not schedule.enabled or schedule.next_slot > now:
-            continue
-        try:
-            await _fire(engine, schedule, now, workflows, started)
-        except SpindleError as exc:
-            _log.warning("schedule %r: cannot fire now, retrying: %s", schedule.schedule_id, exc)
+    await _fire_listed(engine, now, started)
     return started
+
+
+async def serve_schedules(engine: Engine, now: datetime) -> datetime | None:
+    """:func:`fire_due_schedules`, then the earliest slot still to come (None: none),
+    from one read of the schedules: what a worker does before each claim, so it waits
+    no longer than that slot. Never raises a :class:`~spindle.core.errors.SpindleError`."""
+    after = await _fire_listed(engine, now, [])
+    return None if after is None else _next_slot(after, now)
 
 
 async def until_next_slot(engine: Engine, now: datetime, longest: float) -> float:
@@ -164,13 +160,40 @@ async def until_next_slot(engine: Engine, now: datetime, longest: float) -> floa
         schedules = await engine.store.list_schedules()
     except SpindleError:
         return longest
-    # A slot already due was tried by the last fire_due_schedules (and is tried
-    # again after this wait): only slots to come bound it, or a schedule that
-    # cannot fire now would make the worker spin.
+    slot = _next_slot(schedules, now)
+    return longest if slot is None else min(longest, (slot - now).total_seconds())
+
+
+def _next_slot(schedules: list[Schedule], now: datetime) -> datetime | None:
+    # A slot already due was tried by the last firing (and is tried again after the
+    # wait): only slots to come count, or a schedule that cannot fire now would make
+    # the worker spin.
     slots = [s.next_slot for s in schedules if s.enabled and s.next_slot > now]
-    if not slots:
-        return longest
-    return min(longest, (min(slots) - now).total_seconds())
+    return min(slots) if slots else None
+
+
+async def _fire_listed(engine: Engine, now: datetime, started: list[str]) -> list[Schedule] | None:
+    """Read the schedules once and fire every due slot (their run ids go to
+    ``started``); the schedules as they stand after (None: they could not be read)."""
+    try:
+        schedules = await engine.store.list_schedules()
+    except SpindleError as exc:
+        _log.warning("cannot read schedules now, retrying: %s", exc)
+        return None
+    workflows: dict[str, Workflow] = {}
+    after = []
+    for schedule in schedules:
+        if not schedule.enabled or schedule.next_slot > now:
+            after.append(schedule)
+            continue
+        try:
+            current = await _fire(engine, schedule, now, workflows, started)
+        except SpindleError as exc:
+            _log.warning("schedule %r: cannot fire now, retrying: %s", schedule.schedule_id, exc)
+            current = schedule
+        if current is not None:
+            after.append(current)
+    return after
 
 
 async def _fire(
@@ -179,9 +202,10 @@ async def _fire(
     now: datetime,
     workflows: dict[str, Workflow],
     started: list[str],
-) -> None:
+) -> Schedule | None:
     """Fire ``schedule``'s due slots one claim at a time, until none is due or it is
-    another worker's to fire (its ``next_slot`` moved under us)."""
+    another worker's to fire (its ``next_slot`` moved under us); the schedule as it
+    stands after (None: it was removed meanwhile)."""
     cron = parse_cron(schedule.cron, schedule.timezone)
     current: Schedule | None = schedule
     while current is not None and current.enabled and current.next_slot <= now:
@@ -202,6 +226,7 @@ async def _fire(
         if slot is not None and run_id is not None:
             started.append(run_id)
         current = evolve(current, next_slot=following, last_slot=slot or current.last_slot)
+    return current
 
 
 def _due(cron: Cron, schedule: Schedule, now: datetime) -> tuple[list[datetime], datetime]:

@@ -16,7 +16,7 @@ from spindle.core.errors import LeaseHeld
 from spindle.core.model import Claim, RunState, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from spindle.core.engine._drives import Drives
     from spindle.core.engine._services import Services
@@ -66,21 +66,27 @@ class Serving(abc.ABC):
         await self.open()
         return await self._drives.drive(claim.run_id, lease=claim.lease)
 
+    async def claim(self, limit: int, queues: Collection[str] | None = None) -> list[Claim]:
+        """Lease up to ``limit`` due runs (of ``queues``, if given) to this engine under
+        the queues' limits (:meth:`Store.claim_runs`), to drive with :meth:`drive_claimed`."""
+        await self.open()
+        leases = self.services.leases
+        return await self.store.claim_runs(
+            utcnow(),
+            owner=leases.owner,
+            host=leases.host,
+            pid=leases.pid,
+            ttl=leases.ttl,
+            limit=limit,
+            queues=queues,
+        )
+
     async def run_due(self, *, limit: int = 100) -> list[RunState]:
         """Drive every run with due work (pending, or a timer due now), one after the
         other, each claimed under the queues' limits: a worker's loop in one call."""
-        await self.open()
-        leases = self.services.leases
         out: list[RunState] = []
         while len(out) < limit:
-            claims = await self.store.claim_runs(
-                utcnow(),
-                owner=leases.owner,
-                host=leases.host,
-                pid=leases.pid,
-                ttl=leases.ttl,
-                limit=1,
-            )
+            claims = await self.claim(1)
             if not claims:
                 return out
             try:

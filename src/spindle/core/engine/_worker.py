@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from attrs import define
 
 from spindle.core.engine._leases import pid_alive
-from spindle.core.engine._schedules import fire_due_schedules, until_next_slot
+from spindle.core.engine._schedules import serve_schedules
 from spindle.core.errors import LeaseHeld, LeaseLost, SpindleError, StoreBusy, StoreFull
 from spindle.core.model import Claim, RunState, WorkerInfo, check_worker_id, utcnow
 
@@ -173,7 +173,8 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 await self._tend()
-                await fire_due_schedules(engine, utcnow())  # a due slot starts a pending run
+                # A due slot starts a pending run; the next slot bounds the wait below.
+                next_slot = await serve_schedules(engine, utcnow())
                 asked = self.concurrency - len(self._inflight)
                 got = await self._claim_more(once)
                 if loop.time() - last_beat >= beat_every:
@@ -192,7 +193,9 @@ class Worker:
                     if wake is None:
                         wake = asyncio.ensure_future(store.wait_for_work(self.poll))
                     waits.add(wake)
-                timeout = min(beat_every, await until_next_slot(engine, utcnow(), self.poll))
+                timeout = min(beat_every, self.poll)
+                if next_slot is not None:
+                    timeout = max(0.0, min(timeout, (next_slot - utcnow()).total_seconds()))
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
                 if wake is not None and wake.done():
@@ -227,18 +230,8 @@ class Worker:
         free = self.concurrency - len(self._inflight)
         if free <= 0:
             return 0
-        engine = self.engine
-        leases = engine.services.leases
         try:
-            claims = await engine.store.claim_runs(
-                utcnow(),
-                owner=self.worker_id,
-                host=leases.host,
-                pid=leases.pid,
-                ttl=leases.ttl,
-                limit=free,
-                queues=self.queues,
-            )
+            claims = await self.engine.claim(free, self.queues)
         except _PASSING as exc:
             if once:
                 raise
@@ -354,29 +347,13 @@ class Worker:
         worker may try it (one that can load its workflow, the store writable again)."""
         leases = self.engine.services.leases
         with contextlib.suppress(SpindleError):
-            await self.engine.store.acquire_lease(
-                run_id,
-                owner=self.worker_id,
-                host=leases.host,
-                pid=leases.pid,
-                ttl=leases.ttl,
-                now=utcnow(),
-            )
+            await leases.hold(run_id, leases.ttl)
 
     async def _hand_back(self, run_id: str) -> None:
         """Leave ``run_id`` due at once for another worker: a lease that has expired
         already (the stopped drive gave its own up, which would leave a running run
         that nobody claims)."""
-        leases = self.engine.services.leases
-        store = self.engine.store
         with contextlib.suppress(SpindleError):
-            await store.acquire_lease(
-                run_id,
-                owner=self.worker_id,
-                host=leases.host,
-                pid=leases.pid,
-                ttl=0.0,
-                now=utcnow(),
-            )
+            await self.engine.services.leases.hold(run_id, 0.0)
             self.stats.handed_back += 1
             self.report.note(run_id, f"run {run_id} handed back: the worker is stopping")
