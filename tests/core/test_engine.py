@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -454,6 +455,56 @@ def test_a_failing_finish_hook_fails_the_run_and_keeps_audit(store_url, make_eng
     assert state.status == RunStatus.FAILED
     assert "on_finish hook" in state.error and "audit system down" in state.error
     assert len(audit) == 1
+
+
+class PlainFinishPlugin:
+    """A plain (not async) on_finish hook that calls run.audit/handoff without await."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    @hookimpl
+    def spindle_on_finish(self, run: Any, output: Any) -> Any:
+        if run.state.workflow != "linear":
+            return None
+        run.audit("first", n=1)
+        run.audit("second", n=2)
+        run.handoff("follow", {"previous": output})
+        if self.fail:
+            raise RuntimeError("checker down")
+        return None
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["returns", "raises"])
+def test_a_plain_finish_hook_need_not_await_its_audit_entries(store_url, make_engine, fail):
+    """Audit entries and handoffs a plain hook asks for are written in call order, even
+    when it raises afterwards; none is dropped as a never-awaited coroutine."""
+    follow = Workflow("follow", inputs={"previous": None})
+
+    @follow.node
+    def echo(previous: str) -> str:
+        return f"got {previous}"
+
+    async def main():
+        hooks = [PlainFinishPlugin(fail=fail)]
+        async with make_engine(store_url, hooks=hooks, workflows={"follow": follow}) as e:
+            state = await e.run(linear())
+            return state, await e.audit(state.run_id), await e.store.handoffs(state.run_id)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        state, audit, handoffs = run(main())
+    assert [(a.seq, a.message, a.data) for a in audit] == [
+        (1, "first", {"n": 1}),
+        (2, "second", {"n": 2}),
+    ]
+    assert len(handoffs) == 1
+    if fail:
+        assert state.status == RunStatus.FAILED
+        assert "checker down" in state.error
+    else:
+        assert state.status == RunStatus.COMPLETED
+        assert not handoffs[0].open
 
 
 def test_max_steps_stops_a_runaway_run(store_url, make_engine):

@@ -21,6 +21,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("spindle._cli.runs:show", "Show a run: status, waits, output, error."),
     "ledger": ("spindle._cli.runs:ledger", "Print a run's ledger; 'ledger verify' checks it."),
     "logs": ("spindle._cli.logs:logs", "Print what a run's nodes printed and raised (-f follows)."),
+    "audit": ("spindle._cli.audit:audit", "Show a run's audit trail, disposition and handoffs."),
     "worker": ("spindle._cli.worker:worker", "Claim and drive runnable runs from a store."),
     "schedule": (
         "spindle._cli.schedule:schedule",

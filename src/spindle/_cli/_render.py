@@ -230,6 +230,8 @@ def print_show(
     click.echo(f"run       {rid}")
     click.echo(f"workflow  {state.workflow}")
     click.echo(f"status    {status}")
+    if state.disposition:
+        click.echo(f"disposition {state.disposition} (spindle audit {rid} shows the trail)")
     if state.parent_run_id:
         click.echo(f"parent    {state.parent_run_id}")
     if state.queue is not None:

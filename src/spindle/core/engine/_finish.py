@@ -4,7 +4,7 @@ and the commit that ends a run with no node left."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._results import storable
@@ -37,6 +37,22 @@ if TYPE_CHECKING:
 __all__ = ["FinishingRun", "finish_run", "run_finish_hooks", "snapshot_unsettled"]
 
 
+class _Deferred(Awaitable[Any]):
+    """A write a hook asked for: awaited by the hook, or by the engine when it returns.
+
+    A plain (non-async) hook that calls ``run.audit(...)`` without ``await``
+    would otherwise drop the entry with only a "never awaited" warning.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
+        self.started = False
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        self.started = True
+        return self.coro.__await__()
+
+
 class FinishingRun:
     """What a ``spindle_on_finish`` implementation may act on.
 
@@ -54,14 +70,41 @@ class FinishingRun:
         self.events: list[RunLifecycleEvent | None] = []
         self.fail_reason: str | None = None
         self.source = ""
+        self._deferred: list[_Deferred] = []
 
     @property
     def run_id(self) -> str:
         """The finishing run's id."""
         return self.state.run_id
 
-    async def audit(self, message: str, **data: Any) -> AuditEntry:
-        """Persist an audit entry (per-run monotonic ``seq``) and emit an ``audit`` event."""
+    def audit(self, message: str, **data: Any) -> Awaitable[AuditEntry]:
+        """Persist an audit entry (per-run monotonic ``seq``) and emit an ``audit`` event.
+
+        Await it in an async hook; a plain hook may call it without ``await``
+        and the entry is written when the hook returns, in call order.
+        """
+        return self._defer(self._audit(message, data))
+
+    def handoff(self, target: str, payload: Any = None) -> Awaitable[HandoffEnvelope]:
+        """Persist an envelope; the engine starts ``target`` with ``payload`` after finishing.
+
+        Like :meth:`audit`, awaiting it is optional.
+        """
+        return self._defer(self._handoff(target, payload))
+
+    def _defer(self, coro: Coroutine[Any, Any, Any]) -> _Deferred:
+        step = _Deferred(coro)
+        self._deferred.append(step)
+        return step
+
+    async def settle(self) -> None:
+        """Write what the last hook asked for and did not await."""
+        steps, self._deferred = self._deferred, []
+        for step in steps:
+            if not step.started:
+                await step
+
+    async def _audit(self, message: str, data: dict[str, Any]) -> AuditEntry:
         self.state.audit_seq += 1
         entry = AuditEntry(
             self.state.run_id, self.state.audit_seq, message, dict(data), self.source, utcnow()
@@ -78,8 +121,7 @@ class FinishingRun:
         )
         return entry
 
-    async def handoff(self, target: str, payload: Any = None) -> HandoffEnvelope:
-        """Persist an envelope; the engine starts ``target`` with ``payload`` after finishing."""
+    async def _handoff(self, target: str, payload: Any) -> HandoffEnvelope:
         env = HandoffEnvelope(uuid.uuid4().hex, self.state.run_id, target, payload, utcnow())
         await self._store.put_handoff(env)
         self.handoffs.append(env)
@@ -124,6 +166,7 @@ async def run_finish_hooks(
     """
     for impl in pm.hook.spindle_on_finish.get_hookimpls()[::-1]:
         finishing.source = impl.plugin_name
+        failure: Exception | None = None
         try:
             offered = {"run": finishing, "output": finishing.output, "unsettled": unsettled}
             # pluggy lets an implementation accept a subset of the spec's arguments.
@@ -131,9 +174,15 @@ async def run_finish_hooks(
             if hasattr(result, "__await__"):
                 result = await result
         except Exception as exc:
+            failure = exc
+        try:  # what it asked for before it raised is written too
+            await finishing.settle()
+        except Exception as exc:
+            failure = failure or exc
+        if failure is not None:
             raise HookError(
-                f"on_finish hook '{impl.plugin_name}' failed: {type(exc).__name__}: {exc}"
-            ) from exc
+                f"on_finish hook '{impl.plugin_name}' failed: {type(failure).__name__}: {failure}"
+            ) from failure
         if result is not None:
             finishing.output = result
     finishing.source = ""
