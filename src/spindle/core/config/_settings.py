@@ -98,6 +98,18 @@ class Settings:
     policy: PolicySettings = field(factory=PolicySettings)
     #: The file the settings were read from (not a setting: never read from a file).
     source: str | None = field(default=None, init=False, eq=False)
+    #: Where each key was set (file lines, variables, overrides), for later errors
+    #: such as a bad ``[[observers]]`` entry found when the engine builds it.
+    origins: Origins | None = field(default=None, init=False, eq=False, repr=False)
+
+    def where(self, *keys: str) -> str:
+        """Where the setting at ``keys`` came from: ``spindle.toml:12``, a variable, ...
+
+        Settings built in code (no file) answer ``settings``.
+        """
+        if self.origins is None:
+            return "settings"
+        return self.origins.where(keys)[0]
 
     def policy_problems(self) -> list[tuple[str, str]]:
         """``(key, problem)`` for each malformed ``[policy]`` entry."""
@@ -283,6 +295,7 @@ def load_settings(
         where, _ = origins.where(("policy", key))
         raise ConfigError(f"{where}: [policy] {key}: {problem}")
     settings.source = source
+    settings.origins = origins
     if log.isEnabledFor(logging.INFO):
         store_origin = origins.by_key.get("store") or (source if "store" in data else None)
         _log_loaded(settings, base, store_origin)

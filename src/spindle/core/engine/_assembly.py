@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from spindle.core.config import Settings
+from spindle.core.engine._configured import configured_plugins
 from spindle.core.engine._definitions import Definitions
 from spindle.core.engine._events import EventEmitter
 from spindle.core.engine._leases import Leases
@@ -18,15 +19,13 @@ from spindle.core.plugin import (
     CompositeObserver,
     Middleware,
     MiddlewareChains,
-    ObserverBinding,
     Registry,
-    ensure_observer,
     make_plugin_manager,
 )
 from spindle.core.store import Store
 from spindle.core.workflow import LoadPolicy
 
-__all__ = ["build_observers", "build_services", "open_store"]
+__all__ = ["build_services", "open_store"]
 
 _STORE_ALIASES = {"postgresql": "postgres", "postgres+psycopg": "postgres"}
 
@@ -45,29 +44,6 @@ def open_store(url: str, registry: Registry, *, durability: str = "normal") -> S
     options = {} if "durability=" in url else {"durability": durability}
     store: Store = cls.from_url(url, **options)
     return store
-
-
-def build_observers(
-    registry: Registry, configured: Iterable[Mapping[str, Any]], given: Iterable[Any]
-) -> CompositeObserver:
-    """Bind the observers of the ``observers`` setting, then those given in code.
-
-    Each configured mapping names an observer ``kind`` and its options, plus
-    ``required`` (a failure of a required observer propagates).
-    """
-    bindings: list[Any] = []
-    for cfg in configured:
-        options = dict(cfg)
-        required = bool(options.pop("required", False))
-        obs = registry.get("observer", str(options.get("kind")))
-        instance = (
-            registry.create("observer", options, path="observers")
-            if hasattr(obs, "__attrs_attrs__")
-            else obs(**{k: v for k, v in options.items() if k != "kind"})
-        )
-        bindings.append(ObserverBinding(ensure_observer(instance), required))
-    bindings.extend(given)
-    return CompositeObserver.of(bindings)
 
 
 def build_services(
@@ -95,7 +71,7 @@ def build_services(
         if isinstance(store, Store)
         else open_store(store or settings.store, registry, durability=settings.durability)
     )
-    layers = [registry.create("middleware", cfg, path="middleware") for cfg in settings.middleware]
+    bindings, layers = configured_plugins(settings, registry)
     chains = MiddlewareChains([*layers, *middleware])
     tasks = TaskRunner(pm, registry, opened, trusted=policy is None)
     return Services(
@@ -103,7 +79,7 @@ def build_services(
         registry=registry,
         pm=pm,
         chains=chains,
-        emitter=EventEmitter(build_observers(registry, settings.observers, observers)),
+        emitter=EventEmitter(CompositeObserver.of([*bindings, *observers])),
         tasks=tasks,
         leases=Leases(opened, owner, host, settings.lease_ttl),
         definitions=Definitions(opened, registry, policy),
