@@ -16,8 +16,6 @@ from spindle.core.model import LifecycleEventType
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-    from spindle.contrib.otel._spans import RunTraces
-
 __all__ = ["TRACE_LABEL", "OtelObserver"]
 
 #: The run label that keeps the W3C traceparent of the run's first span.
@@ -53,9 +51,11 @@ class OtelObserver(ObserverPlugin, kind="otel"):
     exporter: str = "none"
     service_name: str = "spindle"
     endpoint: str | None = None
-    _provider: TracerProvider | None = field(default=None, init=False, repr=False, eq=False)
+    # Typed Any: config structuring resolves every annotation of the class, and the
+    # OpenTelemetry types must not be needed to import this module (see require_api).
+    _provider: Any = field(default=None, init=False, repr=False, eq=False)  # TracerProvider
     _owned: bool = field(default=False, init=False, repr=False, eq=False)
-    _traces: RunTraces = field(init=False, repr=False, eq=False)
+    _traces: Any = field(default=None, init=False, repr=False, eq=False)  # RunTraces
 
     def __attrs_post_init__(self) -> None:
         require_api()

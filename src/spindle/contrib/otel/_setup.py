@@ -105,7 +105,8 @@ def _otlp_exporter(endpoint: str | None) -> Any:
             errors.append(str(exc))
             continue
         return found.OTLPSpanExporter(**options)
+    why = "; ".join(dict.fromkeys(errors))
     raise ConfigError(
-        f"observer 'otel': exporter 'otlp' needs an OTLP exporter ({'; '.join(errors)}); "
+        f"observer 'otel': exporter 'otlp' needs an OTLP exporter ({why}); "
         f"install one with: pip install opentelemetry-exporter-otlp-proto-http"
     )

@@ -15,6 +15,7 @@ every drive of a run is one trace.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = ["RunTraces", "nanoseconds"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ERROR_TYPE = re.compile(r"(?:^|: )([A-Z][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*): ")
 
 E = LifecycleEventType
 
@@ -51,11 +53,13 @@ def traceparent(span: Span) -> dict[str, str]:
 
 
 def _error_attributes(message: str) -> dict[str, Any]:
-    """The ``exception`` event's attributes for an error message ``"Type: text"``."""
-    kind, sep, text = message.partition(": ")
-    if sep and kind.replace(".", "").replace("_", "").isalnum() and " " not in kind:
-        return {"exception.type": kind, "exception.message": text}
-    return {"exception.type": "Error", "exception.message": message}
+    """The ``exception`` event's attributes for an error message: the engine's
+    messages read ``"node 'x' failed: ValueError: text"``, so the first class-like
+    name before ``": "`` is the type and what follows it the message."""
+    found = _ERROR_TYPE.search(message)
+    if found is None:
+        return {"exception.type": "Error", "exception.message": message}
+    return {"exception.type": found.group(1), "exception.message": message[found.end() :]}
 
 
 @define
@@ -196,7 +200,7 @@ class RunTraces:
                 {
                     "spindle.attempt": int(payload.get("attempt") or 1),
                     "spindle.retry_in": float(payload.get("delay") or 0.0),
-                    "exception.message": error,
+                    **_error_attributes(error),
                 },
                 timestamp=at,
             )
