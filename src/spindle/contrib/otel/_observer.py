@@ -16,6 +16,8 @@ from spindle.core.model import LifecycleEventType
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
+    from spindle.contrib.otel._spans import RunTraces
+
 __all__ = ["TRACE_LABEL", "OtelObserver"]
 
 #: The run label that keeps the W3C traceparent of the run's first span.
@@ -116,7 +118,8 @@ class OtelObserver(ObserverPlugin, kind="otel"):
     def task_env(self, run_id: str, node_id: str) -> dict[str, str]:
         """``TRACEPARENT`` and ``TRACESTATE`` of the node's span, for the process an
         executor starts for it (empty when no span records: the no-op provider)."""
-        return self._traces.task_env(run_id, node_id)
+        traces: RunTraces = self._traces
+        return traces.task_env(run_id, node_id)
 
     async def aclose(self) -> None:
         """End the spans still open (``spindle.status = interrupted``) and flush the
