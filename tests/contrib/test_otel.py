@@ -481,3 +481,56 @@ def test_with_no_tracer_provider_nothing_is_recorded_or_stored(tmp_path):
     assert state.status == RunStatus.COMPLETED, state.error
     assert TRACE_LABEL not in state.labels
     assert state.output["ctx"] is None
+
+
+def console_spans(stderr: str) -> list[dict[str, Any]]:
+    """The spans the console exporter printed (JSON objects) among the CLI's other output."""
+    decoder = json.JSONDecoder()
+    spans, at = [], stderr.find('{\n    "name": ')
+    while at != -1:
+        span, end = decoder.raw_decode(stderr, at)
+        spans.append(span)
+        at = stderr.find('{\n    "name": ', end)
+    return spans
+
+
+def test_the_cli_continues_a_runs_trace_when_spindle_emit_resumes_it(tmp_path):
+    """spindle run, then spindle emit in a second process, with kind otel and the
+    console exporter in spindle.toml: both processes' spans are one trace, and the
+    resumed run span is a child of the first."""
+    (tmp_path / "approve.yaml").write_text(WAITING_FLOW)
+    (tmp_path / "spindle.toml").write_text('[[observers]]\nkind = "otel"\nexporter = "console"\n')
+    environ = {**os.environ, "SPINDLE_CACHE_DIR": str(tmp_path / "cache")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "spindle", *args],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    started = cli("run", "approve.yaml", "--json")
+    assert started.returncode == 3, started.stderr  # waiting
+    run_id = json.loads(started.stdout)["run_id"]
+    first = {s["name"]: s for s in console_spans(started.stderr)}
+    assert set(first) == {"spindle.run approve", "spindle.node prepare", "spindle.node gate"}
+    trace_id = first["spindle.run approve"]["context"]["trace_id"]
+    run_span = first["spindle.run approve"]["context"]["span_id"]
+
+    resumed = cli("emit", "go", "--payload", '{"ok": true}')
+    assert resumed.returncode == 0, resumed.stderr
+    second = console_spans(resumed.stderr)
+    assert {s["name"] for s in second} == {
+        "spindle.run approve",
+        "spindle.node gate",
+        "spindle.node finish",
+    }
+    assert {s["context"]["trace_id"] for s in second} == {trace_id}
+    (again,) = [s for s in second if s["name"] == "spindle.run approve"]
+    assert again["parent_id"] == run_span
+    assert again["attributes"]["spindle.run_id"] == run_id
+    assert again["attributes"]["spindle.status"] == "completed"
