@@ -534,3 +534,46 @@ def test_the_cli_continues_a_runs_trace_when_spindle_emit_resumes_it(tmp_path):
     assert again["parent_id"] == run_span
     assert again["attributes"]["spindle.run_id"] == run_id
     assert again["attributes"]["spindle.status"] == "completed"
+
+
+# The global provider can be set once per process: this runs in a fresh one.
+GLOBAL_PROVIDER = """
+import asyncio, json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spindle import Settings, Workflow
+from spindle.core.engine import Engine
+
+wf = Workflow("hosted")
+wf.task("one", {"kind": "python_code", "code": "result = 1"})
+
+async def main():
+    settings = Settings(runs_dir=sys.argv[1], observers=[{"kind": "otel"}])
+    async with Engine("memory://", settings=settings) as engine:
+        # Set after the engine is built: the observer follows the global provider.
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        await engine.run(wf)
+    return exporter
+
+print(json.dumps(sorted(s.name for s in asyncio.run(main()).get_finished_spans())))
+"""
+
+
+def test_the_default_exporter_uses_the_global_tracer_provider(tmp_path):
+    """With exporter none the spans go to the TracerProvider the host set globally, even
+    one set after the engine was built."""
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER, str(tmp_path / "runs")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["spindle.node one", "spindle.run hosted"]
