@@ -577,3 +577,63 @@ def test_the_default_exporter_uses_the_global_tracer_provider(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["spindle.node one", "spindle.run hosted"]
+
+
+def test_a_failed_sub_step_attempt_is_a_span_with_its_error_and_retry(tmp_path):
+    """A sub-step attempt that raises and is retried is an ERROR span with its exception
+    and a retry event; the attempt that succeeds is an OK span; both under the node."""
+    calls: list[int] = []
+    wf = Workflow("steps")
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("upstream slow")
+        return "ok"
+
+    @wf.node
+    def fetch(ctx):
+        return ctx.step(flaky, name="call api", retry={"max_attempts": 2, "backoff": 0.01})
+
+    recorder = Recorder()
+    state = run_flow(tmp_path, recorder, wf)
+    assert state.status == RunStatus.COMPLETED, state.error
+    node = recorder.one("spindle.node fetch")
+    failed, passed = sorted(recorder.named("spindle.step call api"), key=lambda s: s.end_time)
+    assert parent_of(failed) == parent_of(passed) == node.context.span_id
+    assert failed.status.status_code == StatusCode.ERROR
+    assert passed.status.status_code == StatusCode.OK
+    assert [e.name for e in failed.events] == ["exception", "retry"]
+    assert dict(failed.events[0].attributes or {}) == {
+        "exception.type": "TimeoutError",
+        "exception.message": "upstream slow",
+    }
+    assert failed.end_time <= passed.start_time <= passed.end_time <= node.end_time
+
+
+def test_a_skipped_node_is_a_span_saying_why(tmp_path):
+    """A node skipped by a false condition, and the node after it, are spans with status
+    skipped and the reason, under the run span."""
+    wf = Workflow("skips")
+    wf.task("score", {"kind": "python_code", "code": "result = 0.3"})
+    wf.task(
+        "publish",
+        {"kind": "python_code", "code": "result = 'yes'"},
+        after=["score"],
+        when={"gt": ["score", 0.5]},
+    )
+    wf.task("notify", {"kind": "python_code", "code": "result = 1"}, after=["publish"])
+
+    recorder = Recorder()
+    state = run_flow(tmp_path, recorder, wf)
+    assert state.status == RunStatus.COMPLETED, state.error
+    run_span = recorder.one("spindle.run skips").context.span_id
+    for name, why in (("publish", "when"), ("notify", "upstream")):
+        skipped = recorder.one(f"spindle.node {name}")
+        assert skipped.attributes is not None
+        assert skipped.attributes["spindle.status"] == "skipped"
+        assert skipped.attributes["spindle.skipped_by"] == why
+        assert parent_of(skipped) == run_span
+    publish = recorder.one("spindle.node publish")
+    assert publish.attributes is not None
+    assert publish.attributes["spindle.condition"] == "score > 0.5"
