@@ -637,3 +637,18 @@ def test_a_skipped_node_is_a_span_saying_why(tmp_path):
     publish = recorder.one("spindle.node publish")
     assert publish.attributes is not None
     assert publish.attributes["spindle.condition"] == "score > 0.5"
+
+
+def test_parallel_subprocess_nodes_each_join_their_own_node_span(tmp_path):
+    """Nodes running at once in subprocesses each get the TRACEPARENT of their own span."""
+    wf = Workflow("fanout")
+    for name in ("left", "middle", "right"):
+        wf.node(otel_tasks.child_span, name=name, executor={"kind": "subprocess"})
+    recorder = Recorder()
+    state = run_flow(tmp_path, recorder, wf)
+    assert state.status == RunStatus.COMPLETED, state.error
+    for name in ("left", "middle", "right"):
+        child = state.output[name]
+        assert (child["trace_id"], child["parent_id"]) == hex_ids(
+            recorder.one(f"spindle.node {name}")
+        )
