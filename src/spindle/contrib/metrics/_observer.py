@@ -1,0 +1,248 @@
+"""The ``prometheus`` observer: lifecycle events counted and timed as Prometheus metrics.
+
+Every metric is labelled by ``workflow`` and, where it applies, by ``status``, the
+node's ``kind`` (its runtime's or effect's kind) or the wait's ``reason``. Run ids
+are never labels (one series per run would grow without bound); node ids are, only
+with ``node_label = true``, for workflows with a fixed set of nodes.
+
+Durations are measured between the events this process sees: from ``node_started``
+to the node's end, from ``run_started`` to the run's end. A run started by one
+worker and finished by another (it waited in between) is counted by both, timed by
+neither; the counters hold for every run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attrs import define, field
+
+from spindle import ConfigError, LifecycleEventType, ObserverPlugin, RunLifecycleEvent
+from spindle.contrib.metrics._client import prometheus_client
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["PrometheusObserver"]
+
+_T = LifecycleEventType
+
+#: The end of a run, by its event, as the ``status`` label reads.
+_RUN_ENDS = {
+    _T.RUN_COMPLETED: "completed",
+    _T.RUN_FAILED: "failed",
+    _T.RUN_CANCELLED: "cancelled",
+}
+
+#: The end of a node attempt, by its event, as the ``status`` label reads.
+_NODE_ENDS = {
+    _T.NODE_COMPLETED: "completed",
+    _T.NODE_FAILED: "failed",
+    _T.NODE_SKIPPED: "skipped",
+}
+
+#: Start times kept at most (runs and attempts whose end this process never sees, as
+#: a run another worker finishes, must not grow the observer without bound).
+_MAX_OPEN = 10_000
+
+
+def _seconds(start: datetime | None, end: datetime) -> float | None:
+    return None if start is None else max((end - start).total_seconds(), 0.0)
+
+
+def _remember(starts: dict[Any, datetime], key: Any, at: datetime) -> None:
+    starts.pop(key, None)  # re-inserted last: the oldest entry is the first
+    starts[key] = at
+    if len(starts) > _MAX_OPEN:
+        del starts[next(iter(starts))]
+
+
+@define
+class PrometheusObserver(ObserverPlugin, kind="prometheus"):
+    """Counts and times runs, nodes, retries, waits and sub-steps as Prometheus metrics.
+
+    Configure it in ``spindle.toml`` (``spindle worker --metrics-port`` adds one
+    itself and serves it)::
+
+        [[observers]]
+        kind = "prometheus"
+
+    A host application serves :attr:`collectors` itself, or with
+    :func:`spindle.contrib.metrics.serve`. Needs ``pip install 'spindle[metrics]'``.
+
+    Attributes:
+        registry: ``own`` (default): the metrics live in a registry of this
+            observer's own (:attr:`collectors`), so two engines in one process
+            never clash; ``global``: in prometheus_client's default registry,
+            served by whatever already serves it (then only one such observer
+            may exist per process).
+        node_label: also label node metrics by node id (``node``); only for
+            workflows with a fixed, small set of nodes (a map's items are nodes).
+        buckets: histogram bucket bounds in seconds (default: prometheus_client's).
+    """
+
+    registry: str = "own"
+    node_label: bool = False
+    buckets: list[float] | None = None
+    #: The registry the metrics are in (set from ``registry``).
+    collectors: CollectorRegistry = field(init=False, repr=False, eq=False)
+    _runs_started: Counter = field(init=False, repr=False, eq=False)
+    _runs_resumed: Counter = field(init=False, repr=False, eq=False)
+    _runs_finished: Counter = field(init=False, repr=False, eq=False)
+    _run_seconds: Histogram = field(init=False, repr=False, eq=False)
+    _nodes_started: Counter = field(init=False, repr=False, eq=False)
+    _nodes_finished: Counter = field(init=False, repr=False, eq=False)
+    _node_seconds: Histogram = field(init=False, repr=False, eq=False)
+    _retries: Counter = field(init=False, repr=False, eq=False)
+    _waits: Counter = field(init=False, repr=False, eq=False)
+    _steps: Counter = field(init=False, repr=False, eq=False)
+    _handoffs: Counter = field(init=False, repr=False, eq=False)
+    _run_starts: dict[str, datetime] = field(init=False, factory=dict, repr=False, eq=False)
+    _node_starts: dict[tuple[str, str], datetime] = field(
+        init=False, factory=dict, repr=False, eq=False
+    )
+
+    #: Every metric's name as exposed (a counter gains ``_total``), for the docs and tests.
+    METRICS: ClassVar[tuple[str, ...]] = (
+        "spindle_runs_started_total",
+        "spindle_runs_resumed_total",
+        "spindle_runs_finished_total",
+        "spindle_run_duration_seconds",
+        "spindle_nodes_started_total",
+        "spindle_nodes_finished_total",
+        "spindle_node_duration_seconds",
+        "spindle_node_retries_total",
+        "spindle_waits_total",
+        "spindle_steps_total",
+        "spindle_handoffs_total",
+    )
+
+    def __attrs_post_init__(self) -> None:
+        client = prometheus_client()
+        if self.registry == "own":
+            self.collectors = client.CollectorRegistry(auto_describe=True)
+        elif self.registry == "global":
+            self.collectors = client.REGISTRY
+        else:
+            raise ConfigError(
+                f"observer 'prometheus': registry must be 'own' or 'global', got {self.registry!r}"
+            )
+        if self.buckets is not None and (
+            not self.buckets or any(not isinstance(b, int | float) or b <= 0 for b in self.buckets)
+        ):
+            raise ConfigError(
+                f"observer 'prometheus': buckets must be a non-empty list of positive "
+                f"seconds, got {self.buckets!r}"
+            )
+        node = ["workflow", "kind", *(["node"] if self.node_label else [])]
+        histogram: dict[str, Any] = {"registry": self.collectors}
+        if self.buckets is not None:
+            histogram["buckets"] = sorted(float(b) for b in self.buckets)
+        try:
+            self._build(client, node, histogram)
+        except ValueError as exc:  # prometheus_client: a name already in the registry
+            raise ConfigError(
+                f"observer 'prometheus': {exc}; with registry = 'global' only one "
+                "prometheus observer may exist in a process (use registry = 'own')"
+            ) from None
+
+    def _build(self, client: Any, node: list[str], histogram: dict[str, Any]) -> None:
+        reg = {"registry": self.collectors}
+        self._runs_started = client.Counter(
+            "spindle_runs_started", "Runs started (driven for the first time).", ["workflow"], **reg
+        )
+        self._runs_resumed = client.Counter(
+            "spindle_runs_resumed", "Runs driven on after a wait.", ["workflow"], **reg
+        )
+        self._runs_finished = client.Counter(
+            "spindle_runs_finished",
+            "Runs ended, by status (completed, failed, cancelled).",
+            ["workflow", "status"],
+            **reg,
+        )
+        self._run_seconds = client.Histogram(
+            "spindle_run_duration_seconds",
+            "Seconds from a run's start to its end, for runs started and ended in this process.",
+            ["workflow", "status"],
+            **histogram,
+        )
+        self._nodes_started = client.Counter(
+            "spindle_nodes_started", "Node attempts started, by node kind.", node, **reg
+        )
+        self._nodes_finished = client.Counter(
+            "spindle_nodes_finished",
+            "Nodes ended, by node kind and status (completed, failed, skipped).",
+            [*node, "status"],
+            **reg,
+        )
+        self._node_seconds = client.Histogram(
+            "spindle_node_duration_seconds",
+            "Seconds a node attempt took (from node_started to its end or its retry).",
+            [*node, "status"],
+            **histogram,
+        )
+        self._retries = client.Counter(
+            "spindle_node_retries", "Failed node attempts that will be retried.", node, **reg
+        )
+        self._waits = client.Counter(
+            "spindle_waits",
+            "Times a run began waiting, by the reason of each wait "
+            "(event, timer, user, subworkflow, retry, handoff; parked: on a limit).",
+            ["workflow", "reason"],
+            **reg,
+        )
+        self._steps = client.Counter(
+            "spindle_steps",
+            "Durable sub-steps inside tasks (ctx.step) committed, by status.",
+            ["workflow", "status"],
+            **reg,
+        )
+        self._handoffs = client.Counter(
+            "spindle_handoffs", "Handoffs created by finishing runs.", ["workflow"], **reg
+        )
+
+    def _node_labels(self, event: RunLifecycleEvent, workflow: str) -> list[str]:
+        labels = [workflow, event.node_kind or "unknown"]
+        if self.node_label:
+            labels.append(event.node_id or "")
+        return labels
+
+    async def on_event(self, event: RunLifecycleEvent) -> None:
+        """Count (and time) ``event`` in the metrics it belongs to."""
+        t = event.type
+        workflow = event.workflow or "unknown"
+        if t in _NODE_ENDS or t is _T.NODE_RETRYING:
+            labels = self._node_labels(event, workflow)
+            started = self._node_starts.pop((event.run_id, event.node_id or ""), None)
+            status = "retrying" if t is _T.NODE_RETRYING else _NODE_ENDS[t]
+            seconds = _seconds(started, event.occurred_at)
+            if seconds is not None:
+                self._node_seconds.labels(*labels, status).observe(seconds)
+            if t is _T.NODE_RETRYING:
+                self._retries.labels(*labels).inc()
+            else:
+                self._nodes_finished.labels(*labels, status).inc()
+        elif t is _T.NODE_STARTED:
+            self._nodes_started.labels(*self._node_labels(event, workflow)).inc()
+            _remember(self._node_starts, (event.run_id, event.node_id or ""), event.occurred_at)
+        elif t is _T.STEP_COMPLETED or t is _T.STEP_FAILED:
+            status = "completed" if t is _T.STEP_COMPLETED else "failed"
+            self._steps.labels(workflow, status).inc()
+        elif t is _T.RUN_STARTED:
+            self._runs_started.labels(workflow).inc()
+            _remember(self._run_starts, event.run_id, event.occurred_at)
+        elif t is _T.RUN_RESUMED:
+            self._runs_resumed.labels(workflow).inc()
+        elif t is _T.RUN_WAITING:
+            reasons = event.payload.get("reasons") or ["parked"]
+            for reason in sorted(set(map(str, reasons))):
+                self._waits.labels(workflow, reason).inc()
+        elif t in _RUN_ENDS:
+            status = _RUN_ENDS[t]
+            self._runs_finished.labels(workflow, status).inc()
+            seconds = _seconds(self._run_starts.pop(event.run_id, None), event.occurred_at)
+            if seconds is not None:
+                self._run_seconds.labels(workflow, status).observe(seconds)
+        elif t is _T.HANDOFF_CREATED:
+            self._handoffs.labels(workflow).inc()
