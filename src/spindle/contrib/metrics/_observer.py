@@ -22,7 +22,7 @@ from spindle import ConfigError, LifecycleEventType, ObserverPlugin, RunLifecycl
 from spindle.contrib.metrics._client import prometheus_client
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["PrometheusObserver"]
 
@@ -58,6 +58,72 @@ def _remember(starts: dict[Any, datetime], key: Any, at: datetime) -> None:
         del starts[next(iter(starts))]
 
 
+class _Metrics:
+    """The metrics one observer updates, registered in ``registry``."""
+
+    def __init__(
+        self, client: Any, registry: Any, node: list[str], buckets: list[float] | None
+    ) -> None:
+        reg = {"registry": registry}
+        timed = {**reg, **({} if buckets is None else {"buckets": buckets})}
+        self.runs_started = client.Counter(
+            "spindle_runs_started", "Runs started (driven for the first time).", ["workflow"], **reg
+        )
+        self.runs_resumed = client.Counter(
+            "spindle_runs_resumed", "Runs driven on after a wait.", ["workflow"], **reg
+        )
+        self.runs_finished = client.Counter(
+            "spindle_runs_finished",
+            "Runs ended, by status (completed, failed, cancelled).",
+            ["workflow", "status"],
+            **reg,
+        )
+        self.run_seconds = client.Histogram(
+            "spindle_run_duration_seconds",
+            "Seconds from a run's start to its end, for runs started and ended in this process.",
+            ["workflow", "status"],
+            **timed,
+        )
+        self.nodes_started = client.Counter(
+            "spindle_nodes_started", "Node attempts started, by node kind.", node, **reg
+        )
+        self.nodes_finished = client.Counter(
+            "spindle_nodes_finished",
+            "Nodes ended, by node kind and status (completed, failed, skipped).",
+            [*node, "status"],
+            **reg,
+        )
+        self.node_seconds = client.Histogram(
+            "spindle_node_duration_seconds",
+            "Seconds a node attempt took (node_started to its end, or to its retry).",
+            [*node, "status"],
+            **timed,
+        )
+        self.retries = client.Counter(
+            "spindle_node_retries", "Failed node attempts that will be retried.", node, **reg
+        )
+        self.waits = client.Counter(
+            "spindle_waits",
+            "Times a run began waiting, by the reason of each wait "
+            "(event, timer, user, subworkflow, retry, handoff; parked: on a limit).",
+            ["workflow", "reason"],
+            **reg,
+        )
+        self.steps = client.Counter(
+            "spindle_steps",
+            "Durable sub-steps inside tasks (ctx.step) committed, by status.",
+            ["workflow", "status"],
+            **reg,
+        )
+        self.handoffs = client.Counter(
+            "spindle_handoffs", "Handoffs created by finishing runs.", ["workflow"], **reg
+        )
+
+    def all(self) -> list[Any]:
+        """Every metric, to unregister them."""
+        return list(vars(self).values())
+
+
 @define
 class PrometheusObserver(ObserverPlugin, kind="prometheus"):
     """Counts and times runs, nodes, retries, waits and sub-steps as Prometheus metrics.
@@ -85,19 +151,10 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
     registry: str = "own"
     node_label: bool = False
     buckets: list[float] | None = None
-    #: The registry the metrics are in (set from ``registry``).
-    collectors: CollectorRegistry = field(init=False, repr=False, eq=False)
-    _runs_started: Counter = field(init=False, repr=False, eq=False)
-    _runs_resumed: Counter = field(init=False, repr=False, eq=False)
-    _runs_finished: Counter = field(init=False, repr=False, eq=False)
-    _run_seconds: Histogram = field(init=False, repr=False, eq=False)
-    _nodes_started: Counter = field(init=False, repr=False, eq=False)
-    _nodes_finished: Counter = field(init=False, repr=False, eq=False)
-    _node_seconds: Histogram = field(init=False, repr=False, eq=False)
-    _retries: Counter = field(init=False, repr=False, eq=False)
-    _waits: Counter = field(init=False, repr=False, eq=False)
-    _steps: Counter = field(init=False, repr=False, eq=False)
-    _handoffs: Counter = field(init=False, repr=False, eq=False)
+    # prometheus_client's types are only imported to check types (it is optional), and
+    # the config converter resolves every field's type: these two are typed Any here.
+    _collectors: Any = field(init=False, default=None, repr=False, eq=False)
+    _metrics: Any = field(init=False, default=None, repr=False, eq=False)
     _run_starts: dict[str, datetime] = field(init=False, factory=dict, repr=False, eq=False)
     _node_starts: dict[tuple[str, str], datetime] = field(
         init=False, factory=dict, repr=False, eq=False
@@ -121,86 +178,48 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
     def __attrs_post_init__(self) -> None:
         client = prometheus_client()
         if self.registry == "own":
-            self.collectors = client.CollectorRegistry(auto_describe=True)
+            self._collectors = client.CollectorRegistry(auto_describe=True)
         elif self.registry == "global":
-            self.collectors = client.REGISTRY
+            self._collectors = client.REGISTRY
         else:
             raise ConfigError(
                 f"observer 'prometheus': registry must be 'own' or 'global', got {self.registry!r}"
             )
-        if self.buckets is not None and (
-            not self.buckets or any(not isinstance(b, int | float) or b <= 0 for b in self.buckets)
+        buckets = self.buckets
+        if buckets is not None and (
+            not buckets or any(not isinstance(b, int | float) or b <= 0 for b in buckets)
         ):
             raise ConfigError(
                 f"observer 'prometheus': buckets must be a non-empty list of positive "
-                f"seconds, got {self.buckets!r}"
+                f"seconds, got {buckets!r}"
             )
         node = ["workflow", "kind", *(["node"] if self.node_label else [])]
-        histogram: dict[str, Any] = {"registry": self.collectors}
-        if self.buckets is not None:
-            histogram["buckets"] = sorted(float(b) for b in self.buckets)
         try:
-            self._build(client, node, histogram)
+            self._metrics = _Metrics(
+                client,
+                self._collectors,
+                node,
+                None if buckets is None else sorted(float(b) for b in buckets),
+            )
         except ValueError as exc:  # prometheus_client: a name already in the registry
             raise ConfigError(
                 f"observer 'prometheus': {exc}; with registry = 'global' only one "
                 "prometheus observer may exist in a process (use registry = 'own')"
             ) from None
 
-    def _build(self, client: Any, node: list[str], histogram: dict[str, Any]) -> None:
-        reg = {"registry": self.collectors}
-        self._runs_started = client.Counter(
-            "spindle_runs_started", "Runs started (driven for the first time).", ["workflow"], **reg
-        )
-        self._runs_resumed = client.Counter(
-            "spindle_runs_resumed", "Runs driven on after a wait.", ["workflow"], **reg
-        )
-        self._runs_finished = client.Counter(
-            "spindle_runs_finished",
-            "Runs ended, by status (completed, failed, cancelled).",
-            ["workflow", "status"],
-            **reg,
-        )
-        self._run_seconds = client.Histogram(
-            "spindle_run_duration_seconds",
-            "Seconds from a run's start to its end, for runs started and ended in this process.",
-            ["workflow", "status"],
-            **histogram,
-        )
-        self._nodes_started = client.Counter(
-            "spindle_nodes_started", "Node attempts started, by node kind.", node, **reg
-        )
-        self._nodes_finished = client.Counter(
-            "spindle_nodes_finished",
-            "Nodes ended, by node kind and status (completed, failed, skipped).",
-            [*node, "status"],
-            **reg,
-        )
-        self._node_seconds = client.Histogram(
-            "spindle_node_duration_seconds",
-            "Seconds a node attempt took (from node_started to its end or its retry).",
-            [*node, "status"],
-            **histogram,
-        )
-        self._retries = client.Counter(
-            "spindle_node_retries", "Failed node attempts that will be retried.", node, **reg
-        )
-        self._waits = client.Counter(
-            "spindle_waits",
-            "Times a run began waiting, by the reason of each wait "
-            "(event, timer, user, subworkflow, retry, handoff; parked: on a limit).",
-            ["workflow", "reason"],
-            **reg,
-        )
-        self._steps = client.Counter(
-            "spindle_steps",
-            "Durable sub-steps inside tasks (ctx.step) committed, by status.",
-            ["workflow", "status"],
-            **reg,
-        )
-        self._handoffs = client.Counter(
-            "spindle_handoffs", "Handoffs created by finishing runs.", ["workflow"], **reg
-        )
+    @property
+    def collectors(self) -> CollectorRegistry:
+        """The registry the metrics are in: serve it, or read samples from it
+        (``observer.collectors.get_sample_value(name, labels)``)."""
+        registry: CollectorRegistry = self._collectors
+        return registry
+
+    def unregister(self) -> None:
+        """Take this observer's metrics out of its registry: with ``registry = 'global'``,
+        so that another observer may register the same names (an application that
+        builds its engine again, a test)."""
+        for metric in self._metrics.all():
+            self._collectors.unregister(metric)
 
     def _node_labels(self, event: RunLifecycleEvent, workflow: str) -> list[str]:
         labels = [workflow, event.node_kind or "unknown"]
@@ -210,6 +229,7 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
 
     async def on_event(self, event: RunLifecycleEvent) -> None:
         """Count (and time) ``event`` in the metrics it belongs to."""
+        m: _Metrics = self._metrics
         t = event.type
         workflow = event.workflow or "unknown"
         if t in _NODE_ENDS or t is _T.NODE_RETRYING:
@@ -218,31 +238,30 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
             status = "retrying" if t is _T.NODE_RETRYING else _NODE_ENDS[t]
             seconds = _seconds(started, event.occurred_at)
             if seconds is not None:
-                self._node_seconds.labels(*labels, status).observe(seconds)
+                m.node_seconds.labels(*labels, status).observe(seconds)
             if t is _T.NODE_RETRYING:
-                self._retries.labels(*labels).inc()
+                m.retries.labels(*labels).inc()
             else:
-                self._nodes_finished.labels(*labels, status).inc()
+                m.nodes_finished.labels(*labels, status).inc()
         elif t is _T.NODE_STARTED:
-            self._nodes_started.labels(*self._node_labels(event, workflow)).inc()
+            m.nodes_started.labels(*self._node_labels(event, workflow)).inc()
             _remember(self._node_starts, (event.run_id, event.node_id or ""), event.occurred_at)
         elif t is _T.STEP_COMPLETED or t is _T.STEP_FAILED:
-            status = "completed" if t is _T.STEP_COMPLETED else "failed"
-            self._steps.labels(workflow, status).inc()
+            m.steps.labels(workflow, "completed" if t is _T.STEP_COMPLETED else "failed").inc()
         elif t is _T.RUN_STARTED:
-            self._runs_started.labels(workflow).inc()
+            m.runs_started.labels(workflow).inc()
             _remember(self._run_starts, event.run_id, event.occurred_at)
         elif t is _T.RUN_RESUMED:
-            self._runs_resumed.labels(workflow).inc()
+            m.runs_resumed.labels(workflow).inc()
         elif t is _T.RUN_WAITING:
             reasons = event.payload.get("reasons") or ["parked"]
             for reason in sorted(set(map(str, reasons))):
-                self._waits.labels(workflow, reason).inc()
+                m.waits.labels(workflow, reason).inc()
         elif t in _RUN_ENDS:
             status = _RUN_ENDS[t]
-            self._runs_finished.labels(workflow, status).inc()
+            m.runs_finished.labels(workflow, status).inc()
             seconds = _seconds(self._run_starts.pop(event.run_id, None), event.occurred_at)
             if seconds is not None:
-                self._run_seconds.labels(workflow, status).observe(seconds)
+                m.run_seconds.labels(workflow, status).observe(seconds)
         elif t is _T.HANDOFF_CREATED:
-            self._handoffs.labels(workflow).inc()
+            m.handoffs.labels(workflow).inc()
