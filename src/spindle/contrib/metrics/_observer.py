@@ -105,7 +105,7 @@ class _Metrics:
         self.waits = client.Counter(
             "spindle_waits",
             "Times a run began waiting, by the reason of each wait "
-            "(event, timer, user, subworkflow, retry, handoff; parked: on a limit).",
+            "(event, timer, user, subworkflow, retry, handoff; parked: lacking a secret).",
             ["workflow", "reason"],
             **reg,
         )
