@@ -9,6 +9,7 @@ import pytest
 
 from spindle import Engine, Settings, load_settings
 from spindle.core.errors import ConfigError
+from spindle.core.plugin import default_registry
 
 BAD = """\
 store = "memory://"
@@ -48,13 +49,15 @@ def test_every_bad_entry_of_both_tables_is_reported_at_once(spindle_config):
     lines = message.splitlines()
     assert lines[0] == "invalid plugin settings (5 problems):"
     toml = str(spindle_config.path / "spindle.toml")
+    # Every installed observer kind is listed (the contrib ones included).
+    observers = ", ".join(default_registry().names("observer"))
     assert lines[1:] == [
         f"  - {toml}:7: [[observers]] #2 (kind 'jsonl'): required field missing"
         " @ observers[1].path",
         f"  - {toml}:9: [[observers]] #2 (kind 'jsonl'): unknown field 'pathh';"
         " known fields: kind, path @ observers[1].pathh",
         f"  - {toml}:12: [[observers]] #3 (kind 'nosuch'): unknown observer kind 'nosuch';"
-        " installed observer kinds: jsonl, log. @ observers[2].kind",
+        f" installed observer kinds: {observers}. @ observers[2].kind",
         f"  - {toml}:16: [[observers]] #4 (kind 'log'): required must be true or false,"
         " got 'yes' @ observers[3].required",
         f"  - {toml}:20: [[middleware]] #1 (kind 'timing'): unknown field 'bogus';"
