@@ -460,3 +460,34 @@ def test_the_metrics_port_must_be_a_port_number(tmp_path, store):
     """--metrics-port outside 0-65535 is a usage error (exit 2) naming the option."""
     result = spindle(tmp_path, "worker", "--once", "--store", store, "--metrics-port", "70000")
     assert result.returncode == 2 and "--metrics-port" in result.stderr
+
+
+def test_start_times_whose_end_never_comes_are_forgotten_past_a_bound():
+    """Attempts this process sees start but never end (another worker ends them) are
+    remembered up to a bound: the oldest is forgotten (its end is counted, not timed),
+    the newest is still timed."""
+    from datetime import UTC, datetime
+
+    from spindle import LifecycleEventType, RunLifecycleEvent
+    from spindle.contrib.metrics._observer import _MAX_OPEN
+
+    obs = PrometheusObserver()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def event(type_: LifecycleEventType, node: int) -> RunLifecycleEvent:
+        return RunLifecycleEvent(
+            "e", "r", type_, node, at, f"n{node}", workflow="w", node_kind="python"
+        )
+
+    async def scenario():
+        for node in range(_MAX_OPEN + 1):
+            await obs.on_event(event(LifecycleEventType.NODE_STARTED, node))
+        await obs.on_event(event(LifecycleEventType.NODE_COMPLETED, 0))
+        after_oldest = value(obs, "spindle_node_duration_seconds_count", **done)
+        await obs.on_event(event(LifecycleEventType.NODE_COMPLETED, _MAX_OPEN))
+        return after_oldest
+
+    done = {"workflow": "w", "kind": "python", "status": "completed"}
+    assert run(scenario()) is None
+    assert value(obs, "spindle_node_duration_seconds_count", **done) == 1
+    assert value(obs, "spindle_nodes_finished_total", **done) == 2

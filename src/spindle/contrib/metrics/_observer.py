@@ -155,6 +155,11 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
     # the config converter resolves every field's type: these two are typed Any here.
     _collectors: Any = field(init=False, default=None, repr=False, eq=False)
     _metrics: Any = field(init=False, default=None, repr=False, eq=False)
+    # Each (metric, labels) series as prometheus_client hands it out: asking for it
+    # again costs a lock and a label check an event, this dict a lookup.
+    _series: dict[tuple[str, tuple[str, ...]], Any] = field(
+        init=False, factory=dict, repr=False, eq=False
+    )
     _run_starts: dict[str, datetime] = field(init=False, factory=dict, repr=False, eq=False)
     _node_starts: dict[tuple[str, str], datetime] = field(
         init=False, factory=dict, repr=False, eq=False
@@ -221,15 +226,23 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
         for metric in self._metrics.all():
             self._collectors.unregister(metric)
 
-    def _node_labels(self, event: RunLifecycleEvent, workflow: str) -> list[str]:
-        labels = [workflow, event.node_kind or "unknown"]
+    def _one(self, name: str, *labels: str) -> Any:
+        """The series of metric ``name`` (an attribute of :class:`_Metrics`) at ``labels``."""
+        key = (name, labels)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = getattr(self._metrics, name).labels(*labels)
+        return series
+
+    def _node_labels(self, event: RunLifecycleEvent, workflow: str) -> tuple[str, ...]:
+        kind = event.node_kind or "unknown"
         if self.node_label:
-            labels.append(event.node_id or "")
-        return labels
+            return (workflow, kind, event.node_id or "")
+        return (workflow, kind)
 
     async def on_event(self, event: RunLifecycleEvent) -> None:
         """Count (and time) ``event`` in the metrics it belongs to."""
-        m: _Metrics = self._metrics
+        one = self._one
         t = event.type
         workflow = event.workflow or "unknown"
         if t in _NODE_ENDS or t is _T.NODE_RETRYING:
@@ -238,30 +251,30 @@ class PrometheusObserver(ObserverPlugin, kind="prometheus"):
             status = "retrying" if t is _T.NODE_RETRYING else _NODE_ENDS[t]
             seconds = _seconds(started, event.occurred_at)
             if seconds is not None:
-                m.node_seconds.labels(*labels, status).observe(seconds)
+                one("node_seconds", *labels, status).observe(seconds)
             if t is _T.NODE_RETRYING:
-                m.retries.labels(*labels).inc()
+                one("retries", *labels).inc()
             else:
-                m.nodes_finished.labels(*labels, status).inc()
+                one("nodes_finished", *labels, status).inc()
         elif t is _T.NODE_STARTED:
-            m.nodes_started.labels(*self._node_labels(event, workflow)).inc()
+            one("nodes_started", *self._node_labels(event, workflow)).inc()
             _remember(self._node_starts, (event.run_id, event.node_id or ""), event.occurred_at)
         elif t is _T.STEP_COMPLETED or t is _T.STEP_FAILED:
-            m.steps.labels(workflow, "completed" if t is _T.STEP_COMPLETED else "failed").inc()
+            one("steps", workflow, "completed" if t is _T.STEP_COMPLETED else "failed").inc()
         elif t is _T.RUN_STARTED:
-            m.runs_started.labels(workflow).inc()
+            one("runs_started", workflow).inc()
             _remember(self._run_starts, event.run_id, event.occurred_at)
         elif t is _T.RUN_RESUMED:
-            m.runs_resumed.labels(workflow).inc()
+            one("runs_resumed", workflow).inc()
         elif t is _T.RUN_WAITING:
             reasons = event.payload.get("reasons") or ["parked"]
             for reason in sorted(set(map(str, reasons))):
-                m.waits.labels(workflow, reason).inc()
+                one("waits", workflow, reason).inc()
         elif t in _RUN_ENDS:
             status = _RUN_ENDS[t]
-            m.runs_finished.labels(workflow, status).inc()
+            one("runs_finished", workflow, status).inc()
             seconds = _seconds(self._run_starts.pop(event.run_id, None), event.occurred_at)
             if seconds is not None:
-                m.run_seconds.labels(workflow, status).observe(seconds)
+                one("run_seconds", workflow, status).observe(seconds)
         elif t is _T.HANDOFF_CREATED:
-            m.handoffs.labels(workflow).inc()
+            one("handoffs", workflow).inc()
