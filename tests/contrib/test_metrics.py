@@ -272,6 +272,12 @@ def test_serve_on_a_port_in_use_raises_a_config_error_naming_it():
             serve(port)
 
 
+def test_serve_on_an_address_not_of_this_machine_raises_a_config_error():
+    """A host address this machine does not have (TEST-NET-3) cannot be bound."""
+    with pytest.raises(ConfigError, match=r"cannot serve metrics on 203\.0\.113\.7:0: "):
+        serve(0, host="203.0.113.7")
+
+
 def test_serve_refuses_a_port_out_of_range():
     """A port past 65535 raises ConfigError with the range."""
     with pytest.raises(ConfigError, match="0 to 65535, got 70000"):
