@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import click
@@ -53,6 +54,20 @@ __all__ = ["worker"]
     help="Prune finished runs older than this (30d, 12h...) now and then "
     "(default: the retention setting; none: keep every run).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port, printed); "
+    "needs pip install 'spindle[metrics]'.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="The address --metrics-port listens on (0.0.0.0: every interface).",
+)
 def worker(
     store: str | None,
     concurrency: int,
@@ -62,6 +77,8 @@ def worker(
     worker_id: str | None,
     once: bool,
     retention: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Claim runnable runs (new, resumed, timer or retry due, left by a dead worker)
     under a lease and drive up to --concurrency of them at once.
@@ -79,6 +96,10 @@ def worker(
     spindle -v. Piped, it prints one line per claimed run ("run ID claimed")
     and per run it stops driving ("run ID completed", "run ID failed: ERROR",
     "run ID waiting").
+
+    With --metrics-port it serves its runs', nodes' and waits' counters and
+    durations to Prometheus (see docs/metrics.md), and prints where:
+    "metrics on http://HOST:PORT/metrics".
     """
     from spindle.core.engine._worker import Worker, WorkerStats
     from spindle.core.model import check_queue_name, check_worker_id
@@ -96,8 +117,14 @@ def worker(
     progress = WorkerProgress()
 
     async def main() -> WorkerStats:
-        async with make_engine(store, [progress]) as engine:
+        async with make_engine(store, [progress]) as engine, contextlib.AsyncExitStack() as stack:
             keeper = worker_retention(retention, engine.settings.retention, engine.run_dir)
+            if metrics_port is not None:
+                from spindle._cli._metrics import serve_metrics
+
+                server = serve_metrics(engine, metrics_port, metrics_host)
+                stack.callback(server.close)
+                click.echo(f"metrics on {server.url}", err=True)
             progress.show()
             runner = Worker(
                 engine,

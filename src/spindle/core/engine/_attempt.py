@@ -165,6 +165,7 @@ class Attempts:
                 self.state,
                 LifecycleEventType.NODE_STARTED,
                 node_id,
+                node_kind=self.journal.kind_of(node_id),
                 attempt=self.journal.attempts.get(node_id, 1),
             )
             await emitter.send([event])

@@ -108,6 +108,7 @@ class RunDriver:
             chain=chain or services.chain,
             creation=creation,
         )
+        self.journal.kind_of = self.ready.kind_of
         self._hold = CreationTimer(self.journal, workflow)
         self.results = Results(services.store, state.run_id, services.limits.result_inline_limit)
         self.attempts = Attempts(

@@ -77,6 +77,7 @@ def wait_batch(
             LifecycleEventType.RUN_WAITING,
             node_id,
             waits=[w.key for w in state.waits],
+            reasons=[w.reason.value for w in state.waits],
         )
     else:
         state.error = journal.secrets.scrub(reason)

@@ -35,9 +35,16 @@ class EventEmitter:
         self.worker: str | None = None
 
     def build(
-        self, state: RunState, type_: LifecycleEventType, node_id: str | None = None, **payload: Any
+        self,
+        state: RunState,
+        type_: LifecycleEventType,
+        node_id: str | None = None,
+        *,
+        node_kind: str | None = None,
+        **payload: Any,
     ) -> RunLifecycleEvent | None:
-        """Number a new event for ``state`` (advancing ``event_seq``); None without observers."""
+        """Number a new event for ``state`` (advancing ``event_seq``); None without observers.
+        ``node_kind`` is what node ``node_id`` is (:attr:`NodeSpec.kind`)."""
         if not self.active:
             return None
         state.event_seq += 1
@@ -50,6 +57,8 @@ class EventEmitter:
             node_id=node_id,
             payload=payload,
             worker=self.worker,
+            workflow=state.workflow,
+            node_kind=node_kind,
         )
         if type_ in _LABELLED:
             labels = self.observers.run_labels(event, state.workflow, state.labels)

@@ -78,6 +78,10 @@ class Pending:
     release: bool = False
 
 
+def _no_kind(node_id: str) -> str | None:
+    return None
+
+
 class RunJournal:
     """A run's ledger as the driver needs it, and the commits that extend it.
 
@@ -118,6 +122,8 @@ class RunJournal:
         # that leaves the state alone digests it again without re-encoding it.
         self._state_hash = creation.state_hash if creation is not None else state_hash(state)
         self.emitter = emitter
+        #: What a node is (its kind, for events); the driver sets it from its ready set.
+        self.kind_of: Callable[[str], str | None] = _no_kind
         self.state = state
         self.token = token
         self.secrets = secrets or NO_SECRETS
@@ -238,7 +244,10 @@ class RunJournal:
         if self.emitter.active:
             if self._scrubs:
                 payload = self.secrets.scrub(payload)
-            pending.events.append(self.emitter.build(self.state, type_, node_id, **payload))
+            kind = None if node_id is None else self.kind_of(node_id)
+            pending.events.append(
+                self.emitter.build(self.state, type_, node_id, node_kind=kind, **payload)
+            )
 
     # --- the commit path -----------------------------------------------------------
 

@@ -212,6 +212,13 @@ class ReadySet:
             return node
         return self._item_of[node_id].item_node(node_id)
 
+    def kind_of(self, node_id: str) -> str | None:
+        """What ``node_id`` is (:attr:`NodeSpec.kind`); None for an id this run lacks."""
+        try:
+            return self.node(node_id).kind
+        except KeyError:
+            return None
+
     def item_run(self, node_id: str) -> Group:
         """The map or loop ``node_id`` is an item of."""
         return self._item_of[node_id]

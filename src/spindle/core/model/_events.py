@@ -40,6 +40,9 @@ class RunLifecycleEvent:
 
     ``sequence`` is per run, gap-free and monotonic across process restarts.
     ``worker`` is the id of the worker driving the run (None outside workers).
+    ``workflow`` is the run's workflow name and ``node_kind`` what the node is (its
+    runtime's or effect's kind, or ``map``, ``loop``, ``branch``): what metrics and
+    traces group events by without loading the run (None on events built by hand).
     """
 
     event_id: str
@@ -50,11 +53,17 @@ class RunLifecycleEvent:
     node_id: str | None = None
     payload: dict[str, Any] = field(factory=dict)
     worker: str | None = None
+    workflow: str | None = None
+    node_kind: str | None = None
 
 
 # An event outside workers has no ``worker`` key in its converter form (what the
-# jsonl observer writes): event lines read as they did before workers had ids.
+# jsonl observer writes): event lines read as they did before workers had ids. The
+# same holds for ``workflow`` and ``node_kind`` (a run event has no node kind).
+_omitted = override(omit_if_default=True)
 converter.register_unstructure_hook(
     RunLifecycleEvent,
-    make_dict_unstructure_fn(RunLifecycleEvent, converter, worker=override(omit_if_default=True)),
+    make_dict_unstructure_fn(
+        RunLifecycleEvent, converter, worker=_omitted, workflow=_omitted, node_kind=_omitted
+    ),
 )

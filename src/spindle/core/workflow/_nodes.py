@@ -210,6 +210,20 @@ class NodeSpec:
     loop: LoopSpec | None = None
     resources: dict[str, ResourceAmount] = field(factory=dict)
 
+    @property
+    def kind(self) -> str:
+        """What the node is, in one word: its runtime's or its effect's kind, or
+        ``map``, ``loop``, ``branch`` for a control-flow node (what lifecycle events
+        carry as ``node_kind``, so metrics can count nodes by kind)."""
+        for plugin in (self.runtime, self.effect):
+            if plugin is not None:
+                return plugin.kind_name or type(plugin).__name__
+        if self.map is not None:
+            return "map"
+        if self.loop is not None:
+            return "loop"
+        return "branch" if self.branch is not None else "node"
+
     def references(self) -> list[Reference]:
         """Every reference in this node's ``inputs`` mapping (a map's template's included,
         but for its ``item``/``index`` references)."""
