@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from spindle.core.model._keys import follow_on_run_id as follow_on_run_id
     from spindle.core.model._keys import handoff_envelope_id as handoff_envelope_id
     from spindle.core.model._keys import new_id as new_id
+    from spindle.core.model._cache import CacheEntry as CacheEntry
+    from spindle.core.model._cache import cache_hit_key as cache_hit_key
     from spindle.core.model._keys import node_key as node_key
     from spindle.core.model._keys import resume_key as resume_key
     from spindle.core.model._keys import retry_wait_key as retry_wait_key
@@ -108,6 +110,8 @@ _LAZY: dict[str, str] = {
     "CATCH_UP_RULES": "spindle.core.model._schedule",
     "ON_TIME": "spindle.core.model._schedule",
     "Schedule": "spindle.core.model._schedule",
+    "CacheEntry": "spindle.core.model._cache",
+    "cache_hit_key": "spindle.core.model._cache",
     "catch_up_count": "spindle.core.model._schedule",
     "check_catch_up": "spindle.core.model._schedule",
     "check_schedule_id": "spindle.core.model._schedule",

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from spindle.core.store._rules import run_exists as run_exists
     from spindle.core.store._rules import unconsumable as unconsumable
     from spindle.core.store._schedules import ScheduleStore as ScheduleStore
+    from spindle.core.store._cache import CacheStore as CacheStore
     from spindle.core.store._work import Candidate as Candidate
     from spindle.core.store._work import QueueLoad as QueueLoad
     from spindle.core.store._work import WorkStore as WorkStore
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     "PruneStore": "spindle.core.store._prune",
     "RunStore": "spindle.core.store._contract",
     "ScheduleStore": "spindle.core.store._schedules",
+    "CacheStore": "spindle.core.store._cache",
     "Store": "spindle.core.store._contract",
     "artifact_digest": "spindle.core.store._rules",
     "cancel_keys": "spindle.core.store._prune",

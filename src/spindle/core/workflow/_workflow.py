@@ -46,6 +46,7 @@ from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
+    from spindle.core.workflow._cache_spec import CacheSpec
     from spindle.core.workflow._queue_field import QueueSpec
     from spindle.core.workflow._schedule import ScheduleSpec
 
@@ -98,6 +99,8 @@ class Workflow:
         self.queue: QueueSpec | None = None
         #: When to start it (a file's ``schedule:``); not part of the definition.
         self.schedule: ScheduleSpec | None = None
+        #: The ``cache:`` default of every task node (the file's top-level ``cache:``).
+        self.cache: CacheSpec | None = None
         self._registry = registry
         self._cache: dict[Any, Any] = {}
 
@@ -345,6 +348,8 @@ class Workflow:
         }
         if self.queue is not None:  # only then: other definitions keep their ids
             data["queue"] = self.queue.to_dict()
+        if self.cache is not None:  # likewise
+            data["cache"] = self.cache.to_dict()
         return data
 
     def node_hashes(self) -> dict[str, str]:

@@ -43,7 +43,7 @@ from spindle.plugins.stores._sqlite_known import (
     record_row,
     step_commit,
 )
-from spindle.plugins.stores._sqlite_schedules import SQLiteSchedules
+from spindle.plugins.stores._sqlite_cache import SQLiteCache
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, MAX_RECORDS, SEQ_BITS
 
 __all__ = ["KNOWN_RUNS", "SQLiteCommitter", "ledger_tail"]
@@ -126,7 +126,7 @@ def _continued(
 
 
 @define
-class SQLiteCommitter(SQLiteSchedules):
+class SQLiteCommitter(SQLiteCache):
     """The SQLite store's commit (the connection is ``SQLiteBase``, the rest ``SQLiteStore``)."""
 
     async def commit(self, commit: Commit) -> None:
