@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.model._cache import CacheEntry as CacheEntry
+    from spindle.core.model._cache import cache_hit_key as cache_hit_key
     from spindle.core.model._chain import KEY_ENV as KEY_ENV
     from spindle.core.model._chain import PLAIN_CHAIN as PLAIN_CHAIN
     from spindle.core.model._chain import LedgerChain as LedgerChain
@@ -48,8 +50,6 @@ if TYPE_CHECKING:
     from spindle.core.model._keys import follow_on_run_id as follow_on_run_id
     from spindle.core.model._keys import handoff_envelope_id as handoff_envelope_id
     from spindle.core.model._keys import new_id as new_id
-    from spindle.core.model._cache import CacheEntry as CacheEntry
-    from spindle.core.model._cache import cache_hit_key as cache_hit_key
     from spindle.core.model._keys import node_key as node_key
     from spindle.core.model._keys import resume_key as resume_key
     from spindle.core.model._keys import retry_wait_key as retry_wait_key

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.store._cache import CacheStore as CacheStore
     from spindle.core.store._contract import ArtifactStore as ArtifactStore
     from spindle.core.store._contract import AuditStore as AuditStore
     from spindle.core.store._contract import Commit as Commit
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from spindle.core.store._rules import run_exists as run_exists
     from spindle.core.store._rules import unconsumable as unconsumable
     from spindle.core.store._schedules import ScheduleStore as ScheduleStore
-    from spindle.core.store._cache import CacheStore as CacheStore
     from spindle.core.store._work import Candidate as Candidate
     from spindle.core.store._work import QueueLoad as QueueLoad
     from spindle.core.store._work import WorkStore as WorkStore

@@ -59,8 +59,8 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
-from spindle.core.store._prune import PruneStore
 from spindle.core.store._cache import CacheStore
+from spindle.core.store._prune import PruneStore
 from spindle.core.store._schedules import ScheduleStore
 from spindle.core.store._work import WorkStore
 

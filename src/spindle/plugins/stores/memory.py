@@ -41,9 +41,9 @@ from spindle.core.store import (
 )
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._memory_base import RunEntry
+from spindle.plugins.stores._memory_cache import MemoryCache
 from spindle.plugins.stores._memory_copy import clone, cloner
 from spindle.plugins.stores._memory_prune import MemoryPrune
-from spindle.plugins.stores._memory_cache import MemoryCache
 
 __all__ = ["MemoryStore"]
 
