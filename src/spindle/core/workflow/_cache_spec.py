@@ -31,6 +31,10 @@ def _ttl_check(_: Any, __: Any, value: str | None) -> None:
         parse_duration(value, what="cache ttl")
 
 
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @define(frozen=True)
 class CacheSpec:
     """Whether and how a node's result is reused (see the module docstring).
@@ -50,7 +54,7 @@ class CacheSpec:
     enabled: bool = True
     key: str | None = None
     ttl: str | None = field(default=None, validator=_ttl_check)
-    files: tuple[str, ...] = field(default=(), converter=tuple)
+    files: tuple[str, ...] = field(default=(), converter=_as_tuple)
 
     @property
     def ttl_delta(self) -> timedelta | None:
@@ -135,7 +139,7 @@ def effective_cache(wf: Any, node: Any) -> CacheSpec | None:
     """The cache spec in force for ``node`` (a NodeSpec) under its workflow's ``cache:``,
     or None when its result is not cached (off, or a node the workflow's default cannot
     cover: not a task, a folder output, a secret input)."""
-    spec = node.cache
+    spec: CacheSpec | None = node.cache
     default: CacheSpec | None = getattr(wf, "cache", None)
     if spec is None:
         if default is None or not default.enabled or _why_not(node, default):
@@ -180,7 +184,12 @@ def _template_problems(wf: Any, nid: str, node: Any, spec: CacheSpec) -> list[st
             known = (len(parts) == 2 and parts[0] == "inputs" and parts[1] in wf.inputs) or (
                 len(parts) == 1 and parts[0] in node.inputs
             )
-            if not known:
+            if known and parts[0] == "inputs" and wf.inputs[parts[1]].secret:
+                out.append(
+                    f"node '{nid}': cache {where} {text!r}: {item.text} is a secret input, "
+                    f"which a cache fingerprint may not hold @ nodes.{nid}.cache.{where}"
+                )
+            elif not known:
                 out.append(
                     f"node '{nid}': cache {where} {text!r}: {item.text} is neither a declared "
                     f"workflow input ({{inputs.NAME}}) nor one of the node's inputs ({{NAME}}) "

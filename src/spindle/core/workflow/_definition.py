@@ -18,11 +18,10 @@ from spindle.core.errors import PolicyViolation, SpindleError, ValidationError
 from spindle.core.model import RetryPolicy, converter, structure, structure_errors
 from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
 from spindle.core.workflow._analysis import structural_problems
-from spindle.core.workflow._cache_spec import workflow_cache
+from spindle.core.workflow._cache_spec import CacheSpec, workflow_cache
 from spindle.core.workflow._control import control_dict, structure_control
 from spindle.core.workflow._nodes import (
     ArtifactSpec,
-    CacheSpec,
     InputSpec,
     NodeSpec,
     _base_dir_context,
