@@ -21,9 +21,47 @@ from spindle.core._quote import quote
 from spindle.core.model import converter, parse_duration
 from spindle.core.model._templates import TemplateError, parse_template
 
-__all__ = ["CacheSpec", "as_cache_spec", "cache_problems", "effective_cache", "workflow_cache"]
+__all__ = [
+    "CACHE_SCHEMA",
+    "CacheSpec",
+    "as_cache_spec",
+    "cache_problems",
+    "effective_cache",
+    "workflow_cache",
+]
 
 _FIELDS = ("key", "ttl", "files")
+
+_DURATION = r"^\s*(\d+[wdhms])+\s*$"
+
+#: The JSON Schema of a ``cache:`` value (a node's or a workflow's).
+CACHE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "boolean"},
+        {
+            "type": "object",
+            "properties": {
+                "key": {
+                    "type": "string",
+                    "description": "Mixed into the fingerprint; `{inputs.NAME}` and `{NAME}` "
+                    "(a node input) are filled in.",
+                },
+                "ttl": {
+                    "type": "string",
+                    "pattern": _DURATION,
+                    "description": "How long a result is reused: `7d`, `12h`, `90m`, `1d12h`.",
+                },
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Files whose content is part of the fingerprint, relative "
+                    "to the workflow file's directory; templates like `key`.",
+                },
+            },
+            "additionalProperties": False,
+        },
+    ]
+}
 
 
 def _ttl_check(_: Any, __: Any, value: str | None) -> None:
