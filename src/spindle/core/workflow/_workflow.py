@@ -179,6 +179,7 @@ class Workflow:
         when: Mapping[str, Any] | Callable[..., Any] | None = None,
         join: str = "all",
         resources: Mapping[str, Any] | None = None,
+        cache: bool | Mapping[str, Any] | CacheSpec | None = None,
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
@@ -188,7 +189,8 @@ class Workflow:
         paths may leave the run directory; refused under a load policy; ``when``:
         a condition mapping or a predicate taking upstream results and inputs by
         parameter name, false skips the node; ``join``: ``all`` or ``any``; ``resources``:
-        what an attempt needs, ``{"cpu": 2, "memory": "4GiB"}``).
+        what an attempt needs, ``{"cpu": 2, "memory": "4GiB"}``; ``cache``: reuse a
+        completed result, ``True`` or ``{"key", "ttl", "files"}``, see docs/caching.md).
         """
 
         def decorate(func: F) -> F:
@@ -213,6 +215,7 @@ class Workflow:
                 when=dict(when) if isinstance(when, Mapping) else when,
                 join=join,
                 **({"resources": dict(resources)} if resources else {}),
+                **({"cache": cache} if cache is not None else {}),
             )
             return func
 
