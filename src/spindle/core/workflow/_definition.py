@@ -104,7 +104,7 @@ def _node(node_id: str, **options: Any) -> NodeSpec:
 
 
 _NODE_FIELDS = (
-    *("runtime", "executor", "effect", "inputs", "outputs", "after", "retry", "timeout", "cache"),
+    *("runtime", "executor", "effect", "inputs", "outputs", "after", "retry", "timeout"),
     *(
         "continue_on_failure",
         "description",
@@ -116,6 +116,7 @@ _NODE_FIELDS = (
         "loop",
         "workflow",
         "resources",
+        "cache",
     ),
 )
 
