@@ -173,3 +173,17 @@ def test_the_fingerprint_follows_the_content_of_listed_files(tmp_path: Path) -> 
     assert _fp(wf, data="in.txt") == first
     data.write_text("two")
     assert _fp(wf, data="in.txt") != first
+
+
+def test_the_json_schema_takes_what_the_loader_takes_and_refuses_the_rest() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from spindle.core.workflow import workflow_schema
+
+    validator = jsonschema.Draft202012Validator(workflow_schema())
+    good = load(BASE).to_dict()
+    good["cache"] = {"ttl": "1d12h"}
+    assert list(validator.iter_errors(good)) == []
+    for bad in ({"ttl": "7 days"}, {"tll": "7d"}, 3, {"files": "a.txt"}):
+        data = {**good, "nodes": {"a": {**good["nodes"]["a"], "cache": bad}}}
+        assert list(validator.iter_errors(data)), bad
+        assert list(validator.iter_errors({**good, "cache": bad})), bad
