@@ -72,6 +72,9 @@ def test_a_second_run_is_a_cache_hit_until_the_input_file_changes(spindle, tmp_p
     assert (code, third["output"], _runs_of(counter)) == (0, "CHANGED", 2)  # a miss
     code, fourth = spindle.json(*run)
     assert (code, fourth["output"], _runs_of(counter)) == (0, "CHANGED", 2)  # a hit again
+    shown = spindle(*run)
+    (line,) = [x for x in (shown.stdout + shown.stderr).splitlines() if "shout completed" in x]
+    assert line.endswith(f"(cached from {third['run_id']}/shout)")
 
 
 def test_cache_clear_makes_the_next_run_miss(spindle, tmp_path):
