@@ -111,8 +111,12 @@ nodes:
     runtime: {kind: python_code, code: "result = 1"}
     inputs: {t: inputs.token}
     cache: true
+  command:
+    runtime: {kind: command, command: "login {secrets.token}"}
+    cache: true
 """
     )
+    assert "node 'command': its runtime uses a secret ({secrets.NAME})" in message
     assert "node 'wait': only a task node (one with a runtime) can be cached" in message
     assert "node 'dir': its folder output 'd' cannot be cached" in message
     assert "node 'secret': input 't' is the secret input 'inputs.token'" in message

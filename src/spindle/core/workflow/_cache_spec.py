@@ -194,6 +194,11 @@ def _why_not(node: Any, spec: CacheSpec) -> str | None:
     """Why ``node`` cannot be cached, or None when it can."""
     if node.runtime is None:
         return "only a task node (one with a runtime) can be cached"
+    if "{secrets." in str(converter.unstructure(node.runtime)):
+        return (
+            "its runtime uses a secret ({secrets.NAME}), whose value a fingerprint may not "
+            "hold, so a cached result could not tell one secret from another; remove 'cache'"
+        )
     folders = [n for n, o in node.outputs.items() if o.kind == "folder"]
     if folders:
         return (
