@@ -107,7 +107,8 @@ _CACHING = [
     "the reused result with a `cache` ledger record naming the source run and node, in one "
     "commit; `spindle show` says `cached from RUN/NODE`. A failed node is never kept.",
     "- Refused when the workflow loads: `cache` on an effect or control-flow node, on a node "
-    "with a `folder` output, or on a node taking a secret input (a fingerprint is stored).",
+    "with a `folder` output, or on a node taking a secret input or whose runtime uses "
+    "`{secrets.NAME}` (a fingerprint is stored and cannot tell secrets apart).",
     "",
     "See [caching](caching.md) for the whole story.",
 ]
