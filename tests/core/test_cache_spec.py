@@ -191,3 +191,18 @@ def test_the_json_schema_takes_what_the_loader_takes_and_refuses_the_rest() -> N
         data = {**good, "nodes": {"a": {**good["nodes"]["a"], "cache": bad}}}
         assert list(validator.iter_errors(data)), bad
         assert list(validator.iter_errors({**good, "cache": bad})), bad
+
+
+def test_a_python_script_node_is_fingerprinted_by_its_script_content(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("print(1)\n")
+    (tmp_path / "wf.yaml").write_text(
+        "name: w\nnodes:\n  a:\n    runtime: {kind: python_script, path: job.py}\n    cache: true\n"
+    )
+    from spindle.core.workflow import load_workflow
+
+    wf = load_workflow(tmp_path / "wf.yaml")
+    first = _fp(wf)
+    assert _fp(load_workflow(tmp_path / "wf.yaml")) == first
+    script.write_text("print(2)\n")
+    assert _fp(wf) != first

@@ -5,9 +5,10 @@ A node whose ``cache:`` is in force (its own, or the workflow's) gets a
 **fingerprint**: the SHA-256 of its runtime's configuration (kind included),
 its declared outputs, its resolved inputs -- where an input is a file output
 of an upstream node, the file's content rather than its path --, the content
-of each file its ``cache.files`` lists, and its ``cache.key`` (templates
-filled in). Nothing else counts: not the node's id, the workflow's name, the
-run, its retry or timeout settings.
+of each file its ``cache.files`` lists and of each file its runtime reads
+(``Runtime.read_files``: a ``python_script`` node's script), and its
+``cache.key`` (templates filled in). Nothing else counts: not the node's
+id, the workflow's name, the run, its retry or timeout settings.
 
 Before the node runs, the store is asked for a live entry with that
 fingerprint (any run's). On a hit the node does not run: its output files
@@ -119,8 +120,11 @@ def fingerprint(
     for template in spec.files:
         written = _fill(template, workflow_inputs, inputs)
         files[written] = _file_hash(base / written)
+    assert node.runtime is not None  # only task nodes are cached
+    read = {str(p): _file_hash(p) for p in node.runtime.read_files(wf.base_dir)}
     body = {
         "v": _VERSION,
+        "read": read,
         "runtime": converter.unstructure(node.runtime),
         "outputs": {k: converter.unstructure(o) for k, o in node.outputs.items()},
         "inputs": values,
