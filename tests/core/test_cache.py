@@ -9,7 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from spindle import RunStatus, Workflow
+from spindle.core.errors import StoreBusy
 from spindle.core.model import StepKind
 from spindle.core.workflow import CacheSpec
 
@@ -232,3 +235,40 @@ def test_a_changed_upstream_file_misses_downstream(store_url, make_engine, tmp_p
 
     run(go())
     assert calls == ["a", "b"]
+
+
+def test_a_hit_whose_commit_fails_leaves_no_record_and_resumes_to_one_hit(store_url, make_engine):
+    """The cache record and the node's completion are one commit: when the store refuses
+    it, neither is kept; the resumed run looks the result up again and records it once."""
+    wf, calls = counted()
+
+    @wf.node
+    def plus(square: int) -> int:  # so the hit's commit is not also the run's last
+        return square + 1
+
+    wf.output = "plus"
+    refused: list[bool] = []
+
+    async def go() -> tuple[Any, list[Any]]:
+        async with make_engine(store_url) as engine:
+            await engine.run(wf)
+            real = engine.store.commit
+
+            async def commit(c: Any) -> None:
+                if not refused and any(r.kind is StepKind.CACHE for r in c.records):
+                    refused.append(True)
+                    raise StoreBusy("the store is busy (refused by the test)")
+                await real(c)
+
+            engine.store.commit = commit  # type: ignore[method-assign]
+            with pytest.raises(StoreBusy):
+                await engine.run(wf, run_id="r2")
+            assert await engine.store.ledger("r2") == []
+            state = await engine.resume("r2", workflow=wf)
+            return state, await engine.ledger("r2")
+
+    state, records = run(go())
+    assert refused == [True]
+    assert state.status is RunStatus.COMPLETED and state.output == 10
+    assert [r.kind for r in records if r.node_id == "square"] == [StepKind.CACHE, StepKind.NODE]
+    assert calls == [3]
