@@ -272,3 +272,47 @@ def test_a_hit_whose_commit_fails_leaves_no_record_and_resumes_to_one_hit(store_
     assert state.status is RunStatus.COMPLETED and state.output == 10
     assert [r.kind for r in records if r.node_id == "square"] == [StepKind.CACHE, StepKind.NODE]
     assert calls == [3]
+
+
+def test_a_hit_does_not_write_through_a_link_an_earlier_node_left(store_url, make_engine, tmp_path):
+    """The reused output file is written only inside the run directory: a link at its
+    path pointing out fails the node, as it would when the node ran, and the file the
+    link points at is left alone."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    plant_link: list[bool] = []
+    wf = Workflow("links")
+
+    @wf.node
+    def plant(ctx: Any) -> None:
+        if plant_link:
+            (ctx.run_dir / "out.txt").symlink_to(outside)
+
+    @wf.node(outputs={"out": {"kind": "file", "path": "out.txt"}}, after=["plant"], cache=True)
+    def make(out: Path) -> str:
+        made.append(1)
+        out.write_text("made")
+        return "ok"
+
+    made: list[int] = []
+    found: list[Any] = []
+
+    async def go() -> Any:
+        async with make_engine(store_url) as engine:
+            assert (await engine.run(wf)).status is RunStatus.COMPLETED
+            plant_link.append(True)
+            real = engine.store.get_cached
+
+            async def get_cached(fingerprint: str, now: Any) -> Any:
+                found.append(await real(fingerprint, now))
+                return found[-1]
+
+            engine.store.get_cached = get_cached  # type: ignore[method-assign]
+            return await engine.run(wf)
+
+    state = run(go())
+    assert state.status is RunStatus.FAILED
+    assert "outside the run directory" in (state.error or "")
+    assert outside.read_text() == "keep me"
+    assert made == [1]
+    assert len(found) == 1 and found[0] is not None  # it failed as a hit, not as a run

@@ -34,7 +34,7 @@ from attrs import define
 
 from spindle.core.model import CacheEntry, parse_template, utcnow, value_text
 from spindle.core.store import artifact_digest
-from spindle.core.workflow import canonical_json, effective_cache
+from spindle.core.workflow import canonical_json, check_inside, effective_cache
 
 if TYPE_CHECKING:
     from spindle.core.engine._results import Results
@@ -189,6 +189,8 @@ async def _reuse(
         assert output.path is not None
         path = run_dir / output.path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not node.allow_outside_paths:
+            check_inside(node, name, run_dir, path)  # not through a link an earlier node left
         path.write_bytes(blobs[name])
         await store.put_artifact(results.run_id, blobs[name], name=f"{node.id}.{name}")
         if output.kind == "file":
@@ -205,12 +207,23 @@ async def keep_result(
     store: Store,
 ) -> None:
     """Keep a completed node's ``result`` (as its ledger record holds it) and the digests
-    of its output files under the plan's fingerprint, for later runs to reuse."""
+    of its output files under the plan's fingerprint, for later runs to reuse.
+
+    An output file that cannot be read again keeps nothing (a warning says why): the
+    node completed, and only later runs lose the reuse.
+
+    Raises:
+        StoreError: the store failed (the drive stops, as for any store failure).
+    """
     artifacts: dict[str, str] = {}
     for name, output in node.outputs.items():
         path = outputs.get(name)
         if output.kind in ("file", "json") and path is not None:
-            artifacts[name] = artifact_digest(path.read_bytes())
+            try:
+                artifacts[name] = artifact_digest(path.read_bytes())
+            except OSError as exc:
+                log.warning("node '%s' is not kept in the cache: %s", node.id, exc)
+                return
     now = utcnow()
     ttl = plan.spec.ttl_delta
     await store.put_cached(
