@@ -316,3 +316,30 @@ def test_a_hit_does_not_write_through_a_link_an_earlier_node_left(store_url, mak
     assert outside.read_text() == "keep me"
     assert made == [1]
     assert len(found) == 1 and found[0] is not None  # it failed as a hit, not as a run
+
+
+def test_a_result_that_took_an_answer_is_not_kept_but_one_of_sub_steps_is(store_url, make_engine):
+    """An answer to ctx.ask_user is no part of the fingerprint, so a node given one is not
+    kept; a node whose sub-steps (ctx.step) ran is kept like any other."""
+    wf = Workflow("asks")
+
+    @wf.node(cache=True)
+    def ask(ctx: Any) -> str:
+        return str(ctx.ask_user("Name?"))
+
+    @wf.node(cache=True)
+    def steps(ctx: Any) -> int:
+        return int(ctx.step(lambda: 41, name="base")) + 1
+
+    async def go() -> tuple[Any, Any, list[Any]]:
+        async with make_engine(store_url) as engine:
+            waiting = await engine.run(wf)
+            assert waiting.status is RunStatus.WAITING
+            done = await engine.resume(waiting.run_id, waiting.waits[0].key, "Ada")
+            again = await engine.run(wf)
+            return done, again, await engine.store.list_cached()
+
+    done, again, kept = run(go())
+    assert done.output == {"ask": "Ada", "steps": 42}
+    assert again.status is RunStatus.WAITING  # asked again: nothing was reused for it
+    assert [e.node_id for e in kept] == ["steps"]

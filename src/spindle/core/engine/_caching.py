@@ -16,7 +16,9 @@ are written into this run's directory from the artifact store, and the
 outcome handling records the reused result together with a ``cache`` ledger
 record naming the source run and node, in one commit. On a miss the node
 runs; once it completed, its result and the digests of its output files are
-kept under the fingerprint. A failed node is never kept. Keeping happens when
+kept under the fingerprint. A failed node is never kept, nor one whose
+attempt was answered a mid-function effect (``ctx.ask_user``): the answer
+is no part of the fingerprint. Keeping happens when
 the result is recorded, before that record's commit: a crash in between
 leaves an entry for a result that run will compute again, which is still a
 result the node produced.
@@ -38,10 +40,11 @@ from spindle.core.workflow import canonical_json, check_inside, effective_cache
 
 if TYPE_CHECKING:
     from spindle.core.engine._results import Results
+    from spindle.core.plugin import Registry
     from spindle.core.store import Store
     from spindle.core.workflow import CacheSpec, NodeSpec, Workflow
 
-__all__ = ["CachePlan", "fingerprint", "keep_result", "plan_cache"]
+__all__ = ["CachePlan", "fingerprint", "keep_result", "plan_cache", "waited"]
 
 log = logging.getLogger("spindle.cache")
 
@@ -196,6 +199,17 @@ async def _reuse(
         if output.kind == "file":
             outputs[name] = str(path)
     return await results.offload(node.id, {**value, "outputs": outputs})
+
+
+def waited(recorded: Mapping[str, Any], run_id: str, node_id: str, registry: Registry) -> bool:
+    """Whether the node's attempt was given an answer to a mid-function effect (a
+    ``ctx.ask_user``, ``ctx.wait_for_event``...): its result then depends on what no
+    fingerprint covers, so it is not kept. An effect's call record is named by its kind;
+    a sub-step (``ctx.step``) is not, unless it was given an effect kind's name (then it
+    counts too: the result is only not kept)."""
+    prefix = f"{run_id}:{node_id}:"
+    names = {r.name for k, r in recorded.items() if k.startswith(prefix)}
+    return bool(names) and not names.isdisjoint(registry.names("effect"))
 
 
 async def keep_result(

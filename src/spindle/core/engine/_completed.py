@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._attempt import FinishedKind
-from spindle.core.engine._caching import keep_result
+from spindle.core.engine._caching import keep_result, waited
 from spindle.core.engine._results import storable_sized
 from spindle.core.errors import StoreError
 from spindle.core.model import LifecycleEventType, StepKind, StepStatus, cache_hit_key, node_key
@@ -52,9 +52,13 @@ async def node_result(
         value = {"value": value, "outputs": outputs}
     if not results.fits(value, size):
         value = await results.offload(node.id, value, size)
-    if plan is not None:
-        assert f.ctx is not None
-        await keep_result(plan, node, run_id, value, f.ctx.outputs, services.store)
+    ctx = f.ctx
+    if (
+        plan is not None
+        and ctx is not None
+        and not waited(ctx.recorded, run_id, node.id, services.registry)
+    ):
+        await keep_result(plan, node, run_id, value, ctx.outputs, services.store)
     return value
 
 
