@@ -86,6 +86,34 @@ _PATHS = [
 ]
 
 
+_CACHING = [
+    "## Result caching",
+    "",
+    "Off by default. `cache:` on a task node (or at the top of the file, for every task node "
+    "that sets none) makes a run reuse the result of a completed node of any run whose "
+    "fingerprint matches, instead of running the node: `true`, `false` (opt out), or "
+    "`{key, ttl, files}`.",
+    "",
+    "- **The fingerprint** is the SHA-256 of the runtime's configuration (its kind included), "
+    "the declared outputs, the resolved inputs (for an upstream node's `file` output, the "
+    "file's content rather than its path), the content of each file `files` lists, and `key`. "
+    "The node's id, the workflow's name, `retry`, `timeout` and the run do not count.",
+    "- **`files`**: the files the node reads from outside the run, relative to the workflow "
+    "file's directory (or absolute): a changed file misses, an unchanged one hits. `key` and "
+    "`files` are templates: `{inputs.NAME}` (a workflow input) and `{NAME}` (a node input).",
+    "- **`ttl`**: how long a result is reused (`7d`, `12h`, `1d12h`); none: until `spindle "
+    "cache clear` removes it.",
+    "- A hit writes the node's `file` and `json` outputs into the run directory and records "
+    "the reused result with a `cache` ledger record naming the source run and node, in one "
+    "commit; `spindle show` says `cached from RUN/NODE`. A failed node is never kept.",
+    "- Refused when the workflow loads: `cache` on an effect or control-flow node, on a node "
+    "with a `folder` output, or on a node taking a secret input or whose runtime uses "
+    "`{secrets.NAME}` (a fingerprint is stored and cannot tell secrets apart).",
+    "",
+    "See [caching](caching.md) for the whole story.",
+]
+
+
 def builtin_registry() -> tuple[Registry, list[str]]:
     """A registry of the kinds the spindle distribution ships, and the ones that failed."""
     installed = Registry()
@@ -135,6 +163,8 @@ def render(schema: dict[str, Any]) -> str:
                 "",
             ]
         out += _table(defs[name])
+        if name == "node":
+            out += ["", *_CACHING]
         if name == "output":
             out += ["", *_PATHS]
     for group in WORKFLOW_GROUPS:

@@ -375,7 +375,7 @@ def test_unknown_field_in_a_node_lists_the_known_fields(write, registry):
         "examples/wf.yaml:5: unknown field 'retires' in node 'hello'; known fields: runtime, "
         "executor, effect, inputs, outputs, after, retry, timeout, continue_on_failure, "
         "description, allow_outside_paths, when, join, branch, map, loop, workflow, "
-        "resources @ nodes.hello.retires"
+        "resources, cache @ nodes.hello.retires"
     ]
 
 

@@ -177,6 +177,9 @@ class Progress:
             word = "failed"  # this attempt failed; the style says another follows
         if kind != "node_completed" and event.payload.get("error"):
             extra += f": {event.payload['error']}"
+        source = event.payload.get("cached_from") if kind == "node_completed" else None
+        if isinstance(source, dict):
+            extra += f" (cached from {source.get('run_id')}/{source.get('node_id')})"
         if out is None:
             self._plain(word, node, took + extra)
         elif kind != "node_completed" or self._verbose:

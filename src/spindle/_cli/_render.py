@@ -189,15 +189,29 @@ def interrupted(state: RunState, lease: Lease | None, host: str) -> bool:
     return lease.host == host and not pid_alive(lease.pid)
 
 
+def cache_source(rec: StepRecord) -> dict[str, Any]:
+    """Where a ``cache`` ledger record says a node's result came from: run and node."""
+    result = rec.result if isinstance(rec.result, dict) else {}
+    return {"run_id": result.get("run_id"), "node_id": result.get("node_id")}
+
+
+def cached_nodes(ledger: Sequence[StepRecord]) -> dict[str, dict[str, Any]]:
+    """Per node whose result was reused from the cache: its source run and node."""
+    return {r.node_id: cache_source(r) for r in ledger if r.kind.value == "cache" and r.node_id}
+
+
 def node_rows(order: Sequence[str], ledger: Sequence[StepRecord]) -> dict[str, dict[str, Any]]:
     """Per node: status, attempts, seconds from its first record's start to its last
-    record's end, and its last error; nodes of ``order`` with no record are ``pending``."""
+    record's end, and its last error; nodes of ``order`` with no record are ``pending``.
+    A node whose result came from the cache also has ``cached_from`` (run and node)."""
     nodes: dict[str, dict[str, Any]] = {
         n: {"status": "pending", "attempts": 0, "seconds": None, "error": None} for n in order
     }
     first: dict[str, Any] = {}
     for rec in ledger:
         kind = rec.kind.value
+        if kind == "cache" and rec.node_id in nodes and isinstance(rec.result, dict):
+            nodes[rec.node_id]["cached_from"] = cache_source(rec)
         if not rec.node_id or kind not in ("node", "retry", "wait"):
             continue
         info = nodes.setdefault(
@@ -246,7 +260,9 @@ def print_show(
         for nid, info in nodes.items():
             took = f"  {info['seconds']:.2f}s" if info["seconds"] is not None else ""
             tries = f"  ({info['attempts']} attempts)" if info["attempts"] > 1 else ""
-            click.echo(f"  {nid.ljust(width)}  {info['status']}{took}{tries}")
+            src = info.get("cached_from")
+            cached = f"  (cached from {src['run_id']}/{src['node_id']})" if src else ""
+            click.echo(f"  {nid.ljust(width)}  {info['status']}{took}{tries}{cached}")
             for line in (info["error"] or "").splitlines():
                 click.echo(f"  {' ' * width}  {line}")
             for line in show_lines(rid, nid, info):

@@ -20,7 +20,7 @@ import click
 
 from spindle._cli._common import echo_json, fail, json_option, store_option
 from spindle._cli._logfiles import STREAMS, Blocks, StreamTail, log_file, read_log
-from spindle._cli._render import interrupted
+from spindle._cli._render import cached_nodes, interrupted
 from spindle._cli._running import (
     EXIT_INTERRUPTED,
     call,
@@ -78,10 +78,12 @@ def logs(run_id: str, node: str | None, follow: bool, store: str | None, as_json
         )
     blocks = Blocks()
     notes: list[str] = []
+    cached: dict[str, dict[str, Any]] = {}
 
     async def main() -> RunState:
         async with make_engine(store) as engine:
             state, records, nodes = await _load(engine, run_id, node)
+            cached.update({n: c for n, c in cached_nodes(records).items() if n in nodes})
             reader = _Reader(engine, state, nodes)
             if as_json:
                 echo_json(reader.document(records))
@@ -99,7 +101,12 @@ def logs(run_id: str, node: str | None, follow: bool, store: str | None, as_json
     if as_json:
         return
     blocks.end()
-    if not blocks.printed:
+    for nid, src in cached.items():
+        notes.append(
+            f"node '{nid}' did not run: its result was cached from {src['run_id']}/"
+            f"{src['node_id']} (spindle logs {src['run_id']} {src['node_id']} prints its output)"
+        )
+    if not blocks.printed and not cached:
         what = f"node '{node}' of run {run_id}" if node else f"no node of run {run_id}"
         left = "left no output and no traceback" if node else "left output or a traceback"
         notes.insert(0, f"{what} {left} ({_NOT_CAPTURED})")
@@ -161,6 +168,7 @@ class _Reader:
     def document(self, records: list[StepRecord]) -> dict[str, Any]:
         """The ``--json`` document: each node's whole log files and its tracebacks."""
         tracebacks = _tracebacks(records)
+        cached = cached_nodes(records)
         nodes = {
             n: {
                 **{tail.stream: read_log(tail.path) for tail in tails},
@@ -168,6 +176,7 @@ class _Reader:
                     {"attempt": a, "step": step, "traceback": text}
                     for step, a, text in tracebacks.get(n, [])
                 ],
+                **({"cached_from": cached[n]} if n in cached else {}),
             }
             for n, tails in self.tails.items()
         }

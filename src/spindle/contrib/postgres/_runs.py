@@ -9,7 +9,7 @@ from typing import Any
 
 from attrs import define
 
-from spindle.contrib.postgres._schedules import PostgresSchedules
+from spindle.contrib.postgres._cache import PostgresCache
 from spindle.contrib.postgres._tables import Conn
 from spindle.core.model import Lease, LedgerHead, RunState, RunStatus, StepRecord
 from spindle.core.store import check_aware, lease_expiry, may_acquire
@@ -31,7 +31,7 @@ def _lease(row: Sequence[Any]) -> Lease | None:
 
 
 @define
-class PostgresRuns(PostgresSchedules):
+class PostgresRuns(PostgresCache):
     """Runs, ledgers and leases of a PostgreSQL store (``PostgresStore`` adds the commit)."""
 
     # --- runs ----------------------------------------------------------------------------

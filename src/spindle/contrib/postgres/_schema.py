@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from spindle.plugins.stores._cache_rows import POSTGRES_CACHE
+
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
 _V1: tuple[str, ...] = (
@@ -145,8 +147,11 @@ _V3: tuple[str, ...] = (
     )""",
 )
 
+# Version 4: cached node results (``_cache_rows``): one row per fingerprint.
+_V4: tuple[str, ...] = POSTGRES_CACHE
+
 #: The steps from version n-1 to n (index 0 makes version 1).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 #: The version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._added import check_added
+from spindle.core.engine._caching import CachePlan, plan_cache
 from spindle.core.engine._finished import Finished, FinishedKind
 from spindle.core.engine._results import pick
 from spindle.core.engine._steps import AttemptSteps
-from spindle.core.errors import SecretUnavailable, TaskTimeout
+from spindle.core.errors import SecretUnavailable, StoreError, TaskTimeout
 from spindle.core.model import (
     Effect,
     EffectOutcome,
@@ -112,6 +113,18 @@ class Attempts:
             inputs = await self.resolve_inputs(node) if node.inputs else {}
         except Exception as exc:
             return Finished(node_id, FinishedKind.ERROR, started, error=exc)
+        plan = None
+        if node.runtime is not None and (node.cache is not None or self.wf.cache is not None):
+            try:
+                plan = await self.cache_plan(node, inputs)
+            except StoreError:
+                raise  # the store failed, not the node: the drive stops, to resume
+            except Exception as exc:
+                return Finished(node_id, FinishedKind.ERROR, started, error=exc)
+            if plan is not None and plan.hit is not None:
+                return Finished(
+                    node_id, FinishedKind.OK, started, value=plan.hit.result, cached=plan
+                )
         if node.effect is not None:
             try:
                 handler = fill_templates(node.effect, self.state.run_id, self.state.inputs, inputs)
@@ -149,7 +162,19 @@ class Attempts:
         finally:
             if isinstance(ctx.steps, AttemptSteps):
                 ctx.steps.close()  # a thread still running it can record nothing more
-        return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx)
+        return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx, cached=plan)
+
+    async def cache_plan(self, node: NodeSpec, inputs: dict[str, Any]) -> CachePlan | None:
+        """The node's cache plan (None: not cached); on a hit its output files are written."""
+        return await plan_cache(
+            self.wf,
+            node,
+            inputs,
+            self.inputs_view,
+            self.services.store,
+            self.results,
+            self.run_dir,
+        )
 
     async def announce(self, node_id: str) -> None:
         """Emit ``node_started`` for the attempt about to run.

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._attempt import FinishedKind
+from spindle.core.engine._caching import keep_result, waited
 from spindle.core.engine._results import storable_sized
 from spindle.core.errors import StoreError
-from spindle.core.model import LifecycleEventType, StepKind, StepStatus, node_key
+from spindle.core.model import LifecycleEventType, StepKind, StepStatus, cache_hit_key, node_key
 
 if TYPE_CHECKING:
     from spindle.core.engine._attempt import Finished
@@ -40,21 +41,44 @@ async def node_result(
         TaskError: the value cannot be recorded, or a declared output is missing.
         StoreError: the store failed to keep an output or a large result.
     """
+    plan = f.cached
+    if plan is not None and plan.hit is not None:
+        return f.value  # reused: recorded as the source run recorded it
     value, size = storable_sized(node.id, f.value)
     if node.outputs:
         size = -1
         assert f.ctx is not None  # a task's outcome carries its context
         outputs = await services.tasks.collect_outputs(run_id, node, f.ctx, f.value)
         value = {"value": value, "outputs": outputs}
-    if results.fits(value, size):
-        return value
-    return await results.offload(node.id, value, size)
+    if not results.fits(value, size):
+        value = await results.offload(node.id, value, size)
+    ctx = f.ctx
+    if (
+        plan is not None
+        and ctx is not None
+        and not waited(ctx.recorded, run_id, node.id, services.registry)
+    ):
+        await keep_result(plan, node, run_id, value, ctx.outputs, services.store)
+    return value
 
 
 def record_completed(
     journal: RunJournal, pending: Pending, node_id: str, attempt: int, result: Any, f: Finished
 ) -> None:
-    """Add a node's completion, with its result as the ledger keeps it, to ``pending``."""
+    """Add a node's completion, with its result as the ledger keeps it, to ``pending``
+    (after the ``cache`` record naming where a reused result came from)."""
+    plan = f.cached
+    if plan is not None and plan.hit is not None:
+        journal.record(
+            pending,
+            node_id,
+            StepKind.CACHE,
+            StepStatus.COMPLETED,
+            cache_hit_key(journal.state.run_id, node_id),
+            attempt=attempt,
+            result=plan.source(),
+            started_at=f.started_at,
+        )
     journal.record(
         pending,
         node_id,
@@ -65,7 +89,17 @@ def record_completed(
         result=result,
         started_at=f.started_at,
     )
-    journal.event(pending, LifecycleEventType.NODE_COMPLETED, node_id, attempt=attempt)
+    if plan is not None and plan.hit is not None:
+        source = plan.source()
+        journal.event(
+            pending,
+            LifecycleEventType.NODE_COMPLETED,
+            node_id,
+            attempt=attempt,
+            cached_from={"run_id": source["run_id"], "node_id": source["node_id"]},
+        )
+    else:
+        journal.event(pending, LifecycleEventType.NODE_COMPLETED, node_id, attempt=attempt)
     pending.light = True
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from attrs import define
 
+from spindle.core.engine._caching import CachePlan
 from spindle.core.model import Effect, EffectOutcome
 from spindle.core.plugin import RunLinks, TaskContext
 
@@ -39,3 +40,4 @@ class Finished:
     ctx: TaskContext | None = None
     links: RunLinks | None = None
     via: str | None = None  # the node whose attempt this is, when it records another id
+    cached: CachePlan | None = None  # a cached node's fingerprint (and the entry of a hit)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.model._cache import CacheEntry as CacheEntry
+    from spindle.core.model._cache import cache_hit_key as cache_hit_key
     from spindle.core.model._chain import KEY_ENV as KEY_ENV
     from spindle.core.model._chain import PLAIN_CHAIN as PLAIN_CHAIN
     from spindle.core.model._chain import LedgerChain as LedgerChain
@@ -108,6 +110,8 @@ _LAZY: dict[str, str] = {
     "CATCH_UP_RULES": "spindle.core.model._schedule",
     "ON_TIME": "spindle.core.model._schedule",
     "Schedule": "spindle.core.model._schedule",
+    "CacheEntry": "spindle.core.model._cache",
+    "cache_hit_key": "spindle.core.model._cache",
     "catch_up_count": "spindle.core.model._schedule",
     "check_catch_up": "spindle.core.model._schedule",
     "check_schedule_id": "spindle.core.model._schedule",

@@ -45,6 +45,7 @@ class StepKind(enum.StrEnum):
     WAIT = "wait"  # a node suspended on an effect
     RESUME = "resume"  # an answer delivered to a wait
     RUN = "run"  # run-level transitions (cancelled, finished, failed)
+    CACHE = "cache"  # a node's result reused from the cache (its source run and node)
 
 
 class StepStatus(enum.StrEnum):

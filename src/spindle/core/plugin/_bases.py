@@ -18,6 +18,8 @@ from spindle.core.plugin import _structure  # noqa: F401 - plugin classes need i
 from spindle.core.plugin._plugin import Plugin
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from spindle.core.model import Effect, RunState, WaitState
     from spindle.core.plugin._context import EffectContext, TaskContext
     from spindle.core.workflow import NodeSpec
@@ -104,6 +106,12 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         directory option lists it here. None by default.
         """
         return {}
+
+    def read_files(self, workflow_dir: Path | None) -> list[Path]:
+        """Files this runtime's payload reads whose content its result depends on (the
+        script a ``python_script`` node runs): a cached node's fingerprint covers their
+        content, so editing one misses the cache. None by default."""
+        return []
 
     def executable_problems(self, node: NodeSpec, allowed: Sequence[str]) -> list[str]:
         """Why this runtime does not only start programs in ``allowed`` (one line each).

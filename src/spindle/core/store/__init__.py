@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.store._cache import CacheStore as CacheStore
     from spindle.core.store._contract import ArtifactStore as ArtifactStore
     from spindle.core.store._contract import AuditStore as AuditStore
     from spindle.core.store._contract import Commit as Commit
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     "PruneStore": "spindle.core.store._prune",
     "RunStore": "spindle.core.store._contract",
     "ScheduleStore": "spindle.core.store._schedules",
+    "CacheStore": "spindle.core.store._cache",
     "Store": "spindle.core.store._contract",
     "artifact_digest": "spindle.core.store._rules",
     "cancel_keys": "spindle.core.store._prune",

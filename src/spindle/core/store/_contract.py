@@ -59,6 +59,7 @@ from spindle.core.model import (
     StepRecord,
 )
 from spindle.core.plugin import Plugin
+from spindle.core.store._cache import CacheStore
 from spindle.core.store._prune import PruneStore
 from spindle.core.store._schedules import ScheduleStore
 from spindle.core.store._work import WorkStore
@@ -333,6 +334,7 @@ class Store(
     AuditStore,
     WorkStore,
     ScheduleStore,
+    CacheStore,
     Plugin,
     group="store",
 ):

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from spindle.core._lazy import lazy_facade
 
 if TYPE_CHECKING:
+    from spindle.core.workflow._cache_spec import CacheSpec as CacheSpec
+    from spindle.core.workflow._cache_spec import effective_cache as effective_cache
     from spindle.core.workflow._definition import input_values as input_values
     from spindle.core.workflow._function_policy import (
         policy_setting_problems as policy_setting_problems,
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     from spindle.core.workflow._workflow import Workflow as Workflow
 
 _LAZY: dict[str, str] = {
+    "CacheSpec": "spindle.core.workflow._cache_spec",
+    "effective_cache": "spindle.core.workflow._cache_spec",
     "ArtifactSpec": "spindle.core.workflow._nodes",
     "BranchSpec": "spindle.core.workflow._nodes",
     "LoopSpec": "spindle.core.workflow._nodes",

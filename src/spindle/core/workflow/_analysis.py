@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from spindle.core.errors import ValidationError
+from spindle.core.workflow._cache_spec import cache_problems
 from spindle.core.workflow._control_checks import control_problems
 from spindle.core.workflow._paths import path_problems
 from spindle.core.workflow._resources import resource_problems
@@ -107,6 +108,7 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
                 if inner is node:
                     out.extend(template_problems(wf, node, inner.effect))
     out.extend(output_problems(wf, broken))
+    out.extend(cache_problems(wf))
     cycle = find_cycle(wf)
     if cycle:
         out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")

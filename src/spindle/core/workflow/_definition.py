@@ -18,6 +18,7 @@ from spindle.core.errors import PolicyViolation, SpindleError, ValidationError
 from spindle.core.model import RetryPolicy, converter, structure, structure_errors
 from spindle.core.plugin import EffectHandler, Executor, Runtime, using_registry
 from spindle.core.workflow._analysis import structural_problems
+from spindle.core.workflow._cache_spec import CacheSpec, workflow_cache
 from spindle.core.workflow._control import control_dict, structure_control
 from spindle.core.workflow._nodes import (
     ArtifactSpec,
@@ -37,18 +38,10 @@ if TYPE_CHECKING:
     from spindle.core.workflow._workflow import Workflow
 
 _WORKFLOW_FIELDS = (
-    "name",
-    "inputs",
-    "nodes",
-    "output",
-    "max_steps",
-    "description",
-    "queue",
-    "schedule",
+    *("name", "inputs", "nodes", "output", "max_steps", "description", "queue", "schedule"),
+    "cache",
     # written by to_dict(); accepted so a dump loads back
-    "base_dir",
-    "source",
-    "node_hashes",
+    *("base_dir", "source", "node_hashes"),
 )
 
 _INPUT_FIELDS = {"default", "required", "secret", "description"}
@@ -123,6 +116,7 @@ _NODE_FIELDS = (
         "loop",
         "workflow",
         "resources",
+        "cache",
     ),
 )
 
@@ -138,6 +132,7 @@ _NODE_TYPES: dict[str, Any] = {
     "description": str,
     "allow_outside_paths": bool,
     "resources": dict[str, ResourceAmount],
+    "cache": CacheSpec,
 }
 
 
@@ -234,6 +229,8 @@ def _node_dict(node: NodeSpec) -> dict[str, Any]:
         d["allow_outside_paths"] = True
     if node.resources:
         d["resources"] = dict(node.resources)
+    if node.cache is not None:
+        d["cache"] = node.cache.to_dict()
     if node.when is not None or node.branch or node.map or node.loop:
         d.update(control_dict(node, _node_dict))
     elif node.join != "all":
@@ -336,6 +333,7 @@ def _workflow_from_dict(
     wf.inputs = inputs
     wf.queue = parse_queue(data.get("queue"), inputs, problems)
     wf.schedule = structure_schedule(data.get("schedule"), problems)
+    wf.cache = workflow_cache(data.get("cache"), problems)
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, Mapping):
         problems.append(

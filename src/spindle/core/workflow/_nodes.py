@@ -18,6 +18,7 @@ from attrs import define, field
 from spindle.core._quote import quote
 from spindle.core.model import RetryPolicy, converter
 from spindle.core.plugin import EffectHandler, Executor, Runtime
+from spindle.core.workflow._cache_spec import CacheSpec, as_cache_spec
 from spindle.core.workflow._function_policy import function_problems, pattern_problems
 from spindle.core.workflow._resources import ResourceAmount
 
@@ -189,6 +190,8 @@ class NodeSpec:
         resources: what one attempt needs of the machine running it (``{cpu: 2,
             memory: 4GiB}``): numbers, or sizes with a unit; an executor that places
             work on a cluster (``dask``) asks its scheduler for them, others ignore them.
+        cache: reuse the result of a completed node of any run with the same fingerprint
+            (``true``, ``false`` or ``{key, ttl, files}``; see ``docs/caching.md``).
     """
 
     id: str
@@ -209,6 +212,7 @@ class NodeSpec:
     map: MapSpec | None = None
     loop: LoopSpec | None = None
     resources: dict[str, ResourceAmount] = field(factory=dict)
+    cache: CacheSpec | None = field(default=None, converter=as_cache_spec)
 
     @property
     def kind(self) -> str:

@@ -23,6 +23,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from spindle.core.workflow._cache_spec import CACHE_SCHEMA
 from spindle.core.workflow._nodes import InputSpec, NodeSpec
 from spindle.core.workflow._schedule import SCHEDULE_SCHEMA
 from spindle.core.workflow._schema_builder import SchemaBuilder
@@ -118,6 +119,17 @@ def _control_schemas(defs: dict[str, Any], node: dict[str, Any]) -> None:
     defs["LoopSpec"]["properties"]["body"]["minItems"] = 1
 
 
+_CACHE_NODE = (
+    "Reuse the result of a completed node of any run with the same runtime configuration, "
+    "inputs (file contents included), listed `files` and `key`: `true`, `false` (off even "
+    "when the workflow's `cache` is on) or `{key, ttl, files}` (see docs/caching.md)."
+)
+_CACHE_WORKFLOW = (
+    "The `cache` of every task node that sets none (off when absent): `true` or "
+    "`{key, ttl, files}`; a node's own `cache` overrides it, `cache: false` opts out."
+)
+
+
 def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
     """Return the JSON Schema of a workflow file, with every kind ``registry`` holds.
 
@@ -148,6 +160,8 @@ def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
     props["timeout"].pop("default", None)
     builder.defs["retry"]["properties"]["max_attempts"]["minimum"] = 1
     props["workflow"] = _WORKFLOW_NODE
+    props["cache"] = {**CACHE_SCHEMA, "description": _CACHE_NODE}
+    builder.defs.pop("CacheSpec", None)  # described by CACHE_SCHEMA instead
     node["oneOf"] = [
         {"required": [key]} for key in ("runtime", "effect", "workflow", "branch", "map", "loop")
     ]
@@ -215,6 +229,7 @@ def workflow_schema(registry: Registry | None = None) -> dict[str, Any]:
                 "description": "Ledger records a run may write before it is failed.",
             },
             "schedule": SCHEDULE_SCHEMA,
+            "cache": {**CACHE_SCHEMA, "description": _CACHE_WORKFLOW},
             "base_dir": {"type": ["string", "null"], "description": "Written by `to_dict()`."},
             "source": {"type": ["string", "null"], "description": "Written by `to_dict()`."},
             "node_hashes": {"type": "object", "description": "Written by `to_dict()`."},

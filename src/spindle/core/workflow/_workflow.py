@@ -46,6 +46,7 @@ from spindle.core.workflow._paths import policy_path_problems
 
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
+    from spindle.core.workflow._cache_spec import CacheSpec
     from spindle.core.workflow._queue_field import QueueSpec
     from spindle.core.workflow._schedule import ScheduleSpec
 
@@ -98,6 +99,8 @@ class Workflow:
         self.queue: QueueSpec | None = None
         #: When to start it (a file's ``schedule:``); not part of the definition.
         self.schedule: ScheduleSpec | None = None
+        #: The ``cache:`` default of every task node (the file's top-level ``cache:``).
+        self.cache: CacheSpec | None = None
         self._registry = registry
         self._cache: dict[Any, Any] = {}
 
@@ -176,6 +179,7 @@ class Workflow:
         when: Mapping[str, Any] | Callable[..., Any] | None = None,
         join: str = "all",
         resources: Mapping[str, Any] | None = None,
+        cache: bool | Mapping[str, Any] | CacheSpec | None = None,
     ) -> Any:
         """Decorator: add a Python callable as a node (runtime ``python``).
 
@@ -185,7 +189,8 @@ class Workflow:
         paths may leave the run directory; refused under a load policy; ``when``:
         a condition mapping or a predicate taking upstream results and inputs by
         parameter name, false skips the node; ``join``: ``all`` or ``any``; ``resources``:
-        what an attempt needs, ``{"cpu": 2, "memory": "4GiB"}``).
+        what an attempt needs, ``{"cpu": 2, "memory": "4GiB"}``; ``cache``: reuse a
+        completed result, ``True`` or ``{"key", "ttl", "files"}``, see docs/caching.md).
         """
 
         def decorate(func: F) -> F:
@@ -210,6 +215,7 @@ class Workflow:
                 when=dict(when) if isinstance(when, Mapping) else when,
                 join=join,
                 **({"resources": dict(resources)} if resources else {}),
+                **({"cache": cache} if cache is not None else {}),
             )
             return func
 
@@ -345,6 +351,8 @@ class Workflow:
         }
         if self.queue is not None:  # only then: other definitions keep their ids
             data["queue"] = self.queue.to_dict()
+        if self.cache is not None:  # likewise
+            data["cache"] = self.cache.to_dict()
         return data
 
     def node_hashes(self) -> dict[str, str]:

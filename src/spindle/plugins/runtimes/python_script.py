@@ -83,6 +83,10 @@ class PythonScriptRuntime(Runtime[ScriptPayload], kind="python_script"):
         base = Path(self.base_dir) if self.base_dir else workflow_dir
         return (base or Path.cwd()) / p
 
+    def read_files(self, workflow_dir: Path | None) -> list[Path]:
+        """The script: a cached node's fingerprint covers its content."""
+        return [self.script_path(workflow_dir)]
+
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
         """Report a script file that does not exist."""
         script = self.script_path()

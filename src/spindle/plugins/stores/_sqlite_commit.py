@@ -30,6 +30,7 @@ from spindle.core.store import (
     run_exists,
     unconsumable,
 )
+from spindle.plugins.stores._sqlite_cache import SQLiteCache
 from spindle.plugins.stores._sqlite_errors import rollback
 from spindle.plugins.stores._sqlite_head import append_full
 from spindle.plugins.stores._sqlite_known import (
@@ -43,7 +44,6 @@ from spindle.plugins.stores._sqlite_known import (
     record_row,
     step_commit,
 )
-from spindle.plugins.stores._sqlite_schedules import SQLiteSchedules
 from spindle.plugins.stores._sqlite_schema import HEAD_KIND, MAX_RECORDS, SEQ_BITS
 
 __all__ = ["KNOWN_RUNS", "SQLiteCommitter", "ledger_tail"]
@@ -126,7 +126,7 @@ def _continued(
 
 
 @define
-class SQLiteCommitter(SQLiteSchedules):
+class SQLiteCommitter(SQLiteCache):
     """The SQLite store's commit (the connection is ``SQLiteBase``, the rest ``SQLiteStore``)."""
 
     async def commit(self, commit: Commit) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from spindle._version import __version__
 from spindle.core.errors import SchemaTooNew, StoreCorrupt
+from spindle.plugins.stores._cache_rows import SQLITE_CACHE as _V7
 from spindle.plugins.stores._schedule_rows import SQLITE_SCHEDULES
 from spindle.plugins.stores._sqlite_errors import sqlite_failure
 
@@ -222,10 +223,9 @@ _V5: tuple[str, ...] = (
     "CREATE INDEX inbox_consumed ON inbox (consumed_by) WHERE consumed_by IS NOT NULL",
 )
 
-# Version 6: schedules (``_schedule_rows``: a slot claim is one compare-and-set).
-_V6: tuple[str, ...] = (SQLITE_SCHEDULES,)
-#: Steps from version n to n + 1 (append only; never edit a released step).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+#: Steps from version n to n + 1 (append only; never edit a released step). Version 6:
+#: schedules (``_schedule_rows``: a slot claim is one compare-and-set); 7: ``_cache_rows``.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, (SQLITE_SCHEDULES,), _V7)
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)

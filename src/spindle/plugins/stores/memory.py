@@ -41,9 +41,9 @@ from spindle.core.store import (
 )
 from spindle.plugins.stores._common import parse_options, split_url
 from spindle.plugins.stores._memory_base import RunEntry
+from spindle.plugins.stores._memory_cache import MemoryCache
 from spindle.plugins.stores._memory_copy import clone, cloner
 from spindle.plugins.stores._memory_prune import MemoryPrune
-from spindle.plugins.stores._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -52,7 +52,7 @@ _clone_record = cloner(StepRecord)
 
 
 @define
-class MemoryStore(MemorySchedules, MemoryPrune, kind="memory"):
+class MemoryStore(MemoryCache, MemoryPrune, kind="memory"):
     """Keeps runs, ledgers, artifacts and the inbox in process memory.
 
     Nothing survives the process, so it suits tests and experiments; it
