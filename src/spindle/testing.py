@@ -38,12 +38,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from spindle._testing.store_contract import StoreContract
     from spindle.core.config import Settings
     from spindle.core.plugin import Registry
     from spindle.core.store import Store
 
 __all__ = [
     "SpindleConfig",
+    "StoreContract",
     "installed",
     "installed_distribution",
     "make_distribution",
@@ -193,7 +195,7 @@ def spindle_registry() -> Registry:
     """A fresh registry without entry points; register kinds on it in code."""
     from spindle.core.plugin import Registry
 
-    return Registry.for_testing()
+    return Registry.for_testing(builtins=False)
 
 
 def _toml_value(value: Any) -> str:
@@ -283,3 +285,45 @@ def spindle_store() -> Iterator[Store]:
         yield store
     finally:
         asyncio.run(store.aclose())
+
+
+# --- the store contract --------------------------------------------------------
+
+
+def __getattr__(name: str) -> Any:
+    # StoreContract pulls in the whole suite (and hypothesis): only on demand,
+    # never when pytest loads this plugin.
+    if name == "StoreContract":
+        from spindle._testing.store_contract import StoreContract
+
+        return StoreContract
+    raise AttributeError(f"module 'spindle.testing' has no attribute {name!r}")
+
+
+@pytest.fixture
+def make_store() -> Callable[[], Store]:
+    """Stands in until a ``StoreContract`` subclass defines ``make_store``: says so."""
+    raise pytest.UsageError(
+        "the store contract needs a make_store fixture: define "
+        "'@pytest.fixture def make_store(self, tmp_path)' in your StoreContract subclass, "
+        "returning a callable that builds a new, unopened store"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run the ``async def`` tests of a ``StoreContract`` subclass on its ``event_loop``."""
+    import asyncio
+    import inspect
+
+    if not getattr(pyfuncitem.cls, "spindle_store_contract", False):
+        return None
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function):
+        return None
+    loop = pyfuncitem.funcargs["event_loop"]
+    if not isinstance(loop, asyncio.AbstractEventLoop):  # a subclass overrode the fixture
+        raise TypeError(f"the event_loop fixture gave {loop!r}, not an asyncio event loop")
+    names = inspect.signature(function).parameters
+    loop.run_until_complete(function(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True

@@ -54,6 +54,8 @@ class Registry:
         policy: allow/deny lists and duplicate preferences.
         on_load_failure: called with each :class:`PluginLoadError` as it is found.
         paths: where to look for distributions (default ``sys.path``).
+        select: keep only the entry points for which it returns true (default:
+            every one); :meth:`for_testing` uses it to keep spindle's own kinds.
     """
 
     def __init__(
@@ -63,11 +65,13 @@ class Registry:
         policy: PluginPolicy | None = None,
         on_load_failure: LoadFailureCallback | None = None,
         paths: Sequence[str] | None = None,
+        select: Callable[[EntryPointInfo], bool] | None = None,
     ) -> None:
         self.policy = policy or PluginPolicy()
         self.on_load_failure = on_load_failure
         self._use_entry_points = entry_points
         self._paths = paths
+        self._select = select
         self._eps: dict[str, dict[str, list[EntryPointInfo]]] | None = None
         self._programmatic: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
         self._loaded: dict[tuple[str, str], Any] = {}
@@ -76,9 +80,42 @@ class Registry:
     # --- construction helpers ------------------------------------------------
 
     @classmethod
-    def for_testing(cls, plugins: Iterable[Any] = (), *, entry_points: bool = False) -> Registry:
-        """A registry holding only ``plugins`` (classes with ``kind_name``), no discovery."""
-        reg = cls(entry_points=entry_points)
+    def for_testing(
+        cls,
+        plugins: Iterable[Any] = (),
+        *,
+        builtins: bool = True,
+        entry_points: bool = False,
+        hooks: bool = False,
+    ) -> Registry:
+        """A registry for tests: ``plugins`` plus spindle's own kinds, nothing else installed.
+
+        Args:
+            plugins: classes (with ``kind_name``) to register in code; they
+                override a kind of the same name.
+            builtins: include spindle's built-in kinds (stores ``memory`` and
+                ``sqlite``, its runtimes, executors, effects, observers and
+                middleware), read from the entry points of spindle's own
+                distribution, so ``Engine("memory://", registry=...)`` works.
+                ``False`` gives an empty registry holding only ``plugins``.
+            entry_points: include every installed distribution's kinds too (a
+                third-party package's, as a user's engine would see them).
+            hooks: keep installed hook modules (``spindle.hooks`` entry points)
+                in the registry; by default they are left out, so another
+                package's hooks cannot change the test's runs.
+
+        Example::
+
+            registry = Registry.for_testing([UpperRuntime])
+            async with Engine("memory://", registry=registry) as engine: ...
+        """
+
+        def select(ep: EntryPointInfo) -> bool:
+            if ep.group == "hooks" and not hooks:
+                return False
+            return entry_points or normalize_name(ep.distribution) == "spindle"
+
+        reg = cls(entry_points=builtins or entry_points, select=select)
         for p in plugins:
             reg.register(p)
         return reg
@@ -148,7 +185,7 @@ class Registry:
             table: dict[str, dict[str, list[EntryPointInfo]]] = {g: {} for g in GROUPS}
             if self._use_entry_points:
                 for ep in discover(self._paths):
-                    if ep.group in table:
+                    if ep.group in table and (self._select is None or self._select(ep)):
                         table[ep.group].setdefault(ep.kind, []).append(ep)
             self._eps = table
         return self._eps
