@@ -93,6 +93,15 @@ class StoreContract(
     spindle_store_contract: ClassVar[bool] = True
 
     @pytest.fixture
+    def make_store(self) -> Callable[[], Store]:
+        """Stands in until the subclass defines ``make_store``, and says so."""
+        raise pytest.UsageError(
+            f"{type(self).__name__} needs a make_store fixture: define "
+            f"'@pytest.fixture def make_store(self, tmp_path)' in the class, returning a "
+            f"callable that builds a new, unopened store each time it is called"
+        )
+
+    @pytest.fixture
     def event_loop(self) -> Iterator[asyncio.AbstractEventLoop]:
         """A fresh event loop for one test, closed afterwards."""
         loop = asyncio.new_event_loop()

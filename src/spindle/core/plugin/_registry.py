@@ -19,6 +19,7 @@ Rules (documented in ``docs/plugins.md``):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,21 +94,15 @@ class Registry:
         Args:
             plugins: classes (with ``kind_name``) to register in code; they
                 override a kind of the same name.
-            builtins: include spindle's built-in kinds (stores ``memory`` and
-                ``sqlite``, its runtimes, executors, effects, observers and
-                middleware), read from the entry points of spindle's own
-                distribution, so ``Engine("memory://", registry=...)`` works.
-                ``False`` gives an empty registry holding only ``plugins``.
-            entry_points: include every installed distribution's kinds too (a
-                third-party package's, as a user's engine would see them).
-            hooks: keep installed hook modules (``spindle.hooks`` entry points)
-                in the registry; by default they are left out, so another
-                package's hooks cannot change the test's runs.
+            builtins: include spindle's built-in kinds (stores, runtimes,
+                executors, effects, observers, middleware) from the entry points
+                of spindle's own distribution, so ``Engine("memory://",
+                registry=...)`` works; ``False``: only ``plugins``.
+            entry_points: include every installed distribution's kinds too.
+            hooks: keep installed hook modules (``spindle.hooks`` entry points);
+                by default another package's hooks cannot change a test's runs.
 
-        Example::
-
-            registry = Registry.for_testing([UpperRuntime])
-            async with Engine("memory://", registry=registry) as engine: ...
+        Example: ``Engine("memory://", registry=Registry.for_testing([UpperRuntime]))``.
         """
 
         def select(ep: EntryPointInfo) -> bool:
@@ -183,9 +178,14 @@ class Registry:
     def _entry_points(self) -> dict[str, dict[str, list[EntryPointInfo]]]:
         if self._eps is None:
             table: dict[str, dict[str, list[EntryPointInfo]]] = {g: {} for g in GROUPS}
+            # The switch of spindle.testing's spindle_no_installed_hooks (and of
+            # subprocesses a test starts): no installed hook module changes a run.
+            no_hooks = bool(os.environ.get("SPINDLE_NO_INSTALLED_HOOKS"))
             if self._use_entry_points:
                 for ep in discover(self._paths):
-                    if ep.group in table and (self._select is None or self._select(ep)):
+                    if ep.group not in table or (no_hooks and ep.group == "hooks"):
+                        continue
+                    if self._select is None or self._select(ep):
                         table[ep.group].setdefault(ep.kind, []).append(ep)
             self._eps = table
         return self._eps
