@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from spindle.core.config._settings import load_settings as load_settings
     from spindle.core.engine._delivery import Delivery as Delivery
     from spindle.core.engine._engine import Engine as Engine
+    from spindle.core.engine._finish import FinishingRun as FinishingRun
     from spindle.core.engine._sync import SyncEngine as SyncEngine
     from spindle.core.engine._worker import Worker as Worker
     from spindle.core.errors import ConfigError as ConfigError
@@ -112,6 +113,7 @@ _LAZY: dict[str, str] = {
     "EffectStatus": "spindle.core.model._effects",
     "Engine": "spindle.core.engine._engine",
     "Executor": "spindle.core.plugin._bases",
+    "FinishingRun": "spindle.core.engine._finish",
     "HandoffEnvelope": "spindle.core.model._records",
     "InboxEvent": "spindle.core.store._contract",
     "InvalidAnswer": "spindle.core.errors",

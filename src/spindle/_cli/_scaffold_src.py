@@ -302,8 +302,7 @@ from typing import TYPE_CHECKING, Any
 from spindle import hookimpl
 
 if TYPE_CHECKING:
-    from spindle import UnsettledWork
-    from spindle.core.engine import FinishingRun
+    from spindle import FinishingRun, UnsettledWork
 
 
 @hookimpl
