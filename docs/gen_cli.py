@@ -28,6 +28,10 @@ OUT = Path(__file__).with_name("cli.md")
 
 #: Exit codes per command, as the implementations in ``spindle._cli`` return them.
 EXIT_CODES: dict[str, list[tuple[str, str]]] = {
+    "new-plugin": [
+        ("0", "the package was written"),
+        ("2", "an invalid name, an unknown kind, or a non-empty destination without `--force`"),
+    ],
     "run": [
         ("0", "the run completed (with `--detach`: the run was recorded)"),
         ("1", "the run failed or was cancelled"),

@@ -38,7 +38,9 @@ def _isolated_spindle(
     _spindle_cache_dir: Path,
 ) -> None:
     for name in list(os.environ):
-        if name.startswith("SPINDLE_"):
+        # spindle.testing's spindle_no_installed_hooks marker sets its switch before
+        # this fixture runs; it is a test's own choice, not the developer's shell.
+        if name.startswith("SPINDLE_") and name != "SPINDLE_NO_INSTALLED_HOOKS":
             monkeypatch.delenv(name)
     monkeypatch.setenv("SPINDLE_CACHE_DIR", str(_spindle_cache_dir))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

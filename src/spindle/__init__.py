@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from spindle.core.config._settings import load_settings as load_settings
     from spindle.core.engine._delivery import Delivery as Delivery
     from spindle.core.engine._engine import Engine as Engine
+    from spindle.core.engine._finish import FinishingRun as FinishingRun
     from spindle.core.engine._sync import SyncEngine as SyncEngine
     from spindle.core.engine._worker import Worker as Worker
     from spindle.core.errors import ConfigError as ConfigError
@@ -62,7 +63,9 @@ if TYPE_CHECKING:
     from spindle.core.plugin._bases import Outcome as Outcome
     from spindle.core.plugin._bases import Runtime as Runtime
     from spindle.core.plugin._context import EffectContext as EffectContext
+    from spindle.core.plugin._context import RunLinks as RunLinks
     from spindle.core.plugin._context import TaskContext as TaskContext
+    from spindle.core.plugin._middleware import CallNext as CallNext
     from spindle.core.plugin._middleware import Middleware as Middleware
     from spindle.core.plugin._observers import CallbackObserver as CallbackObserver
     from spindle.core.plugin._observers import CompositeObserver as CompositeObserver
@@ -84,12 +87,19 @@ if TYPE_CHECKING:
     from spindle.core.workflow._nodes import NodeSpec as NodeSpec
     from spindle.core.workflow._nodes import current_base_dir as current_base_dir
     from spindle.core.workflow._workflow import Workflow as Workflow
+    from spindle.plugins.payloads import CodePayload as CodePayload
+    from spindle.plugins.payloads import CommandPayload as CommandPayload
+    from spindle.plugins.payloads import PythonCall as PythonCall
+    from spindle.plugins.payloads import ScriptPayload as ScriptPayload
 
 _LAZY: dict[str, str] = {
     "ArtifactRef": "spindle.core.model._records",
     "ArtifactSpec": "spindle.core.workflow._nodes",
     "AuditEntry": "spindle.core.model._records",
+    "CallNext": "spindle.core.plugin._middleware",
     "CallbackObserver": "spindle.core.plugin._observers",
+    "CodePayload": "spindle.plugins.payloads",
+    "CommandPayload": "spindle.plugins.payloads",
     "Commit": "spindle.core.store._contract",
     "CompositeObserver": "spindle.core.plugin._observers",
     "ConfigError": "spindle.core.errors",
@@ -103,6 +113,7 @@ _LAZY: dict[str, str] = {
     "EffectStatus": "spindle.core.model._effects",
     "Engine": "spindle.core.engine._engine",
     "Executor": "spindle.core.plugin._bases",
+    "FinishingRun": "spindle.core.engine._finish",
     "HandoffEnvelope": "spindle.core.model._records",
     "InboxEvent": "spindle.core.store._contract",
     "InvalidAnswer": "spindle.core.errors",
@@ -120,17 +131,20 @@ _LAZY: dict[str, str] = {
     "PluginPolicy": "spindle.core.plugin._policy",
     "PluginPolicyError": "spindle.core.errors",
     "PolicyViolation": "spindle.core.errors",
+    "PythonCall": "spindle.plugins.payloads",
     "QueueLimits": "spindle.core.model._work",
     "QueueSpot": "spindle.core.model._work",
     "Registry": "spindle.core.plugin._registry",
     "RetryPolicy": "spindle.core.model._retry",
     "RunLifecycleEvent": "spindle.core.model._events",
+    "RunLinks": "spindle.core.plugin._context",
     "RunNotFound": "spindle.core.errors",
     "RunNotWaiting": "spindle.core.errors",
     "RunObserver": "spindle.core.plugin._observers",
     "RunState": "spindle.core.model._run",
     "RunStatus": "spindle.core.model._run",
     "Runtime": "spindle.core.plugin._bases",
+    "ScriptPayload": "spindle.plugins.payloads",
     "Settings": "spindle.core.config._settings",
     "SpindleError": "spindle.core.errors",
     "StepKind": "spindle.core.model._ledger",

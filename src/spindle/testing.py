@@ -15,11 +15,17 @@ Installing spindle registers this module with pytest (entry point
 ``installed_distribution``
     Installs throwaway distributions with real entry points on ``sys.path``
     for the test, and removes them afterwards.
+``run_workflow``
+    ``run_workflow(wf, inputs, plugins=[...])`` runs on ``memory://``: a ``WorkflowResult``.
+``spindle_no_installed_hooks``
+    Keeps installed hook modules out of the test (also a marker of that name).
 
-:func:`make_distribution` and :func:`installed` do the same outside fixtures.
-pytest imports this module in every session of every project that has
-spindle installed, so it imports only the standard library and pytest; the
-rest of spindle is imported inside the fixtures.
+:func:`make_distribution` and :func:`installed` do the same outside fixtures;
+:func:`make_task_context` / :func:`make_effect_context` build real contexts,
+:class:`StoreContract` is the store contract suite. pytest imports this module
+in every session of every project that has spindle installed, so it imports
+only the standard library and pytest; the rest of spindle is imported inside
+the fixtures.
 """
 
 from __future__ import annotations
@@ -38,23 +44,47 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from spindle._testing._kit import (
+        NoRunLinks,
+        WorkflowResult,
+        WorkflowRunner,
+        make_effect_context,
+        make_task_context,
+    )
+    from spindle._testing.store_contract import StoreContract
     from spindle.core.config import Settings
     from spindle.core.plugin import Registry
     from spindle.core.store import Store
 
 __all__ = [
+    "NoRunLinks",
     "SpindleConfig",
+    "StoreContract",
+    "WorkflowResult",
+    "WorkflowRunner",
     "installed",
     "installed_distribution",
     "make_distribution",
+    "make_effect_context",
+    "make_task_context",
+    "run_workflow",
     "spindle_config",
+    "spindle_no_installed_hooks",
     "spindle_registry",
     "spindle_store",
     "to_toml",
 ]
 
 #: ``SPINDLE_*`` variables that are not settings and survive ``spindle_config``.
-_KEEP_ENV = frozenset({"SPINDLE_CACHE_DIR", "SPINDLE_NO_PLUGIN_CACHE"})
+_KEEP_ENV = frozenset(
+    {"SPINDLE_CACHE_DIR", "SPINDLE_NO_PLUGIN_CACHE", "SPINDLE_NO_INSTALLED_HOOKS"}
+)
+#: Names resolved on first use (:func:`__getattr__`): they import the rest of spindle.
+_KIT = ("NoRunLinks", "WorkflowResult", "WorkflowRunner", "make_effect_context")
+_LAZY = dict.fromkeys((*_KIT, "make_task_context"), "spindle._testing._kit")
+_LAZY["StoreContract"] = "spindle._testing.store_contract"
+_NO_HOOKS, _SWITCH = "spindle_no_installed_hooks", "SPINDLE_NO_INSTALLED_HOOKS"
+_SAVED_SWITCH = pytest.StashKey[str | None]()
 
 
 # --- throwaway distributions ------------------------------------------------
@@ -193,7 +223,7 @@ def spindle_registry() -> Registry:
     """A fresh registry without entry points; register kinds on it in code."""
     from spindle.core.plugin import Registry
 
-    return Registry.for_testing()
+    return Registry.for_testing(builtins=False)
 
 
 def _toml_value(value: Any) -> str:
@@ -283,3 +313,86 @@ def spindle_store() -> Iterator[Store]:
         yield store
     finally:
         asyncio.run(store.aclose())
+
+
+# --- the plugin kit: the store contract, run_workflow, hook isolation ------------
+
+
+def __getattr__(name: str) -> Any:
+    # The kit imports the engine (and the suite hypothesis): on demand, never at plugin load.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spindle.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run the ``async def`` tests of a ``StoreContract`` subclass on its ``event_loop``."""
+    import asyncio
+    import inspect
+
+    if not getattr(pyfuncitem.cls, "spindle_store_contract", False):
+        return None
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function):
+        return None
+    loop = pyfuncitem.funcargs["event_loop"]
+    if not isinstance(loop, asyncio.AbstractEventLoop):  # a subclass overrode the fixture
+        raise TypeError(f"the event_loop fixture gave {loop!r}, not an asyncio event loop")
+    names = inspect.signature(function).parameters
+    loop.run_until_complete(function(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
+
+
+@pytest.fixture
+def run_workflow(tmp_path: Path) -> WorkflowRunner:
+    """``run_workflow(wf, inputs, plugins=[...])``: run on ``memory://``, get the result.
+
+    See :class:`~spindle._testing._kit.WorkflowRunner` for every option.
+    """
+    from spindle._testing._kit import WorkflowRunner
+
+    return WorkflowRunner(tmp_path / "runs")
+
+
+def _set_switch(value: str | None) -> str | None:
+    """Set (None: unset) ``SPINDLE_NO_INSTALLED_HOOKS``; return what it was."""
+    old = os.environ.pop(_SWITCH, None)
+    if value is not None:
+        os.environ[_SWITCH] = value
+    _reset_default_registry()
+    return old
+
+
+@pytest.fixture
+def spindle_no_installed_hooks() -> Iterator[None]:
+    """Leave installed hook modules out of the registries (and subprocesses) of the test.
+
+    Sets ``SPINDLE_NO_INSTALLED_HOOKS=1`` and resets the default registry; hook
+    modules given in code or in the ``hooks`` setting still load.
+    """
+    old = _set_switch("1")
+    yield
+    _set_switch(old)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``spindle_no_installed_hooks`` marker."""
+    config.addinivalue_line(
+        "markers", f"{_NO_HOOKS}: leave installed spindle hook modules out of this test"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Turn the switch on for a test marked ``spindle_no_installed_hooks``, before its fixtures."""
+    if item.get_closest_marker(_NO_HOOKS) is not None:
+        item.stash[_SAVED_SWITCH] = _set_switch("1")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Put the switch back after a marked test's fixtures are torn down."""
+    if _SAVED_SWITCH in item.stash:
+        _set_switch(item.stash[_SAVED_SWITCH])

@@ -154,8 +154,8 @@ def test_help_lists_a_cli_plugin_installed_after_caching(installed_distribution)
     out, modules = modules_for("--help", env=env)
     again, modules_again = modules_for("--help", env=env)
 
-    # the column is as wide as the longest command name ('schedule')
-    assert "cold      (from cold-cli)" in out
+    # the column is as wide as the longest command name ('new-plugin')
+    assert "cold        (from cold-cli)" in out
     assert again == out
     assert "coldcli" not in modules and "coldcli" not in modules_again
     assert "click" not in modules_again

@@ -213,7 +213,7 @@ def test_registering_an_invalid_hook_module_in_code_is_refused():
         return None
 
     with pytest.raises(TypeError, match="did you mean 'spindle_on_finish'"):
-        Registry.for_testing().register(
+        Registry.for_testing(builtins=False).register(
             module("m", spindle_on_finnish=spindle_on_finnish), group="hooks", kind="m"
         )
 

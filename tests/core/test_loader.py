@@ -53,7 +53,7 @@ class Where(Runtime[str], kind="where"):
 
 @pytest.fixture
 def registry() -> Registry:
-    return Registry.for_testing([Echo, Cmd, Code, Where, Ask, Inline])
+    return Registry.for_testing([Echo, Cmd, Code, Where, Ask, Inline], builtins=False)
 
 
 @pytest.fixture

@@ -382,8 +382,8 @@ def test_programmatic_registration_overrides_entry_point(installed_distribution)
 
 
 def test_for_testing_registers_only_what_it_is_given():
-    """Registry.for_testing() holds exactly the given kinds and discovers nothing."""
-    reg = Registry.for_testing([Shout])
+    """Registry.for_testing(builtins=False) holds exactly the given kinds and discovers nothing."""
+    reg = Registry.for_testing([Shout], builtins=False)
 
     assert reg.names("runtime") == ["shout"]
     assert reg.names("store") == []
@@ -391,7 +391,7 @@ def test_for_testing_registers_only_what_it_is_given():
 
 def test_register_rejects_objects_of_the_wrong_shape():
     """register() refuses non-plugins and unknown groups with a clear error."""
-    reg = Registry.for_testing()
+    reg = Registry.for_testing(builtins=False)
 
     with pytest.raises(TypeError, match=r"not a subclass of spindle\.Runtime"):
         reg.register(object, group="runtime", kind="x")
@@ -410,7 +410,7 @@ def test_register_kinds_hook_adds_kinds():
             registry.register(Shout)
 
     pm = make_plugin_manager(plugins=[Plugin()], entry_points=False)
-    reg = Registry.for_testing()
+    reg = Registry.for_testing(builtins=False)
 
     pm.hook.spindle_register_kinds(registry=reg)
 
@@ -427,7 +427,7 @@ def test_observer_kinds_are_checked_by_shape():
         async def on_event(self, event):
             pass
 
-    reg = Registry.for_testing()
+    reg = Registry.for_testing(builtins=False)
     reg.register(Collect, group="observer", kind="collect")
 
     made = reg.create("observer", {"kind": "collect", "prefix": "p"})
@@ -455,7 +455,7 @@ def test_wrong_field_names_the_path(installed_distribution):
 
 def test_wrong_field_type_names_the_field():
     """A value of the wrong type raises ValidationError at the field's path."""
-    reg = Registry.for_testing([Shout])
+    reg = Registry.for_testing([Shout], builtins=False)
 
     with pytest.raises(ValidationError) as caught:
         reg.create("runtime", {"kind": "shout", "text": 3}, path="nodes.a.runtime")
@@ -465,7 +465,7 @@ def test_wrong_field_type_names_the_field():
 
 def test_create_builds_a_configured_instance():
     """create() structures the options into the kind's class."""
-    reg = Registry.for_testing([Shout])
+    reg = Registry.for_testing([Shout], builtins=False)
 
     made = reg.create("runtime", {"kind": "shout", "text": "hi"})
 
@@ -474,7 +474,7 @@ def test_create_builds_a_configured_instance():
 
 def test_unknown_kind_lists_installed_kinds():
     """An unknown kind raises UnknownKindError listing the installed kinds of the group."""
-    reg = Registry.for_testing([Shout, LocalUpper])
+    reg = Registry.for_testing([Shout, LocalUpper], builtins=False)
 
     with pytest.raises(UnknownKindError) as caught:
         reg.get("runtime", "nope")
@@ -487,7 +487,7 @@ def test_unknown_kind_lists_installed_kinds():
 def test_the_postgres_store_names_its_extra_when_it_is_not_installed(kind):
     """Asking for the postgres store where it is not registered names the extra that adds
     it (it shipped with issue 12: before, the hint said it was not available yet)."""
-    reg = Registry.for_testing()
+    reg = Registry.for_testing(builtins=False)
 
     with pytest.raises(UnknownKindError) as caught:
         reg.get("store", kind)
@@ -498,7 +498,7 @@ def test_the_postgres_store_names_its_extra_when_it_is_not_installed(kind):
 
 def test_unknown_kind_in_create_is_a_validation_error():
     """create() reports an unknown kind as a ValidationError at the given path."""
-    reg = Registry.for_testing([Shout])
+    reg = Registry.for_testing([Shout], builtins=False)
 
     with pytest.raises(ValidationError) as caught:
         reg.create("runtime", {"kind": "nope"}, path="nodes.x.runtime")
@@ -510,7 +510,7 @@ def test_unknown_kind_in_create_is_a_validation_error():
 def test_unknown_group_is_rejected():
     """A group that does not exist raises ValueError naming the valid groups."""
     with pytest.raises(ValueError, match="runtime"):
-        Registry.for_testing().names("runtimes")
+        Registry.for_testing(builtins=False).names("runtimes")
 
 
 # --- check ---------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class BrokenRegistry(Registry):
 
 @pytest.fixture
 def registry() -> Registry:
-    return Registry.for_testing([Cmd, Typed, Ask, Inline])
+    return Registry.for_testing([Cmd, Typed, Ask, Inline], builtins=False)
 
 
 @pytest.fixture
@@ -228,7 +228,7 @@ def test_a_kind_that_fails_to_load_is_left_out_with_a_comment():
 
 def test_a_group_without_kinds_matches_nothing():
     """A group with no kinds installed is a union that no value satisfies."""
-    schema = workflow_schema(Registry.for_testing([Cmd]))
+    schema = workflow_schema(Registry.for_testing([Cmd], builtins=False))
     assert schema["$defs"]["effect"]["oneOf"] == [{"not": {}}]
     jsonschema.Draft202012Validator.check_schema(schema)
 

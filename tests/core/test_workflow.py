@@ -41,7 +41,7 @@ class Tune(Runtime[str], kind="tune"):
         return self.color.value
 
 
-REGISTRY = Registry.for_testing([Echo, Cmd, Code, Ask, Inline, Tune])
+REGISTRY = Registry.for_testing([Echo, Cmd, Code, Ask, Inline, Tune], builtins=False)
 
 
 def problems(data: dict[str, Any]) -> list[str]:

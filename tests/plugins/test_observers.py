@@ -134,7 +134,7 @@ def test_a_second_log_observer_at_a_lower_level_lowers_the_level(caplog, quiet_l
 
 def test_log_observer_rejects_an_unknown_level():
     """An unknown level is a ValidationError naming the config path."""
-    reg = Registry.for_testing([LogObserver])
+    reg = Registry.for_testing([LogObserver], builtins=False)
 
     with pytest.raises(ValidationError) as caught:
         reg.create("observer", {"kind": "log", "level": "LOUD"}, path="observers.0")
@@ -213,7 +213,7 @@ def test_jsonl_observer_writes_unserializable_values_as_text(tmp_path):
 
 def test_jsonl_observer_is_configured_from_a_mapping(tmp_path):
     """`{kind: jsonl, path: ...}` builds the observer; a missing path is a ValidationError."""
-    reg = Registry.for_testing([JsonlObserver])
+    reg = Registry.for_testing([JsonlObserver], builtins=False)
 
     made = reg.create("observer", {"kind": "jsonl", "path": "e.jsonl"})
 

@@ -94,7 +94,7 @@ def test_stage_of_tells_stages_apart():
 
 def test_timing_is_configured_from_a_mapping():
     """`{kind: timing, priority: -100}` builds the middleware; stats are not configuration."""
-    made = Registry.for_testing([TimingMiddleware]).create(
+    made = Registry.for_testing([TimingMiddleware], builtins=False).create(
         "middleware", {"kind": "timing", "priority": -100}
     )
 

@@ -12,7 +12,6 @@ hook below is all the support these tests need.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from spindle.core.model import StepKind, StepRecord, StepStatus
+from spindle._testing import _store_helpers
+from spindle.core.model import StepRecord
 from spindle.core.store import Store
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
@@ -99,28 +99,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-def _chain(run_id: str, count: int, *, start: int = 0, head: str = "") -> list[StepRecord]:
-    records = []
-    for seq in range(start, start + count):
-        record_hash = hashlib.sha256(f"{run_id}:{seq}:{head}".encode()).hexdigest()
-        records.append(
-            StepRecord(
-                run_id=run_id,
-                seq=seq,
-                node_id=f"node{seq}",
-                kind=StepKind.NODE,
-                status=StepStatus.COMPLETED,
-                idempotency_key=f"{run_id}:node{seq}:0",
-                result={"seq": seq},
-                prev_hash=head,
-                record_hash=record_hash,
-            )
-        )
-        head = record_hash
-    return records
-
-
 @pytest.fixture
 def chain() -> Callable[..., list[StepRecord]]:
     """``chain(run_id, count, start=0, head="")``: records that continue a ledger."""
-    return _chain
+    return _store_helpers.chain

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from spindle._testing._store_helpers import at
 from spindle.core.model import RunState, RunStatus
 from spindle.core.store import Commit, Store
 from tests.pg import postgres_url, require_server
-from tests.stores.test_contract import at
 
 pytest.importorskip("psycopg")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from spindle._testing._store_helpers import at
 from spindle.core.model import RunState, RunStatus
 from spindle.core.store import Commit
 from spindle.plugins.stores._sqlite_prune import DELETE_RUN, FAMILY, TOPS
 from spindle.plugins.stores._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from spindle.plugins.stores.sqlite import SQLiteStore
-from tests.stores.test_contract import at
 
 
 async def test_prune_statements_are_served_by_indexes(tmp_path: Path) -> None:

@@ -40,6 +40,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("spindle._cli.schema:schema", "Print the JSON Schema of every installed kind."),
     "db": ("spindle._cli.db:db", "A store's schema version; 'db upgrade' migrates it."),
     "cache": ("spindle._cli.cache:cache", "List or clear cached node results ('cache clear')."),
+    "new-plugin": (
+        "spindle._cli.new_plugin:new_plugin",
+        "Write a new plugin package.",
+    ),
 }
 
 #: The top-level help text.

@@ -30,6 +30,8 @@ __all__ = ["STAGES", "CallNext", "Middleware", "MiddlewareChains", "compose"]
 
 STAGES: tuple[str, ...] = ("runtime", "execute", "effect", "node", "run")
 
+#: The next layer (or, innermost, the stage itself) a middleware awaits:
+#: ``return await call_next(*args)`` with the stage's arguments, changed or not.
 CallNext = Callable[..., Awaitable[Any]]
 
 

@@ -19,6 +19,7 @@ Rules (documented in ``docs/plugins.md``):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,8 @@ class Registry:
         policy: allow/deny lists and duplicate preferences.
         on_load_failure: called with each :class:`PluginLoadError` as it is found.
         paths: where to look for distributions (default ``sys.path``).
+        select: keep only the entry points for which it returns true (default:
+            every one); :meth:`for_testing` uses it to keep spindle's own kinds.
     """
 
     def __init__(
@@ -63,11 +66,13 @@ class Registry:
         policy: PluginPolicy | None = None,
         on_load_failure: LoadFailureCallback | None = None,
         paths: Sequence[str] | None = None,
+        select: Callable[[EntryPointInfo], bool] | None = None,
     ) -> None:
         self.policy = policy or PluginPolicy()
         self.on_load_failure = on_load_failure
         self._use_entry_points = entry_points
         self._paths = paths
+        self._select = select
         self._eps: dict[str, dict[str, list[EntryPointInfo]]] | None = None
         self._programmatic: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
         self._loaded: dict[tuple[str, str], Any] = {}
@@ -76,9 +81,36 @@ class Registry:
     # --- construction helpers ------------------------------------------------
 
     @classmethod
-    def for_testing(cls, plugins: Iterable[Any] = (), *, entry_points: bool = False) -> Registry:
-        """A registry holding only ``plugins`` (classes with ``kind_name``), no discovery."""
-        reg = cls(entry_points=entry_points)
+    def for_testing(
+        cls,
+        plugins: Iterable[Any] = (),
+        *,
+        builtins: bool = True,
+        entry_points: bool = False,
+        hooks: bool = False,
+    ) -> Registry:
+        """A registry for tests: ``plugins`` plus spindle's own kinds, nothing else installed.
+
+        Args:
+            plugins: classes (with ``kind_name``) to register in code; they
+                override a kind of the same name.
+            builtins: include spindle's built-in kinds (stores, runtimes,
+                executors, effects, observers, middleware) from the entry points
+                of spindle's own distribution, so ``Engine("memory://",
+                registry=...)`` works; ``False``: only ``plugins``.
+            entry_points: include every installed distribution's kinds too.
+            hooks: keep installed hook modules (``spindle.hooks`` entry points);
+                by default another package's hooks cannot change a test's runs.
+
+        Example: ``Engine("memory://", registry=Registry.for_testing([UpperRuntime]))``.
+        """
+
+        def select(ep: EntryPointInfo) -> bool:
+            if ep.group == "hooks" and not hooks:
+                return False
+            return entry_points or normalize_name(ep.distribution) == "spindle"
+
+        reg = cls(entry_points=builtins or entry_points, select=select)
         for p in plugins:
             reg.register(p)
         return reg
@@ -146,9 +178,14 @@ class Registry:
     def _entry_points(self) -> dict[str, dict[str, list[EntryPointInfo]]]:
         if self._eps is None:
             table: dict[str, dict[str, list[EntryPointInfo]]] = {g: {} for g in GROUPS}
+            # The switch of spindle.testing's spindle_no_installed_hooks (and of
+            # subprocesses a test starts): no installed hook module changes a run.
+            no_hooks = bool(os.environ.get("SPINDLE_NO_INSTALLED_HOOKS"))
             if self._use_entry_points:
                 for ep in discover(self._paths):
-                    if ep.group in table:
+                    if ep.group not in table or (no_hooks and ep.group == "hooks"):
+                        continue
+                    if self._select is None or self._select(ep):
                         table[ep.group].setdefault(ep.kind, []).append(ep)
             self._eps = table
         return self._eps

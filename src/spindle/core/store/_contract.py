@@ -35,7 +35,8 @@ near the records a commit appends: every commit writes it (the SQLite store
 keeps it as a ledger row at the key after the run's last record, on the page
 the records go to).
 
-The shared contract suite (``tests/stores/test_contract.py``) is the
+The shared contract suite (``spindle.testing.StoreContract``, which
+``tests/stores/test_contract.py`` runs on every built-in store) is the
 definition of a store: every implementation must pass it.
 """
 
