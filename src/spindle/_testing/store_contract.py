@@ -27,6 +27,7 @@ from typing import ClassVar
 import pytest
 
 from spindle._testing import _store_helpers
+from spindle._testing._store_cache import CacheContract
 from spindle._testing._store_head import HeadContract
 from spindle._testing._store_leases import LeasesContract
 from spindle._testing._store_prune import PruneContract
@@ -63,6 +64,7 @@ class StoreContract(
     PruneContract,
     WorkContract,
     SchedulesContract,
+    CacheContract,
     PropertiesContract,
 ):
     """Every test of the store contract, for a store kind a subclass builds.
