@@ -5,7 +5,8 @@ file contents and cache key hashed; see ``spindle.core.engine._caching``),
 whatever run produced it. Putting an entry with a fingerprint already kept
 replaces it. An expired entry is never returned; it stays until cleared.
 
-The shared suite ``tests/stores/test_contract_cache.py`` is this part's definition.
+The store contract suite (``spindle.testing.StoreContract``, its cache
+tests) is this part's definition.
 """
 
 from __future__ import annotations
