@@ -33,8 +33,8 @@ def _first_block(page: Path) -> list[str]:
     return match.group(1).splitlines()
 
 
-def _load_hooks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("spindle_mkdocs_hooks", DOCS / "_mkdocs_hooks.py")
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"spindle_docs_{name}", DOCS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -144,7 +144,7 @@ def test_plugins_reference_is_up_to_date():
 
 def test_hook_finds_repository_files_outside_docs_only():
     """A link leaving docs/ names a repository file; one inside docs/ or missing does not."""
-    hooks = _load_hooks()
+    hooks = _load("_mkdocs_hooks")
     page = DOCS / "control-flow.md"
 
     assert hooks._repo_path(page, "../examples/hello.yaml") == "examples/hello.yaml"
@@ -155,8 +155,49 @@ def test_hook_finds_repository_files_outside_docs_only():
 
 def test_hook_ignores_links_inside_code_blocks():
     """A link shown in a fenced code block is text, not a repository file to publish."""
-    hooks = _load_hooks()
+    hooks = _load("_mkdocs_hooks")
     page = DOCS / "control-flow.md"
 
     assert hooks._repo_links("See [x](../examples/hello.yaml).\n", page) == {"examples/hello.yaml"}
     assert hooks._repo_links("```md\n[x](../examples/hello.yaml)\n```\n", page) == set()
+
+
+ROLES_MODULE = """
+from pathlib import Path
+
+
+class Store:
+    def due_runs(self): ...
+
+
+class Engine:
+    \"\"\"Drives runs on a :class:`Store`; see :meth:`drive`, :class:`~pathlib.Path`.\"\"\"
+
+    def drive(self): ...
+"""
+
+
+def test_sphinx_roles_become_optional_cross_references():
+    """A role becomes an optional autoref to the path Python would resolve it to."""
+    import griffe
+
+    roles = _load("_griffe_roles")
+    with griffe.temporary_visited_module(ROLES_MODULE, module_name="mod") as module:
+        engine = module["Engine"]
+        html = roles.cross_references(engine.docstring.value, engine)
+
+    assert '<autoref identifier="mod.Store" optional><code>Store</code></autoref>' in html
+    assert '<autoref identifier="mod.Engine.drive" optional><code>drive</code></autoref>' in html
+    assert '<autoref identifier="pathlib.Path" optional><code>Path</code></autoref>' in html
+    assert ":class:" not in html and ":meth:" not in html
+
+
+def test_site_api_page_links_the_names_docstrings_mention(site):
+    """A docstring's :class:`~spindle.Registry` is a link to Registry's entry on the page."""
+    out, proc = site
+    assert proc.returncode == 0, proc.stderr
+
+    page = (out / "api" / "index.html").read_text(encoding="utf-8")
+
+    assert 'href="#spindle.Registry"' in page
+    assert ":class:" not in page and ":meth:" not in page

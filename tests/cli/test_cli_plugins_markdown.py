@@ -18,7 +18,7 @@ from spindle import Runtime
 
 @define
 class Shout(Runtime[str], kind="shout"):
-    """Upper-cases a text and adds marks.
+    """Upper-cases a text (:meth:`~str.upper`) and adds marks.
 
     Attributes:
         text: the words to shout.
@@ -65,7 +65,7 @@ def test_markdown_shows_each_kind_with_its_description_and_options(runner, shout
     assert "## Runtimes\n" in page and "## Stores" not in page
     section = page[page.index("### `shout`") :]
     assert "From `shout-dist` 2.0: `shoutpkg:Shout`." in section
-    assert "Upper-cases a text and adds marks." in section
+    assert "Upper-cases a text (`upper`) and adds marks." in section  # a Sphinx role as code
     assert "| `text` | string | **required** | the words to shout. |" in section
     assert "| `marks` | integer | `3` | how many `!` to add. |" in section
     assert "| `kind`" not in section
