@@ -101,6 +101,9 @@ def on_files(files: Files, config: Any) -> Files:
     for path in sorted(linked):
         if path in REPO_PAGES:
             continue
+        if path.endswith(".md"):  # it would be rendered as a page, outside the nav
+            log.warning("a page links to ../%s: add it to REPO_PAGES in %s", path, __file__)
+            continue
         if files.get_file_from_path(path) is not None:
             raise PluginError(f"docs/{path} would hide the repository's {path}; rename it")
         files.append(File.generated(config, path, abs_src_path=str(ROOT / path)))
