@@ -1,4 +1,4 @@
-"""Write ``docs/workflow-reference.md`` from the JSON Schema of workflow files.
+"""Write ``docs/workflow-reference.md`` and ``docs/plugins-reference.md``.
 
 The reference is generated, never edited by hand: every field of every
 built-in kind comes from the plugin classes themselves (attrs fields, their
@@ -7,26 +7,31 @@ defaults, and the ``Attributes:`` sections of their docstrings), through
 schema`` prints. Only kinds shipped by the ``spindle`` distribution are
 documented, whatever else is installed.
 
+``docs/plugins-reference.md`` is ``spindle plugins --markdown --distribution
+spindle``: each built-in kind of every group with its description and options.
+
 Usage::
 
-    python docs/gen_reference.py           # (re)write docs/workflow-reference.md
-    python docs/gen_reference.py --check   # exit 1 if the file is out of date
+    python docs/gen_reference.py           # (re)write both pages
+    python docs/gen_reference.py --check   # exit 1 if either is out of date
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import subprocess
 import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from spindle._cli._markdown import schema_table
 from spindle.core.errors import PluginError
 from spindle.core.plugin import Registry
 from spindle.core.workflow import WORKFLOW_GROUPS, workflow_schema
 
 OUT = Path(__file__).with_name("workflow-reference.md")
+PLUGINS_OUT = Path(__file__).with_name("plugins-reference.md")
 DISTRIBUTION = "spindle"
 
 _GROUP_TITLES = {"runtime": "Runtimes", "executor": "Executors", "effect": "Effects"}
@@ -244,87 +249,65 @@ def _limits() -> list[str]:
 
 
 def _table(obj: dict[str, Any], skip: Collection[str] = ()) -> list[str]:
-    props = {k: v for k, v in obj.get("properties", {}).items() if k not in skip}
-    if not props:
-        return ["*(no options)*"]
-    required = set(obj.get("required", []))
-    rows = ["| field | type | default | description |", "|---|---|---|---|"]
-    for name, prop in props.items():
-        if name in required:
-            default = "**required**"
-        elif "default" in prop:
-            default = f"`{json.dumps(prop['default'], ensure_ascii=False)}`"
-        else:
-            default = ""
-        rows.append(
-            f"| `{name}` | {_cell(_type_label(prop))} | {_cell(default)} | "
-            f"{_cell(prop.get('description', ''))} |"
-        )
-    return rows
+    return schema_table(obj, skip, ref=_ref_label)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _ref_label(name: str) -> str:
+    """A ``$ref`` target as a link to its section of this page."""
+    if name == "node_input":
+        return "reference (`inputs.NAME`, `NODE`, `NODE.OUTPUT`) or `{value: ...}`"
+    title = _OBJECTS.get(name, (_GROUP_TITLES.get(name, name),))[0]
+    return f"[{name}](#{title.lower().replace(' ', '-')})"
 
 
-def _type_label(s: dict[str, Any]) -> str:
-    if "$ref" in s:
-        name = s["$ref"].rsplit("/", 1)[1]
-        if name == "node_input":
-            return "reference (`inputs.NAME`, `NODE`, `NODE.OUTPUT`) or `{value: ...}`"
-        title = _OBJECTS.get(name, (_GROUP_TITLES.get(name, name),))[0]
-        return f"[{name}](#{title.lower().replace(' ', '-')})"
-    if "const" in s:
-        return f"`{json.dumps(s['const'])}`"
-    if "enum" in s:
-        return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in s["enum"])
-    if "anyOf" in s:
-        return " or ".join(_type_label(a) for a in s["anyOf"])
-    t = s.get("type")
-    if isinstance(t, list):
-        return " or ".join(_type_label({**s, "type": one}) for one in t)
-    if t == "array":
-        if "prefixItems" in s:
-            return "list of [" + ", ".join(_type_label(i) for i in s["prefixItems"]) + "]"
-        items = s.get("items")
-        return f"list of {_type_label(items)}" if isinstance(items, dict) else "list"
-    if t == "object":
-        values = s.get("additionalProperties")
-        if isinstance(values, dict) and values:
-            return f"mapping of {_type_label(values)}"
-        return "mapping"
-    if t == "string" and s.get("format") == "date-time":
-        return "datetime (ISO-8601 with offset)"
-    if t is not None:
-        return str(t)
-    if "$comment" in s and "callable" in s["$comment"]:
-        return "Python callable"
-    return "any"
+def plugins_reference() -> str:
+    """``spindle plugins --markdown`` for the kinds the spindle distribution ships.
+
+    Only spindle's own kinds, so the committed page is the same on every
+    machine; the docs site regenerates it with everything installed
+    (``docs/_mkdocs_hooks.py``).
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "spindle", "plugins", "--markdown", "--distribution", DISTRIBUTION],
+        capture_output=True,
+        text=True,
+        cwd=OUT.parent,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"spindle plugins --markdown failed: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write (or ``--check``) the reference; return the exit code."""
+    """Write (or ``--check``) the references; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    parser.add_argument("--check", action="store_true", help="fail if a file is out of date")
     parser.add_argument("--output", type=Path, default=OUT, help=f"default: {OUT}")
+    parser.add_argument(
+        "--plugins-output", type=Path, default=PLUGINS_OUT, help=f"default: {PLUGINS_OUT}"
+    )
     args = parser.parse_args(argv)
     registry, failed = builtin_registry()
     for message in failed:
         print(f"error: a built-in kind cannot be loaded: {message}", file=sys.stderr)
     if failed:
         return 1
-    text = render(workflow_schema(registry))
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(
-                f"{args.output} is out of date: run python docs/gen_reference.py", file=sys.stderr
-            )
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    pages = {
+        args.output: render(workflow_schema(registry)),
+        args.plugins_output: plugins_reference(),
+    }
+    stale = 0
+    for path, text in pages.items():
+        if args.check:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                print(f"{path} is out of date: run python docs/gen_reference.py", file=sys.stderr)
+                stale += 1
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

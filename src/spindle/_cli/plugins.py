@@ -1,4 +1,4 @@
-"""``spindle plugins [--check] [--json]``: every installed kind, where it comes from.
+"""``spindle plugins [--check] [--json | --markdown]``: every installed kind, where it comes from.
 
 Without ``--check`` the listing comes from metadata only — no plugin module is
 imported, so a broken plugin cannot break the listing and it stays fast with
@@ -6,7 +6,9 @@ hundreds of plugins. ``--check`` imports each kind, fills in its description
 and shows its load error; it exits 1 if any kind is broken.
 
 Output is plain aligned text when stdout is not a terminal (and JSON with
-``--json``); a rich table only on a terminal.
+``--json``); a rich table only on a terminal. ``--markdown`` imports every
+kind and prints the reference the docs site shows: each kind by group with its
+description and options (see :mod:`spindle._cli._markdown`).
 """
 
 from __future__ import annotations
@@ -113,26 +115,62 @@ def _print_plain(rows: Sequence[Sequence[str]], errors: Sequence[KindInfo]) -> N
 @click.option("--check", is_flag=True, help="Import every kind, show load errors; exit 1 if any.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option(
+    "--markdown",
+    "as_markdown",
+    is_flag=True,
+    help="Print a Markdown reference: each kind's description and options (imports every kind).",
+)
+@click.option(
     "--group",
     "groups",
     multiple=True,
     type=click.Choice(GROUPS),
     help="Only this plugin group (repeatable).",
 )
+@click.option(
+    "--distribution",
+    "distributions",
+    multiple=True,
+    metavar="NAME",
+    help="Only kinds this distribution provides (repeatable).",
+)
 @handle_errors
-def plugins(check: bool, as_json: bool, groups: tuple[str, ...]) -> None:
+def plugins(
+    check: bool,
+    as_json: bool,
+    as_markdown: bool,
+    groups: tuple[str, ...],
+    distributions: tuple[str, ...],
+) -> None:
     """List installed plugin kinds: group, kind, distribution, version, description.
 
     Reads entry-point metadata only; --check imports each kind to report
-    whether it loads (and its description).
+    whether it loads (and its description). --markdown prints the reference
+    the docs site shows (docs/plugins-reference.md): every kind by group with
+    its description and options.
     """
+    if as_json and as_markdown:
+        raise click.UsageError("--json and --markdown cannot be combined; pick one format.")
     registry = cli_registry()
     selected = list(groups) or list(GROUPS)
     kinds: list[KindInfo] = []
     for group in selected:
-        kinds.extend(registry.check(group) if check else registry.kinds(group))
+        kinds.extend(registry.check(group) if check or as_markdown else registry.kinds(group))
+    if distributions:
+        known = {k.distribution for k in kinds}
+        unknown = [d for d in distributions if d not in known]
+        if unknown:
+            raise click.UsageError(
+                f"no installed kind comes from {', '.join(map(repr, unknown))}; "
+                f"distributions with kinds: {', '.join(sorted(known)) or '(none)'}."
+            )
+        kinds = [k for k in kinds if k.distribution in distributions]
     errors = [k for k in kinds if k.error]
-    if as_json:
+    if as_markdown:
+        from spindle._cli._markdown import plugins_markdown
+
+        click.echo(plugins_markdown(registry, selected, kinds), nl=False)
+    elif as_json:
         echo_json(to_json(kinds))
     else:
         rows = _rows(kinds, check)

@@ -285,7 +285,11 @@ class Engine(RunReads, Serving):
         gives the run's secret inputs again (they are never stored).
 
         Raises:
-            RunNotFound, RunNotWaiting, WaitKeyMismatch, InvalidAnswer, LeaseHeld.
+            RunNotFound: no run has the id ``run_id``.
+            RunNotWaiting: the run is not waiting for anything.
+            WaitKeyMismatch: ``wait_key`` names no wait of the run.
+            InvalidAnswer: ``payload`` does not satisfy the wait (a choice not offered).
+            LeaseHeld: another live process holds the run's lease.
         """
         await self.open()
         if secrets:
@@ -319,7 +323,9 @@ class Engine(RunReads, Serving):
         made since; ``secrets`` gives the run's secret inputs again.
 
         Raises:
-            RunNotFound, NothingToRetry, LeaseHeld, DefinitionChanged.
+            RunNotFound, LeaseHeld: as for :meth:`resume`.
+            NothingToRetry: the run did not fail and was not cancelled.
+            DefinitionChanged: ``workflow`` changed a node that already completed.
         """
         await self.open()
         if secrets:

@@ -16,7 +16,7 @@ __all__ = ["Effect", "EffectAnswer", "EffectOutcome", "EffectStatus"]
 class Effect:
     """A request a node makes of the engine, resolved by an effect handler.
 
-    Args:
+    Attributes:
         kind: the effect handler kind (``ask_user``, ``wait_event``, ...).
         params: the handler's configuration (its attrs fields).
         key: the idempotency key of this request within the run.

@@ -81,7 +81,7 @@ __all__ = [
 class Commit:
     """One atomic change to a run.
 
-    Args:
+    Attributes:
         state: the run's new state (always written).
         records: ledger records to append; their ``seq`` must continue the run's ledger.
         consume_events: inbox event ids delivered by this change (marked consumed).

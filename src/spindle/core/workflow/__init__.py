@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from spindle.core.workflow._schema import SCHEMA_DIALECT as SCHEMA_DIALECT
     from spindle.core.workflow._schema import WORKFLOW_GROUPS as WORKFLOW_GROUPS
     from spindle.core.workflow._schema import group_schema as group_schema
+    from spindle.core.workflow._schema import kind_schema as kind_schema
     from spindle.core.workflow._schema import workflow_schema as workflow_schema
     from spindle.core.workflow._templates import Unfilled as Unfilled
     from spindle.core.workflow._templates import fill_templates as fill_templates
@@ -70,6 +71,7 @@ _LAZY: dict[str, str] = {
     "parse_size": "spindle.core.workflow._resources",
     "resource_amounts": "spindle.core.workflow._resources",
     "group_schema": "spindle.core.workflow._schema",
+    "kind_schema": "spindle.core.workflow._schema",
     "input_values": "spindle.core.workflow._definition",
     "load_workflow": "spindle.core.workflow._loader",
     "load_workflow_text": "spindle.core.workflow._loader",

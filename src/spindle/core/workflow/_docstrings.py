@@ -23,8 +23,16 @@ def class_summary(cls: Any) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split())
 
 
+_ROLE = re.compile(r":(?:py:)?[a-z]+:`(~?)([^`]+)`")
+
+
 def markdown(text: str) -> str:
-    """Turn reST double-backtick literals into the single backticks editors and Markdown show."""
+    """Turn reST literals and Sphinx roles into the single-backtick code Markdown shows.
+
+    A double-backtick literal keeps its text; a role (``:attr:`stats```) keeps
+    its target, or with ``~`` (``:class:`~spindle.Registry```) its last name.
+    """
+    text = _ROLE.sub(lambda m: f"`{m[2].rsplit('.', 1)[-1] if m[1] else m[2]}`", text)
     return re.sub(r"``(.+?)``", r"`\1`", text)
 
 

@@ -31,7 +31,7 @@ from spindle.core.workflow._schema_builder import SchemaBuilder
 if TYPE_CHECKING:
     from spindle.core.plugin import Registry
 
-__all__ = ["SCHEMA_DIALECT", "WORKFLOW_GROUPS", "group_schema", "workflow_schema"]
+__all__ = ["SCHEMA_DIALECT", "WORKFLOW_GROUPS", "group_schema", "kind_schema", "workflow_schema"]
 
 #: The JSON Schema dialect of every schema this module builds.
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -258,6 +258,24 @@ def group_schema(registry: Registry | None, group: str) -> dict[str, Any]:
         **body,
         "$defs": _reachable(builder.defs, body),
     }
+
+
+def kind_schema(registry: Registry | None, group: str, kind: str) -> dict[str, Any]:
+    """Return the self-contained JSON Schema of one kind's options (``spindle plugins --markdown``).
+
+    Any group's kind is described, not only those a workflow file configures:
+    an attrs plugin class's fields are its options (type, default, required,
+    and the description from its ``Attributes:`` docstring section); a kind
+    that is not an attrs class (a CLI command, a hook module) gets an object
+    schema with only ``kind`` and a ``$comment`` saying its options are unknown.
+
+    Raises:
+        PluginError: the kind is unknown or cannot be imported.
+    """
+    builder = SchemaBuilder(_registry(registry), WORKFLOW_GROUPS)
+    schema = builder.kind_schema(builder.registry.get(group, kind), kind)
+    defs = _reachable(builder.defs, schema)
+    return {**schema, "$defs": defs} if defs else schema
 
 
 def _registry(registry: Registry | None) -> Registry:
