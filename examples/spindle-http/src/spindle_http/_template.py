@@ -1,0 +1,97 @@
+"""``{placeholders}`` in the ``http`` runtime's URL, headers and body.
+
+=====================  =========================================================
+``{inputs.NAME}``      the node's input ``NAME``, else the workflow input ``NAME``
+``{secrets.NAME}``     the workflow input ``NAME`` (declare it ``secret: true``)
+``{NAME}``             the node's input ``NAME``
+``{run.id}``           the run id
+``{task.name}``        the node id
+=====================  =========================================================
+
+``{{`` and ``}}`` are literal braces. In a URL every substituted value is
+percent-encoded, so an input can never add a path segment, a query
+parameter or another host; elsewhere it is inserted as text (a value that
+is not a string as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import define
+
+__all__ = ["Template", "TemplateError"]
+
+_FIXED = ("run.id", "task.name")
+
+
+class TemplateError(ValueError):
+    """A template is malformed (an unbalanced brace, a format spec)."""
+
+
+@define(frozen=True)
+class Template:
+    """A parsed template: literal text and placeholder names, in order."""
+
+    text: str
+    parts: tuple[tuple[str, str | None], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        """Parse ``text``; raise :class:`TemplateError` naming what is wrong."""
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise TemplateError(
+                f"malformed template {text!r}: {exc}; write {{{{ and }}}} for literal braces"
+            ) from None
+        parts: list[tuple[str, str | None]] = []
+        for literal, name, spec, conversion in parsed:
+            if name is not None and (spec or conversion):
+                raise TemplateError(
+                    f"placeholder '{{{name}}}' in {text!r} has a format spec or conversion; "
+                    f"write just {{NAME}}"
+                )
+            if name == "":
+                raise TemplateError(f"empty placeholder '{{}}' in {text!r}; name a value")
+            parts.append((literal, name))
+        return cls(text, tuple(parts))
+
+    @property
+    def names(self) -> list[str]:
+        """The placeholder names, in order."""
+        return [name for _, name in self.parts if name is not None]
+
+    def problems(self, node_inputs: set[str], workflow_inputs: set[str]) -> list[str]:
+        """One line per placeholder that names nothing the node can have."""
+        known = sorted(
+            {*_FIXED, *node_inputs, *(f"inputs.{n}" for n in {*node_inputs, *workflow_inputs})}
+            | {f"secrets.{n}" for n in workflow_inputs}
+        )
+        return [
+            f"unknown placeholder '{{{name}}}' in {self.text!r}; available: {', '.join(known)}"
+            for name in self.names
+            if name not in known
+        ]
+
+    def render(self, values: Mapping[str, Any], *, quote: Callable[[str], str] = str) -> str:
+        """The text with every placeholder replaced by ``quote(value as text)``."""
+        out = []
+        for literal, name in self.parts:
+            out.append(literal)
+            if name is not None:
+                out.append(quote(_text(values[name])))
+        return "".join(out)
+
+
+def url_quote(text: str) -> str:
+    """Percent-encode ``text`` so that it stays one path segment or query value."""
+    return urllib.parse.quote(text, safe="")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

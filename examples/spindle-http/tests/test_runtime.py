@@ -1,0 +1,164 @@
+"""The ``http`` runtime in workflows: requests, templates, secrets, load-time errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from spindle import ValidationError, Workflow
+
+from conftest import Answer
+
+
+def flow(runtime: dict, **node: object) -> dict:
+    """A one-node workflow whose node uses ``runtime``."""
+    return {
+        "name": "h",
+        "inputs": node.pop("inputs", {}),
+        "nodes": {"call": {"runtime": runtime, **node}},
+        "output": "call",
+    }
+
+
+def test_a_get_returns_status_headers_and_json_body(server, run_flow):
+    """The node's result is the response: status, headers, parsed JSON body, attempts."""
+    server.script("/items", Answer(200, {"items": [1, 2, 3]}))
+
+    state = asyncio.run(run_flow(flow({"kind": "http", "url": server.url + "/items"})))
+
+    assert state.status == "completed", state.error
+    assert state.output["status"] == 200
+    assert state.output["body"] == {"items": [1, 2, 3]}
+    assert state.output["headers"]["Content-Type"] == "application/json"
+    assert state.output["attempts"] == 1
+
+
+def test_a_post_sends_json_with_templated_url_and_secret_header(server, run_flow, caplog):
+    """{inputs.X} is percent-encoded in the URL; {secrets.token} reaches the server only."""
+    server.script("/orders/a%2Fb%3Fx%3D1", Answer(201, {"ok": True}))
+    definition = flow(
+        {
+            "kind": "http",
+            "method": "POST",
+            "url": server.url + "/orders/{inputs.order}",
+            "headers": {"Authorization": "Bearer {secrets.token}"},
+            "json": {"note": "hi"},
+            "expect": [201],
+        },
+        inputs={"order": "a/b?x=1", "token": {"secret": True, "required": True}},
+    )
+
+    with caplog.at_level(logging.DEBUG, logger="spindle_http"):
+        state = asyncio.run(run_flow(definition, inputs={"order": "a/b?x=1", "token": "tok-9"}))
+
+    assert state.status == "completed", state.error
+    (seen,) = server.requests_to("/orders/a%2Fb%3Fx%3D1")
+    assert seen.method == "POST"
+    assert seen.headers["Authorization"] == "Bearer tok-9"
+    assert seen.headers["Content-Type"] == "application/json"
+    assert seen.json() == {"note": "hi"}
+    assert "tok-9" not in caplog.text
+    assert "tok-9" not in json.dumps(state.output)
+
+
+def test_a_secret_placeholder_on_an_input_not_declared_secret_fails_the_node(server, run_flow):
+    """{secrets.X} for a plain input fails, saying to declare it secret or write {inputs.X}."""
+    definition = flow(
+        {"kind": "http", "url": server.url + "/x", "headers": {"X-Api-Key": "{secrets.key}"}},
+        inputs={"key": "plain"},
+    )
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "failed"
+    assert "{secrets.key} names input 'key', which is not declared secret" in state.error
+    assert server.seen == []
+
+
+def test_a_5xx_is_retried_inside_the_node(server, run_flow):
+    """503 then 200: the node completes on its second attempt of the request."""
+    server.script("/flaky", Answer(503, "busy"), Answer(200, "fine"))
+
+    state = asyncio.run(
+        run_flow(flow({"kind": "http", "url": server.url + "/flaky", "backoff": 0.01}))
+    )
+
+    assert state.status == "completed", state.error
+    assert (state.output["body"], state.output["attempts"]) == ("fine", 2)
+
+
+def test_an_unexpected_status_fails_the_node_with_a_clear_message(server, run_flow):
+    """A 404 fails the node, naming the node, the request, the status and the body."""
+    server.script("/nope", Answer(404, {"error": "gone"}))
+
+    state = asyncio.run(run_flow(flow({"kind": "http", "url": server.url + "/nope"})))
+
+    assert state.status == "failed"
+    assert f"node 'call': GET {server.url}/nope answered 404" in state.error
+    assert "gone" in state.error
+
+
+def test_a_durable_node_retry_can_take_over_from_the_in_task_retries(server, run_flow):
+    """retries: 0 plus the node's retry policy on HttpStatusError: the engine retries it."""
+    server.script("/later", Answer(500, "no"), Answer(200, {"ok": 1}))
+    definition = flow(
+        {"kind": "http", "url": server.url + "/later", "retries": 0},
+        retry={"max_attempts": 2, "backoff": 0.01, "retry_on": ["HttpStatusError"]},
+    )
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "completed", state.error
+    assert state.output["body"] == {"ok": 1}
+
+
+@pytest.mark.parametrize(
+    ("runtime", "expected"),
+    [
+        ({"url": "ftp://x"}, "http url must start with http:// or https://, got 'ftp://x'"),
+        (
+            {"url": "http://x", "method": "POST", "json": {}, "body": "b"},
+            "http takes a 'json' body or a text 'body', not both",
+        ),
+        ({"url": "http://x", "body": "b"}, "http GET sends no body; use POST, PUT or PATCH"),
+        ({"url": "http://x", "retries": -1}, "http retries must be 0 or more, got -1"),
+        ({"url": "http://x", "timeout": 0}, "http timeout must be positive, got 0"),
+        ({"url": "http://x", "expect": [42]}, "http status 42 is not an HTTP status (100-599)"),
+        ({"url": "http://x/{nope}"}, "unknown placeholder '{nope}' in 'http://x/{nope}'"),
+        ({"url": "http://x/{a:>3}"}, "has a format spec or conversion"),
+        ({"url": "http://x/{"}, "malformed template"),
+    ],
+)
+def test_bad_options_are_refused_when_the_workflow_loads(registry, runtime, expected):
+    """check() reports each impossible option at load time, under the node's path."""
+    with pytest.raises(ValidationError) as info:
+        Workflow.from_dict(flow({"kind": "http", **runtime}), registry=registry)
+
+    assert expected in str(info.value)
+    assert "nodes.call" in str(info.value)
+
+
+def test_a_misspelt_or_mistyped_option_names_the_field(registry):
+    """Options are typed attrs fields: an unknown or wrongly typed one is named with its path."""
+    bad = flow({"kind": "http", "url": "http://x", "retrys": 3, "timeout": "soon"})
+
+    with pytest.raises(ValidationError) as info:
+        Workflow.from_dict(bad, registry=registry)
+
+    text = str(info.value)
+    assert "unknown field 'retrys'" in text
+    assert "@ nodes.call.runtime.retrys" in text
+    assert "@ nodes.call.runtime.timeout" in text
+
+
+def test_a_method_outside_the_list_is_refused(registry):
+    """method is a Literal: 'FETCH' is refused, naming the allowed methods."""
+    with pytest.raises(ValidationError) as info:
+        Workflow.from_dict(
+            flow({"kind": "http", "url": "http://x", "method": "FETCH"}), registry=registry
+        )
+
+    assert "@ nodes.call.runtime.method" in str(info.value)
+    assert "GET" in str(info.value)
