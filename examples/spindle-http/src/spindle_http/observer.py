@@ -51,24 +51,6 @@ def event_document(event: RunLifecycleEvent) -> dict[str, Any]:
     }
 
 
-def _known_events(instance: Any, attribute: Any, value: list[str] | None) -> None:
-    unknown = sorted(set(value or ()) - _EVENT_TYPES)
-    if unknown:
-        raise ValueError(
-            f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(sorted(_EVENT_TYPES))}"
-        )
-
-
-def _positive(instance: Any, attribute: Any, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
-
-
-def _not_negative(instance: Any, attribute: Any, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
-
-
 @define
 class WebhookObserver(
     ObserverPlugin, kind="webhook", description="Posts lifecycle events as JSON to a URL."
@@ -88,15 +70,15 @@ class WebhookObserver(
         flush_timeout: seconds ``aclose`` waits for the queue to drain.
     """
 
-    url: str = field()
-    events: list[str] | None = field(default=None, validator=_known_events)
+    url: str
+    events: list[str] | None = None
     headers: dict[str, str] = field(factory=dict)
-    timeout: float = field(default=5.0, validator=_positive)
-    retries: int = field(default=3, validator=_not_negative)
-    backoff: float = field(default=0.5, validator=_not_negative)
-    max_backoff: float = field(default=5.0, validator=_not_negative)
-    queue_size: int = field(default=1000, validator=_positive)
-    flush_timeout: float = field(default=10.0, validator=_not_negative)
+    timeout: float = 5.0
+    retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 5.0
+    queue_size: int = 1000
+    flush_timeout: float = 10.0
 
     posted: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)
@@ -105,10 +87,30 @@ class WebhookObserver(
     )
     _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False, eq=False)
 
-    @url.validator
-    def _http_url(self, attribute: Any, value: str) -> None:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must start with http:// or https://, got {value!r}")
+    def __attrs_post_init__(self) -> None:
+        """Refuse impossible options, all of them in one message, when the entry is read."""
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """One line per option that cannot work."""
+        problems = []
+        if not self.url.lower().startswith(("http://", "https://")):
+            problems.append(f"webhook url must start with http:// or https://, got {self.url!r}")
+        unknown = sorted(set(self.events or ()) - _EVENT_TYPES)
+        if unknown:
+            problems.append(
+                f"unknown event type(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_EVENT_TYPES))}"
+            )
+        for name in ("timeout", "queue_size"):
+            if getattr(self, name) <= 0:
+                problems.append(f"webhook {name} must be positive, got {getattr(self, name)}")
+        for name in ("retries", "backoff", "max_backoff", "flush_timeout"):
+            if getattr(self, name) < 0:
+                problems.append(f"webhook {name} must be 0 or more, got {getattr(self, name)}")
+        return problems
 
     async def on_event(self, event: RunLifecycleEvent) -> None:
         """Queue the event if its type is selected; return at once."""
