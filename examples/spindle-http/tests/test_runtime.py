@@ -162,3 +162,63 @@ def test_a_method_outside_the_list_is_refused(registry):
 
     assert "@ nodes.call.runtime.method" in str(info.value)
     assert "GET" in str(info.value)
+
+
+def test_json_strings_are_templates_and_select_picks_the_result(server, run_flow):
+    """A price read by one node goes into the next one's JSON body as a number; select:
+    body.id makes the created id the second node's whole result."""
+    server.script("/catalog/widget", Answer(200, {"name": "widget", "price": 3.5}))
+    server.script("/orders", Answer(201, {"id": "ord-1"}))
+    definition = {
+        "name": "shop",
+        "inputs": {"item": "widget"},
+        "nodes": {
+            "catalog": {
+                "runtime": {"kind": "http", "url": server.url + "/catalog/{inputs.item}"},
+            },
+            "order": {
+                "runtime": {
+                    "kind": "http",
+                    "method": "POST",
+                    "url": server.url + "/orders",
+                    "json": {"item": "{inputs.item}", "price": "{listing.body.price}", "n": 2},
+                    "select": "body.id",
+                },
+                "inputs": {"listing": "catalog"},
+            },
+        },
+        "output": "order",
+    }
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "completed", state.error
+    assert state.output == "ord-1"
+    assert server.requests_to("/orders")[0].json() == {"item": "widget", "price": 3.5, "n": 2}
+
+
+def test_a_select_path_the_response_lacks_fails_the_node(server, run_flow):
+    """select: body.id on a body without id fails, naming the missing part."""
+    server.script("/x", Answer(200, {"name": "n"}))
+
+    state = asyncio.run(
+        run_flow(flow({"kind": "http", "url": server.url + "/x", "select": "body.id"}))
+    )
+
+    assert state.status == "failed"
+    assert "select 'body.id': the response has no result.body.id" in state.error
+
+
+def test_a_dotted_placeholder_into_a_missing_key_fails_before_sending(server, run_flow):
+    """{item.nope} where the node input has no 'nope': the node fails and nothing is sent."""
+    definition = flow(
+        {"kind": "http", "url": server.url + "/x/{item.nope}"},
+        inputs={"thing": {"default": {"a": 1}}},
+    )
+    definition["nodes"]["call"]["inputs"] = {"item": "inputs.thing"}
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "failed"
+    assert "a placeholder names nothing: item.nope" in state.error
+    assert server.seen == []

@@ -3,7 +3,7 @@
 =====================  =========================================================
 ``{inputs.NAME}``      the node's input ``NAME``, else the workflow input ``NAME``
 ``{secrets.NAME}``     the workflow input ``NAME`` (declare it ``secret: true``)
-``{NAME}``             the node's input ``NAME``
+``{NAME}``             the node's input ``NAME`` (``{NAME.KEY.KEY}``: a value inside it)
 ``{run.id}``           the run id
 ``{task.name}``        the node id
 =====================  =========================================================
@@ -24,7 +24,7 @@ from typing import Any
 
 from attrs import define
 
-__all__ = ["Template", "TemplateError"]
+__all__ = ["Template", "TemplateError", "lookup", "url_quote"]
 
 _FIXED = ("run.id", "task.name")
 
@@ -75,7 +75,7 @@ class Template:
         return [
             f"unknown placeholder '{{{name}}}' in {self.text!r}; available: {', '.join(known)}"
             for name in self.names
-            if name not in known
+            if name not in known and name.split(".", 1)[0] not in node_inputs
         ]
 
     def render(self, values: Mapping[str, Any], *, quote: Callable[[str], str] = str) -> str:
@@ -84,8 +84,31 @@ class Template:
         for literal, name in self.parts:
             out.append(literal)
             if name is not None:
-                out.append(quote(_text(values[name])))
+                out.append(quote(_text(lookup(values, name))))
         return "".join(out)
+
+    def value(self, values: Mapping[str, Any]) -> Any:
+        """Like :meth:`render`, but a template that is one placeholder alone gives the
+        value itself (a number stays a number in a JSON body)."""
+        if len(self.parts) == 1 and self.parts[0][0] == "" and self.parts[0][1] is not None:
+            return lookup(values, self.parts[0][1])
+        return self.render(values)
+
+
+def lookup(values: Mapping[str, Any], name: str) -> Any:
+    """The value ``name`` stands for: a known name, or a dotted path into a node input."""
+    if name in values:
+        return values[name]
+    head, *path = name.split(".")
+    value = values[head]
+    for i, key in enumerate(path):
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            raise KeyError(f"{'.'.join([head, *path[: i + 1]])} (in {head} = {_text(value)})")
+    return value
 
 
 def url_quote(text: str) -> str:

@@ -32,7 +32,7 @@ from spindle import Runtime, TaskError
 from spindle.plugins.payloads import PythonCall
 
 from spindle_http._client import DEFAULT_RETRY_STATUSES, HttpRequest, RetryPolicy, send
-from spindle_http._template import Template, TemplateError, url_quote
+from spindle_http._template import Template, TemplateError, lookup, url_quote
 
 if TYPE_CHECKING:
     from spindle import NodeSpec, TaskContext
@@ -48,10 +48,18 @@ async def perform(
     expect: list[int] | None,
     what: str,
     redact: Callable[[str], str] = str,
-) -> dict[str, Any]:
-    """The task itself: send the request, return the response as the node's result."""
+    select: str | None = None,
+) -> Any:
+    """The task itself: send the request, return the response (or the part of it
+    ``select`` names) as the node's result."""
     response = await send(request, policy, expect=expect, redact=redact, what=what)
-    return response.result()
+    result = response.result()
+    if select is None:
+        return result
+    try:
+        return lookup({"result": result}, f"result.{select}")
+    except KeyError as exc:
+        raise TaskError(f"{what}: select {select!r}: the response has no {exc.args[0]}") from None
 
 
 @define
@@ -69,7 +77,9 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
         url: the ``http://`` or ``https://`` URL (a template).
         method: the HTTP method.
         headers: request headers (values are templates).
-        json: a JSON body (sets ``Content-Type: application/json``).
+        json: a JSON body (sets ``Content-Type: application/json``); its strings
+            are templates, and a string that is one placeholder alone
+            (``"{price}"``) is replaced by the value itself.
         body: a text body (a template); at most one of ``json`` and ``body``.
         timeout: seconds one attempt may take.
         expect: the statuses that are a success (default: any 2xx or 3xx).
@@ -78,6 +88,8 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
         backoff: seconds before the first retry; doubled for each next one.
         max_backoff: the longest wait between two attempts.
         retry_statuses: response statuses that are retried.
+        select: a dotted path into the result to return instead of all of it
+            (``body.id``, ``status``, ``body.items.0``).
     """
 
     default_executor: ClassVar[str] = "inline"
@@ -93,6 +105,7 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
     backoff: float = 0.5
     max_backoff: float = 10.0
     retry_statuses: list[int] = field(factory=lambda: list(DEFAULT_RETRY_STATUSES))
+    select: str | None = None
 
     def check(self, node: NodeSpec, available: set[str]) -> list[str]:
         """Report, when the workflow is loaded, every option that cannot work."""
@@ -110,6 +123,8 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
         ):
             if value < low or (name == "timeout" and value == 0):
                 problems.append(f"http {name} must be positive, got {value}")
+        if self.select is not None and not all(self.select.split(".")):
+            problems.append(f"http select {self.select!r} has an empty part; write body.a.b")
         if self.retries < 0:
             problems.append(f"http retries must be 0 or more, got {self.retries}")
         for status in [*(self.expect or []), *self.retry_statuses]:
@@ -132,15 +147,23 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
                     f"{{inputs.{name}}}",
                     node_id=task.node_id,
                 )
-        url = Template.parse(self.url).render(values, quote=url_quote)
-        headers = {k: Template.parse(v).render(values) for k, v in self.headers.items()}
+        try:
+            url = Template.parse(self.url).render(values, quote=url_quote)
+            headers = {k: Template.parse(v).render(values) for k, v in self.headers.items()}
+            document = _filled(self.json, values)
+            text = None if self.body is None else Template.parse(self.body).render(values)
+        except KeyError as exc:
+            raise TaskError(
+                f"node '{task.node_id}': a placeholder names nothing: {exc.args[0]}",
+                node_id=task.node_id,
+            ) from None
         data: bytes | None = None
         if self.json is not None:
-            data = json.dumps(self.json).encode()
+            data = json.dumps(document).encode()
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"
-        elif self.body is not None:
-            data = Template.parse(self.body).render(values).encode()
+        elif text is not None:
+            data = text.encode()
         request = HttpRequest(self.method, url, headers, data, self.timeout)
         policy = RetryPolicy(
             self.retries, self.backoff, self.max_backoff, tuple(self.retry_statuses)
@@ -153,6 +176,7 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
                 "expect": self.expect,
                 "what": f"node '{task.node_id}'",
                 "redact": task.redact,
+                "select": self.select,
             },
             reference="spindle_http.runtime:perform",
             name="http",
@@ -171,6 +195,7 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
     def _templates(self, problems: list[str]) -> list[Template]:
         """The parsed templates; a malformed one is added to ``problems`` instead."""
         texts = [self.url, *self.headers.values(), *([self.body] if self.body else [])]
+        texts += _strings(self.json)
         parsed = []
         for text in texts:
             try:
@@ -190,3 +215,25 @@ def _values(task: TaskContext) -> dict[str, Any]:
         values[name] = value
         values[f"inputs.{name}"] = value
     return values
+
+
+def _strings(document: Any) -> list[str]:
+    """Every string inside a JSON document (the templates of a ``json`` body)."""
+    if isinstance(document, str):
+        return [document]
+    if isinstance(document, dict):
+        return [s for v in document.values() for s in _strings(v)]
+    if isinstance(document, list):
+        return [s for v in document for s in _strings(v)]
+    return []
+
+
+def _filled(document: Any, values: dict[str, Any]) -> Any:
+    """The JSON document with its string templates filled in."""
+    if isinstance(document, str):
+        return Template.parse(document).value(values)
+    if isinstance(document, dict):
+        return {k: _filled(v, values) for k, v in document.items()}
+    if isinstance(document, list):
+        return [_filled(v, values) for v in document]
+    return document
