@@ -10,8 +10,10 @@
 
 ``{{`` and ``}}`` are literal braces. In a URL every substituted value is
 percent-encoded, so an input can never add a path segment, a query
-parameter or another host; elsewhere it is inserted as text (a value that
-is not a string as JSON).
+parameter or another host — except a placeholder that starts the URL
+(``{inputs.base}/items``), which is the base URL itself and is inserted as
+it is. Elsewhere a value is inserted as text (one that is not a string, as
+JSON).
 """
 
 from __future__ import annotations
@@ -78,13 +80,22 @@ class Template:
             if name not in known and name.split(".", 1)[0] not in node_inputs
         ]
 
-    def render(self, values: Mapping[str, Any], *, quote: Callable[[str], str] = str) -> str:
-        """The text with every placeholder replaced by ``quote(value as text)``."""
+    def render(
+        self,
+        values: Mapping[str, Any],
+        *,
+        quote: Callable[[str], str] = str,
+        quote_first: bool = True,
+    ) -> str:
+        """The text with every placeholder replaced by ``quote(value as text)``;
+        with ``quote_first=False`` a placeholder that starts the text is not quoted."""
         out = []
-        for literal, name in self.parts:
+        for i, (literal, name) in enumerate(self.parts):
             out.append(literal)
             if name is not None:
-                out.append(quote(_text(lookup(values, name))))
+                text = _text(lookup(values, name))
+                starts = i == 0 and not literal
+                out.append(text if starts and not quote_first else quote(text))
         return "".join(out)
 
     def value(self, values: Mapping[str, Any]) -> Any:

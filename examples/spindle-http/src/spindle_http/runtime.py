@@ -68,7 +68,8 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
 
     ``url``, the header values and ``body`` may hold placeholders:
     ``{inputs.NAME}``, ``{secrets.NAME}``, ``{NAME}`` (a node input),
-    ``{run.id}``, ``{task.name}``; values put in the URL are percent-encoded.
+    ``{run.id}``, ``{task.name}``; values put in the URL are percent-encoded
+    (except a placeholder that starts it: the base URL).
     Header values are never logged for ``Authorization``, ``Cookie`` and API-key
     headers, and secret input values are replaced by ``***`` in every log line
     and error.
@@ -148,7 +149,7 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
                     node_id=task.node_id,
                 )
         try:
-            url = Template.parse(self.url).render(values, quote=url_quote)
+            url = Template.parse(self.url).render(values, quote=url_quote, quote_first=False)
             headers = {k: Template.parse(v).render(values) for k, v in self.headers.items()}
             document = _filled(self.json, values)
             text = None if self.body is None else Template.parse(self.body).render(values)
@@ -157,6 +158,12 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
                 f"node '{task.node_id}': a placeholder names nothing: {exc.args[0]}",
                 node_id=task.node_id,
             ) from None
+        if not url.lower().startswith(("http://", "https://")):
+            raise TaskError(
+                f"node '{task.node_id}': the URL {task.redact(url)!r} does not start with "
+                f"http:// or https://; check the value that starts {self.url!r}",
+                node_id=task.node_id,
+            )
         data: bytes | None = None
         if self.json is not None:
             data = json.dumps(document).encode()
