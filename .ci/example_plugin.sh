@@ -79,7 +79,7 @@ cp -r "$EXAMPLE/tests" "$EXAMPLE/pyproject.toml" "$WORK/"
 step "start the local shop: python serve.py --port 0"
 mkdir "$WORK/run"
 cd "$WORK/run"
-"$PY" "$EXAMPLE/serve.py" --port 0 --port-file port 2>serve.log &
+"$PY" "$EXAMPLE/serve.py" --port 0 --port-file port >serve.log 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do [ -s port ] && break; sleep 0.1; done
 PORT=$(cat port)

@@ -13,7 +13,9 @@
 ``GET /_stats``            what happened: requests per path, events received
 =========================  ==================================================
 
-The standard library only; stop it with Ctrl-C (or SIGTERM).
+It prints ``serve.py: listening on URL`` to stdout once it accepts
+connections, and a line per request to stderr. The standard library only;
+stop it with Ctrl-C (or SIGTERM).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
     if args.port_file:
         args.port_file.write_text(str(port))
-    print(f"serve.py: listening on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    print(f"serve.py: listening on http://127.0.0.1:{port}", flush=True)
     try:
         httpd.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
