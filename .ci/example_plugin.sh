@@ -65,7 +65,8 @@ listing = subprocess.run(
     capture_output=True, text=True, check=False,
 )
 found = {(p["group"], p["kind"]): p for p in json.loads(listing.stdout)["plugins"]}
-for key in [("runtime", "http"), ("observer", "webhook"), ("effect", "http_poll")]:
+for key in [("runtime", "http"), ("observer", "webhook"), ("effect", "http_poll"),
+            ("middleware", "rate_limit")]:
     plugin = found.get(key)
     if plugin is None or plugin["distribution"] != "spindle-http" or plugin["error"]:
         sys.exit(f"error: {key[0]} '{key[1]}' from spindle-http is not installed and ok: {plugin}")
@@ -88,15 +89,17 @@ echo "shop at $SHOP"
 cp "$EXAMPLE/workflow.yaml" .
 sed "s#http://127.0.0.1:8765#$SHOP#" "$EXAMPLE/spindle.toml" > spindle.toml
 
-step "spindle run workflow.yaml --json (http runtime, http_poll effect, webhook observer)"
+step "spindle -vv run workflow.yaml --json (http runtime, http_poll effect, webhook observer, rate_limit middleware)"
 set +e
-"$VENV/bin/spindle" run workflow.yaml --json --input token=demo-token --input "shop=$SHOP" > run.json
+"$VENV/bin/spindle" -vv run workflow.yaml --json --input token=demo-token --input "shop=$SHOP" \
+    > run.json 2> run.log
 status=$?
 set -e
 cat run.json
+grep -E '^spindle\.http[.a-z_]*: (INFO|WARNING)' run.log || true
 if [ "$status" -ne 0 ]; then
     echo "error: spindle run exited $status (expected 0)" >&2
-    cat serve.log >&2
+    cat run.log serve.log >&2
     exit 1
 fi
 
@@ -107,6 +110,7 @@ import sys
 import urllib.request
 
 run = json.load(open("run.json"))
+log = open("run.log").read()
 stats = json.load(urllib.request.urlopen(sys.argv[1] + "/_stats"))
 print(json.dumps(stats, indent=2))
 problems = []
@@ -124,11 +128,18 @@ if stats["requests"].get("GET /orders/ID/status", 0) < 3:
 events = stats["events"]
 if events[:1] != ["run_started"] or events[-1:] != ["run_completed"]:
     problems.append(f"webhook observer: events received {events}")
+limited = [line for line in log.splitlines() if "spindle.http.rate_limit: INFO: 127.0.0.1: " in line]
+if len(limited) < 5:  # catalog, order and at least 3 polls
+    problems.append(f"rate_limit middleware: {len(limited)} limited calls logged")
+if "demo-token" in log:
+    problems.append("the secret token is in the -vv log")
 if problems:
     sys.exit("error: " + "; ".join(problems))
 print("http runtime: GET catalog, POST order (503 retried) -> ord-1")
 print(f"http_poll effect: shipped after {out['shipped']['polls']} polls")
 print(f"webhook observer: {len(events)} events posted: {', '.join(events)}")
+print(f"rate_limit middleware: {len(limited)} calls to 127.0.0.1 spaced out")
+print("secret token: not in the -vv log")
 EOF
 if grep -q demo-token .spindle/spindle.db*; then
     echo "error: the secret token is in the store file" >&2

@@ -26,7 +26,12 @@ from spindle import Registry
 from spindle.testing import installed, make_distribution
 
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "spindle-http"
-KINDS = {("runtime", "http"), ("observer", "webhook"), ("effect", "http_poll")}
+KINDS = {
+    ("runtime", "http"),
+    ("observer", "webhook"),
+    ("effect", "http_poll"),
+    ("middleware", "rate_limit"),
+}
 
 
 @pytest.fixture
@@ -82,7 +87,8 @@ def test_the_kinds_are_discovered_from_the_distribution(site):
 
 def test_the_workflow_uses_every_kind_through_the_cli(site, shop, spindle, tmp_path):
     """spindle run workflow.yaml completes: the http runtime fetched and ordered (the 503 is
-    retried), http_poll waited for shipping, and the webhook observer posted the events."""
+    retried), http_poll waited for shipping, the webhook observer posted the events and the
+    rate_limit middleware spaced the calls out; the secret is not in the -vv log."""
     (tmp_path / "workflow.yaml").write_text((PACKAGE / "workflow.yaml").read_text())
     (tmp_path / "spindle.toml").write_text(
         (PACKAGE / "spindle.toml").read_text().replace("http://127.0.0.1:8765", shop)
@@ -90,9 +96,18 @@ def test_the_workflow_uses_every_kind_through_the_cli(site, shop, spindle, tmp_p
     env = {"PYTHONPATH": str(site)}
 
     listing = spindle("plugins", "--json", env=env)
-    code, doc = spindle.json(
-        "run", "workflow.yaml", "--input", "token=demo-token", "--input", f"shop={shop}", env=env
+    proc = spindle(
+        "-vv",
+        "run",
+        "workflow.yaml",
+        "--json",
+        "--input",
+        "token=demo-token",
+        "--input",
+        f"shop={shop}",
+        env=env,
     )
+    code, doc = proc.returncode, json.loads(proc.stdout)
     with urllib.request.urlopen(shop + "/_stats") as response:
         stats = json.load(response)
 
@@ -110,6 +125,14 @@ def test_the_workflow_uses_every_kind_through_the_cli(site, shop, spindle, tmp_p
     assert stats["events"][0] == "run_started"
     assert stats["events"][-1] == "run_completed"
     assert "demo-token" not in json.dumps(doc)
+    limited = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.startswith("spindle.http.rate_limit: INFO: 127.0.0.1: node ")
+    ]
+    assert len(limited) == 2 + 3  # catalog, order, three polls
+    assert "demo-token" not in proc.stderr
+    assert '"Authorization": "***"' in proc.stderr
 
 
 def test_a_wrong_token_fails_the_run_with_the_shops_answer(site, shop, spindle, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from attrs import define, field
 from spindle import Engine, Registry, RunState, Settings, Workflow
 
-from spindle_http import HttpPollHandler, HttpRuntime, WebhookObserver
+from spindle_http import HttpPollHandler, HttpRuntime, RateLimitMiddleware, WebhookObserver
 
 
 @define
@@ -133,7 +133,7 @@ def dead_url() -> str:
 def registry() -> Registry:
     """spindle's installed kinds (stores, executors ...) plus this package's, in code."""
     reg = Registry()
-    for kind in (HttpRuntime, HttpPollHandler, WebhookObserver):
+    for kind in (HttpRuntime, HttpPollHandler, WebhookObserver, RateLimitMiddleware):
         reg.register(kind)
     return reg
 
@@ -143,7 +143,8 @@ RunFlow = Callable[..., Awaitable[RunState]]
 
 @pytest.fixture
 def run_flow(registry: Registry, spindle_config: Any) -> RunFlow:
-    """``await run_flow(definition, inputs=..., store=..., observers=..., **settings)``.
+    """``await run_flow(definition, inputs=..., store=..., observers=..., middleware=...,
+    **settings)``.
 
     Runs the workflow ``definition`` (a dict, as a YAML file would give) to its
     end or first wait in a fresh engine, closed afterwards (which flushes
@@ -156,6 +157,7 @@ def run_flow(registry: Registry, spindle_config: Any) -> RunFlow:
         inputs: dict[str, Any] | None = None,
         store: str = "memory://",
         observers: tuple[Any, ...] = (),
+        middleware: tuple[Any, ...] = (),
         **settings: Any,
     ) -> RunState:
         workflow = Workflow.from_dict(definition, registry=registry)
@@ -165,6 +167,7 @@ def run_flow(registry: Registry, spindle_config: Any) -> RunFlow:
             settings=Settings(runs_dir=runs, **settings),
             registry=registry,
             observers=observers,
+            middleware=middleware,
         ) as engine:
             return await engine.run(workflow, inputs or {})
 

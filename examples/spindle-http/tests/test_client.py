@@ -113,7 +113,7 @@ def test_sensitive_headers_and_secrets_never_reach_the_log(server, caplog):
     server.script("/s3cr3t", Answer(503, "busy"), Answer(200, {}))
     request = HttpRequest("GET", server.url + "/s3cr3t", {"Authorization": "Bearer tok-123"})
 
-    with caplog.at_level(logging.DEBUG, logger="spindle_http"):
+    with caplog.at_level(logging.DEBUG, logger="spindle.http"):
         asyncio.run(send(request, redact=lambda t: t.replace("s3cr3t", "***"), sleep=Sleeps()))
 
     text = caplog.text

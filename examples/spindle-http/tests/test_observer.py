@@ -66,7 +66,7 @@ def test_a_dead_endpoint_never_holds_up_or_fails_a_run(dead_url, run_flow, caplo
     """Nothing listens: the run completes with its output; each event is dropped with a warning."""
     hook = WebhookObserver(url=dead_url + "/events", retries=1, backoff=0.01)
 
-    with caplog.at_level(logging.WARNING, logger="spindle_http"):
+    with caplog.at_level(logging.WARNING, logger="spindle.http"):
         state = asyncio.run(run_flow(ONE_NODE, observers=(hook,)))
 
     assert (state.status, state.output) == ("completed", 42)
@@ -87,7 +87,7 @@ def test_a_full_queue_drops_new_events_with_a_warning(server, caplog):
         await hook.on_event(event(2))  # no await point in between: the sender has not run
         await hook.aclose()
 
-    with caplog.at_level(logging.WARNING, logger="spindle_http"):
+    with caplog.at_level(logging.WARNING, logger="spindle.http"):
         asyncio.run(main())
 
     assert [s.json()["event_id"] for s in server.requests_to("/events")] == ["e1"]
@@ -104,7 +104,7 @@ def test_aclose_gives_up_after_flush_timeout(dead_url, caplog):
             await hook.on_event(event(n))
         await hook.aclose()
 
-    with caplog.at_level(logging.WARNING, logger="spindle_http"):
+    with caplog.at_level(logging.WARNING, logger="spindle.http"):
         asyncio.run(main())
 
     assert hook.posted == 0

@@ -50,7 +50,7 @@ def test_a_post_sends_json_with_templated_url_and_secret_header(server, run_flow
         inputs={"order": "a/b?x=1", "token": {"secret": True, "required": True}},
     )
 
-    with caplog.at_level(logging.DEBUG, logger="spindle_http"):
+    with caplog.at_level(logging.DEBUG, logger="spindle.http"):
         state = asyncio.run(run_flow(definition, inputs={"order": "a/b?x=1", "token": "tok-9"}))
 
     assert state.status == "completed", state.error

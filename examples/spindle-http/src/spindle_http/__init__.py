@@ -1,6 +1,6 @@
 """spindle-http: HTTP for spindle workflows.
 
-Three kinds, each declared as an entry point in this package's
+Four kinds, each declared as an entry point in this package's
 ``pyproject.toml``:
 
 ``http`` (runtime)
@@ -9,6 +9,8 @@ Three kinds, each declared as an entry point in this package's
     Posts lifecycle events as JSON to a URL, never holding a run up.
 ``http_poll`` (effect)
     A durable wait that polls a URL until a condition holds.
+``rate_limit`` (middleware)
+    At most so many calls per second to each host.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from spindle_http._client import (
 )
 from spindle_http.observer import WebhookObserver
 from spindle_http.poll import HttpPollHandler
+from spindle_http.ratelimit import RateLimitMiddleware
 from spindle_http.runtime import HttpRuntime
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "HttpResponse",
     "HttpRuntime",
     "HttpStatusError",
+    "RateLimitMiddleware",
     "RetryPolicy",
     "WebhookObserver",
     "send",

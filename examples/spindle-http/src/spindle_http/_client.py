@@ -40,7 +40,9 @@ __all__ = [
     "shown_headers",
 ]
 
-log = logging.getLogger("spindle_http")
+# Under "spindle.": the spindle command shows these records on stderr with -v
+# (INFO) and -vv (DEBUG), as it does its own; warnings always.
+log = logging.getLogger("spindle.http")
 
 #: Statuses worth another try: the server is busy or a gateway failed.
 DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)

@@ -33,7 +33,7 @@ from spindle_http._client import HttpRequest, RetryPolicy, send
 
 __all__ = ["WebhookObserver", "event_document"]
 
-log = logging.getLogger("spindle_http.webhook")
+log = logging.getLogger("spindle.http.webhook")
 
 _EVENT_TYPES = frozenset(t.value for t in LifecycleEventType)
 
