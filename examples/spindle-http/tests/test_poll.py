@@ -177,3 +177,33 @@ def test_bad_options_are_refused_when_the_workflow_loads(registry, options, expe
 
     assert expected in str(info.value)
     assert "nodes.ready" in str(info.value)
+
+
+def test_a_task_can_poll_mid_function(server, run_flow):
+    """ctx.effect("http_poll", ...) from a Python task: the task waits and is run again
+    after each timer, and gets the result once the condition holds."""
+    server.script("/job", Answer(200, {"done": False}), Answer(200, {"done": True}))
+    code = (
+        f"r = ctx.effect('http_poll', url='{server.url}/job', field='done', interval=0.01)\n"
+        "result = r['polls']"
+    )
+    definition = {
+        "name": "mid",
+        "nodes": {"a": {"runtime": {"kind": "python_code", "code": code}}},
+        "output": "a",
+    }
+
+    state = asyncio.run(run_flow(definition))
+
+    assert (state.status, state.output) == ("completed", 2), state.error
+
+
+def test_a_base_url_input_that_is_not_http_fails_the_node(run_flow):
+    """{inputs.base} filled with 'ftp://x': the node fails saying what the URL is."""
+    definition = poll_flow("{inputs.base}/job")
+    definition["inputs"] = {"base": "ftp://x"}
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "failed"
+    assert "http_poll url 'ftp://x/job' does not start with http:// or https://" in state.error

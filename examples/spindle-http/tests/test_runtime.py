@@ -222,3 +222,27 @@ def test_a_dotted_placeholder_into_a_missing_key_fails_before_sending(server, ru
     assert state.status == "failed"
     assert "a placeholder names nothing: item.nope" in state.error
     assert server.seen == []
+
+
+def test_a_placeholder_that_starts_the_url_is_its_base_and_is_not_encoded(server, run_flow):
+    """{inputs.base}/items/{inputs.q}: the base goes in as it is, the later value encoded."""
+    server.script("/items/a%20b%2Fc", Answer(200, {"ok": True}))
+    definition = flow(
+        {"kind": "http", "url": "{inputs.base}/items/{inputs.q}"},
+        inputs={"base": server.url, "q": "a b/c"},
+    )
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "completed", state.error
+    assert [s.path for s in server.seen] == ["/items/a%20b%2Fc"]
+
+
+def test_a_base_that_is_not_http_fails_the_node_before_sending(run_flow):
+    """{inputs.base} = 'file:///etc': refused at run time, naming the URL and the template."""
+    definition = flow({"kind": "http", "url": "{inputs.base}/x"}, inputs={"base": "file:///etc"})
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "failed"
+    assert "the URL 'file:///etc/x' does not start with http:// or https://" in state.error

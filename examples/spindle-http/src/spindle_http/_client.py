@@ -7,13 +7,14 @@ effect's polls. ``urllib.request`` blocks, so each attempt runs in a thread
 waits between attempts are ``asyncio.sleep``.
 
 What is retried: a connection that fails (refused, reset, a DNS error, a
-timeout) and a response whose status is in ``retry_statuses`` (by default
+timeout, a reply that is not HTTP) and a response whose status is in ``retry_statuses`` (by default
 429 and the 5xx gateway errors). Anything else is final at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
 import socket
@@ -192,7 +193,7 @@ async def send(
         )
         try:
             response = await asyncio.to_thread(_send_once, request)
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = redact(_reason(exc))
             if attempt > policy.retries:
                 raise HttpConnectionError(

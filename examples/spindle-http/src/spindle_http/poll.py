@@ -124,6 +124,11 @@ class HttpPollHandler(
 
     async def handle(self, run: RunState, effect: Effect, ctx: EffectContext) -> EffectOutcome:
         """Poll once: complete when ready, else wait on a timer, or fail after ``max_polls``."""
+        if not self.url.lower().startswith(("http://", "https://")):
+            return EffectOutcome.failed(
+                f"http_poll url {self.url!r} does not start with http:// or https://; "
+                f"check the value that starts it"
+            )
         base = self.key or ctx.wait_key
         polls = await self._polls_so_far(run, ctx, base) + 1
         ready, seen = await self._poll(ctx.node_id)
