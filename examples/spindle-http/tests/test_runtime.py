@@ -246,3 +246,17 @@ def test_a_base_that_is_not_http_fails_the_node_before_sending(run_flow):
 
     assert state.status == "failed"
     assert "the URL 'file:///etc/x' does not start with http:// or https://" in state.error
+
+
+def test_the_request_can_run_in_another_process(server, run_flow):
+    """executor: subprocess pickles the prepared call to a fresh interpreter: it works there."""
+    server.script("/far", Answer(503, "busy"), Answer(200, {"pid": "elsewhere"}))
+    definition = flow(
+        {"kind": "http", "url": server.url + "/far", "backoff": 0.01},
+        executor={"kind": "subprocess"},
+    )
+
+    state = asyncio.run(run_flow(definition))
+
+    assert state.status == "completed", state.error
+    assert (state.output["body"], state.output["attempts"]) == ({"pid": "elsewhere"}, 2)

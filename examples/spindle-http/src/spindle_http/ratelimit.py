@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 from attrs import define, field
 from spindle import Middleware
 
-from spindle_http._client import HttpRequest
 from spindle_http.poll import HttpPollHandler
+from spindle_http.runtime import perform
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -116,9 +116,10 @@ def _target(args: tuple[Any, ...]) -> tuple[str | None, str]:
     """The host a stage's call will reach, and how to name the call; None if not HTTP."""
     if len(args) == 3:  # execute: (executor, payload, task)
         _, payload, task = args
-        request = getattr(payload, "kwargs", {}).get("request")
-        if isinstance(request, HttpRequest):
-            return urllib.parse.urlsplit(request.url).hostname, f"node '{task.node_id}'"
+        kwargs = getattr(payload, "kwargs", None)
+        if getattr(payload, "function", None) is perform and isinstance(kwargs, dict):
+            url = kwargs["request"]["url"]
+            return urllib.parse.urlsplit(url).hostname, f"node '{task.node_id}'"
     elif len(args) == 4:  # effect: (handler, run, effect, ctx)
         handler, _, _, ctx = args
         if isinstance(handler, HttpPollHandler):

@@ -24,7 +24,7 @@ exponential backoff; a status outside ``expect`` fails the node with
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from attrs import define, field
@@ -39,20 +39,38 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpRuntime", "perform"]
 
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 async def perform(
-    request: HttpRequest,
-    policy: RetryPolicy,
+    request: dict[str, Any],
+    policy: dict[str, Any],
     expect: list[int] | None,
     what: str,
-    redact: Callable[[str], str] = str,
+    secrets: tuple[str, ...] = (),
     select: str | None = None,
 ) -> Any:
     """The task itself: send the request, return the response (or the part of it
-    ``select`` names) as the node's result."""
-    response = await send(request, policy, expect=expect, redact=redact, what=what)
+    ``select`` names) as the node's result.
+
+    Every argument is built-in data (``request`` and ``policy`` are the fields
+    of :class:`HttpRequest` and :class:`RetryPolicy`), so an executor that runs
+    the task in another interpreter (``subprocess``) can unpickle them before
+    it imports this package; ``secrets`` are the values every log line and
+    error shows as ``***``.
+    """
+
+    def redact(text: str) -> str:
+        for value in secrets:
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    response = await send(
+        HttpRequest(**request), RetryPolicy(**policy), expect=expect, redact=redact, what=what
+    )
     result = response.result()
     if select is None:
         return result
@@ -171,10 +189,19 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
                 headers["Content-Type"] = "application/json"
         elif text is not None:
             data = text.encode()
-        request = HttpRequest(self.method, url, headers, data, self.timeout)
-        policy = RetryPolicy(
-            self.retries, self.backoff, self.max_backoff, tuple(self.retry_statuses)
-        )
+        request = {
+            "method": self.method,
+            "url": url,
+            "headers": headers,
+            "body": data,
+            "timeout": self.timeout,
+        }
+        policy = {
+            "retries": self.retries,
+            "backoff": self.backoff,
+            "max_backoff": self.max_backoff,
+            "retry_statuses": tuple(self.retry_statuses),
+        }
         return PythonCall(
             function=perform,
             kwargs={
@@ -182,12 +209,15 @@ class HttpRuntime(Runtime[PythonCall], kind="http", description="Makes an HTTP r
                 "policy": policy,
                 "expect": self.expect,
                 "what": f"node '{task.node_id}'",
-                "redact": task.redact,
+                "secrets": tuple(task.secret_values),
                 "select": self.select,
             },
             reference="spindle_http.runtime:perform",
             name="http",
             is_async=True,
+            # Where this package is, for an executor that imports `reference` in a
+            # fresh interpreter (site-packages once installed; src/ in a checkout).
+            sys_path=[_PACKAGE_ROOT],
         )
 
     def _secret_names(self) -> list[str]:
