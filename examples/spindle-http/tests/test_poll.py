@@ -8,6 +8,7 @@ import pytest
 from spindle import Engine, Settings, StepKind, ValidationError, Workflow
 
 from conftest import Answer
+from spindle_http import HttpPollHandler
 
 RUNNING = Answer(200, {"job": {"state": "running"}})
 DONE = Answer(200, {"job": {"state": "done", "url": "/out/7"}})
@@ -167,13 +168,15 @@ def test_the_delays_grow_by_backoff_up_to_max_interval(registry):
         ({"intervall": 3}, "unknown field 'intervall'"),
     ],
 )
-def test_bad_options_are_refused_when_the_workflow_loads(registry, options, expected):
-    """Each impossible option is reported at load time under the node's path."""
+def test_bad_options_are_refused_when_the_workflow_loads(spindle_registry, options, expected):
+    """Each impossible option is reported at load time under the node's path (in a
+    registry holding only the kind)."""
+    spindle_registry.register(HttpPollHandler)
     definition = poll_flow("http://x")
     definition["nodes"]["ready"]["effect"].update(options)
 
     with pytest.raises(ValidationError) as info:
-        Workflow.from_dict(definition, registry=registry)
+        Workflow.from_dict(definition, registry=spindle_registry)
 
     assert expected in str(info.value)
     assert "nodes.ready" in str(info.value)

@@ -10,6 +10,7 @@ import pytest
 from spindle import ValidationError, Workflow
 
 from conftest import Answer
+from spindle_http import HttpRuntime
 
 
 def flow(runtime: dict, **node: object) -> dict:
@@ -131,10 +132,13 @@ def test_a_durable_node_retry_can_take_over_from_the_in_task_retries(server, run
         ({"url": "http://x/{"}, "malformed template"),
     ],
 )
-def test_bad_options_are_refused_when_the_workflow_loads(registry, runtime, expected):
-    """check() reports each impossible option at load time, under the node's path."""
+def test_bad_options_are_refused_when_the_workflow_loads(spindle_registry, runtime, expected):
+    """check() reports each impossible option at load time, under the node's path (in a
+    registry holding only the kind: loading needs nothing else)."""
+    spindle_registry.register(HttpRuntime)
+
     with pytest.raises(ValidationError) as info:
-        Workflow.from_dict(flow({"kind": "http", **runtime}), registry=registry)
+        Workflow.from_dict(flow({"kind": "http", **runtime}), registry=spindle_registry)
 
     assert expected in str(info.value)
     assert "nodes.call" in str(info.value)
