@@ -210,3 +210,13 @@ def test_a_base_url_input_that_is_not_http_fails_the_node(run_flow):
 
     assert state.status == "failed"
     assert "http_poll url 'ftp://x/job' does not start with http:// or https://" in state.error
+
+
+def test_a_body_without_the_field_is_not_ready_and_says_so(server, run_flow):
+    """A JSON body without job.state: "not yet", and the final message names what is missing."""
+    server.script("/jobs/7", Answer(200, {"job": {}}))
+
+    state = asyncio.run(run_flow(poll_flow(server.url + "/jobs/7", max_polls=1)))
+
+    assert state.status == "failed"
+    assert "after 1 poll(s): status 200, no 'state' in the body.job ({})" in state.error

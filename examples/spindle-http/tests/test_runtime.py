@@ -210,7 +210,7 @@ def test_a_select_path_the_response_lacks_fails_the_node(server, run_flow):
     )
 
     assert state.status == "failed"
-    assert "select 'body.id': the response has no result.body.id" in state.error
+    assert """select 'body.id': no 'id' in the response.body ({"name": "n"})""" in state.error
 
 
 def test_a_dotted_placeholder_into_a_missing_key_fails_before_sending(server, run_flow):
@@ -224,7 +224,7 @@ def test_a_dotted_placeholder_into_a_missing_key_fails_before_sending(server, ru
     state = asyncio.run(run_flow(definition))
 
     assert state.status == "failed"
-    assert "a placeholder names nothing: item.nope" in state.error
+    assert """a placeholder names nothing: no 'nope' in item ({"a": 1})""" in state.error
     assert server.seen == []
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from attrs import define
 
-__all__ = ["Template", "TemplateError", "lookup", "url_quote"]
+__all__ = ["Template", "TemplateError", "dig", "lookup", "url_quote"]
 
 _FIXED = ("run.id", "task.name")
 
@@ -111,14 +111,22 @@ def lookup(values: Mapping[str, Any], name: str) -> Any:
     if name in values:
         return values[name]
     head, *path = name.split(".")
-    value = values[head]
-    for i, key in enumerate(path):
+    return dig(values[head], path, head)
+
+
+def dig(value: Any, path: list[str], label: str) -> Any:
+    """``value[path[0]][path[1]]...`` (list items by index); ``KeyError`` saying which
+    key is missing where, with a short view of what is there."""
+    for key in path:
         if isinstance(value, dict) and key in value:
             value = value[key]
         elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
             value = value[int(key)]
         else:
-            raise KeyError(f"{'.'.join([head, *path[: i + 1]])} (in {head} = {_text(value)})")
+            shown = _text(value)
+            shown = shown if len(shown) <= 120 else shown[:120] + "..."
+            raise KeyError(f"no {key!r} in {label} ({shown})")
+        label = f"{label}.{key}"
     return value
 
 

@@ -51,11 +51,11 @@ from spindle import (
 )
 
 from spindle_http._client import HttpError, HttpRequest, RetryPolicy, send
+from spindle_http._template import dig
 
 __all__ = ["HttpPollHandler"]
 
 _POLL_KEY = re.compile(r":poll(\d+)$")
-_MISSING = object()
 
 
 @define
@@ -174,22 +174,11 @@ class HttpPollHandler(
             return None, f"status {response.status}"
         if self.field is None:
             return {"status": response.status, "body": body}, ""
-        value = _dig(body, self.field)
-        if value is _MISSING:
-            return None, f"status {response.status}, no field {self.field!r} in the body"
+        try:
+            value = dig(body, self.field.split("."), "the body")
+        except KeyError as exc:
+            return None, f"status {response.status}, {exc.args[0]}"
         done = bool(value) if self.equals is None else value == self.equals
         if not done:
             return None, f"status {response.status}, {self.field}={value!r}"
         return {"status": response.status, "body": body}, ""
-
-
-def _dig(data: Any, path: str) -> Any:
-    """``data["a"]["b"]`` for ``"a.b"`` (list items by index), or ``_MISSING``."""
-    for part in path.split("."):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return _MISSING
-    return data

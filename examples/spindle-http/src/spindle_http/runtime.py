@@ -32,7 +32,7 @@ from spindle import Runtime, TaskError
 from spindle.plugins.payloads import PythonCall
 
 from spindle_http._client import DEFAULT_RETRY_STATUSES, HttpRequest, RetryPolicy, send
-from spindle_http._template import Template, TemplateError, lookup, url_quote
+from spindle_http._template import Template, TemplateError, dig, url_quote
 
 if TYPE_CHECKING:
     from spindle import NodeSpec, TaskContext
@@ -75,9 +75,9 @@ async def perform(
     if select is None:
         return result
     try:
-        return lookup({"result": result}, f"result.{select}")
+        return dig(result, select.split("."), "the response")
     except KeyError as exc:
-        raise TaskError(f"{what}: select {select!r}: the response has no {exc.args[0]}") from None
+        raise TaskError(f"{what}: select {select!r}: {exc.args[0]}") from None
 
 
 @define
