@@ -22,8 +22,11 @@ loses nothing — when the timer is due (in the engine, in a worker, or on
 ``spindle resume RUN_ID``) the engine runs the node again and the handler
 polls again. The poll count is read back from the ledger (the node's last
 wait record, found by its idempotency key through the store's index), so
-``max_polls`` holds across restarts. A connection failure counts as "not
-yet": the endpoint may be restarting.
+``max_polls`` holds across restarts (and across the node's own ``retry:``
+attempts: a retried node gets one more poll, not a fresh count). A
+connection failure counts as "not yet": the endpoint may be restarting.
+``spindle show RUN_ID`` lists the wait as ``ready:pollN: retry due at ...``,
+and ``spindle resume RUN_ID`` polls again at once.
 
 The wait between polls is ``interval * backoff ** n`` (n from 0), capped at
 ``max_interval``; timers due within the engine's ``max_inline_sleep`` are
