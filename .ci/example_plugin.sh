@@ -33,7 +33,9 @@ export SPINDLE_CACHE_DIR="$WORK/cache"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 
 step "build the wheel: pip wheel --no-deps -w $DIST examples/spindle-http"
-"$PYTHON" -m pip wheel --quiet --no-deps -w "$DIST" "$EXAMPLE"
+# From a copy: setuptools writes build/ and *.egg-info/ next to the sources.
+cp -r "$EXAMPLE" "$WORK/spindle-http"
+"$PYTHON" -m pip wheel --quiet --no-deps -w "$DIST" "$WORK/spindle-http"
 wheel=$(ls "$DIST"/spindle_http-*.whl)
 echo "built $(basename "$wheel")"
 
