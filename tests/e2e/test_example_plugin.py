@@ -85,6 +85,21 @@ def test_the_kinds_are_discovered_from_the_distribution(site):
             assert registry.get(group, kind).kind_name == kind
 
 
+def test_spindle_schema_describes_the_kinds_options(site, spindle):
+    """spindle schema includes the package's kinds, options and docstring descriptions."""
+    proc = spindle("schema", env={"PYTHONPATH": str(site)})
+
+    defs = json.loads(proc.stdout)["$defs"]
+    http = defs["runtime.http"]["properties"]
+    assert http["method"]["enum"][:3] == ["GET", "HEAD", "POST"]
+    assert http["retries"] == {
+        "type": "integer",
+        "description": "attempts after the first on a failed connection or a retryable status.",
+        "default": 3,
+    }
+    assert "max_polls" in defs["effect.http_poll"]["properties"]
+
+
 def test_the_workflow_uses_every_kind_through_the_cli(site, shop, spindle, tmp_path):
     """spindle run workflow.yaml completes: the http runtime fetched and ordered (the 503 is
     retried), http_poll waited for shipping, the webhook observer posted the events and the
