@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from spindle._cli import _collector
 
         _collector.own()
-    from spindle._cli._group import cli as group
-
+    try:
+        from spindle._cli._group import cli as group
+    except KeyboardInterrupt:  # Ctrl-C while the commands are imported
+        sys.stderr.write("\ninterrupted\n")
+        raise SystemExit(130) from None
     group.main(args=args, prog_name="spindle")

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -57,6 +59,19 @@ def _load_builtin(name: str) -> click.Command:
     if not isinstance(obj, click.Command):
         return _broken(name, f"{module_name}:{attr} is not a click command")
     return obj
+
+
+#: Exit code after Ctrl-C (128 + SIGINT), as the run commands use too.
+_EXIT_INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        raise click.exceptions.Exit(_EXIT_INTERRUPTED) from None
 
 
 class SpindleGroup(click.Group):
@@ -123,6 +138,30 @@ class SpindleGroup(click.Group):
         # Options of the group itself (--help, --version, --verbose) come from click.
         items.extend(click.Command.shell_complete(self, ctx, incomplete))
         return items
+
+    # --- Ctrl-C -------------------------------------------------------------
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the group's options; Ctrl-C meanwhile ends as :meth:`invoke` says."""
+        with _interruptible():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; Ctrl-C ends with ``interrupted`` and exit code 130.
+
+        click's own answer is ``Aborted!`` and exit code 1, which a script cannot
+        tell from a failed run. The run commands catch Ctrl-C themselves (to say
+        how the run continues); this covers every other moment, such as a
+        subcommand still being imported or a workflow file still being read.
+        """
+        with _interruptible():
+            return super().invoke(ctx)
 
     # --- resolution, importing only the command asked for -------------------
 

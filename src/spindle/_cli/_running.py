@@ -35,6 +35,7 @@ __all__ = [
     "make_engine",
     "parse_inputs",
     "report",
+    "run_recorded",
     "secret_flags",
     "secret_names",
     "status_code",
@@ -95,6 +96,8 @@ def call_driving(
     run_id: Callable[[], str | None],
     progress: Progress | None,
     secrets: list[str] | None = None,
+    *,
+    recorded: Callable[[str], bool | None] | None = None,
 ) -> RunState:
     """Run the ``main`` of a command that drives a run (run, resume, retry, rerun).
 
@@ -102,14 +105,56 @@ def call_driving(
     threads); Ctrl-C prints how the run ``run_id()`` names continues (with the
     ``secrets`` to give again) and exits 130; the progress display is closed
     either way.
+
+    A command that starts a *new* run names its id before the engine writes it
+    (the run is written with its first step), so Ctrl-C in between would claim
+    a run that does not exist. Such a command passes ``recorded`` (usually
+    :func:`run_recorded` on its store): after Ctrl-C it is asked whether the run
+    was written before the message says it can be resumed.
     """
     try:
         return call(main, abandon=cancelled)
     except KeyboardInterrupt:
-        interrupted_exit(run_id(), secrets, progress)
+        name = run_id()
+        if name and recorded is not None and recorded(name) is False:
+            if progress is not None:
+                progress.close()
+            click.echo(
+                f"\ninterrupted before run {name} was recorded; nothing to resume "
+                "(start it again with the same command)",
+                err=True,
+            )
+            hard_exit(EXIT_INTERRUPTED)
+        interrupted_exit(name, secrets, progress)
     finally:
         if progress is not None:
             progress.close()
+
+
+def run_recorded(store: str | None, run_id: str, timeout: float = 5.0) -> bool | None:
+    """Whether the store holds ``run_id``: True, False, or None when it cannot tell.
+
+    Asked after Ctrl-C, with a fresh engine on a fresh event loop (the
+    interrupted one is abandoned), within ``timeout`` seconds: an unreachable
+    store must not keep an interrupted command from exiting.
+    """
+    from spindle.core.errors import RunNotFound
+
+    async def look() -> bool:
+        async with make_engine(store) as engine:
+            try:
+                await engine.get_run(run_id)
+            except RunNotFound:
+                return False
+            return True
+
+    async def bounded() -> bool:
+        return await asyncio.wait_for(look(), timeout)
+
+    try:
+        return asyncio.run(bounded())
+    except (Exception, KeyboardInterrupt):  # a second Ctrl-C, or a store that fails
+        return None
 
 
 def cancelled(state: RunState) -> bool:

@@ -23,6 +23,7 @@ from spindle._cli._running import (
     make_engine,
     parse_inputs,
     report,
+    run_recorded,
 )
 
 if TYPE_CHECKING:
@@ -145,5 +146,10 @@ def rerun(
                 new_run_id=new_id,
             )
 
-    state = call_driving(main, lambda: started.get("run_id"), progress)
+    state = call_driving(
+        main,
+        lambda: started.get("run_id"),
+        progress,
+        recorded=lambda name: run_recorded(store, name),
+    )
     report(state, as_json)

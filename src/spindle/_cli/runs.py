@@ -39,6 +39,7 @@ from spindle._cli._running import (
     exit_with,
     give_secrets,
     make_engine,
+    run_recorded,
     secret_flags,
 )
 from spindle._cli._running import (
@@ -164,7 +165,13 @@ def run(
             return state
 
     secrets = [name for name, spec in wf.inputs.items() if spec.secret]
-    state = call_driving(main, lambda: started.get("run_id"), progress, secrets)
+    state = call_driving(
+        main,
+        lambda: started.get("run_id"),
+        progress,
+        secrets,
+        recorded=None if detach else lambda name: run_recorded(store, name),
+    )
     if secrets and not state.status.terminal:
         click.echo(
             f"note: secret inputs are never stored; give them again when you continue: "

@@ -196,6 +196,7 @@ class Attempts:
     def task_context(self, node: NodeSpec, inputs: dict[str, Any]) -> TaskContext:
         """The context a task (its runtime and executor) receives."""
         run_dir = self.run_dir
+        emitter = self.services.emitter
         outputs: dict[str, Path | None] = {}
         if node.outputs:
             run_dir.mkdir(parents=True, exist_ok=True)  # the task writes its outputs here
@@ -219,6 +220,7 @@ class Attempts:
             workflow=self.wf,
             recorded=self.journal.calls,
             node_check=functools.partial(check_added, self.ready, self.wf, node.id),
+            env_source=emitter.observers.task_env if emitter.active else None,
             steps=AttemptSteps(
                 self.journal,
                 self.results,

@@ -5,6 +5,11 @@ observers pays one attribute check per event site. Sequence numbers come from
 ``RunState.event_seq`` and are persisted with the next commit, so they stay
 gap-free and monotonic per run across processes. Events are emitted *after*
 the commit that makes them true.
+
+A ``run_started`` or ``run_resumed`` event also asks the observers for labels
+to keep with the run (:meth:`CompositeObserver.run_labels`): they are merged
+into the state as the event is built, so the commit that carries the event
+writes them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from spindle.core.model import LifecycleEventType, RunLifecycleEvent, RunState, 
 from spindle.core.plugin import CompositeObserver
 
 __all__ = ["EventEmitter"]
+
+_LABELLED = frozenset({LifecycleEventType.RUN_STARTED, LifecycleEventType.RUN_RESUMED})
 
 
 class EventEmitter:
@@ -34,7 +41,7 @@ class EventEmitter:
         if not self.active:
             return None
         state.event_seq += 1
-        return RunLifecycleEvent(
+        event = RunLifecycleEvent(
             event_id=new_id(),
             run_id=state.run_id,
             type=type_,
@@ -44,6 +51,11 @@ class EventEmitter:
             payload=payload,
             worker=self.worker,
         )
+        if type_ in _LABELLED:
+            labels = self.observers.run_labels(event, state.workflow, state.labels)
+            if labels:
+                state.labels = {**state.labels, **labels}
+        return event
 
     async def send(self, events: list[RunLifecycleEvent | None]) -> None:
         """Deliver built events in order (after their commit)."""

@@ -58,6 +58,8 @@ class TaskContext(DurableCalls):
             by hand, where sub-steps are only kept in memory).
         node_check: checks a node :meth:`add_node` adds, raising ``ValidationError``
             (the engine's; None: only the engine's own check when the node is taken up).
+        env_source: gives the environment observers contribute to the node's process
+            as ``env_source(run_id, node_id)`` (the engine's; see :meth:`environment`).
     """
 
     run_id: str
@@ -77,6 +79,7 @@ class TaskContext(DurableCalls):
     secret_values: tuple[str, ...] = ()
     steps: StepLog | None = None
     node_check: Callable[[str, Mapping[str, Any]], None] | None = None
+    env_source: Callable[[str, str], Mapping[str, str]] | None = None
     _call_index: int = 0
 
     _dir_ready: bool = field(default=False, init=False)
@@ -88,6 +91,19 @@ class TaskContext(DurableCalls):
             self._run_dir.mkdir(parents=True, exist_ok=True)
             self._dir_ready = True
         return self._run_dir
+
+    def environment(self) -> dict[str, str]:
+        """Variables the engine's observers give this node's process, such as the W3C
+        ``TRACEPARENT`` of the node's span from the ``otel`` observer.
+
+        Executors that start another process (``subprocess``, ``process_pool``,
+        ``dask``) put them in its environment, so code there joins the run's trace
+        without spindle's core knowing what a trace is. Asked anew at each call:
+        the node's span is the one open now.
+        """
+        if self.env_source is None:
+            return {}
+        return dict(self.env_source(self.run_id, self.node_id))
 
     def redact(self, text: str) -> str:
         """``text`` with every secret input value replaced by ``***``."""

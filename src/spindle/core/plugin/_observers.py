@@ -6,13 +6,27 @@ function (sync or async) taking the event is accepted too
 many bindings: a *required* observer's failure propagates to the engine
 (which records it and fails the operation); an optional one's failure is
 logged with the observer's name and the event type, and dispatch continues.
+
+Two optional methods let an observer that follows runs across processes (a
+tracer) give something back, without the engine knowing what it is:
+
+* ``run_labels(event, workflow, labels) -> Mapping[str, str]`` is called when
+  a ``run_started`` or ``run_resumed`` event is built, *before* the commit it
+  belongs to, with the run's stored labels; what it returns is merged into the
+  run's labels and written in that same commit (the ``otel`` observer keeps the
+  run span's trace context there, so a resume in another process continues the
+  trace).
+* ``task_env(run_id, node_id) -> Mapping[str, str]`` is asked when a task's
+  executor starts another process for the node (``subprocess``,
+  ``process_pool``, ``dask``): the variables it returns are put in that
+  process's environment (the ``otel`` observer returns ``TRACEPARENT``).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from attrs import define, field
@@ -171,6 +185,58 @@ class CompositeObserver:
                 )
         if first_error is not None:
             raise first_error
+
+    def run_labels(
+        self, event: RunLifecycleEvent, workflow: str, labels: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The labels the observers with a ``run_labels`` method want stored with the run.
+
+        Called before the commit of a ``run_started`` or ``run_resumed`` event,
+        in the middle of the engine's change to the run: a failure here is logged
+        and never fails the run, even for a required observer (what the labels
+        carry helps an observer, the run does not depend on it).
+        """
+        out: dict[str, str] = {}
+        for b in self.bindings:
+            method = getattr(b.observer, "run_labels", None)
+            if method is not None:
+                found = self._asked(b, "run_labels", event.run_id, method, event, workflow, labels)
+                out.update(found)
+        return out
+
+    def task_env(self, run_id: str, node_id: str) -> dict[str, str]:
+        """The environment the observers with a ``task_env`` method give the node's process
+        (a failure is logged, as in :meth:`run_labels`)."""
+        out: dict[str, str] = {}
+        for b in self.bindings:
+            method = getattr(b.observer, "task_env", None)
+            if method is not None:
+                out.update(self._asked(b, "task_env", run_id, method, run_id, node_id))
+        return out
+
+    @staticmethod
+    def _asked(
+        b: ObserverBinding, what: str, run_id: str, method: Callable[..., Any], *args: Any
+    ) -> Mapping[str, str]:
+        try:
+            found = method(*args)
+            if not isinstance(found, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in found.items()
+            ):
+                raise TypeError(
+                    f"{what}() must return a mapping of str to str, got {type(found).__name__}"
+                )
+            return found
+        except Exception as exc:
+            log.warning(
+                "observer %s failed in %s for run %s: %s: %s",
+                b.name,
+                what,
+                run_id,
+                type(exc).__name__,
+                exc,
+            )
+            return {}
 
     async def aclose(self) -> None:
         """Close every observer that has ``aclose``."""

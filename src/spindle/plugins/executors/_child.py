@@ -25,6 +25,7 @@ importable by ``module:qualname`` works with any multiprocessing start method.
 from __future__ import annotations
 
 import inspect
+import os
 import pickle
 import sys
 import traceback
@@ -62,6 +63,7 @@ def _call(request: dict[str, Any]) -> Any:
         for value in kwargs.values():
             if isinstance(value, DetachedContext):
                 value.attach(client, client.recorded)
+    saved = _set_env(request.get("env") or {})
     try:
         value = fn(**kwargs)
         if request.get("is_async") or inspect.isawaitable(value):
@@ -73,8 +75,26 @@ def _call(request: dict[str, Any]) -> Any:
             value = asyncio.run(_await())
         return value
     finally:
+        _restore_env(saved)
         if client is not None:
             client.close()
+
+
+def _set_env(env: dict[str, str]) -> dict[str, str | None]:
+    """Put ``env`` (from the engine's observers: ``TRACEPARENT`` ...) in ``os.environ`` for
+    the call; return what it replaced. A pool or Dask worker outlives the call, so the
+    next call must not see this node's values."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _signal(exc: BaseException) -> tuple[str, Any]:

@@ -39,7 +39,8 @@ class DetachedContext(DurableCalls):
     Attributes mirror :class:`~spindle.TaskContext` (``idempotency_key`` is
     ``RUN:NODE``, copied from it); ``executor`` names the executor kind.
     ``recorded`` and ``steps`` are empty until :meth:`attach` connects them to
-    the engine's.
+    the engine's. ``env`` is what the engine's observers gave the node's process
+    (see :meth:`environment`).
     """
 
     run_id: str
@@ -51,6 +52,7 @@ class DetachedContext(DurableCalls):
     attempt: int = 1
     executor: str = ""
     idempotency_key: str = ""
+    env: dict[str, str] = field(factory=dict)
     recorded: Mapping[str, StepRecord] = field(factory=dict, repr=False)
     steps: StepLog | None = field(default=None, repr=False)
     new_calls: dict[str, Any] = field(factory=dict, repr=False)
@@ -69,12 +71,20 @@ class DetachedContext(DurableCalls):
             attempt=task.attempt,
             executor=executor,
             idempotency_key=task.idempotency_key,
+            env=task.environment(),
         )
 
     @property
     def name(self) -> str:
         """The node id."""
         return self.node_id
+
+    def environment(self) -> dict[str, str]:
+        """The variables the engine's observers gave this node's process (``TRACEPARENT``
+        ...), as :meth:`spindle.TaskContext.environment`. They are also set in
+        ``os.environ`` while the function runs; on a Dask worker running several
+        tasks in threads, read them here rather than from ``os.environ``."""
+        return dict(self.env)
 
     def attach(self, steps: StepLog, recorded: Mapping[str, StepRecord]) -> None:
         """Make sub-steps through ``steps`` and replay from ``recorded`` (the engine's)."""
@@ -94,7 +104,8 @@ def detach_kwargs(kwargs: dict[str, Any], task: TaskContext, executor: str) -> d
 def detached_request(
     payload: PythonCall, task: TaskContext, executor: str, where: str
 ) -> dict[str, Any]:
-    """What a fresh process needs to call ``payload``: its reference, picklable kwargs.
+    """What a fresh process needs to call ``payload``: its reference, picklable kwargs,
+    and the environment the engine's observers give the node's process (``env``).
 
     Args:
         executor: the executor kind (kept in the stand-in context).
@@ -114,4 +125,5 @@ def detached_request(
         "kwargs": detach_kwargs(payload.kwargs, task, executor),
         "sys_path": payload.sys_path,
         "is_async": payload.is_async,
+        "env": task.environment(),
     }

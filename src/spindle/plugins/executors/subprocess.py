@@ -203,11 +203,14 @@ class SubprocessExecutor(Executor[Any], kind="subprocess"):
         hidden = tuple(v.encode() for v in task.secret_values if v)
         out = Capture(paths.stdout, self.log_limit, self.tail_size, head, header, secrets=hidden)
         err = Capture(paths.stderr, self.log_limit, self.tail_size, 0, header, secrets=hidden)
+        # What the engine's observers give the node's process (TRACEPARENT ...) goes
+        # under the payload's own variables: a command's explicit env wins.
+        contributed = task.environment()
         try:
             return await run_process(
                 argv,
                 cwd=cwd,
-                env=env,
+                env={**contributed, **env} if contributed else env,
                 stdout=out,
                 stderr=err,
                 stdin=stdin,
