@@ -36,7 +36,11 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 PLUGINS_PAGE = "plugins-reference.md"
 #: Repository Markdown files a page may link to, and the site page showing each.
-REPO_PAGES = {"CHANGELOG.md": "changelog.md", "README.md": "getting-started.md"}
+REPO_PAGES = {
+    "CHANGELOG.md": "changelog.md",
+    "README.md": "getting-started.md",
+    "examples/spindle-http/README.md": "example-package.md",
+}
 
 # A Markdown inline link's target: ``](target)`` or ``](target#anchor)``.
 _LINK = re.compile(r"\]\((?P<target>[^)\s#]+)(?P<anchor>#[^)\s]*)?\)")
