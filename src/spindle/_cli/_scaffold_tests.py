@@ -205,6 +205,11 @@ from spindle_@@name@@.store import @@Camel@@Store
 class Test@@Camel@@Store(StoreContract):
     """The @@name@@ store passes every test of the store contract."""
 
+    # Everything lives in this process's memory, so a second store built from
+    # the same URL sees nothing; make it True once the store keeps a file or a
+    # server, and the tests that reopen the medium run too.
+    shared_medium = False
+
     @pytest.fixture
     def make_store(self):
         """A new, unopened store each call (for a store on disk: a new file under tmp_path)."""

@@ -94,6 +94,12 @@ class StoreContract(
     #: Tells spindle's pytest plugin to run this class's ``async def`` tests.
     spindle_store_contract: ClassVar[bool] = True
 
+    #: Whether a second store built from the same URL sees what the first
+    #: wrote (a file, a server). Set it to ``False`` in the subclass for a
+    #: store that keeps everything in its own process memory: the tests that
+    #: reopen a store's medium are then skipped, saying why.
+    shared_medium: ClassVar[bool] = True
+
     @pytest.fixture
     def make_store(self) -> Callable[[], Store]:
         """Stands in until the subclass defines ``make_store``, and says so."""
