@@ -1,8 +1,10 @@
 """Fixtures: a real HTTP server on 127.0.0.1 with scripted answers, and a way to run workflows.
 
-Workflows run through spindle's public ``Engine`` with a registry holding
-spindle's installed kinds plus this package's three, registered in code (so
-the tests pass from a source checkout, before the package is installed).
+Workflows run through ``spindle.testing``'s ``run_workflow`` fixture, with a
+registry from ``Registry.for_testing``: spindle's own kinds plus this
+package's four, registered in code (so the tests pass from a source checkout,
+before the package is installed, and no other installed package's kinds or
+hook modules leak in).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 import pytest
 from attrs import define, field
-from spindle import Engine, Registry, RunState, Settings, Workflow
+from spindle import Registry, RunState, Settings, Workflow
+from spindle.testing import WorkflowRunner
 
 from spindle_http import HttpPollHandler, HttpRuntime, RateLimitMiddleware, WebhookObserver
 
@@ -131,18 +134,17 @@ def dead_url() -> str:
 
 @pytest.fixture
 def registry() -> Registry:
-    """spindle's installed kinds (stores, executors ...) plus this package's, in code."""
-    reg = Registry()
-    for kind in (HttpRuntime, HttpPollHandler, WebhookObserver, RateLimitMiddleware):
-        reg.register(kind)
-    return reg
+    """spindle's own kinds (stores, executors ...) plus this package's, in code."""
+    return Registry.for_testing(
+        [HttpRuntime, HttpPollHandler, WebhookObserver, RateLimitMiddleware]
+    )
 
 
 RunFlow = Callable[..., Awaitable[RunState]]
 
 
 @pytest.fixture
-def run_flow(registry: Registry, spindle_config: Any) -> RunFlow:
+def run_flow(registry: Registry, spindle_config: Any, run_workflow: WorkflowRunner) -> RunFlow:
     """``await run_flow(definition, inputs=..., store=..., observers=..., middleware=...,
     **settings)``.
 
@@ -162,13 +164,15 @@ def run_flow(registry: Registry, spindle_config: Any) -> RunFlow:
     ) -> RunState:
         workflow = Workflow.from_dict(definition, registry=registry)
         runs = str(Path(spindle_config.path) / "runs")
-        async with Engine(
-            store,
-            settings=Settings(runs_dir=runs, **settings),
+        result = await run_workflow.arun(
+            workflow,
+            inputs,
+            store=store,
             registry=registry,
+            settings=Settings(runs_dir=runs, **settings),
             observers=observers,
             middleware=middleware,
-        ) as engine:
-            return await engine.run(workflow, inputs or {})
+        )
+        return result.state
 
     return run

@@ -7,10 +7,10 @@ import json
 import logging
 
 import pytest
-from spindle import ValidationError, Workflow
+from spindle import Registry, ValidationError, Workflow
 
 from conftest import Answer
-from spindle_http import HttpRuntime
+from spindle_http import HttpPollHandler, HttpRuntime, RateLimitMiddleware, WebhookObserver
 
 
 def flow(runtime: dict, **node: object) -> dict:
@@ -264,3 +264,19 @@ def test_the_request_can_run_in_another_process(server, run_flow):
 
     assert state.status == "completed", state.error
     assert (state.output["body"], state.output["attempts"]) == ({"pid": "elsewhere"}, 2)
+
+
+def test_the_guide_s_run_workflow_example(server, run_workflow):
+    """The plugin guide's example, as written there: run_workflow with Registry.for_testing."""
+    registry = Registry.for_testing(
+        [HttpRuntime, HttpPollHandler, WebhookObserver, RateLimitMiddleware]
+    )
+    server.script("/items", Answer(200, {"items": []}))
+    definition = {
+        "name": "get",
+        "nodes": {"fetch": {"runtime": {"kind": "http", "url": server.url + "/items"}}},
+        "output": "fetch",
+    }
+    result = run_workflow(definition, registry=registry)
+    assert result.status == "completed"
+    assert result.output["status"] == 200
