@@ -16,19 +16,13 @@ from pathlib import Path
 
 from spindle._cli._scaffold_src import CLASSES, SOURCES
 from spindle._cli._scaffold_tests import TESTS
+from spindle.core.plugin import GROUPS
 
 __all__ = ["KINDS", "check_name", "plan", "write"]
 
-#: Every kind ``--kind`` takes, in the order the package lists them.
-KINDS: tuple[str, ...] = (
-    "runtime",
-    "executor",
-    "effect",
-    "store",
-    "observer",
-    "middleware",
-    "hooks",
-)
+#: Every kind ``--kind`` takes, in the order the package lists them: every
+#: plugin group but ``cli`` (a command is added to a package by hand).
+KINDS: tuple[str, ...] = tuple(group for group in GROUPS if group != "cli")
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 
