@@ -122,6 +122,20 @@ nodes:
     assert "node 'secret': input 't' is the secret input 'inputs.token'" in message
 
 
+def test_a_runtime_that_failed_to_load_is_reported_once_not_as_a_cache_problem() -> None:
+    message = problems(
+        """\
+name: w
+nodes:
+  a:
+    runtime: {kind: shell, command: "true"}
+    cache: true
+"""
+    )
+    assert "unknown runtime kind 'shell'" in message
+    assert "cached" not in message, message
+
+
 def test_a_bad_workflow_cache_is_reported() -> None:
     message = problems("name: w\ncache: yes\nnodes:\n  a: {runtime: {kind: command, command: x}}\n")
     assert "cache must be true, false or a mapping" in message and "@ cache" in message

@@ -108,7 +108,7 @@ def structural_problems(wf: Workflow, broken: Mapping[str, set[str]]) -> list[st
                 if inner is node:
                     out.extend(template_problems(wf, node, inner.effect))
     out.extend(output_problems(wf, broken))
-    out.extend(cache_problems(wf))
+    out.extend(cache_problems(wf, broken))
     cycle = find_cycle(wf)
     if cycle:
         out.append(f"dependency cycle: {' -> '.join(cycle)} @ nodes.{cycle[0]}")

@@ -248,13 +248,19 @@ def _secret_input(wf: Any, ref: Any) -> bool:
     return spec is not None and bool(spec.secret)
 
 
-def cache_problems(wf: Any) -> list[str]:
+def cache_problems(wf: Any, broken: Mapping[str, set[str]] | None = None) -> list[str]:
     """One ``problem @ path`` line for each node whose own ``cache:`` cannot be honoured,
-    or whose cached fingerprint would hold a secret input."""
+    or whose cached fingerprint would hold a secret input.
+
+    A node whose ``runtime`` or ``outputs`` failed to load (``broken``, as for
+    ``structural_problems``) is skipped: that failure is its problem, not its cache.
+    """
     out: list[str] = []
     for nid, node in wf.nodes.items():
         spec = node.cache
         if spec is None or not spec.enabled:
+            continue
+        if (broken or {}).get(nid, set()) & {"*", "runtime", "outputs"}:
             continue
         why = _why_not(node, spec)
         if why is not None:
