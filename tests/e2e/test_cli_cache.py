@@ -114,3 +114,24 @@ def test_a_bad_cache_field_is_an_input_error_with_its_line(spindle, tmp_path):
     proc = spindle("run", "bad.yaml")
     assert proc.returncode == 2
     assert "bad.yaml:5:" in proc.stderr and "cache ttl: 'forever'" in proc.stderr
+
+
+def test_the_cache_middleware_in_spindle_toml_caches_a_workflow_that_says_nothing(
+    spindle, tmp_path
+):
+    (tmp_path / "spindle.toml").write_text('[[middleware]]\nkind = "cache"\nttl = "1d"\n')
+    (tmp_path / "plain.yaml").write_text(
+        "name: plain\ninputs: {counter: counter.txt}\nnodes:\n"
+        "  a:\n    runtime: {kind: command, command: 'echo ran >> {inputs.counter}; echo hi'}\n"
+        "output: a\n"
+    )
+    counter = tmp_path / "counter.txt"
+    run = ["run", "plain.yaml", "--input", f"counter={counter}"]
+    code, first = spindle.json(*run)
+    assert (code, _runs_of(counter)) == (0, 1)
+    code, second = spindle.json(*run)
+    assert (code, second["output"], _runs_of(counter)) == (0, first["output"], 1)
+    code, shown = spindle.json("show", second["run_id"])
+    assert shown["nodes"]["a"]["cached_from"] == {"run_id": first["run_id"], "node_id": "a"}
+    listed = spindle("plugins")
+    assert "cache" in [line.split()[1] for line in listed.stdout.splitlines()[1:] if line.split()]

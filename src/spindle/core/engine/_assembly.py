@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from spindle.core.config import Settings
+from spindle.core.engine._caching import engine_cache_default
 from spindle.core.engine._configured import configured_plugins
 from spindle.core.engine._definitions import Definitions
 from spindle.core.engine._events import EventEmitter
@@ -87,4 +88,5 @@ def build_services(
         runs_root=Path(settings.runs_dir).absolute(),
         node_call=chains.wrap("node", tasks.run_task),
         chain=LedgerChain(settings.ledger_key),
+        cache_default=engine_cache_default(chains.layers),
     )

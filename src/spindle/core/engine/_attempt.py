@@ -114,7 +114,11 @@ class Attempts:
         except Exception as exc:
             return Finished(node_id, FinishedKind.ERROR, started, error=exc)
         plan = None
-        if node.runtime is not None and (node.cache is not None or self.wf.cache is not None):
+        if node.runtime is not None and (
+            node.cache is not None
+            or self.wf.cache is not None
+            or self.services.cache_default is not None
+        ):
             try:
                 plan = await self.cache_plan(node, inputs)
             except StoreError:
@@ -174,6 +178,7 @@ class Attempts:
             self.services.store,
             self.results,
             self.run_dir,
+            self.services.cache_default,
         )
 
     async def announce(self, node_id: str) -> None:

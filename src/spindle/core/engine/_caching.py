@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,14 @@ if TYPE_CHECKING:
     from spindle.core.store import Store
     from spindle.core.workflow import CacheSpec, NodeSpec, Workflow
 
-__all__ = ["CachePlan", "fingerprint", "keep_result", "plan_cache", "waited"]
+__all__ = [
+    "CachePlan",
+    "engine_cache_default",
+    "fingerprint",
+    "keep_result",
+    "plan_cache",
+    "waited",
+]
 
 log = logging.getLogger("spindle.cache")
 
@@ -69,6 +76,18 @@ class CachePlan:
             "node_id": self.hit.node_id,
             "fingerprint": self.fingerprint,
         }
+
+
+def engine_cache_default(layers: Iterable[Any]) -> CacheSpec | None:
+    """The ``cache:`` an engine applies to every workflow that has none of its own: what
+    the first middleware with a ``cache_default()`` method returns (the built-in
+    ``cache`` middleware), or None (caching stays off unless a workflow turns it on)."""
+    for layer in layers:
+        method = getattr(layer, "cache_default", None)
+        if callable(method):
+            spec: CacheSpec | None = method()
+            return spec
+    return None
 
 
 def _fill(text: str, workflow_inputs: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
@@ -145,10 +164,12 @@ async def plan_cache(
     store: Store,
     results: Results,
     run_dir: Path,
+    default: CacheSpec | None = None,
 ) -> CachePlan | None:
     """The cache plan of ``node`` about to run: None when it is not cached, else its
-    fingerprint and, on a hit, the entry whose output files are now in ``run_dir``."""
-    spec = effective_cache(wf, node)
+    fingerprint and, on a hit, the entry whose output files are now in ``run_dir``.
+    ``default`` is the engine-wide ``cache:`` (see :func:`engine_cache_default`)."""
+    spec = effective_cache(wf, node, default)
     if spec is None:
         return None
     try:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from spindle.core.model import LedgerChain
     from spindle.core.plugin import CallNext, MiddlewareChains, Registry
     from spindle.core.store import Store
+    from spindle.core.workflow import CacheSpec
 
 __all__ = ["Limits", "Services"]
 
@@ -87,6 +88,8 @@ class Services:
         node_call: the ``node`` middleware stage around running one task.
         chain: how new ledgers are hashed: keyed (HMAC-SHA256) when
             ``Settings.ledger_key`` is set, else plain SHA-256.
+        cache_default: the ``cache:`` applied to workflows without one (the
+            ``cache`` middleware's); None: caching is off unless a workflow says.
     """
 
     store: Store
@@ -101,6 +104,7 @@ class Services:
     runs_root: Path
     node_call: CallNext
     chain: LedgerChain
+    cache_default: CacheSpec | None = None
 
     def run_dir(self, run_id: str) -> Path:
         """The working directory of a run (``runs_root/RUN_ID``)."""

@@ -173,12 +173,17 @@ converter.register_structure_hook(CacheSpec, lambda value, _: as_cache_spec(valu
 converter.register_unstructure_hook(CacheSpec, lambda spec: spec.to_dict())
 
 
-def effective_cache(wf: Any, node: Any) -> CacheSpec | None:
+def effective_cache(wf: Any, node: Any, default: CacheSpec | None = None) -> CacheSpec | None:
     """The cache spec in force for ``node`` (a NodeSpec) under its workflow's ``cache:``,
     or None when its result is not cached (off, or a node the workflow's default cannot
-    cover: not a task, a folder output, a secret input)."""
+    cover: not a task, a folder output, a secret input).
+
+    ``default`` is the engine's own (the ``cache`` middleware's): it stands for the
+    workflow's ``cache:`` when the workflow has none.
+    """
     spec: CacheSpec | None = node.cache
-    default: CacheSpec | None = getattr(wf, "cache", None)
+    own: CacheSpec | None = getattr(wf, "cache", None)
+    default = own if own is not None else default
     if spec is None:
         if default is None or not default.enabled or _why_not(node, default):
             return None
