@@ -18,14 +18,14 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from spindle import Engine, Registry, load_workflow
-from spindle.testing import installed, make_distribution
+from spindle.testing import installed
+from tests.packages import site_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -53,20 +53,7 @@ def _fenced(page: Path, info: str, after: str) -> str:
 @pytest.fixture
 def example_site(tmp_path: Path) -> Path:
     """docs/example_plugin written as an installed distribution (a site-packages dir)."""
-    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    src = EXAMPLE / "src"
-    modules = {
-        path.relative_to(src).as_posix(): path.read_text(encoding="utf-8")
-        for path in src.rglob("*.py")
-    }
-    return make_distribution(
-        tmp_path / "site",
-        project["name"],
-        project["version"],
-        entry_points=project["entry-points"],
-        modules=modules,
-        summary=project["description"],
-    )
+    return site_of(EXAMPLE, tmp_path / "site")
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from spindle import Registry
-from spindle.testing import installed, make_distribution
+from spindle.testing import installed
+from tests.packages import site_of
 
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "spindle-http"
 KINDS = {
@@ -37,21 +37,7 @@ KINDS = {
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """examples/spindle-http written as an installed distribution (a site-packages dir)."""
-    project = tomllib.loads((PACKAGE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    src = PACKAGE / "src"
-    modules = {
-        path.relative_to(src).as_posix(): path.read_text(encoding="utf-8")
-        for path in src.rglob("*")
-        if path.is_file() and path.suffix in (".py", ".typed")
-    }
-    return make_distribution(
-        tmp_path / "site",
-        project["name"],
-        project["version"],
-        entry_points=project["entry-points"],
-        modules=modules,
-        summary=project["description"],
-    )
+    return site_of(PACKAGE, tmp_path / "site")
 
 
 @pytest.fixture
