@@ -5,7 +5,11 @@
 * the entry-point cache lives in a session temp dir (``SPINDLE_CACHE_DIR``),
   never in the developer's ``~/.cache``;
 * each test runs in its own empty working directory, so the default store
-  (``.spindle/`` under the cwd) and relative paths never touch the checkout.
+  (``.spindle/`` under the cwd) and relative paths never touch the checkout;
+* with ``PYTHONDONTWRITEBYTECODE`` set (and no ``PYTHONPYCACHEPREFIX``), the
+  ``spindle`` processes the tests start write their bytecode to a session
+  temp dir instead: still nothing beside the sources, but each command no
+  longer compiles all of spindle again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,18 @@ from pathlib import Path
 import pytest
 
 from tests import pg  # reads SPINDLE_TEST_POSTGRES_URL before the fixtures clear SPINDLE_*
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bytecode_for_subprocesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Give the subprocesses a bytecode cache when the shell asked for none beside sources."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("PYTHONDONTWRITEBYTECODE")
+        mp.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.mktemp("pycache")))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
