@@ -19,21 +19,14 @@ from spindle.core.workflow import CacheSpec
 from spindle.plugins.middleware.cache import CacheMiddleware
 
 from .conftest import run
+from .test_cache import counted as counting_workflow
 
 
 def counted(cache: CacheSpec | None = None) -> tuple[Workflow, list[int]]:
-    """A workflow (without a top-level ``cache:`` unless given) whose node counts its
-    executions."""
-    calls: list[int] = []
-    wf = Workflow("sq", inputs={"n": 3})
+    """``test_cache``'s counting workflow, its node without a ``cache:``, the workflow's
+    top-level ``cache:`` as given."""
+    wf, calls = counting_workflow(cache=None)
     wf.cache = cache
-
-    @wf.node
-    def square(n: int) -> int:
-        calls.append(n)
-        return n * n
-
-    wf.output = "square"
     return wf, calls
 
 

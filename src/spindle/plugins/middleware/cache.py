@@ -23,20 +23,14 @@ in the same commit as the reused result.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from attrs import define, field
 
 from spindle import Middleware
-from spindle.core.model import parse_duration
 from spindle.core.workflow import CacheSpec
 
 __all__ = ["CacheMiddleware"]
-
-
-def _check_ttl(_: Any, __: Any, value: str | None) -> None:
-    if value is not None:
-        parse_duration(value, what="ttl")
 
 
 @define
@@ -60,9 +54,15 @@ class CacheMiddleware(
     stages: ClassVar[frozenset[str]] = frozenset()
 
     key: str | None = None
-    ttl: str | None = field(default=None, validator=_check_ttl)
+    ttl: str | None = None
     files: list[str] = field(factory=list)
+    # Built (and so checked, a bad ttl refused) with the options, as a workflow's
+    # top-level cache: is when its file loads.
+    _spec: CacheSpec = field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._spec = CacheSpec(key=self.key, ttl=self.ttl, files=tuple(self.files))
 
     def cache_default(self) -> CacheSpec:
         """The ``cache:`` applied to every workflow that has none of its own."""
-        return CacheSpec(key=self.key, ttl=self.ttl, files=tuple(self.files))
+        return self._spec
