@@ -43,6 +43,8 @@ __all__ = [
     "verify_run",
 ]
 
+_sha256 = hashlib.sha256
+
 #: The environment variable (and ``ledger_key`` setting) that keys new ledgers.
 KEY_ENV = "SPINDLE_LEDGER_KEY"
 
@@ -111,13 +113,20 @@ class LedgerChain:
         """Set ``record``'s ``prev_hash`` and ``record_hash`` in place and return it."""
         record._canonical = None  # computed afresh from the record as it is now
         record.prev_hash = prev_hash
-        record.record_hash = self._digest(prev_hash + "\n" + record.canonical_body())
+        text = prev_hash + "\n" + record.canonical_body()
+        # A plain chain's hash is spelled out: this runs on every durable step.
+        record.record_hash = (
+            _sha256(text.encode()).hexdigest() if self._inner is None else self._digest(text)
+        )
         return record
 
     def state_digest(self, count: int, record_hash: str, state_hash: str) -> str:
         """The digest of a state (its :func:`state_hash`) committed after ``count`` records
         ending in ``record_hash``: it binds the state to that exact ledger position."""
-        return self._digest(f"state\n{count}\n{record_hash}\n{state_hash}")
+        text = f"state\n{count}\n{record_hash}\n{state_hash}"
+        if self._inner is None:
+            return _sha256(text.encode()).hexdigest()
+        return self._digest(text)
 
     def head(self, count: int, record_hash: str, state_hash: str) -> LedgerHead:
         """The head a commit leaving the ledger at ``count``/``record_hash`` writes."""

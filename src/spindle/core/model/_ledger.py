@@ -14,7 +14,7 @@ import enum
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from attrs import define, field
@@ -109,10 +109,19 @@ class StepRecord:
                 result_text = _CANONICAL(result)
             name_text = "" if self.name is None else f'"name":{enc(self.name)},'
             worker_text = "" if self.worker is None else f',"worker":{enc(self.worker)}'
-            finished = _iso_json(self.finished_at)
+            # spindle's own times are UTC datetimes: written here without a call each.
+            at = self.finished_at
+            finished = (
+                f'"{at.isoformat()}"' if at is not None and at.tzinfo is UTC else _iso_json(at)
+            )
             # A record made in one go starts and ends at one instant (the same object).
-            at_once = self.started_at is self.finished_at
-            started = finished if at_once else _iso_json(self.started_at)
+            at_start = self.started_at
+            if at_start is at:
+                started = finished
+            elif at_start is not None and at_start.tzinfo is UTC:
+                started = f'"{at_start.isoformat()}"'
+            else:
+                started = _iso_json(at_start)
             body = self._canonical = (
                 f'{{"attempt":{self.attempt:d},'
                 f'"error":{"null" if self.error is None else enc(self.error)},'
