@@ -15,12 +15,12 @@ ledger's new head: the store keeps both in the run's ledger head.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
+from spindle.core.engine._gate import Gate
 from spindle.core.model import (
     NO_SECRETS,
     PLAIN_CHAIN,
@@ -34,9 +34,9 @@ from spindle.core.model import (
     StepRecord,
     StepStatus,
     failed_call,
+    now_utc,
     state_hash,
     state_text_and_hash,
-    utcnow,
 )
 from spindle.core.store import Commit
 
@@ -149,7 +149,7 @@ class RunJournal:
         self._carry: Pending | None = None
         # Sub-steps commit from the tasks that make them, beside the driver's own
         # commits: one at a time, each numbered and chained when it is written.
-        self._lock = asyncio.Lock()
+        self._gate = Gate()
 
     def _replay(self, rec: StepRecord) -> None:
         kind = rec.kind
@@ -212,7 +212,7 @@ class RunJournal:
         name: str | None = None,
     ) -> StepRecord:
         """Append a new record to ``pending``; it is numbered and chained when committed."""
-        now = utcnow()
+        now = now_utc()
         if self._scrubs:
             result = self.secrets.scrub(result)
             error = self.secrets.scrub(error)
@@ -289,8 +289,11 @@ class RunJournal:
         Raises:
             LeaseLost: the lease this journal writes under was taken over.
         """
-        lock = self._lock
-        await lock.acquire()  # spelled out: ``async with`` costs two more calls a step
+        gate = self._gate
+        if gate.busy:  # spelled out: ``async with`` costs two more calls a step
+            await gate.wait()
+        else:
+            gate.busy = True
         try:
             light = pending.light and self.state.status == self._persisted_status
             # A held run is written whole even when only its counters moved; its hash,
@@ -301,7 +304,7 @@ class RunJournal:
             self._persisted_status = self.state.status
             self.released = self.released or pending.release
         finally:
-            lock.release()
+            gate.release()
 
     async def commit_steps(self, pending: Pending) -> None:
         """Write sub-step records only: the run state's counters move, nothing else.
@@ -309,7 +312,7 @@ class RunJournal:
         A task commits its sub-steps while the driver may be between changing
         the state and committing it: such a commit must never write the state.
         """
-        async with self._lock:
+        async with self._gate:
             held = self.creation is not None
             await self._write(pending, state_changed=held, rehash=held)
 
@@ -319,7 +322,7 @@ class RunJournal:
         cancelled from elsewhere."""
         if self.creation is None:
             return
-        async with self._lock:
+        async with self._gate:
             if self.creation is not None:
                 await self._write(Pending(), state_changed=True, rehash=True)
 
@@ -338,7 +341,7 @@ class RunJournal:
             prev, seq = rec.record_hash, seq + 1
         if records:
             self.state.step_count = seq
-        self.state.updated_at = utcnow()
+        self.state.updated_at = now_utc()
         # A commit that leaves the stored state alone (rehash false) digests the state as
         # last committed, not the one in memory (the driver may be changing it).
         creation = self.creation
