@@ -41,7 +41,7 @@ from spindle.plugins.executors._process import Capture, log_paths
 if TYPE_CHECKING:
     from spindle import TaskContext
 
-__all__ = ["captured_output", "log_spec"]
+__all__ = ["begin_task_output", "captured_output", "end_task_output", "log_spec"]
 
 _STREAMS = ("stdout", "stderr")
 
@@ -264,15 +264,6 @@ class captured_output:  # lower case: used like contextlib.redirect_stdout
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self._output = _TaskOutput.from_spec(spec)
 
-    @classmethod
-    def of_task(cls, task: TaskContext, *, limit: int, echo: bool) -> captured_output:
-        """The capture of ``task`` run in this process (what :func:`log_spec` would say,
-        without building it: this runs on every inline step)."""
-        self = cls.__new__(cls)
-        secrets = tuple(v for v in task.secret_values if v) if task.secret_values else ()
-        self._output = _TaskOutput(task, None, task.node_id, task.attempt, secrets, limit, echo)
-        return self
-
     def __enter__(self) -> None:
         _installed.enter()
         self._token = _current.set(self._output)
@@ -281,3 +272,23 @@ class captured_output:  # lower case: used like contextlib.redirect_stdout
         _current.reset(self._token)
         _installed.leave()
         self._output.close()
+
+
+def begin_task_output(
+    task: TaskContext, *, limit: int, echo: bool
+) -> tuple[_TaskOutput, contextvars.Token[_TaskOutput | None]]:
+    """Start keeping what ``task``, run in this process, writes in its node's logs
+    (what entering ``captured_output(log_spec(task, ...))`` does, without building
+    the spec or a context manager: the inline executor runs this on every step).
+    End it with :func:`end_task_output`."""
+    secrets = tuple(v for v in task.secret_values if v) if task.secret_values else ()
+    output = _TaskOutput(task, None, task.node_id, task.attempt, secrets, limit, echo)
+    _installed.enter()
+    return output, _current.set(output)
+
+
+def end_task_output(output: _TaskOutput, token: contextvars.Token[_TaskOutput | None]) -> None:
+    """End what :func:`begin_task_output` started (in the same context)."""
+    _current.reset(token)
+    _installed.leave()
+    output.close()

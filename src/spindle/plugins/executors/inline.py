@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define
 
 from spindle import Executor, Outcome
-from spindle.plugins.executors._capture import captured_output
+from spindle.plugins.executors._capture import begin_task_output, end_task_output
 from spindle.plugins.payloads import CodePayload, PythonCall
 
 if TYPE_CHECKING:
@@ -68,7 +68,9 @@ class InlineExecutor(Executor[PythonCall | CodePayload], kind="inline"):
                 f"and CodePayload"
             )
         start = time.perf_counter()
-        with captured_output.of_task(task, limit=self.log_limit, echo=self.echo):
+        # What it prints goes to the node's logs (no context manager: every step).
+        output, token = begin_task_output(task, limit=self.log_limit, echo=self.echo)
+        try:
             if isinstance(payload, CodePayload):
                 value = await asyncio.to_thread(_exec_code, payload)
             elif payload.is_async:
@@ -77,4 +79,6 @@ class InlineExecutor(Executor[PythonCall | CodePayload], kind="inline"):
                 value = await asyncio.to_thread(payload.function, **payload.kwargs)
                 if inspect.isawaitable(value):  # a sync wrapper that returned a coroutine
                     value = await value
+        finally:
+            end_task_output(output, token)
         return Outcome(value=value, duration=time.perf_counter() - start)

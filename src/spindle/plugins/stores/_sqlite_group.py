@@ -131,7 +131,10 @@ class GroupWriter:
             self._queue.append(job)
             if not self._returning:  # else the callers' return wakes the writer
                 self._wake.notify()
-        return await _outcome(job)
+        try:
+            return await job.future  # the common case, without a coroutine of its own
+        except asyncio.CancelledError:
+            return await _outcome(job, cancelled=True)
 
     async def aclose(self) -> None:
         """Write everything queued so far, then stop the thread and close its connection."""
@@ -333,29 +336,33 @@ def _call(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args:
         loop.call_soon_threadsafe(callback, *args)
 
 
-async def _outcome(job: Job) -> Any:
+async def _outcome(job: Job, *, cancelled: bool = False) -> Any:
     """Wait for ``job``'s outcome; a cancellation while waiting is raised only after it.
 
     The write cannot be taken back once queued, so its caller must learn how it
     ended before it goes on; the cancellation is requested again (counted once, as
     ``asyncio.timeout`` expects) and lands at the caller's next ``await``.
+    ``cancelled``: the caller's wait on ``job.future`` was cancelled already
+    (``submit`` awaits it itself first: the common case is no cancellation).
     """
-    cancelled = False
+    waited_out = cancelled  # this wait on job.future was cancelled (no need to await it)
     try:
         while True:
             future = job.future
-            try:
-                return await future
-            except asyncio.CancelledError:
-                cancelled = True
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                if not future.cancelled():
-                    return future.result()  # the outcome came with the cancellation
-                if job.settled:
-                    break  # handed to the future that was cancelled: read it off the job
-                job.future = future.get_loop().create_future()
+            if not waited_out:
+                try:
+                    return await future
+                except asyncio.CancelledError:
+                    cancelled = True
+            waited_out = False
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if not future.cancelled():
+                return future.result()  # the outcome came with the cancellation
+            if job.settled:
+                break  # handed to the future that was cancelled: read it off the job
+            job.future = future.get_loop().create_future()
         if job.error is not None:
             raise job.error
         return job.result
