@@ -60,12 +60,17 @@ class TaskRunner:
         node = task.node
         runtime = node.runtime
         assert runtime is not None
-        self.check_paths(task)
+        if task.outputs or runtime.run_paths():  # most nodes have no path to check
+            self.check_paths(task)
         payload = await runtime.setup_runtime(task)
         if node.executor is not None:
             executor = self.shared(node.executor)
         else:
-            executor = self.executor_for(node, payload, runtime.default_executor)
+            # With no spindle_select_executor hook, the runtime's default kind, made once.
+            found = self.executors.get(runtime.default_executor) if self._selects is False else None
+            if found is None:
+                found = self.executor_for(node, payload, runtime.default_executor)
+            executor = found
         task.executor = executor
         if not isinstance(payload, executor.accepts):
             kinds = ", ".join(t.__name__ for t in executor.accepts)
