@@ -53,7 +53,7 @@ GROUPS = [
     ("executor", ("plugins/executors/", "core/plugin/_bases.py:140", "perf_counter")),
     ("executor", ("contextvar", "_bases.Outcome", "thread.lock")),
     ("drive loop", ("core/engine/_driver.py", "core/engine/_outcomes.py", "_journal.py")),
-    ("drive loop", ("core/engine/_hold.py", "asyncio/locks.py", "_journal.Pending")),
+    ("drive loop", ("core/engine/_hold.py", "core/engine/_gate.py", "_journal.Pending")),
     ("drive loop", ("_contract.Commit", "_workflow.py:dependencies")),
     ("asyncio", ("asyncio/",)),
 ]
