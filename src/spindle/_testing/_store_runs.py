@@ -221,6 +221,20 @@ class RunsContract:
         with pytest.raises(LedgerError, match="belongs to run 'r2'"):
             await store.commit(Commit(state("r1"), chain("r2", 1), create=True))
 
+    async def test_step_with_a_record_of_another_run_raises(
+        self, store: Store, chain: Chain
+    ) -> None:
+        """A counters-only step of a run the store committed last, carrying another run's
+        record where the ledger goes on, raises LedgerError and writes nothing."""
+        records = chain("r1", 1)
+        await store.commit(Commit(state(), records, create=True))
+        foreign = chain("r2", 2)[1:]
+        foreign[0].prev_hash = records[0].record_hash
+        with pytest.raises(LedgerError, match="belongs to run 'r2'"):
+            await store.commit(Commit(state(), foreign, state_changed=False))
+        assert await store.ledger("r1") == records
+        assert await store.ledger_head("r1") == (1, records[0].record_hash)
+
     async def test_failed_commit_writes_nothing(self, store: Store, chain: Chain) -> None:
         """A commit refused on its last record leaves neither the state nor earlier records."""
         await store.commit(Commit(state(), create=True))

@@ -270,11 +270,20 @@ def step_commit(
     can find out what is wrong and raise it.
     """
     commit = prepared.commit
-    continued = _continues(commit)
-    if continued is None:
-        return False
-    head, count = continued
-    first = commit.records[0]
+    records = commit.records
+    first = records[0]
+    if len(records) == 1:
+        # A step's one record continues the ledger from its own seq and prev_hash (what
+        # the fenced UPDATE checks against the head): only its run and the limit remain.
+        count = first.seq + 1
+        if first.run_id != commit.state.run_id or count > MAX_RECORDS:
+            return False
+        head = first.record_hash
+    else:
+        continued = _continues(commit)
+        if continued is None:
+            return False
+        head, count = continued
     run_no = known.run_no
     base = run_no << SEQ_BITS
     for row in rows:
