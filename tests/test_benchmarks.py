@@ -21,6 +21,10 @@ TINY: dict[str, tuple[list[str], str]] = {
     "cache": (["--runs", "5", "--repeat", "1", "--work", "1"], "runs/s"),
     "cli_chain": (["--nodes", "5", "--repeat", "1"], "the interpreter exiting"),
     "cold_start": (["--runs", "1", "--warmup", "0", "--plugins", "2"], "spindle --help"),
+    "commit_overlap": (
+        ["--runs", "4", "--steps", "3", "--work", "1", "--repeat", "1"],
+        "overlapped, no yield",
+    ),
     "durable_steps": (
         ["--steps", "5", "--runs", "5", "--repeat", "1", "--in-flight", "2"],
         "raw sqlite3 INSERT+COMMIT",
