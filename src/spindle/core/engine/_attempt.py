@@ -27,7 +27,7 @@ from spindle.core.model import (
     call_wait_key,
     converter,
     node_key,
-    now_utc,
+    utcnow,
 )
 from spindle.core.plugin import EffectContext, EffectHandler, RunLinks, Suspend, TaskContext
 from spindle.core.workflow import fill_templates
@@ -89,7 +89,7 @@ class Attempts:
         """Attempt ``node_id`` once and report how it ended."""
         ready = self.ready
         node = ready.node(node_id)
-        started = now_utc()
+        started = utcnow()
         if ready.failed or ready.skipped or ready.inactive:
             reason = ready.skip_reason(node_id)
             if reason is not None:

@@ -34,9 +34,9 @@ from spindle.core.model import (
     StepRecord,
     StepStatus,
     failed_call,
-    now_utc,
     state_hash,
     state_text_and_hash,
+    utcnow,
 )
 from spindle.core.store import Commit
 
@@ -212,7 +212,7 @@ class RunJournal:
         name: str | None = None,
     ) -> StepRecord:
         """Append a new record to ``pending``; it is numbered and chained when committed."""
-        now = now_utc()
+        now = utcnow()
         if self._scrubs:
             result = self.secrets.scrub(result)
             error = self.secrets.scrub(error)
@@ -341,7 +341,7 @@ class RunJournal:
             prev, seq = rec.record_hash, seq + 1
         if records:
             self.state.step_count = seq
-        self.state.updated_at = now_utc()
+        self.state.updated_at = utcnow()
         # A commit that leaves the stored state alone (rehash false) digests the state as
         # last committed, not the one in memory (the driver may be changing it).
         creation = self.creation

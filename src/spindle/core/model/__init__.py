@@ -94,7 +94,6 @@ if TYPE_CHECKING:
     from spindle.core.model._templates import TemplateError as TemplateError
     from spindle.core.model._templates import parse_template as parse_template
     from spindle.core.model._templates import value_text as value_text
-    from spindle.core.model._time import now_utc as now_utc
     from spindle.core.model._time import utcnow as utcnow
     from spindle.core.model._work import Claim as Claim
     from spindle.core.model._work import QueueLimits as QueueLimits
@@ -189,7 +188,6 @@ _LAZY: dict[str, str] = {
     "structure": "spindle.core.model._converter",
     "structure_errors": "spindle.core.model._converter",
     "unstructure": "spindle.core.model._converter",
-    "now_utc": "spindle.core.model._time",
     "utcnow": "spindle.core.model._time",
     "value_text": "spindle.core.model._templates",
     "verify": "spindle.core.model._ledger",

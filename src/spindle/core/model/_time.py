@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import UTC, datetime
 
-__all__ = ["now_utc", "utcnow"]
+__all__ = ["utcnow"]
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 # What that encoder writes for one string (the C function behind ensure_ascii=False).
@@ -32,8 +31,3 @@ def _iso(value: datetime | None) -> str | None:
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
-
-
-#: :func:`utcnow` for the engine's per-step paths: the same call, made without a
-#: Python frame (a partial of the C ``datetime.now``).
-now_utc = functools.partial(datetime.now, UTC)
