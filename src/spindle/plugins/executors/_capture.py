@@ -269,9 +269,7 @@ class captured_output:  # lower case: used like contextlib.redirect_stdout
         self._token = _current.set(self._output)
 
     def __exit__(self, *exc: object) -> None:
-        _current.reset(self._token)
-        _installed.leave()
-        self._output.close()
+        end_task_output(self._output, self._token)
 
 
 def begin_task_output(
@@ -288,7 +286,8 @@ def begin_task_output(
 
 
 def end_task_output(output: _TaskOutput, token: contextvars.Token[_TaskOutput | None]) -> None:
-    """End what :func:`begin_task_output` started (in the same context)."""
+    """End what :func:`begin_task_output` (or entering ``captured_output``) started, in
+    the same context."""
     _current.reset(token)
     _installed.leave()
     output.close()
