@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 BODY = "x" * 300
@@ -65,6 +66,13 @@ def row(run: int, seq: int) -> tuple[int, str, str]:
 
 
 INSERT = "INSERT INTO t (id, body, k) VALUES (?, ?, ?)"
+
+
+async def timed(run: Callable[[int], Awaitable[None]], runs: int, steps: int) -> float:
+    """Seconds a step while ``runs`` coroutines ``run(r)`` of ``steps`` steps run at once."""
+    start = time.perf_counter()
+    await asyncio.gather(*(run(r) for r in range(runs)))
+    return (time.perf_counter() - start) / (runs * steps)
 
 
 async def turn_taking(path: Path, runs: int, steps: int, work: float) -> float:
@@ -104,12 +112,10 @@ async def turn_taking(path: Path, runs: int, steps: int, work: float) -> float:
             await future
 
     task = asyncio.ensure_future(writer())
-    start = time.perf_counter()
-    await asyncio.gather(*(run(r) for r in range(runs)))
-    took = time.perf_counter() - start
+    per_step = await timed(run, runs, steps)
     task.cancel()
     conn.close()
-    return took / (runs * steps)
+    return per_step
 
 
 class Overlapped:
@@ -197,12 +203,10 @@ async def overlapped(path: Path, runs: int, steps: int, work: float, yield_lock:
             busy(work)
             await writer.submit(r, s)
 
-    start = time.perf_counter()
-    await asyncio.gather(*(run(r) for r in range(runs)))
-    took = time.perf_counter() - start
+    per_step = await timed(run, runs, steps)
     writer.stop()
     conn.close()
-    return took / (runs * steps)
+    return per_step
 
 
 def main() -> None:
