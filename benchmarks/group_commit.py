@@ -17,8 +17,11 @@ Prints durable steps/s for
 
 with the ratio of each to the raw loop (target: ``durability=full`` with group
 commit >= 3x), and with group commit the CPU time the writer thread spends a
-step (writing the batches and handing their outcomes back): the event loop
-and the writer take turns, so a step costs about the engine's step plus that.
+step (writing the batches and handing their outcomes back, and checkpointing
+the log between batches): the event loop and the writer take turns, so a
+step costs about the engine's step plus that. ``checkpoints`` counts the
+writer's own checkpoints of the write-ahead log in the measured runs (made
+between batches while the runs compute, instead of inside a COMMIT).
 The cases run interleaved, for several rounds, and the median round of each
 is kept: a noisy neighbour skews a round, not the result.
 """
@@ -42,10 +45,11 @@ from spindle.core.engine import Engine
 
 async def concurrent_runs(
     url: str, runs_dir: Path, runs: int, steps: int
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, int]:
     """Seconds per durable step for ``runs`` concurrent runs of ``steps`` chained nodes,
-    the mean number of commits per transaction (1.0 without group commit), and the
-    writer thread's CPU seconds per step (0.0 without group commit)."""
+    the mean number of commits per transaction (1.0 without group commit), the
+    writer thread's CPU seconds per step (0.0 without group commit) and the writer's
+    checkpoints (0 without it)."""
     wf = chain(steps)
     async with Engine(url, settings=Settings(runs_dir=str(runs_dir))) as engine:
         # Warm-up: imports, schema, the one-time validation and hashing of the definition.
@@ -53,17 +57,19 @@ async def concurrent_runs(
         writer = getattr(engine.store, "_group", None)
         batches0, jobs0 = (writer.batches, writer.jobs) if writer is not None else (0, 0)
         cpu0 = writer.cpu if writer is not None else 0.0
+        checkpoints0 = writer.log.made if writer is not None else 0
         start = time.perf_counter()
         states = await asyncio.gather(*(engine.run(wf) for _ in range(runs)))
         took = time.perf_counter() - start
         for state in states:
             if state.status.value != "completed":
                 raise SystemExit(f"benchmark run ended {state.status.value}: {state.error}")
-        per_batch, writer_cpu = 1.0, 0.0
+        per_batch, writer_cpu, checkpoints = 1.0, 0.0, 0
         if writer is not None and writer.batches > batches0:
             per_batch = (writer.jobs - jobs0) / (writer.batches - batches0)
             writer_cpu = writer.cpu - cpu0
-    return took / (runs * steps), per_batch, writer_cpu / (runs * steps)
+            checkpoints = writer.log.made - checkpoints0
+    return took / (runs * steps), per_batch, writer_cpu / (runs * steps), checkpoints
 
 
 def main() -> None:
@@ -84,31 +90,34 @@ def main() -> None:
     times: dict[str, list[float]] = {label: [] for label, _ in cases}
     batches: dict[str, list[float]] = {label: [] for label, _ in cases}
     writer_cpus: dict[str, list[float]] = {label: [] for label, _ in cases}
+    checkpoints: dict[str, list[int]] = {label: [] for label, _ in cases}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         d = Path(tmp)
         for r in range(args.rounds):
             raws.append(raw_sqlite(d / f"raw{r}.db", args.raw, synchronous="FULL"))
             for i, (label, query) in enumerate(cases):
                 url = f"sqlite:///{d / f'spindle{i}_{r}.db'}?{query}"
-                per_step, per_batch, writer_cpu = asyncio.run(
+                per_step, per_batch, writer_cpu, made = asyncio.run(
                     concurrent_runs(url, d / "runs", args.runs, args.steps)
                 )
                 times[label].append(per_step)
                 batches[label].append(per_batch)
                 writer_cpus[label].append(writer_cpu)
+                checkpoints[label].append(made)
     raw = statistics.median(raws)
     print(
         f"{args.runs} concurrent runs x {args.steps} chained no-op nodes, one engine; "
         f"median of {args.rounds} interleaved rounds"
     )
     header = f"{'case':<44}{'steps/s':>10}{'us/step':>9}{'vs raw':>8}{'commits/txn':>13}"
-    print(f"{header}{'writer cpu us/step':>20}")
+    print(f"{header}{'writer cpu us/step':>20}{'checkpoints':>13}")
     print(f"{'raw sqlite3 INSERT+COMMIT, synchronous=FULL':<44}{1 / raw:>10,.0f}")
     for label, _ in cases:
         per = statistics.median(times[label])
         per_batch = statistics.median(batches[label])
         cpu = statistics.median(writer_cpus[label]) * 1e6
-        shown = f"{cpu:>20.1f}" if cpu else f"{'':>20}"
+        made = statistics.median(checkpoints[label])
+        shown = f"{cpu:>20.1f}{made:>13g}" if cpu else f"{'':>20}"
         print(
             f"{label:<44}{1 / per:>10,.0f}{per * 1e6:>9.1f}{raw / per:>7.1f}x{per_batch:>13.1f}"
             f"{shown}"

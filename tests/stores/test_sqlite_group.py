@@ -30,6 +30,7 @@ from spindle.core.errors import (
 )
 from spindle.core.model import RunState, RunStatus, StepRecord, utcnow
 from spindle.core.store import Commit, Store
+from spindle.plugins.stores._sqlite_checkpoint import BACKSTOP_PAGES, CHECKPOINT_PAGES
 from spindle.plugins.stores._sqlite_group import GroupWriter, Job, _outcome
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
@@ -486,6 +487,151 @@ async def test_random_concurrent_commits_end_as_serial_ones_do(
             continue
         assert await fresh.ledger_head(run_id) == expected
     await fresh.aclose()
+
+
+# --- checkpoints between batches --------------------------------------------------------
+
+
+class Checkpoints:
+    """The writer's connection, with its ``PRAGMA wal_checkpoint`` answered by ``answer``
+    (every other statement goes to the real connection)."""
+
+    def __init__(self, conn: sqlite3.Connection, answer: Callable[[], Any]) -> None:
+        self.conn = conn
+        self.answer = answer
+        self.asked = 0
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("PRAGMA wal_checkpoint"):
+            self.asked += 1
+            return self.answer()
+        return self.conn.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def big_runs(store: SQLiteStore, count: int, *, at_once: int = 25) -> list[str]:
+    """Create ``count`` runs with 16 KB of inputs each (four or five log pages a run),
+    ``at_once`` in flight together."""
+    big = {"blob": "x" * 16_000}
+    runs = [f"r{i}" for i in range(count)]
+    for start in range(0, count, at_once):
+        await asyncio.gather(
+            *(
+                store.commit(Commit(running(r, inputs=big), create=True))
+                for r in runs[start : start + at_once]
+            )
+        )
+    return runs
+
+
+def log_pages(path: Path) -> int:
+    """How large the store's write-ahead log file grew, in the file's pages."""
+    wal = Path(f"{path}-wal")
+    if not wal.exists():
+        return 0
+    conn = sqlite3.connect(path)
+    try:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    finally:
+        conn.close()
+    return int(wal.stat().st_size // page_size)
+
+
+async def test_the_writer_checkpoints_the_log_between_batches_near_its_usual_size(
+    tmp_path: Path,
+) -> None:
+    """Writes of ~4,500 log pages are checkpointed by the writer itself, between batches,
+    at about SQLite's usual 1,000 pages: the log file never grows near the backstop at which
+    SQLite would checkpoint inside a COMMIT, and every run is in the file."""
+    path = tmp_path / "s.db"
+    async with grouped(path) as store:
+        runs = await big_runs(store, 1000)
+        group = writer(store)
+        assert group.log.made >= 3
+        assert group.log.failed == 0
+        assert log_pages(path) < 2 * CHECKPOINT_PAGES < BACKSTOP_PAGES
+    fresh = await reopened(path)
+    assert len(await fresh.list_runs(limit=2000)) == len(runs)
+    await fresh.aclose()
+
+
+async def test_without_the_writers_checkpoints_the_log_grows_to_the_backstop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counterpart of the test above, so that it can fail: with the writer's own
+    checkpoints out of reach, only SQLite's at the backstop keeps the log in check."""
+    monkeypatch.setattr("spindle.plugins.stores._sqlite_checkpoint.CHECKPOINT_PAGES", 10**9)
+    path = tmp_path / "s.db"
+    async with grouped(path) as store:
+        await big_runs(store, 1000)
+        assert writer(store).log.made == 0
+        assert log_pages(path) >= 2 * CHECKPOINT_PAGES
+
+
+async def test_a_failing_checkpoint_loses_nothing_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint that fails (an I/O error, say) is counted and kept, not raised: every
+    write still commits, is read back, and the writer tries again later."""
+    path = tmp_path / "s.db"
+    broken = sqlite3.OperationalError("disk I/O error")
+
+    def fail() -> Any:
+        raise broken
+
+    async with grouped(path) as store:
+        group = writer(store)
+        proxy = Checkpoints(group._conn, fail)
+        group._conn = proxy  # type: ignore[assignment]
+        runs = await big_runs(store, 600)
+        assert group.log.failed == proxy.asked >= 2
+        assert group.log.error is broken
+        assert group.log.made == 0
+        await store.commit(Commit(running("after"), create=True))
+    fresh = await reopened(path)
+    assert len(await fresh.list_runs(limit=2000)) == len(runs) + 1
+    await fresh.aclose()
+
+
+async def test_a_checkpoint_that_finds_another_checkpointing_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    """``wal_checkpoint`` answering busy (another connection, say another process's
+    writer, was checkpointing the file) is neither a failure nor "no log": the writer
+    asks again after more writes, and its checkpoints resume."""
+    path = tmp_path / "s.db"
+    async with grouped(path) as store:
+        group = writer(store)
+        real = group._conn
+        answers = iter(["busy", "busy"])
+
+        def answer() -> Any:
+            if next(answers, "done") == "busy":
+                return real.execute("SELECT 1, -1, -1")
+            return real.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        proxy = Checkpoints(real, answer)
+        group._conn = proxy  # type: ignore[assignment]
+        await big_runs(store, 1000)
+        assert proxy.asked >= 4
+        assert group.log.made == proxy.asked - 2
+        assert group.log.failed == 0
+
+
+async def test_a_file_with_no_log_to_checkpoint_is_not_asked_again(tmp_path: Path) -> None:
+    """``wal_checkpoint`` answering -1 pages (the file is not in WAL mode) stops the
+    writer's checkpoints: it does not ask after every batch from then on."""
+    path = tmp_path / "s.db"
+    async with grouped(path) as store:
+        group = writer(store)
+        real = group._conn
+        proxy = Checkpoints(real, lambda: real.execute("SELECT 0, -1, -1"))
+        group._conn = proxy  # type: ignore[assignment]
+        await big_runs(store, 600)
+        assert proxy.asked == 1
+        assert group.log.made == group.log.failed == 0
 
 
 # --- through the engine -----------------------------------------------------------------

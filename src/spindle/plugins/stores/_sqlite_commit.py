@@ -155,7 +155,9 @@ class SQLiteCommitter(SQLiteCache):
         # Serialize before taking the write lock, to hold it as briefly as possible.
         try:
             prepared = Prepared(commit, light)
-            rows = [record_row(r) for r in commit.records]
+            records = commit.records
+            # A step's one record without a comprehension's call.
+            rows = [record_row(records[0])] if len(records) == 1 else list(map(record_row, records))
         except (TypeError, ValueError, RecursionError) as exc:
             raise StoreError(
                 f"run {run_id!r}: the state or a ledger record is not JSON-serializable ({exc}); "

@@ -29,6 +29,9 @@ without knowing whether the write was made.
 
 Reads keep the store's own connection (WAL readers never wait for the
 writer), and see a write once its caller has been told it committed.
+
+The writer also checkpoints the write-ahead log, between batches rather than
+inside a COMMIT, so that no caller waits for it (``_sqlite_checkpoint``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spindle.core.errors import StoreError
+from spindle.plugins.stores._sqlite_checkpoint import LogCheckpoints
 from spindle.plugins.stores._sqlite_errors import rollback
 
 __all__ = ["GroupWriter", "Job"]
@@ -93,7 +97,10 @@ class GroupWriter:
         self._conn = conn
         self._path = path
         self._queue: list[Job] = []
-        self._wake = threading.Condition(threading.Lock())
+        # ``with self._mutex`` holds the condition's lock without the Python-level call
+        # of ``with self._wake`` (submit runs on every write).
+        self._mutex = threading.Lock()
+        self._wake = threading.Condition(self._mutex)
         self._closing = False
         self._stopped: Callable[[], None] | None = None
         # Loops told of a batch's outcomes whose woken callers have not yet run.
@@ -103,6 +110,8 @@ class GroupWriter:
         self.batches = 0
         self.jobs = 0
         self.cpu = 0.0
+        #: When the writer checkpoints the log between batches, and how many it made.
+        self.log = LogCheckpoints(conn)
         # A daemon thread: a host that never closes its store must still be able to exit.
         self._thread = threading.Thread(
             target=self._serve, name=f"spindle-sqlite-writer {path}", daemon=True
@@ -122,7 +131,7 @@ class GroupWriter:
             Exception: whatever ``work`` raised (its write was rolled back).
         """
         job = Job(work, fail, forget, asyncio.get_running_loop())
-        with self._wake:
+        with self._mutex:
             if self._closing:
                 raise StoreError(
                     f"SQLite store {self._path} is closed; open it again ('await store.open()' "
@@ -181,6 +190,7 @@ class GroupWriter:
                     for job in batch:
                         job.error = job.error or exc
                 self._settle(batch)
+                self.log.run_if_due(self._conn)
                 self.cpu += time.thread_time() - started
         finally:
             with self._wake:
