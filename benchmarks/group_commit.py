@@ -22,6 +22,11 @@ the log between batches): the event loop and the writer take turns, so a
 step costs about the engine's step plus that. ``checkpoints`` counts the
 writer's own checkpoints of the write-ahead log in the measured runs (made
 between batches while the runs compute, instead of inside a COMMIT).
+Then one run at a time (``--steps`` x 10 chained nodes, ``durability=full``),
+with group commit (the default) and without: a lone run's commits have no
+other commit to share a transaction with, and are written in its own thread
+(``written alone``), so group commit should cost it next to nothing.
+
 The cases run interleaved, for several rounds, and the median round of each
 is kept: a noisy neighbour skews a round, not the result.
 """
@@ -72,6 +77,23 @@ async def concurrent_runs(
     return took / (runs * steps), per_batch, writer_cpu / (runs * steps), checkpoints
 
 
+async def lone_run(url: str, runs_dir: Path, steps: int) -> tuple[float, int]:
+    """Seconds per durable step of one run of ``steps`` chained nodes, alone in its engine,
+    and how many of its writes were made in its own thread (0 without group commit)."""
+    wf = chain(steps)
+    async with Engine(url, settings=Settings(runs_dir=str(runs_dir))) as engine:
+        await engine.run(wf)  # warm-up, as above
+        writer = getattr(engine.store, "_group", None)
+        alone0 = writer.alone if writer is not None else 0
+        start = time.perf_counter()
+        state = await engine.run(wf)
+        took = time.perf_counter() - start
+        if state.status.value != "completed":
+            raise SystemExit(f"benchmark run ended {state.status.value}: {state.error}")
+        alone = writer.alone - alone0 if writer is not None else 0
+    return took / steps, alone
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -91,6 +113,12 @@ def main() -> None:
     batches: dict[str, list[float]] = {label: [] for label, _ in cases}
     writer_cpus: dict[str, list[float]] = {label: [] for label, _ in cases}
     checkpoints: dict[str, list[int]] = {label: [] for label, _ in cases}
+    lone_cases = [
+        ("group commit (default)", "durability=full"),
+        ("group_commit=off", "durability=full&group_commit=off"),
+    ]
+    lone_times: dict[str, list[float]] = {label: [] for label, _ in lone_cases}
+    lone_alone: dict[str, list[int]] = {label: [] for label, _ in lone_cases}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         d = Path(tmp)
         for r in range(args.rounds):
@@ -104,6 +132,11 @@ def main() -> None:
                 batches[label].append(per_batch)
                 writer_cpus[label].append(writer_cpu)
                 checkpoints[label].append(made)
+            for i, (label, query) in enumerate(lone_cases):
+                url = f"sqlite:///{d / f'lone{i}_{r}.db'}?{query}"
+                per_step, alone = asyncio.run(lone_run(url, d / "runs", args.steps * 10))
+                lone_times[label].append(per_step)
+                lone_alone[label].append(alone)
     raw = statistics.median(raws)
     print(
         f"{args.runs} concurrent runs x {args.steps} chained no-op nodes, one engine; "
@@ -122,6 +155,13 @@ def main() -> None:
             f"{label:<44}{1 / per:>10,.0f}{per * 1e6:>9.1f}{raw / per:>7.1f}x{per_batch:>13.1f}"
             f"{shown}"
         )
+    print(f"\none run at a time ({args.steps * 10} chained no-op nodes), durability=full")
+    print(f"{'case':<44}{'us/step':>9}{'vs off':>8}{'written alone':>15}")
+    off = statistics.median(lone_times["group_commit=off"])
+    for label, _ in lone_cases:
+        per = statistics.median(lone_times[label])
+        alone = statistics.median(lone_alone[label])
+        print(f"{label:<44}{per * 1e6:>9.1f}{per / off:>7.2f}x{alone:>15g}")
     print("\ntarget: durability=full with group commit >= 3x the raw fsync-per-commit loop")
     print(f"cpu count {os.cpu_count()}, python {sys.version.split()[0]}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -489,6 +490,163 @@ async def test_random_concurrent_commits_end_as_serial_ones_do(
     await fresh.aclose()
 
 
+# --- a lone caller ----------------------------------------------------------------------
+
+
+def failing(exc: sqlite3.Error) -> StoreError:
+    return StoreError(f"store failure: {exc}")
+
+
+async def test_a_lone_caller_writes_in_its_own_thread_and_its_writes_are_durable(
+    tmp_path: Path,
+) -> None:
+    """A task whose writes follow one another with nothing else in flight writes them in
+    its own thread (no hop to the writer and back), each its own committed transaction;
+    its first write, with no write before it from that task, goes to the writer."""
+    path = tmp_path / "s.db"
+    threads: list[int] = []
+
+    def insert(value: int) -> Callable[[sqlite3.Connection], int]:
+        def work(conn: sqlite3.Connection) -> int:
+            threads.append(threading.get_ident())
+            conn.execute("INSERT INTO queues (name, body) VALUES (?, '{}')", (f"q{value}",))
+            return value
+
+        return work
+
+    async with grouped(path) as store:
+        group = writer(store)
+        results = [await group.submit(insert(i), failing) for i in range(20)]
+        assert results == list(range(20))
+        assert group.alone == 19
+        assert threads[0] != threading.get_ident()
+        assert threads[1:] == [threading.get_ident()] * 19
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM queues").fetchone() == (20,)
+    conn.close()
+
+
+async def test_writes_of_concurrent_tasks_never_go_alone(tmp_path: Path, chain: Chain) -> None:
+    """20 runs stepping together write from 20 tasks: every write goes to the writer and
+    they share transactions, none is written alone in its caller."""
+    path = tmp_path / "s.db"
+    runs = [f"r{i}" for i in range(20)]
+    async with grouped(path) as store:
+
+        async def steps(run_id: str) -> None:
+            await store.commit(Commit(running(run_id), create=True))
+            head = ""
+            for seq in range(5):
+                records = chain(run_id, 1, start=seq, head=head)
+                head = records[-1].record_hash
+                await store.commit(Commit(running(run_id), records, state_changed=False))
+
+        await asyncio.gather(*(steps(r) for r in runs))
+        group = writer(store)
+        assert group.alone == 0
+        assert group.jobs == 20 * 6
+        assert group.batches <= 12
+
+
+async def test_a_lone_write_that_fails_raises_in_its_caller_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A lone write whose statements raise is rolled back and raises its own error (a
+    SQLite failure as the store's error, caused by it); what it cached is forgotten, and
+    the next lone write commits."""
+    path = tmp_path / "s.db"
+    forgotten: list[str] = []
+
+    def half_then(exc: Exception) -> Callable[[sqlite3.Connection], None]:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO queues (name, body) VALUES ('half', '{}')")
+            raise exc
+
+        return work
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO queues (name, body) VALUES ('whole', '{}')")
+
+    async with grouped(path) as store:
+        group = writer(store)
+        await group.submit(lambda conn: None, failing)  # the first goes to the writer
+        ledger_error = LedgerError("does not continue")
+        with pytest.raises(LedgerError) as raised:
+            await group.submit(half_then(ledger_error), failing, lambda: forgotten.append("a"))
+        assert raised.value is ledger_error
+        broken = sqlite3.IntegrityError("constraint failed")
+        with pytest.raises(StoreError, match="store failure: constraint failed") as failed:
+            await group.submit(half_then(broken), failing, lambda: forgotten.append("b"))
+        assert failed.value.__cause__ is broken
+        await group.submit(insert, failing)
+        assert group.alone == 3
+        assert forgotten == ["a", "b"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM queues").fetchall() == [("whole",)]
+    conn.close()
+
+
+async def test_a_lone_write_behind_another_process_lock_fails_as_a_batch_would(
+    tmp_path: Path, blocker: Callable[[], Blocker]
+) -> None:
+    """A lone write that cannot take the file's lock within busy_timeout fails with the
+    StoreBusy a write without group commit raises; once the lock is free it commits."""
+    path = tmp_path / "s.db"
+    async with grouped(path, busy_timeout=0.2) as store:
+        await store.commit(Commit(running("r1"), create=True))
+        await store.commit(Commit(running("r1", labels={"a": "1"})))  # alone from here on
+        held = blocker()
+        with pytest.raises(StoreBusy, match=r"busy_timeout=0\.2s"):
+            await store.commit(Commit(running("r1", labels={"a": "2"})))
+        held.release()
+        await store.commit(Commit(running("r1", labels={"a": "3"})))
+        assert writer(store).alone == 3
+        assert (await store.load_run("r1")).labels == {"a": "3"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_lone_commits_end_as_serial_ones_do(
+    tmp_path: Path, chain: Chain, seed: int
+) -> None:
+    """One task's random commits, one after another (some stale, some breaking the
+    ledger, some creating twice), give it the outcome, and leave each ledger, as the
+    same commits on the memory store; almost all of them are written alone."""
+    rng = random.Random(seed)
+    path = tmp_path / "s.db"
+    runs = [f"r{i}" for i in range(6)]
+    memory: Store = MemoryStore()
+    heads: dict[str, tuple[int, str]] = {}
+    async with grouped(path) as store:
+        for _ in range(60):
+            run_id = rng.choice(runs)
+            count, head = heads.get(run_id, (0, ""))
+            choice = rng.random()
+            start = count + 1 if choice < 0.1 else count  # a gap: LedgerError
+            records = chain(run_id, rng.randint(0, 3), start=start, head=head)
+            create = run_id not in heads or choice > 0.95
+            token = 3 if 0.1 <= choice < 0.15 else None  # stale: LeaseLost
+            commit = Commit(running(run_id), records, token=token, create=create)
+            outcomes = []
+            for target in (store, memory):
+                try:
+                    outcomes.append(await target.commit(commit))
+                except Exception as exc:
+                    outcomes.append(exc)
+            assert type(outcomes[0]) is type(outcomes[1])
+            if not isinstance(outcomes[1], Exception):
+                last = records[-1].record_hash if records else head
+                heads[run_id] = (start + len(records), last) if records else (count, head)
+        assert writer(store).alone >= 55
+    fresh = await reopened(path)
+    for run_id in runs:
+        try:
+            expected = await memory.ledger_head(run_id)
+        except RunNotFound:
+            continue
+        assert await fresh.ledger_head(run_id) == expected
+    await fresh.aclose()
+
+
 # --- checkpoints between batches --------------------------------------------------------
 
 
@@ -658,6 +816,31 @@ async def test_concurrent_engine_runs_at_full_durability_share_commits(tmp_path:
         store = engine.store
         assert isinstance(store, SQLiteStore)
         assert writer(store).batches < writer(store).jobs / 3
+
+
+async def test_a_lone_engine_run_at_full_durability_commits_in_its_caller(
+    tmp_path: Path,
+) -> None:
+    """One run at a time at durability=full writes its commits in the engine's own thread
+    (after its first), and its ledger verifies."""
+    from spindle import Settings, Workflow
+    from spindle.core.engine import Engine
+
+    async def noop() -> None:
+        return None
+
+    wf = Workflow("chain")
+    for i in range(10):
+        wf.node(noop, name=f"s{i}", after=[f"s{i - 1}"] if i else [])
+    url = f"sqlite:///{tmp_path}/s.db?durability=full"
+    async with Engine(url, settings=Settings(runs_dir=str(tmp_path / "runs"))) as engine:
+        for _ in range(3):
+            state = await engine.run(wf)
+            assert state.status == RunStatus.COMPLETED
+            assert (await engine.verify_ledger(state.run_id)).ok
+        store = engine.store
+        assert isinstance(store, SQLiteStore)
+        assert writer(store).alone >= writer(store).jobs - 1 >= 29
 
 
 # --- a caller's wait, when it is cancelled ----------------------------------------------

@@ -9,6 +9,11 @@ ONE transaction, and commits once (one fsync for the whole batch). While it
 writes, new writes queue for the next batch, so the busier the engine, the
 bigger the batches.
 
+A write with nothing to share a transaction with -- made by the same task
+as the last one, while nothing is queued or being written: one run driven
+at a time -- is written in its caller instead, in its own transaction, as
+without group commit: the two thread hops would only add to its fsync.
+
 The contract of every write stays what it was: a caller's ``await`` returns
 (or raises its own error) only once the transaction holding its write is
 durable. A write that fails (``LeaseLost``, ``LedgerError``, an event that
@@ -37,7 +42,6 @@ inside a COMMIT, so that no caller waits for it (``_sqlite_checkpoint``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import threading
 import time
@@ -47,42 +51,9 @@ from typing import Any
 from spindle.core.errors import StoreError
 from spindle.plugins.stores._sqlite_checkpoint import LogCheckpoints
 from spindle.plugins.stores._sqlite_errors import rollback
+from spindle.plugins.stores._sqlite_jobs import Job, _call, _outcome, _rolled_back
 
 __all__ = ["GroupWriter", "Job"]
-
-
-class Job:
-    """One write waiting for the writer: what to run, and how to tell its caller."""
-
-    __slots__ = ("error", "fail", "forget", "future", "loop", "result", "settled", "work")
-
-    def __init__(
-        self,
-        work: Callable[[sqlite3.Connection], Any],
-        fail: Callable[[sqlite3.Error], StoreError],
-        forget: Callable[[], object] | None,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        #: Runs the write's statements inside the batch's transaction (in the writer).
-        self.work = work
-        #: The store's error for a SQLite failure of this write.
-        self.fail = fail
-        #: Undoes what ``work`` cached in memory, when its writes were rolled back.
-        self.forget = forget
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        #: Set in the caller's loop once the outcome was handed to ``future``.
-        self.settled = False
-
-    def failed(self, exc: BaseException) -> None:
-        """Record that this write failed with ``exc`` and was rolled back."""
-        self.error = self.fail(exc) if isinstance(exc, sqlite3.Error) else exc
-        if isinstance(exc, sqlite3.Error):
-            self.error.__cause__ = exc
-        if self.forget is not None:
-            self.forget()
 
 
 class GroupWriter:
@@ -105,10 +76,21 @@ class GroupWriter:
         self._stopped: Callable[[], None] | None = None
         # Loops told of a batch's outcomes whose woken callers have not yet run.
         self._returning = 0
-        #: Batches written and jobs in them (tests and benchmarks read these), and the
-        #: CPU seconds the thread spent writing and settling them (benchmarks).
+        # Held while statements run on the connection: the writer's batches and
+        # checkpoints, and a lone caller's write in its own thread (see ``submit``).
+        self._conn_lock = threading.Lock()
+        # Set while the writer has a batch in hand, from taking it until it is written,
+        # and the id of the task that made the last write (an id, so that a finished
+        # task is not kept alive; one reused by a later task makes at worst one write
+        # alone that could have joined a batch).
+        self._writing = False
+        self._last_task = 0
+        #: Batches written and jobs in them (tests and benchmarks read these; a lone
+        #: caller's write counts as a batch of one), lone writes tried, and the CPU
+        #: seconds the thread spent writing and settling batches (benchmarks).
         self.batches = 0
         self.jobs = 0
+        self.alone = 0
         self.cpu = 0.0
         #: When the writer checkpoints the log between batches, and how many it made.
         self.log = LogCheckpoints(conn)
@@ -126,20 +108,42 @@ class GroupWriter:
     ) -> Any:
         """Queue ``work`` for the next batch; return its result once that batch is durable.
 
+        A lone caller writes in its own thread instead, as without group commit: when
+        the task that made the last write makes this one, and nothing is queued or
+        being written, no other write is in flight to share a transaction with, and
+        the two thread hops (about 0.1 ms on a VM) would only add to its commit.
+        Concurrent runs write from different tasks, so their writes still go to the
+        writer and share transactions.
+
         Raises:
             StoreError: the store is closing, or the batch failed (``fail``'s error).
             Exception: whatever ``work`` raised (its write was rolled back).
         """
-        job = Job(work, fail, forget, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        task = id(asyncio.current_task())
         with self._mutex:
             if self._closing:
                 raise StoreError(
                     f"SQLite store {self._path} is closed; open it again ('await store.open()' "
                     "or 'async with store:') before writing"
                 )
-            self._queue.append(job)
-            if not self._returning:  # else the callers' return wakes the writer
-                self._wake.notify()
+            lone = (
+                task == self._last_task
+                and not self._queue
+                and not self._writing
+                and self._conn_lock.acquire(blocking=False)
+            )
+            self._last_task = task
+            if not lone:
+                job = Job(work, fail, forget, loop)
+                self._queue.append(job)
+                if not self._returning:  # else the callers' return wakes the writer
+                    self._wake.notify()
+        if lone:
+            try:
+                return self._write_alone(work, fail, forget)
+            finally:
+                self._conn_lock.release()
         try:
             return await job.future  # the common case, without a coroutine of its own
         except asyncio.CancelledError:
@@ -165,6 +169,38 @@ class GroupWriter:
             await stopped  # the writer thread calls ``tell`` on its way out, whatever happens
         self._thread.join()
 
+    def _write_alone(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        fail: Callable[[sqlite3.Error], StoreError],
+        forget: Callable[[], object] | None,
+    ) -> Any:
+        """A lone caller's write, in its own transaction, here (holding the connection)."""
+        conn = self._conn
+        self.alone += 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _rolled_back(exc, fail, forget) from exc
+        self.batches += 1
+        self.jobs += 1
+        try:
+            result = work(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            rollback(conn)
+            error = _rolled_back(exc, fail, forget)
+            if error is exc:
+                raise
+            raise error from exc
+        except BaseException:
+            rollback(conn)
+            if forget is not None:
+                forget()
+            raise
+        self.log.run_if_due(conn)
+        return result
+
     # --- the writer thread -------------------------------------------------------------
 
     def _serve(self) -> None:
@@ -180,17 +216,22 @@ class GroupWriter:
                         self._wake.wait_for(lambda: not self._returning, _RETURN_WAIT)
                         self._returning = 0
                     batch, self._queue = self._queue, []
+                    self._writing = bool(batch)
                 if not batch:
                     break  # closing, and nothing left to write
                 started = time.thread_time()
-                try:
-                    self._write(batch)
-                except Exception as exc:  # a fault of the writer itself: nobody may hang on it
-                    rollback(self._conn)
-                    for job in batch:
-                        job.error = job.error or exc
+                with self._conn_lock:
+                    try:
+                        self._write(batch)
+                    except Exception as exc:  # the writer's own fault: nobody may hang on it
+                        rollback(self._conn)
+                        for job in batch:
+                            job.error = job.error or exc
+                with self._mutex:
+                    self._writing = False
                 self._settle(batch)
-                self.log.run_if_due(self._conn)
+                with self._conn_lock:
+                    self.log.run_if_due(self._conn)
                 self.cpu += time.thread_time() - started
         finally:
             with self._wake:
@@ -199,7 +240,8 @@ class GroupWriter:
             for job in left:  # only if the thread itself failed
                 job.error = StoreError(f"SQLite store {self._path}: its writer thread stopped")
             self._settle(left)
-            self._conn.close()
+            with self._conn_lock:
+                self._conn.close()
             if self._stopped is not None:
                 self._stopped()
 
@@ -338,46 +380,3 @@ class _BatchFailed(Exception):
         super().__init__(str(cause))
         self.cause = cause
         self.rest = rest
-
-
-def _call(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
-    # A RuntimeError says the caller's loop is closed: nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback, *args)
-
-
-async def _outcome(job: Job, *, cancelled: bool = False) -> Any:
-    """Wait for ``job``'s outcome; a cancellation while waiting is raised only after it.
-
-    The write cannot be taken back once queued, so its caller must learn how it
-    ended before it goes on; the cancellation is requested again (counted once, as
-    ``asyncio.timeout`` expects) and lands at the caller's next ``await``.
-    ``cancelled``: the caller's wait on ``job.future`` was cancelled already
-    (``submit`` awaits it itself first: the common case is no cancellation).
-    """
-    waited_out = cancelled  # this wait on job.future was cancelled (no need to await it)
-    try:
-        while True:
-            future = job.future
-            if not waited_out:
-                try:
-                    return await future
-                except asyncio.CancelledError:
-                    cancelled = True
-            waited_out = False
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            if not future.cancelled():
-                return future.result()  # the outcome came with the cancellation
-            if job.settled:
-                break  # handed to the future that was cancelled: read it off the job
-            job.future = future.get_loop().create_future()
-        if job.error is not None:
-            raise job.error
-        return job.result
-    finally:
-        if cancelled:
-            task = asyncio.current_task()
-            if task is not None:
-                task.cancel()
