@@ -120,7 +120,7 @@ class GroupWriter:
             Exception: whatever ``work`` raised (its write was rolled back).
         """
         loop = asyncio.get_running_loop()
-        task = id(asyncio.current_task())
+        task = id(asyncio.current_task(loop))
         with self._mutex:
             if self._closing:
                 raise StoreError(
