@@ -444,6 +444,33 @@ async def test_a_timeout_around_a_queued_commit_still_raises_timeout_error(
 # --- against the memory store -----------------------------------------------------------
 
 
+def random_commit(
+    rng: random.Random, chain: Chain, run_id: str, heads: dict[str, tuple[int, str]]
+) -> tuple[Commit, float]:
+    """A commit of ``run_id`` continuing its ledger as ``heads`` has it, or, by the
+    ``choice`` also returned, one that leaves a gap (LedgerError), carries a stale lease
+    token (LeaseLost) or creates the run again (StoreError)."""
+    count, head = heads.get(run_id, (0, ""))
+    choice = rng.random()
+    start = count + 1 if choice < 0.1 else count  # a gap: LedgerError
+    records = chain(run_id, rng.randint(0, 3), start=start, head=head)
+    create = run_id not in heads or choice > 0.95
+    token = 3 if 0.1 <= choice < 0.15 else None  # stale: LeaseLost
+    return Commit(running(run_id), records, token=token, create=create), choice
+
+
+async def same_ledgers(path: Path, memory: Store, runs: list[str]) -> None:
+    """Each run's ledger head in the file at ``path`` is the one ``memory`` holds."""
+    fresh = await reopened(path)
+    for run_id in runs:
+        try:
+            expected = await memory.ledger_head(run_id)
+        except RunNotFound:
+            continue
+        assert await fresh.ledger_head(run_id) == expected
+    await fresh.aclose()
+
+
 @pytest.mark.parametrize("seed", range(6))
 async def test_random_concurrent_commits_end_as_serial_ones_do(
     tmp_path: Path, chain: Chain, seed: int
@@ -460,13 +487,10 @@ async def test_random_concurrent_commits_end_as_serial_ones_do(
         for _ in range(15):
             plan: list[Commit] = []
             for run_id in rng.sample(runs, rng.randint(1, len(runs))):
-                count, head = heads.get(run_id, (0, ""))
-                choice = rng.random()
-                start = count + 1 if choice < 0.1 else count  # a gap: LedgerError
-                records = chain(run_id, rng.randint(0, 3), start=start, head=head)
-                create = run_id not in heads or choice > 0.95
-                token = 3 if 0.1 <= choice < 0.15 else None  # stale: LeaseLost
-                plan.append(Commit(running(run_id), records, token=token, create=create))
+                count = heads.get(run_id, (0, ""))[0]
+                commit, choice = random_commit(rng, chain, run_id, heads)
+                plan.append(commit)
+                records, create = commit.records, commit.create
                 if not create and choice >= 0.15 and records:
                     heads[run_id] = (count + len(records), records[-1].record_hash)
                 elif create and run_id not in heads and choice >= 0.15:
@@ -480,14 +504,7 @@ async def test_random_concurrent_commits_end_as_serial_ones_do(
                     want.append(exc)
             assert [type(g) for g in got] == [type(w) for w in want]
         assert writer(store).batches < writer(store).jobs
-    fresh = await reopened(path)
-    for run_id in runs:
-        try:
-            expected = await memory.ledger_head(run_id)
-        except RunNotFound:
-            continue
-        assert await fresh.ledger_head(run_id) == expected
-    await fresh.aclose()
+    await same_ledgers(path, memory, runs)
 
 
 # --- a lone caller ----------------------------------------------------------------------
@@ -619,13 +636,7 @@ async def test_random_lone_commits_end_as_serial_ones_do(
     async with grouped(path) as store:
         for _ in range(60):
             run_id = rng.choice(runs)
-            count, head = heads.get(run_id, (0, ""))
-            choice = rng.random()
-            start = count + 1 if choice < 0.1 else count  # a gap: LedgerError
-            records = chain(run_id, rng.randint(0, 3), start=start, head=head)
-            create = run_id not in heads or choice > 0.95
-            token = 3 if 0.1 <= choice < 0.15 else None  # stale: LeaseLost
-            commit = Commit(running(run_id), records, token=token, create=create)
+            commit, _ = random_commit(rng, chain, run_id, heads)
             outcomes = []
             for target in (store, memory):
                 try:
@@ -633,18 +644,12 @@ async def test_random_lone_commits_end_as_serial_ones_do(
                 except Exception as exc:
                     outcomes.append(exc)
             assert type(outcomes[0]) is type(outcomes[1])
-            if not isinstance(outcomes[1], Exception):
-                last = records[-1].record_hash if records else head
-                heads[run_id] = (start + len(records), last) if records else (count, head)
+            if not isinstance(outcomes[1], Exception):  # the run exists, its ledger moved
+                last = commit.records[-1] if commit.records else None
+                moved = (last.seq + 1, last.record_hash) if last else None
+                heads[run_id] = moved or heads.get(run_id, (0, ""))
         assert writer(store).alone >= 55
-    fresh = await reopened(path)
-    for run_id in runs:
-        try:
-            expected = await memory.ledger_head(run_id)
-        except RunNotFound:
-            continue
-        assert await fresh.ledger_head(run_id) == expected
-    await fresh.aclose()
+    await same_ledgers(path, memory, runs)
 
 
 # --- checkpoints between batches --------------------------------------------------------
@@ -795,11 +800,9 @@ async def test_a_file_with_no_log_to_checkpoint_is_not_asked_again(tmp_path: Pat
 # --- through the engine -----------------------------------------------------------------
 
 
-async def test_concurrent_engine_runs_at_full_durability_share_commits(tmp_path: Path) -> None:
-    """30 runs of 10 chained nodes driven together at durability=full all complete, with
-    verified ledgers, in fewer transactions than commits."""
-    from spindle import Settings, Workflow
-    from spindle.core.engine import Engine
+def ten_nodes() -> Any:
+    """A workflow of 10 chained no-op nodes."""
+    from spindle import Workflow
 
     async def noop() -> None:
         return None
@@ -807,6 +810,16 @@ async def test_concurrent_engine_runs_at_full_durability_share_commits(tmp_path:
     wf = Workflow("chain")
     for i in range(10):
         wf.node(noop, name=f"s{i}", after=[f"s{i - 1}"] if i else [])
+    return wf
+
+
+async def test_concurrent_engine_runs_at_full_durability_share_commits(tmp_path: Path) -> None:
+    """30 runs of 10 chained nodes driven together at durability=full all complete, with
+    verified ledgers, in fewer transactions than commits."""
+    from spindle import Settings
+    from spindle.core.engine import Engine
+
+    wf = ten_nodes()
     url = f"sqlite:///{tmp_path}/s.db?durability=full"
     async with Engine(url, settings=Settings(runs_dir=str(tmp_path / "runs"))) as engine:
         states = await asyncio.gather(*(engine.run(wf) for _ in range(30)))
@@ -823,15 +836,10 @@ async def test_a_lone_engine_run_at_full_durability_commits_in_its_caller(
 ) -> None:
     """One run at a time at durability=full writes its commits in the engine's own thread
     (after its first), and its ledger verifies."""
-    from spindle import Settings, Workflow
+    from spindle import Settings
     from spindle.core.engine import Engine
 
-    async def noop() -> None:
-        return None
-
-    wf = Workflow("chain")
-    for i in range(10):
-        wf.node(noop, name=f"s{i}", after=[f"s{i - 1}"] if i else [])
+    wf = ten_nodes()
     url = f"sqlite:///{tmp_path}/s.db?durability=full"
     async with Engine(url, settings=Settings(runs_dir=str(tmp_path / "runs"))) as engine:
         for _ in range(3):
