@@ -63,6 +63,15 @@ class LeasesContract:
         with pytest.raises(LeaseLost, match="token=None"):
             await store.commit(Commit(state(), create=True, token=1))
 
+    async def test_creating_an_existing_run_with_a_token_says_it_exists(self, store: Store) -> None:
+        """A creating commit with a token, of a run that exists, is refused as a run that
+        exists (the error every store gives a second creation), and changes nothing."""
+        await store.commit(Commit(state(), create=True))
+        with pytest.raises(StoreError, match="already exists") as raised:
+            await store.commit(Commit(state(status=RunStatus.FAILED), create=True, token=1))
+        assert not isinstance(raised.value, LeaseLost)
+        assert (await store.load_run("r1")).status == RunStatus.PENDING
+
     async def test_first_lease_has_token_one(self, store: Store) -> None:
         """The first lease of a run has token 1, its owner and expiry; get_lease returns it."""
         await store.commit(Commit(state(), create=True))

@@ -211,6 +211,9 @@ class SQLiteCommitter(SQLiteCache):
             # No read first: the INSERT below fails on the unique run_id if it is taken.
             row = None
             if commit.token is not None:
+                # Refused either way; a run that exists is said first, as other stores do.
+                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                    raise run_exists(run_id, f"SQLite store {self.path}")
                 raise lease_lost(run_id, commit.token, 0, new=True)
             run_no, count, head = 0, 0, ""
             old: tuple[Any, ...] = ()
