@@ -32,7 +32,8 @@ from spindle.core.errors import (
 from spindle.core.model import RunState, RunStatus, StepRecord, utcnow
 from spindle.core.store import Commit, Store
 from spindle.plugins.stores._sqlite_checkpoint import BACKSTOP_PAGES, CHECKPOINT_PAGES
-from spindle.plugins.stores._sqlite_group import GroupWriter, Job, _outcome
+from spindle.plugins.stores._sqlite_group import GroupWriter
+from spindle.plugins.stores._sqlite_jobs import Job, outcome
 from spindle.plugins.stores.memory import MemoryStore
 from spindle.plugins.stores.sqlite import SQLiteStore
 
@@ -869,7 +870,7 @@ async def test_a_cancelled_wait_returns_the_outcome_then_raises_the_cancellation
     after: list[Any] = []
 
     async def caller() -> None:
-        after.append(await _outcome(job))
+        after.append(await outcome(job))
         await asyncio.sleep(10)
         after.append("slept")
 

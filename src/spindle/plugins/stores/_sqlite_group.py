@@ -51,7 +51,7 @@ from typing import Any
 from spindle.core.errors import StoreError
 from spindle.plugins.stores._sqlite_checkpoint import LogCheckpoints
 from spindle.plugins.stores._sqlite_errors import rollback
-from spindle.plugins.stores._sqlite_jobs import Job, _call, _outcome, _rolled_back
+from spindle.plugins.stores._sqlite_jobs import Job, call_in, outcome, rolled_back
 
 __all__ = ["GroupWriter", "Job"]
 
@@ -147,7 +147,7 @@ class GroupWriter:
         try:
             return await job.future  # the common case, without a coroutine of its own
         except asyncio.CancelledError:
-            return await _outcome(job, cancelled=True)
+            return await outcome(job, cancelled=True)
 
     async def aclose(self) -> None:
         """Write everything queued so far, then stop the thread and close its connection."""
@@ -162,7 +162,7 @@ class GroupWriter:
             if self._closing:
                 return
             self._closing = True
-            self._stopped = lambda: _call(loop, tell)
+            self._stopped = lambda: call_in(loop, tell)
             self._wake.notify()
             alive = self._thread.is_alive()
         if alive:
@@ -181,7 +181,7 @@ class GroupWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _rolled_back(exc, fail, forget) from exc
+            raise rolled_back(exc, fail, forget) from exc
         self.batches += 1
         self.jobs += 1
         try:
@@ -189,7 +189,7 @@ class GroupWriter:
             conn.execute("COMMIT")
         except Exception as exc:
             rollback(conn)
-            error = _rolled_back(exc, fail, forget)
+            error = rolled_back(exc, fail, forget)
             if error is exc:
                 raise
             raise error from exc
@@ -346,7 +346,7 @@ class GroupWriter:
         with self._wake:
             self._returning = len(by_loop)
         for loop, jobs in by_loop.items():
-            _call(loop, self._resolve, jobs)
+            call_in(loop, self._resolve, jobs)
 
     def _resolve(self, jobs: list[Job]) -> None:
         """In the callers' loop: hand each job its outcome; once the callers woken by it

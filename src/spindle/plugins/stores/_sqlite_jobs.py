@@ -3,7 +3,7 @@
 The writer thread (``_sqlite_group``) takes :class:`Job` objects from its
 queue, runs each one's statements inside a batch's transaction and hands the
 outcome back to the caller's event loop. A caller cancelled while its write
-is queued cannot take the write back, so :func:`_outcome` makes its
+is queued cannot take the write back, so :func:`outcome` makes its
 cancellation wait for the outcome: the caller returns from the write (or
 raises its error) as it would have without group commit, and the
 cancellation is raised at its next ``await``.
@@ -19,7 +19,7 @@ from typing import Any
 
 from spindle.core.errors import StoreError
 
-__all__ = ["Job"]
+__all__ = ["Job", "call_in", "outcome", "rolled_back"]
 
 
 class Job:
@@ -49,10 +49,10 @@ class Job:
 
     def failed(self, exc: BaseException) -> None:
         """Record that this write failed with ``exc`` and was rolled back."""
-        self.error = _rolled_back(exc, self.fail, self.forget)
+        self.error = rolled_back(exc, self.fail, self.forget)
 
 
-def _rolled_back(
+def rolled_back(
     exc: BaseException,
     fail: Callable[[sqlite3.Error], StoreError],
     forget: Callable[[], object] | None,
@@ -67,13 +67,13 @@ def _rolled_back(
     return error
 
 
-def _call(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+def call_in(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
     # A RuntimeError says the caller's loop is closed: nobody is waiting any more.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(callback, *args)
 
 
-async def _outcome(job: Job, *, cancelled: bool = False) -> Any:
+async def outcome(job: Job, *, cancelled: bool = False) -> Any:
     """Wait for ``job``'s outcome; a cancellation while waiting is raised only after it.
 
     The write cannot be taken back once queued, so its caller must learn how it
