@@ -7,7 +7,9 @@ the copy and the rest the two fsyncs, at ``durability=normal`` as at
 ``full``) during which that batch's callers wait for their outcome. The
 group-commit writer (``_sqlite_group``) instead checkpoints the log itself,
 after it has handed a batch's outcomes back, so that the checkpoint overlaps
-with its callers computing their next steps.
+with its callers computing their next steps. A lone caller's write (one
+written in its caller, see ``_sqlite_group``) checkpoints after itself when
+one is due, as SQLite's own checkpoint would.
 
 It checkpoints at about SQLite's usual size (:data:`CHECKPOINT_PAGES`),
 judged from the rows the writer changed since the last checkpoint (SQLite's

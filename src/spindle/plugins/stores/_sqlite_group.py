@@ -36,7 +36,8 @@ Reads keep the store's own connection (WAL readers never wait for the
 writer), and see a write once its caller has been told it committed.
 
 The writer also checkpoints the write-ahead log, between batches rather than
-inside a COMMIT, so that no caller waits for it (``_sqlite_checkpoint``).
+inside a COMMIT, so that a batch's callers do not wait for it
+(``_sqlite_checkpoint``).
 """
 
 from __future__ import annotations
