@@ -779,8 +779,8 @@ async def test_a_checkpoint_that_finds_another_checkpointing_is_tried_again(
         proxy = Checkpoints(real, answer)
         group._conn = proxy  # type: ignore[assignment]
         await big_runs(store, 1000)
-        assert proxy.asked >= 4
-        assert group.log.made == proxy.asked - 2
+        assert proxy.asked >= 3
+        assert group.log.made == proxy.asked - 2 >= 1
         assert group.log.failed == 0
 
 
