@@ -143,9 +143,12 @@ class RunStore(PruneStore):
         """Write a run's state and its new ledger records in one transaction.
 
         Raises:
-            LeaseLost: ``commit.token`` is not the run's current lease token.
+            LeaseLost: ``commit.token`` is not the run's current lease token (a
+                creating commit carries none: a new run has no lease).
             LedgerError: the records do not continue the ledger (wrong ``seq``/``prev_hash``).
             RunNotFound: the run does not exist and ``commit.create`` is false.
+            StoreError: ``commit.create`` and the run exists (said first, whatever
+                the commit's token).
         """
 
     @abc.abstractmethod
