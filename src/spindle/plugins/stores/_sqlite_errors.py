@@ -17,10 +17,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
 
 from spindle.core.errors import StoreBusy, StoreCorrupt, StoreError, StoreFull, StoreReadOnly
 
-__all__ = ["file_failure", "retry_hint", "rollback", "sqlite_failure"]
+__all__ = ["file_failure", "retry_hint", "rollback", "sqlite_failure", "transact"]
+
+T = TypeVar("T")
 
 _SCHEMA_GONE = ("no such table", "no such column", "has no column named", "no such index")
 
@@ -146,3 +150,22 @@ def rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def transact(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``work`` in one write transaction on ``conn`` and return what it returned.
+
+    The transaction takes the file's write lock up front (``BEGIN IMMEDIATE``)
+    and ends in ``COMMIT``; any failure, in the BEGIN, in ``work`` or in the
+    COMMIT (its fsync), is rolled back and raised as it came. Callers differ only
+    in the lock they hold around it and in how they report the error, so this
+    one spelling serves every single-write transaction of the store.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return result

@@ -51,7 +51,7 @@ from typing import Any
 
 from spindle.core.errors import StoreError
 from spindle.plugins.stores._sqlite_checkpoint import LogCheckpoints
-from spindle.plugins.stores._sqlite_errors import rollback
+from spindle.plugins.stores._sqlite_errors import rollback, transact
 from spindle.plugins.stores._sqlite_jobs import Job, call_in, outcome, rolled_back
 
 __all__ = ["GroupWriter", "Job"]
@@ -86,9 +86,9 @@ class GroupWriter:
         # alone that could have joined a batch).
         self._writing = False
         self._last_task = 0
-        #: Batches written and jobs in them (tests and benchmarks read these; a lone
-        #: caller's write counts as a batch of one), lone writes tried, and the CPU
-        #: seconds the thread spent writing and settling batches (benchmarks).
+        #: Batches begun and jobs in them (tests and benchmarks read these; a lone
+        #: caller's write counts as a batch of one once written), lone writes tried,
+        #: and the CPU seconds the thread spent writing and settling batches.
         self.batches = 0
         self.jobs = 0
         self.alone = 0
@@ -177,29 +177,21 @@ class GroupWriter:
         forget: Callable[[], object] | None,
     ) -> Any:
         """A lone caller's write, in its own transaction, here (holding the connection)."""
-        conn = self._conn
         self.alone += 1
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise rolled_back(exc, fail, forget) from exc
-        self.batches += 1
-        self.jobs += 1
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
+            result = transact(self._conn, work)
         except Exception as exc:
-            rollback(conn)
             error = rolled_back(exc, fail, forget)
             if error is exc:
                 raise
             raise error from exc
         except BaseException:
-            rollback(conn)
             if forget is not None:
                 forget()
             raise
-        self.log.run_if_due(conn)
+        self.batches += 1
+        self.jobs += 1
+        self.log.run_if_due(self._conn)
         return result
 
     # --- the writer thread -------------------------------------------------------------
