@@ -44,7 +44,11 @@ async def node_result(
     plan = f.cached
     if plan is not None and plan.hit is not None:
         return f.value  # reused: recorded as the source run recorded it
-    value, size = storable_sized(node.id, f.value)
+    value = f.value
+    if value is None or isinstance(value, str | bool | int | float):
+        size = -1  # a scalar is kept as it is (what storable_sized says, two calls less)
+    else:
+        value, size = storable_sized(node.id, value)
     if node.outputs:
         size = -1
         assert f.ctx is not None  # a task's outcome carries its context
