@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from spindle.core.engine._added import check_added
@@ -27,7 +28,6 @@ from spindle.core.model import (
     call_wait_key,
     converter,
     node_key,
-    utcnow,
 )
 from spindle.core.plugin import EffectContext, EffectHandler, RunLinks, Suspend, TaskContext
 from spindle.core.workflow import fill_templates
@@ -71,6 +71,7 @@ class Attempts:
         self.secrets = secrets
         self._links = links
         self._run_dir: Path | None = None
+        self._secret_texts = secrets.texts  # fixed for the run: read once, not per task
         self.inputs_view = {**state.inputs, **secrets.values}
         # One view for every task of the run (it reads inputs_view when asked).
         self._workflow_inputs = _WorkflowInputs(
@@ -89,7 +90,7 @@ class Attempts:
         """Attempt ``node_id`` once and report how it ended."""
         ready = self.ready
         node = ready.node(node_id)
-        started = utcnow()
+        started = datetime.now(UTC)  # utcnow() without its call: once a step
         if ready.failed or ready.skipped or ready.inactive:
             reason = ready.skip_reason(node_id)
             if reason is not None:
@@ -226,7 +227,7 @@ class Attempts:
 
     def task_context(self, node: NodeSpec, inputs: dict[str, Any]) -> TaskContext:
         """The context a task (its runtime and executor) receives."""
-        run_dir = self.run_dir
+        run_dir = self._run_dir or self.run_dir  # the property's call only the first time
         emitter = self.services.emitter
         outputs: dict[str, Path | None] = {}
         if node.outputs:
@@ -243,7 +244,7 @@ class Attempts:
             outputs=outputs,
             run_dir=run_dir,
             workflow_inputs=self._workflow_inputs,
-            secret_values=self.secrets.texts,
+            secret_values=self._secret_texts,
             attempt=self.journal.attempts.get(node.id, 1),
             runtime=node.runtime,
             executor=node.executor,

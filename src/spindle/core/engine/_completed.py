@@ -83,15 +83,16 @@ def record_completed(
             result=plan.source(),
             started_at=f.started_at,
         )
-    journal.record(
+    journal.record(  # by position (see RunJournal.record): attempt, result, error, started
         pending,
         node_id,
         StepKind.NODE,
         StepStatus.COMPLETED,
         node_key(journal.state.run_id, node_id),
-        attempt=attempt,
-        result=result,
-        started_at=f.started_at,
+        attempt,
+        result,
+        None,
+        f.started_at,
     )
     if plan is not None and plan.hit is not None:
         source = plan.source()
@@ -102,7 +103,7 @@ def record_completed(
             attempt=attempt,
             cached_from={"run_id": source["run_id"], "node_id": source["node_id"]},
         )
-    else:
+    elif journal.emitter.active:  # (asked here: with no observer, no call a step)
         journal.event(pending, LifecycleEventType.NODE_COMPLETED, node_id, attempt=attempt)
     pending.light = True
 

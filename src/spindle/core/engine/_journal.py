@@ -16,6 +16,7 @@ ledger's new head: the store keeps both in the run's ledger head.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
@@ -36,7 +37,6 @@ from spindle.core.model import (
     failed_call,
     state_hash,
     state_text_and_hash,
-    utcnow,
 )
 from spindle.core.store import Commit
 
@@ -204,15 +204,18 @@ class RunJournal:
         kind: StepKind,
         status: StepStatus,
         key: str,
-        *,
         attempt: int = 1,
         result: Any = None,
         error: str | None = None,
         started_at: Any = None,
+        *,
         name: str | None = None,
     ) -> StepRecord:
-        """Append a new record to ``pending``; it is numbered and chained when committed."""
-        now = utcnow()
+        """Append a new record to ``pending``; it is numbered and chained when committed.
+
+        ``attempt`` to ``started_at`` may be given by position: a step's completion
+        does, as keywords cost its call a little more (it runs on every step)."""
+        now = datetime.now(UTC)  # utcnow() without its call: once a step
         if self._scrubs:
             result = self.secrets.scrub(result)
             error = self.secrets.scrub(error)
@@ -228,7 +231,9 @@ class RunJournal:
             error,
             started_at or now,
             now,
-            name=name,
+            "",
+            "",
+            name,
         )
         pending.records.append(rec)
         return rec
@@ -341,7 +346,7 @@ class RunJournal:
             prev, seq = rec.record_hash, seq + 1
         if records:
             self.state.step_count = seq
-        self.state.updated_at = utcnow()
+        self.state.updated_at = datetime.now(UTC)  # (utcnow(), as above)
         # A commit that leaves the stored state alone (rehash false) digests the state as
         # last committed, not the one in memory (the driver may be changing it).
         creation = self.creation

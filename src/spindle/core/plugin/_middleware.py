@@ -97,6 +97,10 @@ class MiddlewareChains:
         self.runtime: CallNext = compose(self._by_stage["runtime"], _terminal_runtime)
         self.execute: CallNext = compose(self._by_stage["execute"], _terminal_execute)
         self.effect: CallNext = compose(self._by_stage["effect"], _terminal_effect)
+        #: No layer wraps the runtime (execute) stage: its chain only calls the plugin's
+        #: own ``_setup_runtime`` (``_execute``), which the engine may then call directly.
+        self.bare_runtime = not self._by_stage["runtime"]
+        self.bare_execute = not self._by_stage["execute"]
 
     def has(self, stage: str) -> bool:
         """Whether any layer wraps ``stage``."""
