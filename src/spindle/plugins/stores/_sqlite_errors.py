@@ -157,9 +157,11 @@ def transact(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) 
 
     The transaction takes the file's write lock up front (``BEGIN IMMEDIATE``)
     and ends in ``COMMIT``; any failure, in the BEGIN, in ``work`` or in the
-    COMMIT (its fsync), is rolled back and raised as it came. Callers differ only
-    in the lock they hold around it and in how they report the error, so this
-    one spelling serves every single-write transaction of the store.
+    COMMIT (its fsync), is rolled back and raised as it came. Its callers (a
+    commit without group commit, a lone group-commit write) differ only in the
+    lock they hold around it and in how they report the error. The writer's
+    batches open their own transaction (one BEGIN for a batch of one or many),
+    and the store's other writes use its ``_write`` context manager.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
