@@ -167,7 +167,11 @@ class Attempts:
         finally:
             if isinstance(ctx.steps, AttemptSteps):
                 ctx.steps.close()  # a thread still running it can record nothing more
-        return Finished(node_id, FinishedKind.OK, started, value=value, ctx=ctx, cached=plan)
+        # By position (every step ends here): value, error, effect, outcome, ctx, links,
+        # via, cached.
+        return Finished(
+            node_id, FinishedKind.OK, started, value, None, None, None, ctx, None, None, plan
+        )
 
     async def cache_plan(self, node: NodeSpec, inputs: dict[str, Any]) -> CachePlan | None:
         """The node's cache plan (None: not cached); on a hit its output files are written."""
@@ -236,30 +240,32 @@ class Attempts:
                 name: (run_dir / spec.path if spec.path else None)
                 for name, spec in node.outputs.items()
             }
+        # By position, in the field order (a keyword call matches 18 names a step).
         return TaskContext(
-            run_id=self.state.run_id,
-            node_id=node.id,
-            node=node,
-            inputs=inputs,
-            outputs=outputs,
-            run_dir=run_dir,
-            workflow_inputs=self._workflow_inputs,
-            secret_values=self._secret_texts,
-            attempt=self.journal.attempts.get(node.id, 1),
-            runtime=node.runtime,
-            executor=node.executor,
-            middleware=self.services.chains,
-            workflow=self.wf,
-            recorded=self.journal.calls,
-            node_check=functools.partial(check_added, self.ready, self.wf, node.id),
-            env_source=emitter.observers.task_env if emitter.active else None,
-            steps=AttemptSteps(
+            self.state.run_id,  # run_id
+            node.id,  # node_id
+            node,  # node
+            inputs,  # inputs
+            outputs,  # outputs
+            run_dir,  # run_dir
+            self._workflow_inputs,  # workflow_inputs
+            self.journal.attempts.get(node.id, 1),  # attempt
+            node.runtime,  # runtime
+            node.executor,  # executor
+            self.services.chains,  # middleware
+            self.wf,  # workflow
+            self.journal.calls,  # recorded
+            {},  # new_calls
+            self._secret_texts,  # secret_values
+            AttemptSteps(  # steps
                 self.journal,
                 self.results,
                 node.id,
-                max_steps=self._max_steps,
-                inline_sleep=self.services.limits.max_inline_sleep,
+                self._max_steps,
+                self.services.limits.max_inline_sleep,  # inline_sleep
             ),
+            functools.partial(check_added, self.ready, self.wf, node.id),  # node_check
+            emitter.observers.task_env if emitter.active else None,  # env_source
         )
 
     async def handle_effect(

@@ -317,7 +317,7 @@ class RunDriver:
 
     async def _handle(self, f: Finished) -> None:
         last = not self.inflight and not self._finish_hooks
-        ending = await self.outcomes.act(f, last=last)
+        ending = await self.outcomes.act(f, last)
         if ending is not None:
             await self._end(ending)
             return

@@ -303,9 +303,8 @@ class RunJournal:
             light = pending.light and self.state.status == self._persisted_status
             # A held run is written whole even when only its counters moved; its hash,
             # taken when it was made, still holds then.
-            await self._write(
-                pending, state_changed=not light or self.creation is not None, rehash=not light
-            )
+            # (state_changed, rehash) by position: every step commits here.
+            await self._write(pending, not light or self.creation is not None, not light)
             self._persisted_status = self.state.status
             self.released = self.released or pending.release
         finally:
@@ -331,7 +330,7 @@ class RunJournal:
             if self.creation is not None:
                 await self._write(Pending(), state_changed=True, rehash=True)
 
-    async def _write(self, pending: Pending, *, state_changed: bool, rehash: bool) -> None:
+    async def _write(self, pending: Pending, state_changed: bool, rehash: bool) -> None:
         """Number, chain and commit ``pending``; ``state_changed`` writes the whole state,
         ``rehash`` hashes it anew (else the hash of the state as last committed holds)."""
         records = pending.records
@@ -358,16 +357,19 @@ class RunJournal:
             # A held run's text, taken with its hash, holds as long as the hash does.
             text = creation.state_text if creation is not None else None
         if creation is None:
+            # By position, in the field order (every step commits here).
             commit = Commit(
                 self.state,
                 records,
                 pending.consume,
                 self.token,
-                state_changed=state_changed,
-                release_lease=pending.release,
-                state_digest=chain.state_digest(seq, prev, hashed),
-                ledger_key_id=chain.key_id,
-                state_text=text,  # None unless the state is written (rehash implies it)
+                False,  # create
+                state_changed,
+                None,  # lease
+                pending.release,  # release_lease
+                chain.state_digest(seq, prev, hashed),
+                chain.key_id,  # ledger_key_id
+                text,  # state_text: None unless the state is written (rehash implies it)
             )
         else:
             # The run's first write inserts it; a drive that also ends here leaves it

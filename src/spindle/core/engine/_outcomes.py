@@ -86,7 +86,7 @@ class Outcomes:
         self.results = results
         self.attempts = attempts
 
-    def act(self, f: Finished, *, last: bool) -> Awaitable[Ending | None]:
+    def act(self, f: Finished, last: bool) -> Awaitable[Ending | None]:
         """Record ``f``; ``last`` says nothing else runs or needs a commit before the finish.
 
         Returns the handler's coroutine for the caller to await (a frame less a step).

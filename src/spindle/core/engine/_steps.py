@@ -49,7 +49,6 @@ class AttemptSteps:
         journal: RunJournal,
         results: Results,
         node_id: str,
-        *,
         max_steps: int,
         inline_sleep: float,
     ) -> None:

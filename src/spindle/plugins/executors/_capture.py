@@ -273,7 +273,7 @@ class captured_output:  # lower case: used like contextlib.redirect_stdout
 
 
 def begin_task_output(
-    task: TaskContext, *, limit: int, echo: bool
+    task: TaskContext, limit: int, echo: bool
 ) -> tuple[_TaskOutput, contextvars.Token[_TaskOutput | None]]:
     """Start keeping what ``task``, run in this process, writes in its node's logs
     (what entering ``captured_output(log_spec(task, ...))`` does, without building

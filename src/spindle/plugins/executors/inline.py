@@ -69,7 +69,7 @@ class InlineExecutor(Executor[PythonCall | CodePayload], kind="inline"):
             )
         start = time.perf_counter()
         # What it prints goes to the node's logs (no context manager: every step).
-        output, token = begin_task_output(task, limit=self.log_limit, echo=self.echo)
+        output, token = begin_task_output(task, self.log_limit, self.echo)
         try:
             if isinstance(payload, CodePayload):
                 value = await asyncio.to_thread(_exec_code, payload)
@@ -81,4 +81,5 @@ class InlineExecutor(Executor[PythonCall | CodePayload], kind="inline"):
                     value = await value
         finally:
             end_task_output(output, token)
-        return Outcome(value=value, duration=time.perf_counter() - start)
+        # By position (value, stdout, stderr, exit_code, duration): this runs every step.
+        return Outcome(value, "", "", None, time.perf_counter() - start)

@@ -225,13 +225,9 @@ class PythonRuntime(Runtime[PythonCall], kind="python"):
         kwargs: dict[str, Any] = {}
         if plan.required or plan.optional or plan.var_keyword:
             self._bind(plan, task, kwargs)
+        # By position (function, kwargs, reference, name, is_async, sys_path): every step.
         return PythonCall(
-            function=plan.function,
-            kwargs=kwargs,
-            reference=plan.reference,
-            name=plan.name,
-            is_async=plan.is_async,
-            sys_path=plan.sys_path,
+            plan.function, kwargs, plan.reference, plan.name, plan.is_async, plan.sys_path
         )
 
     @staticmethod
