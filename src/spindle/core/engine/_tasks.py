@@ -62,13 +62,7 @@ class TaskRunner:
         assert runtime is not None
         if task.outputs or runtime.run_paths():  # most nodes have no path to check
             self.check_paths(task)
-        chains = task.middleware
-        # With no runtime (or execute) middleware, the plugin's own method is the chain:
-        # called here directly, two calls less a step than through the chain's terminal.
-        if chains.bare_runtime:
-            payload = await runtime._setup_runtime(task)
-        else:
-            payload = await runtime.setup_runtime(task)
+        payload = await runtime.setup_runtime(task)
         if node.executor is not None:
             executor = self.shared(node.executor)
         else:
@@ -86,10 +80,7 @@ class TaskRunner:
                 f"for this node",
                 node_id=node.id,
             )
-        if chains.bare_execute:
-            outcome: Outcome = await executor._execute(payload, task)
-        else:
-            outcome = await executor.execute(payload, task)
+        outcome: Outcome = await executor.execute(payload, task)
         return outcome.value
 
     def contained(self, node: NodeSpec) -> bool:

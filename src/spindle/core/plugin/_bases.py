@@ -66,9 +66,13 @@ class Runtime(Plugin, Generic[T], group="runtime"):
         """Prepare the payload through the runtime middleware chain (await the result).
 
         The chain's own awaitable is handed back rather than awaited in another
-        frame: this runs once per durable step.
+        frame: this runs once per durable step. With no runtime middleware the
+        chain is only its terminal, so ``_setup_runtime`` is called here directly.
         """
-        result: Awaitable[T] = task.middleware.runtime(self, task)
+        chains = task.middleware
+        if chains.bare_runtime:
+            return self._setup_runtime(task)
+        result: Awaitable[T] = chains.runtime(self, task)
         return result
 
     def implicit_inputs(self, offered: Sequence[str]) -> list[str]:
@@ -163,8 +167,12 @@ class Executor(Plugin, Generic[T], group="executor"):
     @final
     def execute(self, payload: T, task: TaskContext) -> Awaitable[Outcome]:
         """Run the payload through the execute middleware chain (await the result; the
-        chain's awaitable is handed back, as :meth:`Runtime.setup_runtime` does)."""
-        result: Awaitable[Outcome] = task.middleware.execute(self, payload, task)
+        chain's awaitable is handed back, and with no execute middleware ``_execute``
+        is called directly, as :meth:`Runtime.setup_runtime` does)."""
+        chains = task.middleware
+        if chains.bare_execute:
+            return self._execute(payload, task)
+        result: Awaitable[Outcome] = chains.execute(self, payload, task)
         return result
 
     async def aclose(self) -> None:

@@ -98,7 +98,7 @@ class MiddlewareChains:
         self.execute: CallNext = compose(self._by_stage["execute"], _terminal_execute)
         self.effect: CallNext = compose(self._by_stage["effect"], _terminal_effect)
         #: No layer wraps the runtime (execute) stage: its chain only calls the plugin's
-        #: own ``_setup_runtime`` (``_execute``), which the engine may then call directly.
+        #: own ``_setup_runtime`` (``_execute``), which the base class then calls directly.
         self.bare_runtime = not self._by_stage["runtime"]
         self.bare_execute = not self._by_stage["execute"]
 
